@@ -1,0 +1,28 @@
+"""ecgedge: ECG heartbeat anomaly detection from a workstation GPU to a bedside device.
+
+The training side (:class:`LSTMAutoencoderDetector`) needs torch and
+scikit-learn; it is imported lazily so that the bedside path
+(``ecgedge.runtime``, ``ecgedge.firmware_bridge``) runs without them.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["LSTMAutoencoderDetector", "load", "load_ecg5000", "load_wfdb_record", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "LSTMAutoencoderDetector":
+        from ecgedge.detector import LSTMAutoencoderDetector
+
+        return LSTMAutoencoderDetector
+    if name == "load":
+        from ecgedge.persistence import load
+
+        return load
+    if name in {"load_ecg5000", "load_wfdb_record"}:
+        from ecgedge import datasets
+
+        return getattr(datasets, name)
+    raise AttributeError(f"module 'ecgedge' has no attribute {name!r}")

@@ -1,0 +1,24 @@
+"""The ``ecgedge`` command group; each submodule adds the commands of one area."""
+
+from __future__ import annotations
+
+import click
+
+from ecgedge import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ecgedge")
+def main() -> None:
+    """ECG heartbeat anomaly detection, from workstation GPU to bedside device."""
+
+
+def _register() -> None:
+    from ecgedge.cli import modelling
+
+    for module in (modelling,):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()

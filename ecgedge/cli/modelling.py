@@ -1,0 +1,104 @@
+"""``ecgedge train`` and ``ecgedge evaluate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+
+def read_beats(dataset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Beats and labels (1 = normal) from ``ecg5000`` or a labelled file.
+
+    A file is ``.npz`` (arrays ``X`` and ``y``) or text (``.tsv``/``.csv``, UCR
+    layout: label in the first column, one beat per row); the split is then
+    ignored.
+    """
+    from ecgedge.datasets import load_ecg5000
+
+    if dataset == "ecg5000":
+        return load_ecg5000(split, return_X_y=True)
+    path = Path(dataset)
+    if not path.is_file():
+        raise click.BadParameter(f"{dataset!r} is neither 'ecg5000' nor an existing file", param_hint="--dataset")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            if "X" not in archive or "y" not in archive:
+                raise click.BadParameter(f"{path} must hold arrays 'X' and 'y'", param_hint="--dataset")
+            return archive["X"].astype(np.float32), archive["y"].astype(np.int64)
+    table = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=2)
+    return table[:, 1:].astype(np.float32), table[:, 0].astype(np.int64)
+
+
+_dataset_option = click.option(
+    "--dataset",
+    default="ecg5000",
+    show_default=True,
+    help="'ecg5000' (bundled) or a file: .npz with X, y or UCR-style .tsv/.csv (label first, 1 = normal).",
+)
+
+
+@click.command()
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Model file to write.")
+@_dataset_option
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--max-epochs", type=click.IntRange(min=1), default=None, help="Override the default epoch budget.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (CPU training is deterministic).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(out: Path, dataset: str, device: str, max_epochs: int | None, seed: int, quiet: bool) -> None:
+    """Fit a detector on the normal beats (label 1) of the training split."""
+    from ecgedge import LSTMAutoencoderDetector
+
+    X, y = read_beats(dataset, "train")
+    params = {"device": device, "random_state": seed, "verbose": 0 if quiet else 1}
+    if max_epochs is not None:
+        params["max_epochs"] = max_epochs
+    try:
+        detector = LSTMAutoencoderDetector(**params).fit(X[y == 1])
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    detector.save(out)
+    click.echo(
+        f"trained on {int((y == 1).sum())} normal beats of {X.shape[1]} samples in "
+        f"{detector.fit_time_:.1f} s on {detector.device_} "
+        f"(best epoch {detector.best_epoch_ + 1}); wrote {out}"
+    )
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@_dataset_option
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+def evaluate(model: Path, dataset: str, as_json: bool) -> None:
+    """Score the test split and report ROC AUC, confusion matrix, precision, recall and F1."""
+    from ecgedge.evaluation import detection_report
+    from ecgedge.persistence import ModelFileError, load
+
+    try:
+        detector = load(model)
+    except ModelFileError as err:
+        raise click.ClickException(str(err)) from err
+    X, y = read_beats(dataset, "test")
+    try:
+        report = detection_report(y != 1, detector.score_samples(X), detector.offset_)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    report = {"model": str(model), "dataset": dataset, **report}
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    (tn, fp), (fn, tp) = report["confusion_matrix"]
+    click.echo(f"{report['n_beats']} beats from {dataset}, threshold {report['threshold']:.4f}")
+    click.echo(f"ROC AUC            {report['roc_auc']:.4f}")
+    click.echo(f"balanced accuracy  {report['balanced_accuracy']:.4f}")
+    click.echo(f"normal recall      {report['normal_recall']:.4f}")
+    click.echo(f"anomaly recall     {report['anomaly_recall']:.4f}")
+    click.echo(f"precision          {report['precision']:.4f}")
+    click.echo(f"F1                 {report['f1']:.4f}")
+    click.echo("confusion matrix (rows true, columns predicted)")
+    click.echo(f"              normal  anomaly\n  normal  {tn:8d} {fp:8d}\n  anomaly {fn:8d} {tp:8d}")
+
+
+COMMANDS = (train, evaluate)

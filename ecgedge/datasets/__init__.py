@@ -1,0 +1,6 @@
+"""Bundled ECG data and loaders in the style of :mod:`sklearn.datasets`."""
+
+from ecgedge.datasets._ecg5000 import load_ecg5000
+from ecgedge.datasets._wfdb import WfdbRecord, default_record_path, load_wfdb_record
+
+__all__ = ["load_ecg5000", "load_wfdb_record", "WfdbRecord", "default_record_path"]

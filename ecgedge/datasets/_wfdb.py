@@ -1,0 +1,105 @@
+"""Reading PhysioNet WFDB records (MIT-BIH and friends) with :mod:`wfdb`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+# Annotation symbols that mark a beat (PhysioNet's list, as in wfdb.processing).
+BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
+
+
+@dataclass(frozen=True)
+class WfdbRecord:
+    """One lead of a WFDB record with its reference beats.
+
+    Attributes
+    ----------
+    signal : ndarray of shape (n_samples,)
+        The lead in physical units (mV), float64.
+    fs : float
+        Sample rate in Hz.
+    lead : str
+        Name of the lead.
+    beat_samples : ndarray of shape (n_beats,)
+        Sample index of every reference beat annotation (empty when the record
+        has no annotations).
+    beat_symbols : ndarray of shape (n_beats,)
+        The annotation symbol of each beat (``"N"``, ``"V"``, ...).
+    adc_gain : float
+        ADC units per mV.
+    baseline : int
+        ADC value of 0 mV.
+    """
+
+    signal: np.ndarray
+    fs: float
+    lead: str
+    beat_samples: np.ndarray
+    beat_symbols: np.ndarray
+    adc_gain: float
+    baseline: int
+
+    def to_adc(self) -> np.ndarray:
+        """Return the lead as integer ADC counts, as a board would send them."""
+        return np.round(self.signal * self.adc_gain + self.baseline).astype(np.int32)
+
+
+def default_record_path() -> Path:
+    """Path (without extension) of the bundled MIT-BIH record 100."""
+    return Path(str(resources.files("ecgedge.datasets") / "data" / "mitdb" / "100"))
+
+
+def load_wfdb_record(
+    path: str | Path | None = None, *, lead: str | int = 0, annotator: str | None = "atr"
+) -> WfdbRecord:
+    """Read one lead of a WFDB record and its beat annotations.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Record path without extension; defaults to the bundled MIT-BIH record 100
+        (Moody & Mark 2001, PhysioNet).
+    lead : str or int, default=0
+        Lead name (``"MLII"``) or index.
+    annotator : str or None, default="atr"
+        Annotation file extension; ``None`` or a missing file gives no beats.
+
+    Returns
+    -------
+    WfdbRecord
+    """
+    import wfdb
+
+    path = Path(path) if path is not None else default_record_path()
+    path = path.with_suffix("") if path.suffix in {".hea", ".dat", ".atr"} else path
+    if not path.with_suffix(".hea").exists():
+        raise FileNotFoundError(f"no WFDB header at {path.with_suffix('.hea')}")
+    record = wfdb.rdrecord(str(path))
+    if isinstance(lead, str):
+        if lead not in record.sig_name:
+            raise ValueError(f"lead {lead!r} not in record; it has {record.sig_name}")
+        channel = record.sig_name.index(lead)
+    else:
+        if not 0 <= lead < record.n_sig:
+            raise ValueError(f"lead index {lead} out of range 0..{record.n_sig - 1}")
+        channel = lead
+    samples = np.empty(0, dtype=np.int64)
+    symbols = np.empty(0, dtype="<U1")
+    if annotator and path.with_suffix(f".{annotator}").exists():
+        ann = wfdb.rdann(str(path), annotator)
+        is_beat = np.array([s in BEAT_SYMBOLS for s in ann.symbol], dtype=bool)
+        samples = np.asarray(ann.sample, dtype=np.int64)[is_beat]
+        symbols = np.asarray(ann.symbol)[is_beat]
+    return WfdbRecord(
+        signal=np.asarray(record.p_signal[:, channel], dtype=np.float64),
+        fs=float(record.fs),
+        lead=record.sig_name[channel],
+        beat_samples=samples,
+        beat_symbols=symbols,
+        adc_gain=float(record.adc_gain[channel]),
+        baseline=int(record.baseline[channel]),
+    )

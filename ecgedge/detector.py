@@ -1,0 +1,298 @@
+"""The scikit-learn estimator: an LSTM autoencoder novelty detector for heartbeats."""
+
+from __future__ import annotations
+
+import copy
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ecgedge.nn import BeatAutoencoder, BeatScorer, beat_stats
+from ecgedge.training import resolve_device, train_autoencoder
+
+_SCORE_BATCH = 2048
+
+
+class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
+    """Heartbeat anomaly detector: an RNN autoencoder trained on normal beats.
+
+    The autoencoder learns to reconstruct normal beats; a beat it reconstructs
+    badly is abnormal. ``score_samples`` is minus the per-beat reconstruction
+    error (higher is more normal), as for scikit-learn's outlier detectors.
+
+    Parameters
+    ----------
+    cell : {"lstm", "gru"}, default="lstm"
+        Recurrent cell.
+    n_layers : int, default=1
+        Stacked recurrent layers in encoder and decoder.
+    hidden_size : int, default=64
+        Units per recurrent layer.
+    latent_size : int, default=16
+        Size of the bottleneck code.
+    bidirectional : bool, default=True
+        Read beats in both directions in the encoder.
+    standardize : bool, default=True
+        Z-normalise each beat before scoring, so the score ignores offset and
+        gain of the front end.
+    loss : {"mse", "l1"}, default="mse"
+        Reconstruction loss for training and for the score.
+    learning_rate : float, default=1e-3
+        Adam's initial learning rate.
+    batch_size : int, default=32
+        Beats per gradient step.
+    max_epochs : int, default=300
+        Upper bound on training epochs.
+    validation_fraction : float, default=0.1
+        Share of the beats held out for early stopping (0 monitors the
+        training loss).
+    patience : int, default=30
+        Epochs without improvement before training stops.
+    contamination : "auto" or float in (0, 0.5], default="auto"
+        Expected share of anomalies in the training beats; sets ``offset_``
+        to that quantile of the training scores. ``"auto"`` places the
+        threshold far in the tail of the normal beats' scores: the median
+        score minus 5 robust standard deviations (1.4826 MAD).
+    device : str, default="auto"
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        Fitted weights always end on the CPU, so models move freely.
+    random_state : int, RandomState or None, default=None
+        Seeds weight initialisation, the validation split and shuffling;
+        CPU training is deterministic for a fixed seed.
+    verbose : int, default=0
+        Show a progress bar while training when > 0.
+
+    Attributes
+    ----------
+    module_ : BeatAutoencoder
+        The trained torch module (on the CPU).
+    offset_ : float
+        Threshold: ``decision_function = score_samples - offset_``.
+    n_features_in_ : int
+        Samples per beat seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` had them.
+    loss_curve_ : list of float
+        Training loss per epoch.
+    validation_loss_curve_ : list of float
+        Validation loss per epoch (empty without a validation split).
+    best_epoch_ : int
+        Epoch whose weights were kept.
+    fit_time_ : float
+        Seconds spent training.
+    device_ : str
+        Device the model was trained on.
+
+    Examples
+    --------
+    >>> from ecgedge import LSTMAutoencoderDetector
+    >>> from ecgedge.datasets import load_ecg5000
+    >>> X, y = load_ecg5000("train", return_X_y=True)
+    >>> detector = LSTMAutoencoderDetector(max_epochs=2, random_state=0)
+    >>> detector.fit(X[y == 1]).predict(X[:3]).shape
+    (3,)
+    """
+
+    _parameter_constraints: dict = {
+        "cell": [StrOptions({"lstm", "gru"})],
+        "n_layers": [Interval(Integral, 1, None, closed="left")],
+        "hidden_size": [Interval(Integral, 1, None, closed="left")],
+        "latent_size": [Interval(Integral, 1, None, closed="left")],
+        "bidirectional": ["boolean"],
+        "standardize": ["boolean"],
+        "loss": [StrOptions({"mse", "l1"})],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        cell: str = "lstm",
+        n_layers: int = 1,
+        hidden_size: int = 64,
+        latent_size: int = 16,
+        bidirectional: bool = True,
+        standardize: bool = True,
+        loss: str = "mse",
+        learning_rate: float = 1e-3,
+        batch_size: int = 32,
+        max_epochs: int = 300,
+        validation_fraction: float = 0.1,
+        patience: int = 30,
+        contamination: str | float = "auto",
+        device: str = "auto",
+        random_state=None,
+        verbose: int = 0,
+    ) -> None:
+        self.cell = cell
+        self.n_layers = n_layers
+        self.hidden_size = hidden_size
+        self.latent_size = latent_size
+        self.bidirectional = bidirectional
+        self.standardize = standardize
+        self.loss = loss
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.contamination = contamination
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train on beats assumed normal.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_beats, n_timesteps)
+            One beat per row, at least two beats.
+        y : Ignored
+            Present for API consistency.
+
+        Returns
+        -------
+        self : LSTMAutoencoderDetector
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        device = resolve_device(self.device)
+        rng = check_random_state(self.random_state)
+        X = X.astype(np.float32)
+        order = rng.permutation(len(X))
+        n_val = int(round(self.validation_fraction * len(X)))
+        n_val = n_val if len(X) - n_val >= 1 else 0
+        X_val, X_train = X[order[:n_val]], X[order[n_val:]]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(rng.randint(np.iinfo(np.int32).max))
+            module = BeatAutoencoder(
+                self.cell,
+                self.hidden_size,
+                self.latent_size,
+                self.n_layers,
+                self.bidirectional,
+                self.standardize,
+            )
+        history = train_autoencoder(
+            module,
+            X_train,
+            X_val if n_val else None,
+            loss=self.loss,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            device=device,
+            rng=rng,
+            verbose=self.verbose,
+        )
+        self.module_ = module.cpu()
+        self.loss_curve_ = history.train_loss
+        self.validation_loss_curve_ = history.val_loss
+        self.best_epoch_ = history.best_epoch
+        self.fit_time_ = history.fit_seconds
+        self.device_ = history.device
+        self.offset_ = 0.0
+        scores = self.score_samples(X)
+        if self.contamination == "auto":
+            median = np.median(scores)
+            mad = np.median(np.abs(scores - median))
+            self.offset_ = float(median - 5.0 * 1.4826 * mad)
+        else:
+            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+        return self
+
+    def _run(self, X, method: str) -> np.ndarray:
+        """Validate beats and run ``method`` of a float64 CPU scorer in batches."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        scorer = BeatScorer(copy.deepcopy(self.module_).double(), self.loss, self.offset_)
+        beats = torch.as_tensor(X, dtype=torch.float64)
+        fn = getattr(self, f"_{method}")
+        with torch.inference_mode():
+            return np.concatenate([fn(scorer, b) for b in beats.split(_SCORE_BATCH)])
+
+    @staticmethod
+    def _score(scorer: BeatScorer, beats: torch.Tensor) -> np.ndarray:
+        return scorer(beats)[0].numpy()
+
+    @staticmethod
+    def _reconstruct(scorer: BeatScorer, beats: torch.Tensor) -> np.ndarray:
+        recon = scorer.autoencoder(beats)
+        if scorer.autoencoder.standardize:
+            mean, scale = beat_stats(beats)
+            recon = recon * scale + mean
+        return recon.numpy()
+
+    def score_samples(self, X) -> np.ndarray:
+        """Normality of each beat: minus its reconstruction error.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_beats, n_timesteps)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_beats,)
+            Higher is more normal.
+        """
+        return self._run(X, "score")
+
+    def decision_function(self, X) -> np.ndarray:
+        """``score_samples(X) - offset_``: negative for anomalies.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_beats, n_timesteps)
+
+        Returns
+        -------
+        ndarray of shape (n_beats,)
+        """
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X) -> np.ndarray:
+        """Label beats +1 (normal) or -1 (anomaly).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_beats, n_timesteps)
+
+        Returns
+        -------
+        ndarray of shape (n_beats,), int
+        """
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def reconstruct(self, X) -> np.ndarray:
+        """Reconstructed beats, in the units of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_beats, n_timesteps)
+
+        Returns
+        -------
+        ndarray of shape (n_beats, n_timesteps)
+        """
+        return self._run(X, "reconstruct")
+
+    def save(self, path) -> None:
+        """Write the fitted detector to one pickle-free file (see :func:`ecgedge.load`)."""
+        from ecgedge.persistence import save_detector
+
+        save_detector(self, path)
