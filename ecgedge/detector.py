@@ -221,7 +221,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         scorer = BeatScorer(copy.deepcopy(self.module_).double(), self.loss, self.offset_)
-        beats = torch.as_tensor(X, dtype=torch.float64)
+        beats = torch.tensor(X, dtype=torch.float64)
         fn = getattr(self, f"_{method}")
         with torch.inference_mode():
             return np.concatenate([fn(scorer, b) for b in beats.split(_SCORE_BATCH)])
