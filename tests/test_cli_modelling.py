@@ -1,0 +1,70 @@
+"""``ecgedge train`` and ``ecgedge evaluate`` through click's runner."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ecgedge.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "model.npz"
+    result = CliRunner().invoke(main, ["train", "--out", str(out), "--max-epochs", "2", "--device", "cpu", "--quiet"])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_train_writes_a_model(trained):
+    out, output = trained
+    assert out.is_file() and "292 normal beats" in output
+
+
+def test_evaluate_json_is_one_consistent_object(trained):
+    result = CliRunner().invoke(main, ["evaluate", str(trained[0]), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    (tn, fp), (fn, tp) = report["confusion_matrix"]
+    assert tn + fp + fn + tp == report["n_beats"] == 4500
+    assert tn + fp == 2627
+    assert 0.5 < report["roc_auc"] <= 1.0
+    assert report["anomaly_recall"] == pytest.approx(tp / (tp + fn))
+
+
+def test_evaluate_on_a_user_file(trained, tmp_path, ecg5000):
+    idx = np.concatenate([np.flatnonzero(ecg5000[3] == 1)[:20], np.flatnonzero(ecg5000[3] != 1)[:20]])
+    X, y = ecg5000[2][idx], ecg5000[3][idx]
+    path = tmp_path / "beats.npz"
+    np.savez(path, X=X, y=y)
+    result = CliRunner().invoke(main, ["evaluate", str(trained[0]), "--dataset", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "ROC AUC" in result.output and "40 beats" in result.output
+
+
+def test_evaluate_refuses_a_damaged_model(trained, tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(trained[0].read_bytes()[:100])
+    result = CliRunner().invoke(main, ["evaluate", str(bad)])
+    assert result.exit_code != 0 and "truncated or corrupt" in result.output
+
+
+def test_evaluate_needs_both_classes(trained, tmp_path, ecg5000):
+    path = tmp_path / "normals.npz"
+    np.savez(path, X=ecg5000[2][ecg5000[3] == 1][:10], y=np.ones(10, dtype=int))
+    result = CliRunner().invoke(main, ["evaluate", str(trained[0]), "--dataset", str(path)])
+    assert result.exit_code != 0 and "both normal and abnormal" in result.output
+
+
+def test_train_rejects_a_missing_dataset(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--out", str(tmp_path / "m.npz"), "--dataset", "nope.tsv"])
+    assert result.exit_code != 0 and "neither 'ecg5000' nor an existing file" in result.output
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"]])
+def test_help(command):
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
