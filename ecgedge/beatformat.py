@@ -24,12 +24,29 @@ class BeatFormat:
         Window end after the R peak, as a fraction of the RR interval.
     source_fs : float
         Sample rate (Hz) of the recordings the training beats were cut from.
+    r_polarity : {-1, 1}
+        Sign of the R wave in the training beats. ECG5000's lead shows the
+        QRS as a sharp negative spike (argmin of the mean normal beat is
+        sample 3 of 140), so -1; a stream whose R waves point up (MIT-BIH
+        MLII, most limb leads) is negated before scoring. Per-beat
+        z-normalisation in the model removes offset and scale, not sign.
+
+    Notes
+    -----
+    ``before_r=0.02`` puts the R peak at sample 0.02 * 139 = 2.8, i.e. 3 of
+    140, where ECG5000 has it; ``after_r=0.97`` makes the window about one
+    RR interval, as in ECG5000.
     """
 
     length: int
-    before_r: float = 0.03
+    before_r: float = 0.02
     after_r: float = 0.97
     source_fs: float = 250.0
+    r_polarity: int = -1
+
+    def __post_init__(self) -> None:
+        if self.r_polarity not in (-1, 1):
+            raise ValueError(f"r_polarity must be -1 or 1, got {self.r_polarity!r}")
 
     def to_dict(self) -> dict:
         """Plain-JSON form, as stored in ``bundle.json`` under ``"beat"``."""
@@ -38,4 +55,4 @@ class BeatFormat:
     @classmethod
     def from_dict(cls, data: dict) -> "BeatFormat":
         """Inverse of :meth:`to_dict`."""
-        return cls(**{k: data[k] for k in ("length", "before_r", "after_r", "source_fs") if k in data})
+        return cls(**{k: data[k] for k in ("length", "before_r", "after_r", "source_fs", "r_polarity") if k in data})
