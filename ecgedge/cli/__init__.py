@@ -14,9 +14,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from ecgedge.cli import modelling
+    from ecgedge.cli import deploy, modelling
 
-    for module in (modelling,):
+    for module in (modelling, deploy):
         for command in module.COMMANDS:
             main.add_command(command)
 

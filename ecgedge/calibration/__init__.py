@@ -1,0 +1,24 @@
+"""Decision thresholds: from normal beats, from labels, and per patient on the device.
+
+numpy only: nothing here imports torch or scikit-learn.
+"""
+
+from ecgedge.calibration.patient import PatientCalibrator
+from ecgedge.calibration.thresholds import (
+    best_f1_threshold,
+    contamination_threshold,
+    false_alarm_threshold,
+    mean_std_threshold,
+    robust_threshold,
+    youden_threshold,
+)
+
+__all__ = [
+    "PatientCalibrator",
+    "best_f1_threshold",
+    "contamination_threshold",
+    "false_alarm_threshold",
+    "mean_std_threshold",
+    "robust_threshold",
+    "youden_threshold",
+]

@@ -1,0 +1,110 @@
+"""``ecgedge export`` and ``ecgedge calibrate``: deployment bundles and their thresholds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Bundle directory to write.")
+@click.option("--onnx", "fp32", is_flag=True, help="FP32 ONNX graph (always written).")
+@click.option("--int8", is_flag=True, help="INT8 graph (ONNX Runtime dynamic quantisation).")
+@click.option("--fp16", is_flag=True, help="FP16 graph and build_engine.sh (trtexec on the device).")
+@click.option("--trt", is_flag=True, help="Also build a TensorRT engine here (needs tensorrt; implies --fp16).")
+@click.option("--opt-batch", type=click.IntRange(min=1), default=256, show_default=True,
+              help="TensorRT profile: batch size to tune for.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="TensorRT profile: largest batch.")
+def export(model: Path, out: Path, fp32: bool, int8: bool, fp16: bool, trt: bool, opt_batch: int,
+           max_batch: int) -> None:
+    """Export the detector in MODEL to a deployment bundle in --out.
+
+    With no precision flag, writes FP32, INT8 and FP16 graphs; with flags,
+    FP32 plus those asked for.
+    """
+    from ecgedge.export import TensorRTUnavailable, export_bundle
+    from ecgedge.persistence import ModelFileError
+    from ecgedge.runtime import read_bundle
+
+    if not (fp32 or int8 or fp16 or trt):
+        int8 = fp16 = True
+    try:
+        export_bundle(model, out, int8=int8, fp16=fp16, trt=trt, opt_batch=opt_batch, max_batch=max_batch)
+    except (ModelFileError, ValueError, TensorRTUnavailable) as err:
+        raise click.ClickException(str(err)) from err
+    bundle = read_bundle(out)
+    click.echo(f"wrote bundle {out} (threshold {bundle.threshold:.6g}, beats of {bundle.beat_format.length} samples):")
+    for name in sorted(bundle.manifest["files"]):
+        click.echo(f"  {name:18s} {(out / name).stat().st_size:9d} bytes  sha256 {bundle.manifest['files'][name][:16]}")
+
+
+def _read_calibration_beats(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Beats and labels (1 = normal, None when unlabelled) for ``calibrate``."""
+    from ecgedge.cli.modelling import read_beats
+
+    if path.endswith(".npy"):
+        if not Path(path).is_file():
+            raise click.BadParameter(f"{path} does not exist", param_hint="--normal")
+        return np.load(path, allow_pickle=False), None
+    return read_beats(path, "train")
+
+
+_RULES = ("target_far", "contamination", "k_std", "robust_k", "fixed", "best")
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--normal", "beats_file", required=True,
+              help="Beats to calibrate on: 'ecg5000' (training split), .npy (all normal), or a labelled "
+                   ".npz (X, y) / UCR .tsv/.csv (label 1 = normal; other labels are used by --best only).")
+@click.option("--target-far", type=float, help="Flag at most this share of the normal beats (e.g. 0.01).")
+@click.option("--contamination", type=float, help="Flag this share of the normal beats (percentile rule).")
+@click.option("--k-std", type=float, help="mean - K * std of the normal scores.")
+@click.option("--robust-k", type=float, help="median - K * 1.4826 * MAD of the normal scores.")
+@click.option("--fixed", type=float, help="Use this score threshold as is (an error threshold E is score -E).")
+@click.option("--best", type=click.Choice(["f1", "youden"]), help="Best F1 or Youden's J on a labelled file.")
+def calibrate(bundle: Path, beats_file: str, **rules) -> None:
+    """Set the threshold of BUNDLE from beats, by exactly one rule; rewrites bundle.json and the graphs."""
+    from ecgedge import calibration
+    from ecgedge.export import set_bundle_threshold
+    from ecgedge.runtime import BundleError, load_scorer
+
+    chosen = {name: value for name, value in rules.items() if value is not None}
+    if len(chosen) != 1:
+        options = ", ".join("--" + name.replace("_", "-") for name in _RULES)
+        raise click.UsageError(f"give exactly one of {options}")
+    (rule, value), = chosen.items()
+    X, y = _read_calibration_beats(beats_file)
+    if rule == "best" and y is None:
+        raise click.BadParameter("--best needs labelled beats (.npz, .tsv or .csv)", param_hint="--normal")
+    try:
+        scorer = load_scorer(bundle, "onnxruntime", "fp32")
+        normal = X if y is None else X[y == 1]
+        if rule == "fixed":
+            threshold = value
+        elif rule == "best":
+            pick = calibration.best_f1_threshold if value == "f1" else calibration.youden_threshold
+            threshold = pick(scorer.score(X), y != 1)
+        else:
+            pick = {
+                "target_far": calibration.false_alarm_threshold,
+                "contamination": calibration.contamination_threshold,
+                "k_std": calibration.mean_std_threshold,
+                "robust_k": calibration.robust_threshold,
+            }[rule]
+            threshold = pick(scorer.score(normal), value)
+        old = scorer.threshold
+        updated = set_bundle_threshold(bundle, threshold, {"method": rule, "value": value, "beats": beats_file})
+    except (BundleError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+    far = float(np.mean(scorer.score(normal) < updated.threshold)) if len(normal) else float("nan")
+    click.echo(f"threshold {old:.6g} -> {updated.threshold:.6g} ({rule}={value}); "
+               f"flags {far:.2%} of the {len(normal)} normal beats")
+
+
+COMMANDS = (export, calibrate)

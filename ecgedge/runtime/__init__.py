@@ -1,0 +1,88 @@
+"""The bedside scoring path: load a bundle, score beats, flag anomalies.
+
+Imports neither torch nor scikit-learn (only the ``"torch"`` backend does,
+and only when chosen).
+
+Examples
+--------
+>>> from ecgedge.runtime import load_scorer
+>>> scorer = load_scorer("bundle/", precision="int8", threads=1)  # doctest: +SKIP
+>>> scorer.predict(beats)  # +1 normal, -1 anomaly  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ecgedge.runtime.bundle import PRECISIONS, Bundle, BundleError, add_artifact, read_bundle
+from ecgedge.runtime.scorer import Scorer, check_beats
+
+__all__ = ["Bundle", "BundleError", "Scorer", "add_artifact", "check_beats", "load_scorer", "read_bundle"]
+
+BACKENDS = ("onnxruntime", "tensorrt", "torch")
+
+
+def load_scorer(
+    bundle_dir: str | Path,
+    backend: str = "onnxruntime",
+    precision: str | None = None,
+    threads: int | None = None,
+    providers: Sequence[str] | None = None,
+) -> Scorer:
+    """Load a verified bundle and return a scorer for one backend and precision.
+
+    Parameters
+    ----------
+    bundle_dir : str or Path
+        The bundle directory written by ``ecgedge export``.
+    backend : {"onnxruntime", "tensorrt", "torch"}, default="onnxruntime"
+        ``"tensorrt"`` runs the bundle's engine (its precision is the one it
+        was built with); ``"torch"`` runs the detector eagerly in FP32 and
+        imports torch.
+    precision : {"fp32", "int8", "fp16"} or None, default=None
+        Which ONNX graph the ``"onnxruntime"`` backend runs (``None``:
+        FP32). The torch backend runs FP32 only; the TensorRT backend runs
+        its engine's precision (``None`` accepts it, anything else must
+        match it).
+    threads : int or None, default=None
+        Intra-op CPU threads (onnxruntime) or ``torch.set_num_threads``.
+    providers : sequence of str or None, default=None
+        ONNX Runtime execution providers (default: CPU).
+
+    Returns
+    -------
+    Scorer
+
+    Raises
+    ------
+    BundleError
+        When the bundle is missing, malformed, or any of its files fails its
+        SHA-256 check (all files are checked, not only the one loaded).
+    ValueError
+        For an unknown backend or precision, or a combination the backend
+        does not run.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    bundle = read_bundle(bundle_dir)
+    if backend == "onnxruntime":
+        from ecgedge.runtime.onnxruntime_backend import OnnxRuntimeScorer
+
+        return OnnxRuntimeScorer(bundle, precision or "fp32", threads, providers)
+    if backend == "tensorrt":
+        from ecgedge.runtime.tensorrt_backend import TensorRTScorer
+
+        built = bundle.manifest.get("engine", {}).get("precision")
+        if precision is not None and built is not None and precision != built:
+            raise ValueError(f"the bundle's TensorRT engine runs {built}, not {precision!r}")
+        return TensorRTScorer(bundle)
+    if precision not in (None, "fp32"):
+        raise ValueError(f"the torch backend runs the FP32 detector only, got precision={precision!r}")
+    from ecgedge.runtime.torch_backend import TorchScorer
+
+    return TorchScorer(bundle, threads)

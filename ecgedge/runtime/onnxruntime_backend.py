@@ -1,0 +1,70 @@
+"""ONNX Runtime backend: runs the bundle's FP32, INT8 or FP16 ONNX graph."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ecgedge.runtime.bundle import Bundle
+from ecgedge.runtime.scorer import Scorer
+
+
+def session_options(threads: int | None, precision: str):
+    """ONNX Runtime session options for one scorer.
+
+    ``threads`` pins the intra-op thread pool (``None`` lets ONNX Runtime
+    choose); operators run one after another (inter-op 1), which is what a
+    small recurrent graph wants. The FP16 graph is optimised at the
+    "extended" level: onnxruntime 1.32's "all" level (layout transforms)
+    crashes on that graph on the CPU.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    if precision == "fp16":
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    return options
+
+
+class OnnxRuntimeScorer(Scorer):
+    """Scores beats with an ONNX Runtime session over one of the bundle's ONNX graphs.
+
+    Parameters
+    ----------
+    bundle : Bundle
+        The verified bundle.
+    precision : {"fp32", "int8", "fp16"}
+        Which graph to run.
+    threads : int or None
+        Intra-op threads (``None``: ONNX Runtime's default).
+    providers : sequence of str or None
+        Execution providers; default the CPU provider.
+    """
+
+    backend = "onnxruntime"
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        precision: str = "fp32",
+        threads: int | None = None,
+        providers: Sequence[str] | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        super().__init__(bundle, precision)
+        self.session = ort.InferenceSession(
+            str(bundle.file(precision)),
+            session_options(threads, precision),
+            providers=list(providers or ["CPUExecutionProvider"]),
+        )
+        self._input = bundle.manifest["io"]["input"]
+        self._output = bundle.manifest["io"]["score"]
+
+    def _score(self, beats: np.ndarray) -> np.ndarray:
+        return self.session.run([self._output], {self._input: beats})[0]
