@@ -16,22 +16,29 @@ DEFAULT_OPT_BATCH = 256
 DEFAULT_MAX_BATCH = 4096
 
 SCORE_DEFINITION = (
-    "score = -mean over the beat's samples of {error}(z(beat) - reconstruction(z(beat))), where z(beat) = "
-    "(beat - mean(beat)) / (std(beat) + 1e-6) over the beat's own samples{standardize_note}; "
-    "higher is more normal (scikit-learn's score_samples). A beat is an anomaly when score < threshold."
+    "score = the detector's score_samples, computed inside the ONNX graph by ecgedge.nn.BeatScorer: each beat "
+    "is z-normalised over its own samples (when 'standardize'), reconstructed by the autoencoder, and scored "
+    "by minus its reconstruction error ('loss'){reference}. Higher is more normal; a beat is an anomaly "
+    "when score < threshold."
 )
 
 
 def _score_section(detector) -> dict:
-    error = {"mse": "squared error", "l1": "absolute error"}[detector.loss]
-    note = "" if detector.standardize else " (standardisation disabled for this model: z is the identity)"
-    return {
-        "definition": SCORE_DEFINITION.format(error=error, standardize_note=note),
+    reference = getattr(detector.module_, "reference", None)
+    section = {
         "loss": detector.loss,
         "standardize": bool(detector.standardize),
         "higher_is_normal": True,
         "anomaly_rule": "score < threshold",
     }
+    if reference is not None:
+        section["reference"] = {name: getattr(reference, name) for name in
+                                ("n_neighbors", "top_fraction", "distance_weight")}
+        section["reference"]["n_memory"] = int(reference.memory.shape[0])
+    note = ", combined with the distance to the nearest normal training beats ('reference')"
+    note = "" if reference is None else note
+    section["definition"] = SCORE_DEFINITION.format(reference=note)
+    return section
 
 
 def _versions() -> dict:

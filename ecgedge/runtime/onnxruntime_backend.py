@@ -24,6 +24,7 @@ def session_options(threads: int | None, precision: str):
     options = ort.SessionOptions()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3  # errors only: FP16 constant-folding notices are not actionable
     if threads is not None:
         options.intra_op_num_threads = threads
     if precision == "fp16":
