@@ -107,6 +107,5 @@ def test_source_reconnects_to_a_socket_board_within_two_seconds():
 
 
 def test_bad_port_url_is_named():
-    source = SerialSource("nosuchscheme://board", lambda: FrameDecoder(Collector(), LinkStats()))
     with pytest.raises(ValueError, match="nosuchscheme://board"):
-        source.open()
+        SerialSource("nosuchscheme://board", lambda: FrameDecoder(Collector(), LinkStats()))

@@ -31,6 +31,11 @@ class SerialSource:
     min_backoff, max_backoff : float, default=0.05, 0.5
         Reconnection delays in seconds.
 
+    Raises
+    ------
+    ValueError
+        When pyserial does not know the URL's scheme.
+
     Attributes
     ----------
     reconnects : list of float
@@ -50,6 +55,10 @@ class SerialSource:
     ) -> None:
         if not 0 < min_backoff <= max_backoff:
             raise ValueError(f"need 0 < min_backoff <= max_backoff, got {min_backoff}, {max_backoff}")
+        try:
+            serial.serial_for_url(url, do_not_open=True)
+        except ValueError as exc:
+            raise ValueError(f"cannot use port URL {url!r}: {exc}") from None
         self.url = url
         self.protocol_factory = protocol_factory
         self.baudrate = baudrate
@@ -62,11 +71,8 @@ class SerialSource:
         self._thread = threading.Thread(target=self._run, name=f"source {url}", daemon=True)
 
     def open(self) -> serial.SerialBase:
-        """Open the port once; a bad URL raises :class:`ValueError` naming it."""
-        try:
-            return serial.serial_for_url(self.url, baudrate=self.baudrate)
-        except ValueError as exc:
-            raise ValueError(f"cannot use port URL {self.url!r}: {exc}") from None
+        """Open the port once."""
+        return serial.serial_for_url(self.url, baudrate=self.baudrate)
 
     def start(self) -> "SerialSource":
         """Start connecting in the background; returns ``self``."""

@@ -1,0 +1,130 @@
+"""``ecgedge simulate`` (a virtual ECG board) and ``ecgedge bridge`` (board -> flagged beats)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+
+import click
+
+
+@click.command()
+@click.option("--record", type=click.Path(dir_okay=False), default=None, help="WFDB record (path without extension). Default: the bundled MIT-BIH record 100.")
+@click.option("--lead", default="MLII", show_default=True, help="Lead to stream.")
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Times real time.")
+@click.option("--format", "fmt", type=click.Choice(["binary", "ascii"]), default="binary", show_default=True)
+@click.option("--pty", "use_pty", is_flag=True, help="Serve on a new pseudo-terminal (its path is printed).")
+@click.option("--port", default=None, help="Serve on a pyserial URL instead; socket://HOST:PORT listens for the bridge.")
+@click.option("--link", type=click.Path(), default=None, help="With --pty: keep this symlink pointing at the pty (survives --disconnect-every).")
+@click.option("--corrupt-rate", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="Per-byte probability of a bit error.")
+@click.option("--drop-rate", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="Per-frame probability of a lost frame.")
+@click.option("--disconnect-every", type=click.FloatRange(min=0, min_open=True), default=None, help="Unplug every S wall-clock seconds ...")
+@click.option("--downtime", type=click.FloatRange(min=0), default=0.5, show_default=True, help="... for this many seconds.")
+@click.option("--start", "start_s", type=click.FloatRange(min=0), default=0.0, help="Seconds into the record to start at.")
+@click.option("--duration", "duration_s", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds of the record to play (default: all).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault injection.")
+def simulate(record, lead, speed, fmt, use_pty, port, link, corrupt_rate, drop_rate, disconnect_every, downtime, start_s, duration_s, seed) -> None:
+    """Stream an ECG record like a board would, over a pty or a socket, with faults on request."""
+    from ecgedge.firmware_bridge.simulator import VirtualBoard, open_endpoint, run_boards
+
+    if use_pty == (port is not None):
+        raise click.UsageError("give exactly one of --pty and --port URL")
+    if link is not None and not use_pty:
+        raise click.UsageError("--link goes with --pty")
+    try:
+        board = VirtualBoard.from_record(
+            record, lead=lead, start_s=start_s, duration_s=duration_s, fmt=fmt, corrupt_rate=corrupt_rate, drop_rate=drop_rate, seed=seed
+        )
+        endpoint = open_endpoint(port, link=link)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    where = getattr(endpoint, "path", None) or getattr(endpoint, "url", port)
+    click.echo(f"port: {where}")
+    click.echo(f"streaming {board.adc.size / board.fs:.0f} s of lead {lead} at {board.fs:g} Hz, {speed:g}x real time ({fmt})", err=True)
+    sys.stdout.flush()
+    stop = _stop_on_signals()
+    try:
+        run_boards([(board, endpoint)], speed=speed, disconnect_every=disconnect_every, downtime=downtime, stop=stop)
+    except TimeoutError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        endpoint.close()
+    click.echo("simulate: " + json.dumps(board.stats.as_dict()))
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM / SIGINT, so the command ends cleanly and says what it did."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _print_beats(all_beats: bool, fs_of):
+    """Print flagged (or all) beats of each committed micro-batch, flushed at once."""
+
+    def show(scored) -> None:
+        for s in scored:
+            if s.anomaly or all_beats:
+                b = s.beat
+                tag = "FLAG" if s.anomaly else "beat"
+                click.echo(f"{tag} {b.stream} sample={b.sample} t={b.sample / fs_of(b.stream):.2f}s score={s.score:.4f} threshold={s.threshold:.4f}{' gap' if b.gap else ''}")
+        sys.stdout.flush()
+
+    return show
+
+
+@click.command()
+@click.option("--port", "ports", multiple=True, required=True, help="Board URL: /dev/ttyUSB0, a pty path, socket://HOST:PORT. Repeat for several boards.")
+@click.option("--bundle", "bundle_dir", type=click.Path(exists=True, file_okay=False), required=True, help="Deployment bundle directory (ecgedge export).")
+@click.option("--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32", show_default=True)
+@click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt", "torch"]), default="onnxruntime", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["binary", "ascii"]), default="binary", show_default=True)
+@click.option("--fs", type=click.FloatRange(min=0, min_open=True), default=None, help="ASCII: sample rate in Hz (binary boards send it).")
+@click.option("--gain", type=float, default=200.0, show_default=True, help="ASCII: ADC counts per mV.")
+@click.option("--baseline", type=int, default=512, show_default=True, help="ASCII: ADC count of 0 mV.")
+@click.option("--lead", default=None, help="Lead of a multi-lead board (default: the first).")
+@click.option("--polarity", type=click.Choice(["positive", "negative", "auto"]), default="positive", show_default=True, help="R-wave direction in the board's lead (MLII: positive).")
+@click.option("--calibrate", type=click.IntRange(min=2), default=None, help="Per-patient threshold from each stream's first N beats.")
+@click.option("--db", type=click.Path(dir_okay=False), default=None, help="SQLite database (WAL) of every beat and each anomaly's waveform.")
+@click.option("--durable", is_flag=True, help="With --db: fsync every commit (survives power loss, not only a crash).")
+@click.option("--jsonl", type=click.Path(dir_okay=False, allow_dash=True), default=None, help="JSON lines file of every beat ('-': stdout).")
+@click.option("--all-beats", is_flag=True, help="Print every beat, not only the flagged ones.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after S seconds (default: until interrupted).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Scorer threads.")
+def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead, polarity, calibrate, db, durable, jsonl, all_beats, duration, threads) -> None:
+    """Read ECG boards, flag abnormal beats live, log them, and summarise at the end."""
+    from ecgedge.firmware_bridge.hub import Hub
+    from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
+    from ecgedge.runtime import BundleError, load_scorer
+
+    try:
+        scorer = load_scorer(bundle_dir, backend=backend, precision=precision, threads=threads)
+    except (BundleError, ImportError, ValueError) as exc:
+        raise click.ClickException(f"cannot load bundle {bundle_dir}: {exc}") from None
+    hub = Hub(scorer, calibration_beats=calibrate)
+    hub.on_beats = _print_beats(all_beats, hub.fs_of)
+    try:
+        for i, url in enumerate(ports):
+            hub.add_board(url, name=url if len(ports) == 1 else f"board{i}", fmt=fmt, fs=fs, gain=gain, baseline=baseline, lead=lead, polarity=polarity)
+        if jsonl:
+            hub.sinks.append(JsonlSink(sys.stdout if jsonl == "-" else jsonl))
+        if db:
+            hub.sinks.append(SqliteSink(db, hub.fs_of, synchronous="FULL" if durable else "NORMAL"))
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"bridge: {len(ports)} board(s), {scorer!r}", err=True)
+    summary = hub.run(duration=duration, stop=_stop_on_signals())
+    lat = summary["latency_ms"]
+    fmt_ms = lambda v: "n/a" if v is None else f"{v:.2f} ms"  # noqa: E731
+    click.echo(
+        f"summary: beats={summary['beats']} flagged={summary['flagged']} frames={summary['frames']} "
+        f"dropped={summary['frames_dropped']} lost={summary['frames_lost']} "
+        f"latency p50={fmt_ms(lat['p50'])} p99={fmt_ms(lat['p99'])}"
+    )
+    click.echo("summary-json: " + json.dumps(summary))
+
+
+COMMANDS = (simulate, bridge)

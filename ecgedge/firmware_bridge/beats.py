@@ -1,0 +1,135 @@
+"""Cutting beats out of a stream the way the model's training beats were cut."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ecgedge.beatformat import BeatFormat
+
+
+@dataclass
+class Beat:
+    """One beat cut from a stream, ready to score.
+
+    Attributes
+    ----------
+    stream : str
+        Name of the stream it came from.
+    sample : int
+        R-peak index in the board's samples.
+    rr : float
+        RR interval (s) the window was sized by: this R minus the previous one.
+    window_start : int
+        Board index of ``window[0]``.
+    window : ndarray of shape (n,), float32
+        The filtered ECG (mV) over the beat window, at the board's rate.
+    model_input : ndarray of shape (beat_format.length,), float32
+        The window resampled to the model's length, in the model's polarity.
+    last_sample : int
+        The last board sample the window needs: the beat exists once it arrived.
+    arrival : float
+        :func:`time.perf_counter` when that sample arrived.
+    time : float
+        Wall-clock (UNIX) time of the R peak.
+    gap : bool
+        Whether the window covers samples that were lost and interpolated.
+    """
+
+    stream: str
+    sample: int
+    rr: float
+    window_start: int
+    window: np.ndarray
+    model_input: np.ndarray
+    last_sample: int
+    arrival: float = 0.0
+    time: float = 0.0
+    gap: bool = False
+
+
+class BeatCutter:
+    """Hold the recent filtered signal and cut a window around each R peak.
+
+    The window runs from ``R - before_r * RR`` to ``R + after_r * RR`` with
+    RR the interval from the previous R peak (so the beat is complete
+    ``after_r * RR`` after its R peak, without waiting for the next one), and
+    is linearly resampled to ``beat_format.length`` points, endpoints included.
+
+    Parameters
+    ----------
+    stream : str
+    fs : float
+        Sample rate in Hz.
+    beat_format : BeatFormat
+    flip : bool, default=False
+        Negate the model input (the stream's R waves point the other way
+        than the training beats').
+    max_rr_s : float, default=2.0
+        Longer RR intervals (a pause, a missed beat) are not used to size a
+        window; such a beat is skipped.
+    """
+
+    def __init__(self, stream: str, fs: float, beat_format: BeatFormat, *, flip: bool = False, max_rr_s: float = 2.0) -> None:
+        self.stream = stream
+        self.fs = float(fs)
+        self.format = beat_format
+        self.flip = flip
+        self.max_rr = max_rr_s * fs
+        self._keep = math.ceil((1 + beat_format.before_r + beat_format.after_r) * self.max_rr) + 2
+        self._y = np.empty(0)
+        self._start = 0
+        self._last_r: int | None = None
+        self._pending: list[tuple[int, int, float, float, int]] = []  # (R, last sample, start, end, RR)
+
+    def restart(self, start: int) -> None:
+        """Forget signal and peaks; the next chunk starts at ``start``."""
+        self._y = np.empty(0)
+        self._start = start
+        self._last_r = None
+        self._pending = []
+
+    def add_signal(self, y: np.ndarray, start: int) -> None:
+        """Append the next filtered chunk (mV) starting at board index ``start``."""
+        if start != self._start + self._y.size:
+            raise ValueError(f"chunk starts at {start}, expected {self._start + self._y.size}")
+        self._y = np.concatenate((self._y, y))
+        cut = self._y.size - self._keep
+        if cut > 0:
+            self._y = self._y[cut:]
+            self._start += cut
+
+    @property
+    def buffer_start(self) -> int:
+        """Board index of the oldest sample held."""
+        return self._start
+
+    def value_at(self, index: int) -> float:
+        """The filtered signal at a held board index."""
+        return float(self._y[index - self._start])
+
+    def add_peak(self, r: int) -> None:
+        """Register an R peak; its beat is cut once its window has arrived."""
+        if self._last_r is not None and 0 < r - self._last_r <= self.max_rr:
+            rr = r - self._last_r
+            lo, hi = r - self.format.before_r * rr, r + self.format.after_r * rr
+            self._pending.append((r, math.ceil(hi), lo, hi, rr))
+        self._last_r = r
+
+    def cut(self) -> list[Beat]:
+        """Beats whose window has fully arrived, oldest first."""
+        end = self._start + self._y.size  # one past the last sample held
+        beats = []
+        while self._pending and self._pending[0][1] < end:
+            r, last, lo, hi, rr = self._pending.pop(0)
+            first = math.floor(lo)
+            if first < self._start:
+                continue  # window reaches back past the buffer (a restart): skip it
+            window = self._y[first - self._start : last - self._start + 1]
+            positions = np.linspace(lo, hi, self.format.length) - first
+            resampled = np.interp(positions, np.arange(window.size), window)
+            model_input = (-resampled if self.flip else resampled).astype(np.float32)
+            beats.append(Beat(self.stream, r, rr / self.fs, first, window.astype(np.float32), model_input, last))
+        return beats

@@ -1,0 +1,163 @@
+"""Where scored beats go: JSON lines and an SQLite database.
+
+Both take a micro-batch with :meth:`write` and make it durable with
+:meth:`commit`; the hub commits every micro-batch before it reports the
+beats, so an alert that was shown was committed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from ecgedge.firmware_bridge.beats import Beat
+
+
+@dataclass
+class ScoredBeat:
+    """A beat with its score and decision.
+
+    Attributes
+    ----------
+    beat : Beat
+    score : float
+        Higher is more normal.
+    threshold : float
+        The threshold it was compared with (the bundle's or the patient's).
+    anomaly : bool
+        ``score < threshold``.
+    """
+
+    beat: Beat
+    score: float
+    threshold: float
+    anomaly: bool
+
+    def as_dict(self) -> dict:
+        """The JSON-lines object (no waveforms)."""
+        b = self.beat
+        return {
+            "stream": b.stream,
+            "sample": b.sample,
+            "time": round(b.time, 4),
+            "score": self.score,
+            "threshold": self.threshold,
+            "anomaly": self.anomaly,
+            "rr": round(b.rr, 4),
+            "gap": b.gap,
+        }
+
+
+class JsonlSink:
+    """One JSON object per beat, one per line.
+
+    Parameters
+    ----------
+    target : str, Path or text file
+        A path (opened for appending) or an open text stream.
+    """
+
+    def __init__(self, target: str | Path | IO[str]) -> None:
+        self._owned = isinstance(target, (str, Path))
+        self._file = open(target, "a", encoding="utf-8") if self._owned else target
+
+    def write(self, beats: list[ScoredBeat]) -> None:
+        self._file.write("".join(json.dumps(b.as_dict()) + "\n" for b in beats))
+
+    def commit(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._owned:
+            self._file.close()
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS beats (
+    id INTEGER PRIMARY KEY,
+    stream TEXT NOT NULL,
+    sample INTEGER NOT NULL,      -- R-peak index in the board's samples
+    time REAL NOT NULL,           -- UNIX time of the R peak
+    score REAL NOT NULL,          -- higher is more normal
+    threshold REAL NOT NULL,
+    anomaly INTEGER NOT NULL,     -- 1: score < threshold
+    rr REAL NOT NULL,             -- seconds from the previous R peak
+    gap INTEGER NOT NULL          -- 1: the window covers interpolated samples
+);
+CREATE INDEX IF NOT EXISTS beats_stream_sample ON beats (stream, sample);
+CREATE TABLE IF NOT EXISTS anomalies (
+    beat_id INTEGER PRIMARY KEY REFERENCES beats (id),
+    fs REAL NOT NULL,             -- sample rate of waveform
+    window_start INTEGER NOT NULL,-- board index of waveform[0]
+    waveform BLOB NOT NULL,       -- float32 little-endian, filtered ECG in mV
+    model_input BLOB NOT NULL     -- float32 little-endian, what the model scored
+);
+"""
+
+
+class SqliteSink:
+    """Every beat, and the waveform of every anomaly, in an SQLite database (WAL).
+
+    Each :meth:`commit` is one transaction. With ``synchronous="NORMAL"``
+    (the default) a committed transaction survives the process being killed
+    (``kill -9``) - WAL commits reach the operating system at once - but not
+    a power cut; ``"FULL"`` also survives that, at the price of an fsync per
+    commit.
+
+    Parameters
+    ----------
+    path : str or Path
+    fs_of : callable
+        ``fs_of(stream_name) -> float``, the sample rate of a stream.
+    synchronous : {"NORMAL", "FULL"}, default="NORMAL"
+    """
+
+    def __init__(self, path: str | Path, fs_of, *, synchronous: str = "NORMAL") -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        self.path = Path(path)
+        self._fs_of = fs_of
+        # made in one thread, used by the hub thread only (one user at a time)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self._db.executescript(_SCHEMA)
+        self._in_tx = False
+
+    def write(self, beats: list[ScoredBeat]) -> None:
+        if not self._in_tx:
+            self._db.execute("BEGIN")
+            self._in_tx = True
+        for b in beats:
+            beat = b.beat
+            cur = self._db.execute(
+                "INSERT INTO beats (stream, sample, time, score, threshold, anomaly, rr, gap) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (beat.stream, beat.sample, beat.time, b.score, b.threshold, int(b.anomaly), beat.rr, int(beat.gap)),
+            )
+            if b.anomaly:
+                self._db.execute(
+                    "INSERT INTO anomalies (beat_id, fs, window_start, waveform, model_input) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        cur.lastrowid,
+                        self._fs_of(beat.stream),
+                        beat.window_start,
+                        np.asarray(beat.window, "<f4").tobytes(),
+                        np.asarray(beat.model_input, "<f4").tobytes(),
+                    ),
+                )
+
+    def commit(self) -> None:
+        if self._in_tx:
+            self._db.execute("COMMIT")
+            self._in_tx = False
+
+    def close(self) -> None:
+        self.commit()
+        self._db.close()
