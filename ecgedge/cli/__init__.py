@@ -14,9 +14,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from ecgedge.cli import deploy, modelling
+    from ecgedge.cli import bridge, deploy, modelling
 
-    for module in (modelling, deploy):
+    for module in (modelling, deploy, bridge):
         for command in module.COMMANDS:
             main.add_command(command)
 
