@@ -12,18 +12,40 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ecgedge.nn import BeatAutoencoder, BeatScorer, beat_stats
+from ecgedge.nn import (
+    BeatAutoencoder,
+    BeatScorer,
+    NormalReference,
+    beat_stats,
+    combine_parts,
+    score_parts,
+    smooth_beats,
+    smoothing_width,
+)
 from ecgedge.training import resolve_device, train_autoencoder
 
 _SCORE_BATCH = 2048
+_AUTO_MADS = 4.0
 
 
 class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
     """Heartbeat anomaly detector: an RNN autoencoder trained on normal beats.
 
     The autoencoder learns to reconstruct normal beats; a beat it reconstructs
-    badly is abnormal. ``score_samples`` is minus the per-beat reconstruction
-    error (higher is more normal), as for scikit-learn's outlier detectors.
+    badly, or that lies far from every normal training beat, is abnormal.
+    ``score_samples`` is higher for more normal beats, as for scikit-learn's
+    outlier detectors: minus the sum of two parts, each divided by its median
+    on the training beats,
+
+    - the square root of the mean of the ``top_fraction`` worst per-sample
+      reconstruction errors of the z-normalised beat;
+    - ``distance_weight`` times the mean Euclidean distance of the lightly
+      smoothed (moving average over 1/28 of the beat) z-normalised beat to its
+      ``n_neighbors`` nearest beats in a memory of up to ``memory_size``
+      training beats.
+
+    The score lives in :class:`ecgedge.nn.BeatScorer`, which ONNX export
+    traces, so every runtime computes the same number.
 
     Parameters
     ----------
@@ -41,23 +63,34 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         Z-normalise each beat before scoring, so the score ignores offset and
         gain of the front end.
     loss : {"mse", "l1"}, default="mse"
-        Reconstruction loss for training and for the score.
+        Reconstruction loss for training and per-sample error of the score.
+    top_fraction : float in (0, 1], default=0.1
+        Share of a beat's worst-reconstructed samples averaged in the error
+        part (1 averages all of them).
+    memory_size : int, default=4096
+        Most training beats kept for the distance part (a random subset when
+        there are more); 0 scores by reconstruction error alone.
+    n_neighbors : int, default=2
+        Nearest memory beats averaged in the distance part.
+    distance_weight : float, default=1.0
+        Weight of the distance part relative to the error part.
     learning_rate : float, default=1e-3
         Adam's initial learning rate.
     batch_size : int, default=32
         Beats per gradient step.
-    max_epochs : int, default=300
+    max_epochs : int, default=100
         Upper bound on training epochs.
     validation_fraction : float, default=0.1
         Share of the beats held out for early stopping (0 monitors the
         training loss).
-    patience : int, default=30
+    patience : int, default=20
         Epochs without improvement before training stops.
     contamination : "auto" or float in (0, 0.5], default="auto"
         Expected share of anomalies in the training beats; sets ``offset_``
-        to that quantile of the training scores. ``"auto"`` places the
-        threshold far in the tail of the normal beats' scores: the median
-        score minus 5 robust standard deviations (1.4826 MAD).
+        to that quantile of the training scores. ``"auto"`` assumes clean
+        training beats and calibrates on their leave-one-out scores (each
+        memory beat scored without itself in the memory): the threshold is
+        the median minus 4 robust standard deviations (1.4826 MAD).
     device : str, default="auto"
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         Fitted weights always end on the CPU, so models move freely.
@@ -70,7 +103,8 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
     Attributes
     ----------
     module_ : BeatAutoencoder
-        The trained torch module (on the CPU).
+        The trained torch module (on the CPU), with the score's
+        :class:`~ecgedge.nn.NormalReference` attached.
     offset_ : float
         Threshold: ``decision_function = score_samples - offset_``.
     n_features_in_ : int
@@ -106,6 +140,10 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         "bidirectional": ["boolean"],
         "standardize": ["boolean"],
         "loss": [StrOptions({"mse", "l1"})],
+        "top_fraction": [Interval(Real, 0, 1, closed="right")],
+        "memory_size": [Interval(Integral, 0, None, closed="left")],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "distance_weight": [Interval(Real, 0, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -127,11 +165,15 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         bidirectional: bool = True,
         standardize: bool = True,
         loss: str = "mse",
+        top_fraction: float = 0.1,
+        memory_size: int = 4096,
+        n_neighbors: int = 2,
+        distance_weight: float = 1.0,
         learning_rate: float = 1e-3,
         batch_size: int = 32,
-        max_epochs: int = 300,
+        max_epochs: int = 100,
         validation_fraction: float = 0.1,
-        patience: int = 30,
+        patience: int = 20,
         contamination: str | float = "auto",
         device: str = "auto",
         random_state=None,
@@ -144,6 +186,10 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         self.bidirectional = bidirectional
         self.standardize = standardize
         self.loss = loss
+        self.top_fraction = top_fraction
+        self.memory_size = memory_size
+        self.n_neighbors = n_neighbors
+        self.distance_weight = distance_weight
         self.learning_rate = learning_rate
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -179,14 +225,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         X_val, X_train = X[order[:n_val]], X[order[n_val:]]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(rng.randint(np.iinfo(np.int32).max))
-            module = BeatAutoencoder(
-                self.cell,
-                self.hidden_size,
-                self.latent_size,
-                self.n_layers,
-                self.bidirectional,
-                self.standardize,
-            )
+            module = self._new_module()
         history = train_autoencoder(
             module,
             X_train,
@@ -206,15 +245,46 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         self.best_epoch_ = history.best_epoch
         self.fit_time_ = history.fit_seconds
         self.device_ = history.device
+        memory = X[rng.permutation(len(X))[: self.memory_size]] if self.memory_size else X
+        calibration = self._attach_reference(memory)
         self.offset_ = 0.0
-        scores = self.score_samples(X)
         if self.contamination == "auto":
-            median = np.median(scores)
-            mad = np.median(np.abs(scores - median))
-            self.offset_ = float(median - 5.0 * 1.4826 * mad)
+            median = np.median(calibration)
+            mad = np.median(np.abs(calibration - median))
+            self.offset_ = float(median - _AUTO_MADS * 1.4826 * mad)
         else:
-            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+            self.offset_ = float(np.percentile(self.score_samples(X), 100.0 * self.contamination))
         return self
+
+    def _new_module(self) -> BeatAutoencoder:
+        """An untrained autoencoder with this estimator's architecture."""
+        return BeatAutoencoder(
+            self.cell, self.hidden_size, self.latent_size, self.n_layers, self.bidirectional, self.standardize
+        )
+
+    def _attach_reference(self, memory: np.ndarray) -> np.ndarray:
+        """Give ``module_`` its score reference built on ``memory`` beats.
+
+        With ``memory_size=0`` the beats only set the error scale. The scales are the medians of both score parts over the memory beats,
+        the distances taken leave-one-out. Returns those beats' leave-one-out
+        scores, which calibrate the ``"auto"`` threshold.
+        """
+        module = self.module_.double()
+        module.reference = None
+        beats = torch.as_tensor(memory, dtype=torch.float64)
+        with torch.inference_mode():
+            features = smooth_beats(module.target(beats), smoothing_width(beats.shape[1]))
+        keep = features if self.memory_size and len(features) > 1 else features[:0]
+        module.reference = NormalReference(
+            keep, 1.0, 1.0, self.n_neighbors, self.top_fraction, self.distance_weight
+        ).double()
+        with torch.inference_mode():
+            error, distance = score_parts(module, beats, self.loss, exclude_self=len(keep) > 0)
+            scales = [float(error.median()) or 1.0, float(distance.median()) or 1.0]
+            module.reference.scales.copy_(torch.tensor(scales, dtype=torch.float64))
+            calibration = combine_parts(module.reference, error, distance).numpy()
+        self.module_ = module.float()
+        return calibration
 
     def _run(self, X, method: str) -> np.ndarray:
         """Validate beats and run ``method`` of a float64 CPU scorer in batches."""

@@ -3,6 +3,12 @@
 Beats are tensors of shape (n_beats, n_timesteps). Nothing here does I/O or
 knows about scikit-learn; the same modules are trained, pickled and exported
 to ONNX, so the score is defined exactly once, in :class:`BeatScorer`.
+
+The score has two parts, both measured on z-normalised beats: how badly the
+autoencoder reconstructs the beat (mean of its worst residuals), and how far
+the lightly smoothed beat lies from its nearest normal training beats (a
+memory kept in :class:`NormalReference`). Each part is divided by its median
+on the training beats, so they add on a common scale.
 """
 
 from __future__ import annotations
@@ -49,6 +55,12 @@ class BeatAutoencoder(nn.Module):
     standardize : bool
         Z-normalise each beat before encoding; reconstruction then happens in
         that standardised space.
+
+    Attributes
+    ----------
+    reference : NormalReference or None
+        What the score compares beats with, attached after training; without
+        it the score is the plain reconstruction error.
     """
 
     def __init__(
@@ -68,6 +80,7 @@ class BeatAutoencoder(nn.Module):
         self.to_latent = nn.Linear(directions * hidden_size, latent_size)
         self.decoder = rnn(latent_size, hidden_size, n_layers, batch_first=True)
         self.to_sample = nn.Linear(hidden_size, 1)
+        self.reference: NormalReference | None = None
 
     def target(self, x: torch.Tensor) -> torch.Tensor:
         """The beat as the autoencoder sees it (standardised when enabled)."""
@@ -100,19 +113,117 @@ def reconstruction_error(target: torch.Tensor, reconstruction: torch.Tensor, los
     return (residual**2 if loss == "mse" else residual.abs()).mean(dim=1)
 
 
+def smoothing_width(n_timesteps: int) -> int:
+    """Odd moving-average width of about 1/28 of the beat (5 samples for 140)."""
+    width = max(1, round(n_timesteps / 28))
+    return width if width % 2 else width + 1
+
+
+def smooth_beats(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Centred moving average over time, averaging only real samples at the edges."""
+    if width == 1:
+        return x
+    pooled = nn.functional.avg_pool1d(x.unsqueeze(1), width, stride=1, padding=width // 2, count_include_pad=False)
+    return pooled.squeeze(1)
+
+
+def nearest_distance(x: torch.Tensor, memory: torch.Tensor, n_neighbors: int, exclude_self: bool = False) -> torch.Tensor:
+    """Mean Euclidean distance (n_beats,) from each row of ``x`` to its nearest rows of ``memory``.
+
+    With ``exclude_self``, ``x`` is ``memory`` itself and each row's own
+    (zero) distance is left out: the leave-one-out distance of the memory.
+    """
+    sq = (x**2).sum(dim=1, keepdim=True) + (memory**2).sum(dim=1) - 2.0 * x @ memory.T
+    k = min(n_neighbors + int(exclude_self), memory.shape[0])
+    nearest = torch.topk(sq.clamp_min(0.0), k, dim=1, largest=False).values
+    if exclude_self:
+        nearest = nearest[:, 1:]
+    return nearest.sqrt().mean(dim=1)
+
+
+class NormalReference(nn.Module):
+    """The normal beats and scales a score is measured against.
+
+    Parameters
+    ----------
+    memory : Tensor of shape (n_memory, n_timesteps)
+        Smoothed, z-normalised normal training beats; may have no rows, which
+        drops the distance part of the score.
+    error_scale, distance_scale : float
+        Medians of the two score parts on the training beats.
+    n_neighbors : int
+        Nearest memory beats averaged in the distance part.
+    top_fraction : float
+        Share of the worst residual samples averaged in the error part.
+    distance_weight : float
+        Weight of the distance part relative to the error part.
+    """
+
+    def __init__(
+        self,
+        memory: torch.Tensor,
+        error_scale: float,
+        distance_scale: float,
+        n_neighbors: int,
+        top_fraction: float,
+        distance_weight: float,
+    ) -> None:
+        super().__init__()
+        self.register_buffer("memory", memory)
+        self.register_buffer("scales", torch.tensor([float(error_scale), float(distance_scale)], dtype=memory.dtype))
+        self.n_neighbors = n_neighbors
+        self.top_fraction = top_fraction
+        self.distance_weight = distance_weight
+
+
+def score_parts(
+    autoencoder: BeatAutoencoder, beats: torch.Tensor, loss: str, exclude_self: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unscaled error and distance parts (n_beats,) each; the distance is 0 without a memory.
+
+    Without a reference the error is the plain :func:`reconstruction_error`.
+    ``exclude_self`` (only when ``beats`` are the memory's beats, in order)
+    gives leave-one-out distances, for calibrating on the training beats.
+    """
+    target = autoencoder.target(beats)
+    residual = target - autoencoder(beats)
+    per_sample = residual**2 if loss == "mse" else residual.abs()
+    ref = autoencoder.reference
+    if ref is None:
+        return per_sample.mean(dim=1), torch.zeros_like(per_sample[:, 0])
+    n_top = max(1, round(ref.top_fraction * int(per_sample.shape[1])))  # int(): a constant when traced for ONNX
+    error = torch.topk(per_sample, n_top, dim=1).values.mean(dim=1)
+    if ref.memory.shape[0] == 0:
+        return error, torch.zeros_like(error)
+    features = smooth_beats(target, smoothing_width(int(beats.shape[1])))
+    return error, nearest_distance(features, ref.memory, ref.n_neighbors, exclude_self)
+
+
+def combine_parts(reference: NormalReference | None, error: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
+    """The score (higher is more normal) from its two parts.
+
+    ``-(sqrt(error / error_scale) + distance_weight * distance / distance_scale)``
+    with a reference; ``-error`` without.
+    """
+    if reference is None:
+        return -error
+    scales = reference.scales.to(error.dtype)
+    return -((error / scales[0]).sqrt() + reference.distance_weight * distance / scales[1])
+
+
 class BeatScorer(nn.Module):
     """The whole scoring path: beats in, (score, anomaly flag) out.
 
-    ``score`` is minus the reconstruction error, so higher means more normal
+    The score (see :func:`combine_parts`) is higher for more normal beats
     (the scikit-learn convention); a beat is an anomaly when
     ``score < offset``. This module is what ONNX export traces.
 
     Parameters
     ----------
     autoencoder : BeatAutoencoder
-        The trained autoencoder.
+        The trained autoencoder, with its :class:`NormalReference` attached.
     loss : {"mse", "l1"}
-        Error measure of the score.
+        Per-sample error of the reconstruction part (squared or absolute).
     offset : float
         Decision threshold on the score.
     """
@@ -125,6 +236,5 @@ class BeatScorer(nn.Module):
 
     def forward(self, beats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return scores (n_beats,) and anomaly flags (n_beats,) as bool."""
-        target = self.autoencoder.target(beats)
-        score = -reconstruction_error(target, self.autoencoder(beats), self.loss)
+        score = combine_parts(self.autoencoder.reference, *score_parts(self.autoencoder, beats, self.loss))
         return score, score < self.offset.to(score.dtype)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "ecgedge-detector"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _FITTED = ("offset_", "n_features_in_", "loss_curve_", "validation_loss_curve_", "best_epoch_", "fit_time_", "device_")
 
 
@@ -106,18 +106,18 @@ def load(path: str | Path):
     import torch
 
     from ecgedge.detector import LSTMAutoencoderDetector
-    from ecgedge.nn import BeatAutoencoder
+    from ecgedge.nn import NormalReference
 
     header, weights = read_model_file(path)
-    params = header["params"]
-    detector = LSTMAutoencoderDetector(**params)
-    module = BeatAutoencoder(
-        params["cell"],
-        params["hidden_size"],
-        params["latent_size"],
-        params["n_layers"],
-        params["bidirectional"],
-        params["standardize"],
+    detector = LSTMAutoencoderDetector(**header["params"])
+    module = detector._new_module()
+    module.reference = NormalReference(
+        torch.from_numpy(weights["reference.memory"].copy()),
+        1.0,
+        1.0,
+        detector.n_neighbors,
+        detector.top_fraction,
+        detector.distance_weight,
     )
     module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
     detector.module_ = module.eval()
