@@ -68,13 +68,26 @@ def train(out: Path, dataset: str, device: str, max_epochs: int | None, seed: in
 
 
 @click.command()
-@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @_dataset_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
-def evaluate(model: Path, dataset: str, as_json: bool) -> None:
-    """Score the test split and report ROC AUC, confusion matrix, precision, recall and F1."""
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write PNG figures and an index.html to this folder.",
+)
+def evaluate(model: Path | None, dataset: str, as_json: bool, report_dir: Path | None) -> None:
+    """Score the test split and report ROC AUC, confusion matrix, precision, recall and F1.
+
+    MODEL defaults to the pretrained model shipped with ecgedge.
+    """
     from ecgedge.evaluation import detection_report
+    from ecgedge.models import default_model_path
     from ecgedge.persistence import ModelFileError, load
+
+    model = model or default_model_path()
 
     try:
         detector = load(model)
@@ -86,6 +99,10 @@ def evaluate(model: Path, dataset: str, as_json: bool) -> None:
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     report = {"model": str(model), "dataset": dataset, **report}
+    if report_dir is not None:
+        from ecgedge.report import write_report
+
+        write_report(detector, X, y, report, report_dir, f"ecgedge evaluation: {model.name} on {dataset}")
     if as_json:
         click.echo(json.dumps(report))
         return
