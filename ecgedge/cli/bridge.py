@@ -1,4 +1,4 @@
-"""``ecgedge simulate`` (a virtual ECG board) and ``ecgedge bridge`` (board -> flagged beats)."""
+"""``ecgedge simulate`` (a virtual ECG board), ``ecgedge bridge`` (board -> flagged beats), ``ecgedge demo``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import sys
 import threading
 
 import click
+
+from ecgedge.cli.demo import demo
 
 
 @click.command()
@@ -127,4 +129,4 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
     click.echo("summary-json: " + json.dumps(summary))
 
 
-COMMANDS = (simulate, bridge)
+COMMANDS = (simulate, bridge, demo)

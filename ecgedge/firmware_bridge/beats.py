@@ -36,6 +36,10 @@ class Beat:
         Wall-clock (UNIX) time of the R peak.
     gap : bool
         Whether the window covers samples that were lost and interpolated.
+    warmup : bool
+        Whether the beat waited for the R-peak detector to learn its levels
+        (the first seconds of a stream), so its latency says nothing of the
+        steady state.
     """
 
     stream: str
@@ -48,6 +52,7 @@ class Beat:
     arrival: float = 0.0
     time: float = 0.0
     gap: bool = False
+    warmup: bool = False
 
 
 class BeatCutter:

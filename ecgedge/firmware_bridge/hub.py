@@ -7,7 +7,9 @@ decodes frames (or lines) and puts events on the hub's queue. The
 samples of all streams together, cuts the beats they complete, scores all of
 those in one call, applies each stream's threshold, writes and commits the
 sinks, and only then reports the beats. Latency is measured per beat from
-the arrival of the last sample its window needs to that commit.
+the arrival of the last sample its window needs to that commit; beats of a
+stream's first seconds, which wait for the R-peak detector to learn its
+levels, are counted apart (``warmup_beats``) and left out of it.
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ class Hub:
         self.latencies: deque[float] = deque(maxlen=1_000_000)
         self.beats = 0
         self.flagged = 0
+        self.warmup_beats = 0
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._filters = FilterStage()
         self._calibrators: dict[str, PatientCalibrator] = {}
@@ -229,7 +232,8 @@ class Hub:
         for sink in self.sinks:
             sink.commit()
         committed = time.perf_counter()
-        self.latencies.extend(committed - b.arrival for b in beats)
+        self.latencies.extend(committed - b.arrival for b in beats if not b.warmup)
+        self.warmup_beats += sum(b.warmup for b in beats)
         self.beats += len(scored)
         self.flagged += sum(s.anomaly for s in scored)
         if self.on_beats is not None:
@@ -247,6 +251,7 @@ class Hub:
             "boards": len(self.links),
             "beats": self.beats,
             "flagged": self.flagged,
+            "warmup_beats": self.warmup_beats,
             "frames": sum(link.stats.frames for link in self.links),
             "frames_dropped": sum(link.stats.dropped for link in self.links),
             "frames_lost": sum(link.stats.lost for link in self.links),

@@ -133,6 +133,7 @@ class StreamPipeline:
         self.detector = StreamingRPeakDetector(hello.fs, polarity=self.polarity)
         self.cutter = BeatCutter(self.name, hello.fs, self.beat_format, flip=self.polarity == -self.beat_format.r_polarity)
         self.next_index = None  # a new format (board swapped): start over
+        self.slot = None
 
     def status(self, status: Status) -> None:
         """Electrodes off: drop samples; back on: restart detection."""
@@ -204,6 +205,7 @@ class StreamPipeline:
         beats = self.cutter.cut()
         for beat in beats:
             beat.arrival = self._arrival_of(beat.last_sample)
+            beat.warmup = beat.last_sample < self.detector.warmup_end
             beat.gap = any(lo <= beat.last_sample and beat.window_start < hi for lo, hi in self._gaps)
         self._forget_before(self.cutter.buffer_start)
         return beats

@@ -81,6 +81,8 @@ class StreamingRPeakDetector:
         self._npki = 0.0
         self._rr: deque[int] = deque(maxlen=8)
         self._rr_mean = 0.0
+        #: R peaks before this index were held until the levels were learnt (reported late).
+        self.warmup_end = 0
         self._restart(0)
 
     def _restart(self, start: int) -> None:
@@ -160,6 +162,7 @@ class StreamingRPeakDetector:
                 return []
             learnt = m[max(0, self._first - self._start) :]
             self._spki, self._npki = float(learnt.max()), float(learnt.mean())
+            self.warmup_end = self._end
             peaks, self._held = self._held, []
         beats = []
         for peak in peaks:
