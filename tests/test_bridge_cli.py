@@ -1,0 +1,69 @@
+"""``ecgedge simulate`` and ``ecgedge bridge`` as a user runs them: two processes, a real pty or socket."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from fixtures.bridge_support import tiny_bundle
+
+from ecgedge.cli import main
+
+ECGEDGE = [sys.executable, "-c", "from ecgedge.cli import main; main()"]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return tiny_bundle(tmp_path_factory)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("fmt, transport", [("binary", "socket"), ("ascii", "pty")])
+def test_simulate_then_bridge(bundle, tmp_path, fmt, transport):
+    if transport == "pty":
+        link = tmp_path / "board"
+        where, sim_args = str(link), ["--pty", "--link", str(link)]
+    else:
+        where = f"socket://127.0.0.1:{free_port()}"
+        sim_args = ["--port", where]
+    sim = subprocess.Popen(
+        [*ECGEDGE, "simulate", *sim_args, "--format", fmt, "--speed", "40", "--duration", "90"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert sim.stdout.readline().strip() == f"port: {where}"  # the board is up
+        ascii_args = ["--fs", "360", "--baseline", "1024", "--gain", "200"] if fmt == "ascii" else []
+        bridge = subprocess.run(
+            [*ECGEDGE, "bridge", "--port", where, "--bundle", str(bundle), "--format", fmt, *ascii_args,
+             "--jsonl", str(tmp_path / "beats.jsonl"), "--duration", "4"],
+            capture_output=True, text=True, timeout=60,
+        )
+        sim_out = sim.communicate(timeout=30)[0]
+    finally:
+        sim.kill()
+    assert bridge.returncode == 0, bridge.stderr
+    summary = json.loads(bridge.stdout.split("summary-json: ")[1])
+    rows = [json.loads(line) for line in (tmp_path / "beats.jsonl").read_text().splitlines()]
+    # 90 s of record 100 at about 75 beats a minute, less the first beats the detector learns on
+    assert 100 <= summary["beats"] == len(rows) <= 115
+    assert "latency p50=" in bridge.stdout and summary["frames_dropped"] == 0
+    assert json.loads(sim_out.split("simulate: ")[1])["overruns"] == 0
+
+
+def test_simulate_needs_exactly_one_transport():
+    result = CliRunner().invoke(main, ["simulate", "--duration", "1"])
+    assert result.exit_code != 0 and "exactly one of --pty and --port" in result.output
+
+
+def test_bridge_ascii_needs_the_sample_rate(bundle):
+    result = CliRunner().invoke(main, ["bridge", "--port", "loop://", "--bundle", str(bundle), "--format", "ascii"])
+    assert result.exit_code != 0 and "--fs" in result.output
