@@ -180,3 +180,59 @@ def test_bridge_does_not_import_torch_or_sklearn():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def feed(pipeline, adc, events, per_frame=10):
+    """Push record ADC counts frame by frame through one pipeline; ``events`` maps a frame
+    start to "drop" (frame lost) or a Status to deliver before it. Returns the beats."""
+    from ecgedge.firmware_bridge.pipeline import FilterStage
+
+    stage, beats = FilterStage(), []
+    for first in range(0, adc.size, per_frame):
+        event = events.get(first)
+        if event == "drop":
+            continue
+        if event is not None:
+            pipeline.status(event)
+        pipeline.push(first, adc[first : first + per_frame, None], 0.0)
+        beats += stage.run([pipeline])
+    return beats
+
+
+def test_pipeline_fills_short_gaps_and_restarts_after_lead_off(record):
+    from ecgedge.beatformat import BeatFormat
+    from ecgedge.firmware_bridge.pipeline import StreamPipeline
+    from ecgedge.firmware_bridge.protocol import LEAD_OFF_PLUS, Hello, Status
+
+    adc = record.to_adc()[: 120 * FS]
+    pipeline = StreamPipeline("p", BeatFormat(140))
+    pipeline.configure(Hello(FS, 11, record.adc_gain, record.baseline, ("MLII",)))
+    lost, off, on = 30 * FS, 60 * FS, 65 * FS
+    events = {lost: "drop", lost + 10: "drop", off: Status(off, LEAD_OFF_PLUS), on: Status(on, 0)}
+    beats = feed(pipeline, adc, events)
+    assert pipeline.counters.gap_samples == 20 and pipeline.counters.restarts == 2
+    assert pipeline.counters.lead_off_samples == on - off
+    gapped = [b for b in beats if b.gap]
+    assert gapped and all(b.window_start <= lost + 19 and b.last_sample >= lost for b in gapped)
+    assert not any(off <= b.sample < on for b in beats)  # nothing made of lead-off noise
+    c = accuracy(record, [b.sample for b in beats], 3, 119)
+    missed = set(c.unmatched_ref_sample.tolist()) if c.fn else set()
+    assert all(off - 2 * FS <= m < on + 3 * FS for m in missed)  # only around the lead-off
+
+
+def test_auto_polarity_finds_the_r_waves_of_an_inverted_lead(record):
+    from ecgedge.beatformat import BeatFormat
+    from ecgedge.firmware_bridge.pipeline import StreamPipeline
+    from ecgedge.firmware_bridge.protocol import Hello
+
+    adc = record.to_adc()[: 60 * FS]
+    inputs = {}
+    for name, counts, polarity in (("up", adc, "positive"), ("down", 2 * record.baseline - adc, "auto")):
+        pipeline = StreamPipeline(name, BeatFormat(140), polarity=polarity)
+        pipeline.configure(Hello(FS, 11, record.adc_gain, record.baseline, ("MLII",)))
+        inputs[name] = {b.sample: b.model_input for b in feed(pipeline, counts, {})}
+        assert pipeline.detector.polarity == (1 if name == "up" else -1)
+    shared = sorted(set(inputs["up"]) & set(inputs["down"]))
+    assert len(shared) > 50
+    # an inverted lead, once its polarity is known, gives the model the same beats
+    assert all(np.allclose(inputs["up"][s], inputs["down"][s], atol=1e-4) for s in shared)
