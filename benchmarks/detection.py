@@ -218,27 +218,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="Torch threads per worker.")
     parser.add_argument("--max-epochs", type=int, default=None, help="Override ecgedge's epoch budget (default: its own).")
     parser.add_argument("--recipe-epochs", type=int, default=100, help="Epochs of the seeds' recipe (the recipe says 100).")
+    parser.add_argument("--pooled-seeds", type=int, default=None, help="Seeds of the pooled protocol (default: --seeds).")
+    parser.add_argument("--pooled-max-epochs", type=int, default=None, help="--max-epochs for the pooled protocol.")
+    parser.add_argument("--pooled-recipe-epochs", type=int, default=None, help="--recipe-epochs for the pooled protocol.")
     parser.add_argument("--quick", action="store_true", help="Smoke run: 1 seed, 3 epochs for the neural methods.")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="Results folder.")
     parser.add_argument("--tag", default="", help="Suffix of the result file names.")
     args = parser.parse_args(argv)
-    settings = {
-        "device": args.device,
+    common = {"device": args.device, "threads": args.threads, "recipe": RECIPE}
+    ucr = {
         "seeds": 1 if args.quick else args.seeds,
         "max_epochs": 3 if args.quick else args.max_epochs,
         "recipe_epochs": 3 if args.quick else args.recipe_epochs,
-        "threads": args.threads,
-        "recipe": RECIPE,
     }
+    pooled = {
+        "seeds": ucr["seeds"] if args.quick or args.pooled_seeds is None else args.pooled_seeds,
+        "max_epochs": ucr["max_epochs"] if args.quick or args.pooled_max_epochs is None else args.pooled_max_epochs,
+        "recipe_epochs": ucr["recipe_epochs"] if args.quick or args.pooled_recipe_epochs is None else args.pooled_recipe_epochs,
+    }
+    settings = {"ucr": {**common, **ucr}, "pooled": {**common, **pooled}}
+    protocols = args.protocols.split(",")
     jobs = [
-        (protocol, method, seed, settings)
-        for protocol in args.protocols.split(",")
-        for seed in range(settings["seeds"])
+        (protocol, method, seed, settings[protocol])
         for method in args.methods.split(",")
+        for protocol in protocols
+        for seed in range(settings[protocol]["seeds"])
     ]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(run_one, jobs))
-    env = environment(settings)
+    env = environment({p: settings[p] for p in protocols})
     summary = summarise(results)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"detection-{dt.date.today().isoformat()}{args.tag}"
