@@ -12,6 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ecgedge.calibration import robust_threshold
 from ecgedge.nn import (
     BeatAutoencoder,
     BeatScorer,
@@ -249,9 +250,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         calibration = self._attach_reference(memory)
         self.offset_ = 0.0
         if self.contamination == "auto":
-            median = np.median(calibration)
-            mad = np.median(np.abs(calibration - median))
-            self.offset_ = float(median - _AUTO_MADS * 1.4826 * mad)
+            self.offset_ = robust_threshold(calibration, k=_AUTO_MADS)
         else:
             self.offset_ = float(np.percentile(self.score_samples(X), 100.0 * self.contamination))
         return self

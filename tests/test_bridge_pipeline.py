@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -46,7 +45,7 @@ def stream(hub: Hub, boards: list, speed: float, **faults) -> dict:
     runner.start()
     try:
         run_boards(boards, speed=speed, wait_reader=10, **faults)
-        time.sleep(0.5)
+        hub.wait_until_quiet()
     finally:
         stop.set()
         runner.join(10)

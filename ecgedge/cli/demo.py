@@ -54,7 +54,7 @@ def _stream(bundle: Path, record_path, minutes: float, speed: float, out: Path, 
     runner.start()
     try:
         run_boards([(board, endpoint)], speed=speed, wait_reader=10)
-        time.sleep(0.5)
+        hub.wait_until_quiet()
     finally:
         stop.set()
         runner.join()

@@ -193,6 +193,24 @@ class Hub:
                 sink.close()
         return self.summary()
 
+    def wait_until_quiet(self, quiet: float = 0.5, timeout: float = 30.0) -> bool:
+        """Block until no board has delivered a frame for ``quiet`` seconds.
+
+        Use it after the boards stop sending and before stopping :meth:`run`,
+        so frames still buffered in the ports are read, however loaded the
+        machine. Returns False when ``timeout`` seconds pass first.
+        """
+        end = time.perf_counter() + timeout
+        last, still_since = -1, time.perf_counter()
+        while time.perf_counter() < end:
+            frames = sum(link.stats.frames for link in self.links)
+            if frames != last:
+                last, still_since = frames, time.perf_counter()
+            elif time.perf_counter() - still_since >= quiet:
+                return True
+            time.sleep(0.05)
+        return False
+
     def _drain(self) -> list:
         events = []
         while True:
