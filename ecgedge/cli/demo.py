@@ -10,27 +10,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from importlib import resources
 from pathlib import Path
 
 import click
 import numpy as np
-
-
-def _detector(progress):
-    """The bundled default model, or (until one ships) a small one trained now."""
-    import ecgedge
-
-    default = Path(str(resources.files("ecgedge") / "models" / "default.npz"))
-    if default.exists():
-        progress(f"model: {default}")
-        return ecgedge.load(default)
-    from ecgedge.datasets import load_ecg5000
-
-    progress("model: no bundled default model yet; training a small one on ECG5000 normal beats (~15 s)")
-    data = load_ecg5000()
-    detector = ecgedge.LSTMAutoencoderDetector(max_epochs=15, hidden_size=32, latent_size=16, random_state=0, device="cpu")
-    return detector.fit(data.data[data.target == 1])
 
 
 def _stream(bundle: Path, record_path, minutes: float, speed: float, out: Path, calibrate: int):
@@ -123,12 +106,14 @@ def demo(out, record, minutes, speed, calibrate) -> None:
     """Run the whole path on bundled data: model -> INT8 bundle -> board -> bridge -> report."""
     from ecgedge.datasets import load_wfdb_record
     from ecgedge.export import export_bundle
+    from ecgedge.models import default_model_path
 
     started = time.perf_counter()
     progress = lambda msg: click.echo(f"[{time.perf_counter() - started:5.1f} s] {msg}")  # noqa: E731
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    bundle = export_bundle(_detector(progress), out / "bundle", int8=True, fp16=False)
+    progress(f"model: {default_model_path()}")
+    bundle = export_bundle(default_model_path(), out / "bundle", int8=True, fp16=False)
     progress(f"bundle: {bundle} (INT8)")
     progress(f"streaming {minutes:g} min of {record or 'MIT-BIH 100'} at {speed:g}x over a pty ...")
     summary, scored = _stream(bundle, record, minutes, speed, out, calibrate)

@@ -9,7 +9,7 @@ import numpy as np
 
 
 @click.command()
-@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Bundle directory to write.")
 @click.option("--onnx", "fp32", is_flag=True, help="FP32 ONNX graph (always written).")
@@ -22,7 +22,7 @@ import numpy as np
               help="TensorRT profile: largest batch.")
 def export(model: Path, out: Path, fp32: bool, int8: bool, fp16: bool, trt: bool, opt_batch: int,
            max_batch: int) -> None:
-    """Export the detector in MODEL to a deployment bundle in --out.
+    """Export the detector in MODEL (default: the shipped model) to a deployment bundle in --out.
 
     With no precision flag, writes FP32, INT8 and FP16 graphs; with flags,
     FP32 plus those asked for.
@@ -31,6 +31,10 @@ def export(model: Path, out: Path, fp32: bool, int8: bool, fp16: bool, trt: bool
     from ecgedge.persistence import ModelFileError
     from ecgedge.runtime import read_bundle
 
+    if model is None:
+        from ecgedge.models import default_model_path
+
+        model = default_model_path()
     if not (fp32 or int8 or fp16 or trt):
         int8 = fp16 = True
     try:
