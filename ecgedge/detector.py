@@ -308,7 +308,10 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         return recon.numpy()
 
     def score_samples(self, X) -> np.ndarray:
-        """Normality of each beat: minus its reconstruction error.
+        """Normality of each beat: minus its scaled reconstruction error plus distance to normal beats.
+
+        The definition is :class:`ecgedge.nn.BeatScorer`, the same module the
+        ONNX export carries.
 
         Parameters
         ----------
