@@ -9,7 +9,7 @@ Runs:
   reference beats (wfdb ``compare_annotations``, 150 ms).
 - ``latency``: one board in real time; latency = last sample of a beat's
   window read from the port -> its row committed to SQLite (WAL).
-- ``capacity-N``: N boards (``--boards``, default 60 100 180) at 360 Hz in
+- ``capacity-N``: N boards (``--boards``, default 60 100 200) at 360 Hz in
   real time over ptys, one bridge process, SQLite commits per micro-batch;
   every frame must arrive and latency must stay low for N to be sustained.
 - ``faults``: the full record with bit errors (1e-4 per byte) and 0.1 % frame drops.
@@ -155,7 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=None, help="bundle directory (default: train a tiny one)")
     parser.add_argument("--precision", default="int8", choices=["fp32", "int8", "fp16"])
-    parser.add_argument("--boards", type=int, nargs="+", default=[60, 100, 180], help="board counts of the capacity runs")
+    parser.add_argument("--boards", type=int, nargs="+", default=[60, 100, 200], help="board counts of the capacity runs")
     parser.add_argument("--seconds", type=float, default=60.0, help="real-time seconds of the latency and capacity runs")
     parser.add_argument("--speed", type=float, default=100.0, help="speed of the accuracy and fault runs")
     args = parser.parse_args()
@@ -173,9 +173,6 @@ def main() -> None:
     runs["latency"] = {"summary": brief(summary), "boards": stats}
     print("latency", brief(summary), flush=True)
 
-    # ptys, at most ~190: pyserial's tty backend waits with select(), which takes no descriptor
-    # >= 1024, and each open port holds 5. (socket:// is no way out: pyserial's socket
-    # in_waiting is 0 or 1, so its ReaderThread reads a byte per call.)
     for n in args.boards:
         def many(n=n):
             return [(VirtualBoard.from_record(start_s=(7 * i) % 1700, duration_s=args.seconds), PtyEndpoint()) for i in range(n)]

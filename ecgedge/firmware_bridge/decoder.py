@@ -2,7 +2,7 @@
 
 :class:`FrameDecoder` (binary frames, a :class:`serial.threaded.Packetizer`)
 and :class:`AsciiDecoder` (one reading per line) turn what a
-:class:`serial.threaded.ReaderThread` reads into calls on a :class:`Listener`:
+:class:`~ecgedge.firmware_bridge.source.SerialSource` reads into calls on a :class:`Listener`:
 ``hello``, ``samples`` and ``status``. Corrupt input is counted in
 :class:`LinkStats` and dropped; decoding resumes at the next delimiter.
 """

@@ -1,8 +1,9 @@
 """Many boards, one process: ports -> beats -> scores in micro-batches -> sinks.
 
 Each board has a :class:`BoardLink`: a reconnecting
-:class:`~ecgedge.firmware_bridge.source.SerialSource` whose reader thread
-decodes frames (or lines) and puts events on the hub's queue. The
+:class:`~ecgedge.firmware_bridge.source.SerialSource` whose reader (one
+poller thread for all ports with a file descriptor) decodes frames (or
+lines) and puts events on the hub's queue. The
 :class:`Hub` loop, in one thread, takes whatever is queued, filters the new
 samples of all streams together, cuts the beats they complete, scores all of
 those in one call, applies each stream's threshold, writes and commits the

@@ -1,7 +1,9 @@
-"""A serial link that survives unplug / replug: pyserial URL + ReaderThread + backoff."""
+"""A serial link that survives unplug / replug: pyserial URL + one shared poller + backoff."""
 
 from __future__ import annotations
 
+import os
+import selectors
 import threading
 import time
 from collections.abc import Callable
@@ -10,10 +12,66 @@ import serial
 from serial.threaded import Protocol, ReaderThread
 
 
+class _PortPoller:
+    """One thread that reads every open port with a file descriptor.
+
+    Ports register with :meth:`watch`; when one is readable the poller reads
+    what is there (``os.read``, no pyserial ``select()``, so descriptors past
+    1024 work) and hands it to the port's protocol. On end of file, a read
+    error or a protocol error it drops the port and calls its ``on_lost``.
+    """
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, fd: int, protocol: Protocol, on_lost: Callable[[BaseException | None], None]) -> None:
+        """Read ``fd`` into ``protocol.data_received`` until it fails or :meth:`forget`."""
+        with self._lock:
+            self._selector.register(fd, selectors.EVENT_READ, (protocol, on_lost))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="serial poller", daemon=True)
+                self._thread.start()
+
+    def forget(self, fd: int) -> None:
+        """Stop reading ``fd``; once this returns, its protocol is not called again."""
+        with self._lock:
+            if fd in self._selector.get_map():
+                self._selector.unregister(fd)
+
+    def _run(self) -> None:
+        while True:
+            ready = self._selector.select(1.0)
+            with self._lock:
+                ports = self._selector.get_map()
+                for key, _ in ready:
+                    if ports.get(key.fd) is not key:
+                        continue  # forgotten (and perhaps the descriptor reused) meanwhile
+                    protocol, on_lost = key.data
+                    try:
+                        data = os.read(key.fd, 65536)
+                        if data:
+                            protocol.data_received(data)
+                            continue
+                        error = None
+                    except BlockingIOError:
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - any failure ends this connection
+                        error = exc
+                    self._selector.unregister(key.fd)
+                    on_lost(error)
+
+
+_POLLER = _PortPoller()
+
+
 class SerialSource:
     """Keep any pyserial URL open and feed what it reads to a protocol.
 
-    A :class:`serial.threaded.ReaderThread` reads the port; when the port
+    Ports with a file descriptor (ttys, ptys, ``socket://``) are read by one
+    poller thread shared by all sources of the process; others (``loop://``)
+    by a :class:`serial.threaded.ReaderThread` of their own. When the port
     fails (cable pulled, board reset, socket closed) the source reopens it,
     waiting ``min_backoff`` seconds first and doubling up to ``max_backoff``
     while it keeps failing. Each connection gets a fresh protocol from
@@ -67,6 +125,7 @@ class SerialSource:
         self.reconnects: list[float] = []
         self.last_error: str | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set when the polled port is lost or on stop()
         self._connected = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"source {url}", daemon=True)
 
@@ -90,6 +149,7 @@ class SerialSource:
     def stop(self) -> None:
         """Close the port and stop reconnecting."""
         self._stop.set()
+        self._wake.set()
         self._thread.join(5.0)
 
     def _run(self) -> None:
@@ -106,10 +166,38 @@ class SerialSource:
             if lost_at is not None:
                 self.reconnects.append(time.perf_counter() - lost_at)
             delay = self.min_backoff
-            self._serve(port)
+            try:
+                fd = port.fileno()
+            except AttributeError:  # loop:// and other transports without a descriptor
+                self._serve_threaded(port)
+            else:
+                self._serve_polled(port, fd)
             lost_at = time.perf_counter()
 
-    def _serve(self, port: serial.SerialBase) -> None:
+    def _serve_polled(self, port: serial.SerialBase, fd: int) -> None:
+        protocol = self.protocol_factory()
+        protocol.connection_made(port)
+        lost: list[BaseException | None] = []
+
+        def on_lost(error: BaseException | None) -> None:
+            lost.append(error)
+            self._wake.set()
+
+        self._wake.clear()
+        _POLLER.watch(fd, protocol, on_lost)
+        self._connected.set()
+        try:
+            if not self._stop.is_set():
+                self._wake.wait()
+        finally:
+            _POLLER.forget(fd)
+            self._connected.clear()
+            protocol.connection_lost(lost[0] if lost else None)
+            port.close()
+            if not self._stop.is_set():
+                self.last_error = "link lost"
+
+    def _serve_threaded(self, port: serial.SerialBase) -> None:
         reader = ReaderThread(port, self.protocol_factory)
         reader.start()
         self._connected.set()
