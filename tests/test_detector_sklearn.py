@@ -94,7 +94,7 @@ def test_novelty_kfold_never_trains_on_anomalies(ecg5000):
     assert len(folds) == 5
     for train, test in folds:
         assert np.all(y[train] == 1)
-        assert set(y[test]) == {1, 2, 3, 4, 5} or (y[test] != 1).any()
+        assert (y[test] == 1).any() and (y[test] != 1).any()
         assert not set(train) & set(test)
     tested = np.concatenate([test for _, test in folds])
     assert sorted(tested) == list(range(len(y)))
