@@ -100,11 +100,8 @@ class BeatCutter:
         """Append the next filtered chunk (mV) starting at board index ``start``."""
         if start != self._start + self._y.size:
             raise ValueError(f"chunk starts at {start}, expected {self._start + self._y.size}")
+        self._trim()
         self._y = np.concatenate((self._y, y))
-        cut = self._y.size - self._keep
-        if cut > 0:
-            self._y = self._y[cut:]
-            self._start += cut
 
     @property
     def buffer_start(self) -> int:
@@ -138,3 +135,16 @@ class BeatCutter:
             model_input = (-resampled if self.flip else resampled).astype(np.float32)
             beats.append(Beat(self.stream, r, rr / self.fs, first, window.astype(np.float32), model_input, last))
         return beats
+
+    def _trim(self) -> None:
+        """Drop signal that no pending or future window can reach.
+
+        It runs before a chunk is appended, never after: the peaks found in a
+        long chunk (a backlog after a stall) all keep their windows.
+        """
+        keep_from = self._start + self._y.size - self._keep
+        if self._pending:
+            keep_from = min(keep_from, math.floor(self._pending[0][2]))
+        if keep_from > self._start:
+            self._y = self._y[keep_from - self._start :]
+            self._start = keep_from
