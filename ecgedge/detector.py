@@ -26,7 +26,9 @@ from ecgedge.nn import (
 from ecgedge.training import resolve_device, train_autoencoder
 
 _SCORE_BATCH = 2048
-_AUTO_MADS = 4.0
+#: Robust standard deviations (1.4826 MAD) below the median of the leave-one-out
+#: training scores where ``contamination="auto"`` puts the threshold.
+AUTO_MADS = 5.0
 
 
 class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
@@ -54,11 +56,11 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         Recurrent cell.
     n_layers : int, default=1
         Stacked recurrent layers in encoder and decoder.
-    hidden_size : int, default=64
+    hidden_size : int, default=32
         Units per recurrent layer.
     latent_size : int, default=16
         Size of the bottleneck code.
-    bidirectional : bool, default=True
+    bidirectional : bool, default=False
         Read beats in both directions in the encoder.
     standardize : bool, default=True
         Z-normalise each beat before scoring, so the score ignores offset and
@@ -73,7 +75,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         there are more); 0 scores by reconstruction error alone.
     n_neighbors : int, default=2
         Nearest memory beats averaged in the distance part.
-    distance_weight : float, default=1.0
+    distance_weight : float, default=4.0
         Weight of the distance part relative to the error part.
     learning_rate : float, default=1e-3
         Adam's initial learning rate.
@@ -91,7 +93,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         to that quantile of the training scores. ``"auto"`` assumes clean
         training beats and calibrates on their leave-one-out scores (each
         memory beat scored without itself in the memory): the threshold is
-        the median minus 4 robust standard deviations (1.4826 MAD).
+        the median minus ``AUTO_MADS`` (5) robust standard deviations (1.4826 MAD).
     device : str, default="auto"
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         Fitted weights always end on the CPU, so models move freely.
@@ -161,15 +163,15 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         *,
         cell: str = "lstm",
         n_layers: int = 1,
-        hidden_size: int = 64,
+        hidden_size: int = 32,
         latent_size: int = 16,
-        bidirectional: bool = True,
+        bidirectional: bool = False,
         standardize: bool = True,
         loss: str = "mse",
         top_fraction: float = 0.1,
         memory_size: int = 4096,
         n_neighbors: int = 2,
-        distance_weight: float = 1.0,
+        distance_weight: float = 4.0,
         learning_rate: float = 1e-3,
         batch_size: int = 32,
         max_epochs: int = 100,
@@ -250,7 +252,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         calibration = self._attach_reference(memory)
         self.offset_ = 0.0
         if self.contamination == "auto":
-            self.offset_ = robust_threshold(calibration, k=_AUTO_MADS)
+            self.offset_ = robust_threshold(calibration, k=AUTO_MADS)
         else:
             self.offset_ = float(np.percentile(self.score_samples(X), 100.0 * self.contamination))
         return self

@@ -66,10 +66,10 @@ class BeatAutoencoder(nn.Module):
     def __init__(
         self,
         cell: str = "lstm",
-        hidden_size: int = 64,
+        hidden_size: int = 32,
         latent_size: int = 16,
         n_layers: int = 1,
-        bidirectional: bool = True,
+        bidirectional: bool = False,
         standardize: bool = True,
     ) -> None:
         super().__init__()

@@ -21,13 +21,14 @@ def rng():
 
 def test_robust_rule_is_the_detectors_auto_offset(ecg5000):
     from ecgedge import LSTMAutoencoderDetector
+    from ecgedge.detector import AUTO_MADS
 
     X = ecg5000[0][ecg5000[1] == 1][:80]
     # without a memory of normal beats, "auto" calibrates on the training scores themselves
     detector = LSTMAutoencoderDetector(
         hidden_size=4, latent_size=2, max_epochs=2, memory_size=0, random_state=0, device="cpu"
     ).fit(X)
-    assert cal.robust_threshold(detector.score_samples(X), k=4.0) == pytest.approx(detector.offset_, rel=1e-6)
+    assert cal.robust_threshold(detector.score_samples(X), k=AUTO_MADS) == pytest.approx(detector.offset_, rel=1e-6)
 
 
 def test_contamination_flags_that_share(rng):
