@@ -32,6 +32,11 @@ class FilterBank:
     Parameters
     ----------
     sos : ndarray of shape (n_sections, 6)
+    max_block : int, default=64
+        Chunks up to this many samples use the filter's block state-space
+        matrices (built once per chunk length, by running ``sosfilt`` on unit
+        states and unit impulses); longer chunks use ``sosfilt`` itself. Both
+        give the same samples to rounding.
 
     Examples
     --------
@@ -43,19 +48,22 @@ class FilterBank:
     True
     """
 
-    def __init__(self, sos: np.ndarray) -> None:
+    def __init__(self, sos: np.ndarray, max_block: int = 64) -> None:
         self.sos = np.asarray(sos, dtype=np.float64)
-        self._unit = signal.sosfilt_zi(self.sos)  # (n_sections, 2): steady state for a unit input
-        self._zi = np.zeros((self.sos.shape[0], 0, 2))
+        self.max_block = max_block
+        self._sections = self.sos.shape[0]
+        self._unit = signal.sosfilt_zi(self.sos).ravel()  # steady state for a unit input
+        self._state = np.zeros((0, 2 * self._sections))  # one row per stream: every section's 2 delays
+        self._blocks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def add(self, x0: float) -> int:
         """Add a stream whose signal starts at ``x0``; return its slot."""
-        self._zi = np.concatenate((self._zi, self._unit[:, None, :] * x0), axis=1)
-        return self._zi.shape[1] - 1
+        self._state = np.vstack((self._state, self._unit * x0))
+        return self._state.shape[0] - 1
 
     def reset(self, slot: int, x0: float) -> None:
         """Restart a stream's filter in the steady state of ``x0`` (after a long gap)."""
-        self._zi[:, slot, :] = self._unit * x0
+        self._state[slot] = self._unit * x0
 
     def filter(self, slots: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Filter the next chunk of each of ``slots``.
@@ -71,6 +79,26 @@ class FilterBank:
         -------
         ndarray of shape (k, n)
         """
-        y, zf = signal.sosfilt(self.sos, x, axis=1, zi=self._zi[:, slots, :])
-        self._zi[:, slots, :] = zf
-        return y
+        n = x.shape[1]
+        if n > self.max_block:
+            y, self._state[slots] = self._sosfilt(x, self._state[slots])
+            return y
+        # [state, x] @ [[to_output, to_state], [impulse, input_to_state]]
+        to_output, to_state = self._block(n)
+        both = np.hstack((self._state[slots], x))
+        self._state[slots] = both @ to_state
+        return both @ to_output
+
+    def _sosfilt(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        zi = state.reshape(-1, self._sections, 2).transpose(1, 0, 2)
+        y, zf = signal.sosfilt(self.sos, x, axis=1, zi=zi)
+        return y, zf.transpose(1, 0, 2).reshape(state.shape)
+
+    def _block(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The (state + n inputs) -> (n outputs) and -> (next state) matrices for chunks of n samples."""
+        if n not in self._blocks:
+            n_state = 2 * self._sections
+            basis = np.eye(n_state + n)  # each row: one unit state or one unit impulse
+            outputs, states = self._sosfilt(basis[:, n_state:], basis[:, :n_state])
+            self._blocks[n] = (outputs, states)
+        return self._blocks[n]
