@@ -72,7 +72,8 @@ def _print_beats(all_beats: bool, fs_of):
             if s.anomaly or all_beats:
                 b = s.beat
                 tag = "FLAG" if s.anomaly else "beat"
-                click.echo(f"{tag} {b.stream} sample={b.sample} t={b.sample / fs_of(b.stream):.2f}s score={s.score:.4f} threshold={s.threshold:.4f}{' gap' if b.gap else ''}")
+                threshold = "learning" if s.learning else f"{s.threshold:.4f}"
+                click.echo(f"{tag} {b.stream} sample={b.sample} t={b.sample / fs_of(b.stream):.2f}s score={s.score:.4f} threshold={threshold}{' gap' if b.gap else ''}")
         sys.stdout.flush()
 
     return show
@@ -89,7 +90,7 @@ def _print_beats(all_beats: bool, fs_of):
 @click.option("--baseline", type=int, default=512, show_default=True, help="ASCII: ADC count of 0 mV.")
 @click.option("--lead", default=None, help="Lead of a multi-lead board (default: the first).")
 @click.option("--polarity", type=click.Choice(["positive", "negative", "auto"]), default="positive", show_default=True, help="R-wave direction in the board's lead (MLII: positive).")
-@click.option("--calibrate", type=click.IntRange(min=2), default=None, help="Per-patient threshold from each stream's first N beats.")
+@click.option("--calibrate", type=click.IntRange(min=2), default=None, help="Learn each stream's threshold from its first N beats (logged, not flagged).")
 @click.option("--db", type=click.Path(dir_okay=False), default=None, help="SQLite database (WAL) of every beat and each anomaly's waveform.")
 @click.option("--durable", is_flag=True, help="With --db: fsync every commit (survives power loss, not only a crash).")
 @click.option("--jsonl", type=click.Path(dir_okay=False, allow_dash=True), default=None, help="JSON lines file of every beat ('-': stdout).")

@@ -69,13 +69,13 @@ def _plot(record, scored, path: Path, calibrate: int) -> None:
     fs = record.fs
     t = np.array([s.beat.sample for s in scored]) / fs
     score = np.array([s.score for s in scored])
-    thr = np.array([s.threshold for s in scored])
+    thr = np.array([np.nan if s.learning else s.threshold for s in scored])
     flag = np.array([s.anomaly for s in scored])
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 7))
     top.plot(t, score, ".", ms=3, color="tab:blue", label="beat score (higher = more normal)")
     top.plot(t, thr, "-", color="k", lw=1, label="threshold")
     top.plot(t[flag], score[flag], "o", mfc="none", color="tab:red", label=f"flagged ({flag.sum()})")
-    top.axvspan(t[0], t[min(calibrate, len(t) - 1)], color="0.9", label="per-patient calibration (bundle threshold)")
+    top.axvspan(t[0], t[min(calibrate, len(t) - 1)], color="0.9", label="learning the patient's threshold (no flags)")
     top.set(xlabel="time (s)", ylabel="score", title="Every beat the bridge scored")
     top.legend(loc="lower left", fontsize=8)
     later = np.flatnonzero(flag[calibrate:])
@@ -101,7 +101,7 @@ def _plot(record, scored, path: Path, calibrate: int) -> None:
 @click.option("--record", type=click.Path(dir_okay=False), default=None, help="WFDB record (default: the bundled MIT-BIH 100).")
 @click.option("--minutes", type=click.FloatRange(min=1), default=10.0, show_default=True, help="Minutes of the record to stream.")
 @click.option("--speed", type=click.FloatRange(min=1), default=60.0, show_default=True, help="Times real time.")
-@click.option("--calibrate", type=click.IntRange(min=2), default=120, show_default=True, help="Beats for the per-patient threshold.")
+@click.option("--calibrate", type=click.IntRange(min=2), default=120, show_default=True, help="Beats that teach the per-patient threshold (logged, not flagged).")
 def demo(out, record, minutes, speed, calibrate) -> None:
     """Run the whole path on bundled data: model -> INT8 bundle -> board -> bridge -> report."""
     from ecgedge.datasets import load_wfdb_record
@@ -120,8 +120,7 @@ def demo(out, record, minutes, speed, calibrate) -> None:
     if len(scored) <= calibrate:
         raise click.ClickException(f"the bridge scored {len(scored)} beats, not more than the {calibrate} calibration beats")
     reference = load_wfdb_record(record, lead="MLII")
-    # during calibration the bundle's threshold holds, which flags much of a new patient's rhythm
-    truth = _against_annotations(reference, scored[calibrate:])
+    truth = _against_annotations(reference, scored[calibrate:])  # the beats judged by the patient's threshold
     _plot(reference, scored, out / "report.png", calibrate)
     lat = summary["latency_ms"]
     report = {"summary": {k: v for k, v in summary.items() if k != "links"}, "against_annotations": truth, "seconds": time.perf_counter() - started}

@@ -90,8 +90,10 @@ class Hub:
         Objects with ``write(list[ScoredBeat])``, ``commit()``, ``close()``.
     calibration_beats : int or None, default=None
         When set, each stream's threshold is calibrated on its first this
-        many beats (:class:`ecgedge.calibration.PatientCalibrator`; the
-        scorer's threshold meanwhile); else the scorer's threshold.
+        many beats (:class:`ecgedge.calibration.PatientCalibrator`), which
+        are scored and logged but not flagged (``learning``), as a bedside
+        monitor learns a patient's rhythm before it raises arrhythmia
+        alarms; else every beat is judged by the scorer's threshold.
     on_beats : callable, optional
         ``on_beats(list[ScoredBeat])``, called after each micro-batch is committed.
     max_batch : int, default=512
@@ -117,6 +119,7 @@ class Hub:
         self.latencies: deque[float] = deque(maxlen=1_000_000)
         self.beats = 0
         self.flagged = 0
+        self.learning_beats = 0
         self.warmup_beats = 0
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._filters = FilterStage()
@@ -167,7 +170,7 @@ class Hub:
         link = BoardLink(self._events, url, pipeline, fmt, baudrate)
         self._pipelines[name] = pipeline
         if self.calibration_beats:
-            self._calibrators[name] = PatientCalibrator(self.calibration_beats, fallback=self.scorer.threshold)
+            self._calibrators[name] = PatientCalibrator(self.calibration_beats)
         self.links.append(link)
         return link
 
@@ -242,10 +245,11 @@ class Hub:
         for beat, score in zip(beats, scores.tolist()):
             beat.time = self._wall_offset + beat.arrival - (beat.last_sample - beat.sample) / self.fs_of(beat.stream)
             calibrator = self._calibrators.get(beat.stream)
+            threshold = self.scorer.threshold
             if calibrator is not None:
+                threshold = calibrator.threshold  # None for the calibration beats themselves
                 calibrator.update([score])
-            threshold = calibrator.threshold if calibrator is not None else self.scorer.threshold
-            scored.append(ScoredBeat(beat, score, threshold, score < threshold))
+            scored.append(ScoredBeat(beat, score, threshold, threshold is not None and score < threshold))
         for sink in self.sinks:
             sink.write(scored)
         for sink in self.sinks:
@@ -255,6 +259,7 @@ class Hub:
         self.warmup_beats += sum(b.warmup for b in beats)
         self.beats += len(scored)
         self.flagged += sum(s.anomaly for s in scored)
+        self.learning_beats += sum(s.learning for s in scored)
         if self.on_beats is not None:
             self.on_beats(scored)
 
@@ -270,6 +275,7 @@ class Hub:
             "boards": len(self.links),
             "beats": self.beats,
             "flagged": self.flagged,
+            "learning_beats": self.learning_beats,
             "warmup_beats": self.warmup_beats,
             "frames": sum(link.stats.frames for link in self.links),
             "frames_dropped": sum(link.stats.dropped for link in self.links),

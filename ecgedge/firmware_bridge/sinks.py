@@ -27,16 +27,22 @@ class ScoredBeat:
     beat : Beat
     score : float
         Higher is more normal.
-    threshold : float
-        The threshold it was compared with (the bundle's or the patient's).
+    threshold : float or None
+        The threshold it was compared with (the bundle's or the patient's);
+        None while the stream's per-patient threshold is still being learnt.
     anomaly : bool
-        ``score < threshold``.
+        ``score < threshold`` (never while learning).
     """
 
     beat: Beat
     score: float
-    threshold: float
+    threshold: float | None
     anomaly: bool
+
+    @property
+    def learning(self) -> bool:
+        """Whether the beat came while its stream's threshold was being learnt."""
+        return self.threshold is None
 
     def as_dict(self) -> dict:
         """The JSON-lines object (no waveforms)."""
@@ -47,6 +53,7 @@ class ScoredBeat:
             "time": round(b.time, 4),
             "score": self.score,
             "threshold": self.threshold,
+            "learning": self.learning,
             "anomaly": self.anomaly,
             "rr": round(b.rr, 4),
             "gap": b.gap,
@@ -84,7 +91,7 @@ CREATE TABLE IF NOT EXISTS beats (
     sample INTEGER NOT NULL,      -- R-peak index in the board's samples
     time REAL NOT NULL,           -- UNIX time of the R peak
     score REAL NOT NULL,          -- higher is more normal
-    threshold REAL NOT NULL,
+    threshold REAL,               -- NULL while the per-patient threshold is being learnt
     anomaly INTEGER NOT NULL,     -- 1: score < threshold
     rr REAL NOT NULL,             -- seconds from the previous R peak
     gap INTEGER NOT NULL          -- 1: the window covers interpolated samples
