@@ -41,9 +41,10 @@ def test_simulate_then_bridge(bundle, tmp_path, fmt, transport):
     )
     try:
         assert sim.stdout.readline().strip() == f"port: {where}"  # the board is up
-        ascii_args = ["--fs", "360", "--baseline", "1024", "--gain", "200"] if fmt == "ascii" else []
+        # ASCII needs the board's format on the command line; the binary run also learns the patient's threshold
+        extra = ["--fs", "360", "--baseline", "1024", "--gain", "200"] if fmt == "ascii" else ["--calibrate", "20"]
         bridge = subprocess.run(
-            [*ECGEDGE, "bridge", "--port", where, "--bundle", str(bundle), "--format", fmt, *ascii_args,
+            [*ECGEDGE, "bridge", "--port", where, "--bundle", str(bundle), "--format", fmt, *extra,
              "--jsonl", str(tmp_path / "beats.jsonl"), "--duration", "4"],
             capture_output=True, text=True, timeout=60,
         )
@@ -57,6 +58,9 @@ def test_simulate_then_bridge(bundle, tmp_path, fmt, transport):
     assert 100 <= summary["beats"] == len(rows) <= 115
     assert "latency p50=" in bridge.stdout and summary["frames_dropped"] == 0
     assert json.loads(sim_out.split("simulate: ")[1])["overruns"] == 0
+    learnt = fmt == "binary"
+    assert summary["learning_beats"] == (20 if learnt else 0) == sum(r["learning"] for r in rows)
+    assert ("learnt " in bridge.stdout) == learnt
 
 
 def test_simulate_needs_exactly_one_transport():

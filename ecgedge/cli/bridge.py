@@ -65,10 +65,16 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _print_beats(all_beats: bool, fs_of):
-    """Print flagged (or all) beats of each committed micro-batch, flushed at once."""
+    """Print flagged (or all) beats of each committed micro-batch, and when a stream's threshold is learnt."""
+    learning: set[str] = set()
 
     def show(scored) -> None:
         for s in scored:
+            if s.learning:
+                learning.add(s.beat.stream)
+            elif s.beat.stream in learning:
+                learning.discard(s.beat.stream)
+                click.echo(f"learnt {s.beat.stream} threshold={s.threshold:.4f}: flagging from sample {s.beat.sample}")
             if s.anomaly or all_beats:
                 b = s.beat
                 tag = "FLAG" if s.anomaly else "beat"
@@ -123,7 +129,7 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
     lat = summary["latency_ms"]
     fmt_ms = lambda v: "n/a" if v is None else f"{v:.2f} ms"  # noqa: E731
     click.echo(
-        f"summary: beats={summary['beats']} flagged={summary['flagged']} frames={summary['frames']} "
+        f"summary: beats={summary['beats']} flagged={summary['flagged']} learning={summary['learning_beats']} frames={summary['frames']} "
         f"dropped={summary['frames_dropped']} lost={summary['frames_lost']} "
         f"latency p50={fmt_ms(lat['p50'])} p99={fmt_ms(lat['p99'])}"
     )
