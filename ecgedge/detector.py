@@ -268,7 +268,8 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
 
         With ``memory_size=0`` the beats only set the error scale. The scales are the medians of both score parts over the memory beats,
         the distances taken leave-one-out. Returns those beats' leave-one-out
-        scores, which calibrate the ``"auto"`` threshold.
+        scores, which calibrate the ``"auto"`` threshold and are kept in the
+        reference (``training_scores``) for later calibration.
         """
         module = self.module_.double()
         module.reference = None
@@ -283,9 +284,10 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
             error, distance = score_parts(module, beats, self.loss, exclude_self=len(keep) > 0)
             scales = [float(error.median()) or 1.0, float(distance.median()) or 1.0]
             module.reference.scales.copy_(torch.tensor(scales, dtype=torch.float64))
-            calibration = combine_parts(module.reference, error, distance).numpy()
+            calibration = combine_parts(module.reference, error, distance)
+            module.reference.training_scores = calibration
         self.module_ = module.float()
-        return calibration
+        return calibration.numpy()
 
     def _run(self, X, method: str) -> np.ndarray:
         """Validate beats and run ``method`` of a float64 CPU scorer in batches."""

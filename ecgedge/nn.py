@@ -157,6 +157,9 @@ class NormalReference(nn.Module):
         Share of the worst residual samples averaged in the error part.
     distance_weight : float
         Weight of the distance part relative to the error part.
+    training_scores : Tensor of shape (n_memory,), optional
+        Leave-one-out scores of the training beats (each memory beat scored
+        without itself in the memory): what unbiased thresholds are set on.
     """
 
     def __init__(
@@ -167,9 +170,11 @@ class NormalReference(nn.Module):
         n_neighbors: int,
         top_fraction: float,
         distance_weight: float,
+        training_scores: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.register_buffer("memory", memory)
+        self.register_buffer("training_scores", memory.new_zeros(0) if training_scores is None else training_scores)
         self.register_buffer("scales", torch.tensor([float(error_scale), float(distance_scale)], dtype=memory.dtype))
         self.n_neighbors = n_neighbors
         self.top_fraction = top_fraction

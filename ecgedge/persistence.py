@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "ecgedge-detector"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the reference keeps the training beats' leave-one-out scores
 _FITTED = ("offset_", "n_features_in_", "loss_curve_", "validation_loss_curve_", "best_epoch_", "fit_time_", "device_")
 
 
@@ -118,6 +118,7 @@ def load(path: str | Path):
         detector.n_neighbors,
         detector.top_fraction,
         detector.distance_weight,
+        torch.from_numpy(weights["reference.training_scores"].copy()),
     )
     module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
     detector.module_ = module.eval()

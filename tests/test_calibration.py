@@ -169,3 +169,16 @@ def test_calibrate_cli_labelled_and_fixed_rules(bundle):
     assert result.exit_code == 2 and "exactly one of" in result.output
     result = runner.invoke(main, ["calibrate", str(bundle), "--normal", "ecg5000", "--target-far", "1.5"])
     assert result.exit_code == 1 and "target_far" in result.output
+
+
+def test_calibrate_on_the_training_beats_uses_the_detectors_own_calibration_scores(bundle, small_detector):
+    from ecgedge.detector import AUTO_MADS
+
+    scores = read_bundle(bundle).training_scores()
+    assert scores.shape == (int(small_detector.module_.reference.memory.shape[0]),)
+    # the detector's own "auto" rule, applied to them, gives back its threshold
+    result = CliRunner().invoke(main, ["calibrate", str(bundle), "--normal", "training", "--robust-k", str(AUTO_MADS)])
+    assert result.exit_code == 0, result.output
+    assert read_bundle(bundle).threshold == pytest.approx(small_detector.offset_, rel=1e-5)
+    result = CliRunner().invoke(main, ["calibrate", str(bundle), "--normal", "training", "--best", "f1"])
+    assert result.exit_code == 2 and "labelled" in result.output

@@ -108,7 +108,7 @@ def test_bundle_json_records_what_the_device_needs(bundle, small_detector):
     assert manifest["score"]["loss"] == small_detector.loss and "score < threshold" in manifest["score"]["definition"]
     assert {"torch", "onnx", "onnxruntime", "ecgedge"} <= set(manifest["versions"])
     assert set(manifest["files"]) == {"model.onnx", "model.int8.onnx", "model.fp16.onnx", "detector.npz",
-                                      "build_engine.sh"}
+                                      "training_scores.npy", "build_engine.sh"}
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((bundle / name).read_bytes()).hexdigest() == digest
     assert manifest["tensorrt"]["max_batch"] >= manifest["tensorrt"]["opt_batch"] >= 1
@@ -126,10 +126,10 @@ def test_cli_export_flags_choose_the_graphs(small_detector, tmp_path):
     small_detector.save(model)
     result = CliRunner().invoke(main, ["export", str(model), "--out", str(tmp_path / "b"), "--onnx"])
     assert result.exit_code == 0, result.output
-    assert set(read_bundle(tmp_path / "b").manifest["artifacts"]) == {"fp32", "detector"}
+    assert set(read_bundle(tmp_path / "b").manifest["artifacts"]) == {"fp32", "detector", "training_scores"}
     result = CliRunner().invoke(main, ["export", str(model), "--out", str(tmp_path / "b"), "--int8"])
     assert result.exit_code == 0, result.output
-    assert set(read_bundle(tmp_path / "b").manifest["artifacts"]) == {"fp32", "int8", "detector"}
+    assert set(read_bundle(tmp_path / "b").manifest["artifacts"]) == {"fp32", "int8", "detector", "training_scores"}
     result = CliRunner().invoke(main, ["export", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "c")])
     assert result.exit_code == 1 and "does not exist" in result.output
 
@@ -226,7 +226,7 @@ def test_trt_export_without_tensorrt_fails_clearly_but_leaves_a_build_script(sma
     with pytest.raises(TensorRTUnavailable, match="build_engine.sh"):
         export_bundle(small_detector, tmp_path, int8=False, fp16=False, trt=True)
     bundle = read_bundle(tmp_path)
-    assert set(bundle.manifest["artifacts"]) == {"fp32", "fp16", "detector"}
+    assert set(bundle.manifest["artifacts"]) == {"fp32", "fp16", "detector", "training_scores"}
     assert os.access(tmp_path / "build_engine.sh", os.X_OK)
 
 

@@ -64,8 +64,9 @@ _RULES = ("target_far", "contamination", "k_std", "robust_k", "fixed", "best")
 @click.command()
 @click.argument("bundle", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--normal", "beats_file", required=True,
-              help="Beats to calibrate on: 'ecg5000' (training split), .npy (all normal), or a labelled "
-                   ".npz (X, y) / UCR .tsv/.csv (label 1 = normal; other labels are used by --best only).")
+              help="Beats to calibrate on: 'training' (the model's own training beats, scored leave-one-out), "
+                   "'ecg5000' (its training split), .npy (all normal), or a labelled .npz (X, y) / UCR .tsv/.csv "
+                   "(label 1 = normal; other labels are used by --best only).")
 @click.option("--target-far", type=float, help="Flag at most this share of the normal beats (e.g. 0.01).")
 @click.option("--contamination", type=float, help="Flag this share of the normal beats (percentile rule).")
 @click.option("--k-std", type=float, help="mean - K * std of the normal scores.")
@@ -83,12 +84,15 @@ def calibrate(bundle: Path, beats_file: str, **rules) -> None:
         options = ", ".join("--" + name.replace("_", "-") for name in _RULES)
         raise click.UsageError(f"give exactly one of {options}")
     (rule, value), = chosen.items()
-    X, y = _read_calibration_beats(beats_file)
+    X, y = (None, None) if beats_file == "training" else _read_calibration_beats(beats_file)
     if rule == "best" and y is None:
         raise click.BadParameter("--best needs labelled beats (.npz, .tsv or .csv)", param_hint="--normal")
     try:
         scorer = load_scorer(bundle, "onnxruntime", "fp32")
-        normal = X if y is None else X[y == 1]
+        if X is None:
+            normal_scores = scorer.bundle.training_scores()
+        else:
+            normal_scores = scorer.score(X if y is None else X[y == 1])
         if rule == "fixed":
             threshold = value
         elif rule == "best":
@@ -101,14 +105,14 @@ def calibrate(bundle: Path, beats_file: str, **rules) -> None:
                 "k_std": calibration.mean_std_threshold,
                 "robust_k": calibration.robust_threshold,
             }[rule]
-            threshold = pick(scorer.score(normal), value)
+            threshold = pick(normal_scores, value)
         old = scorer.threshold
         updated = set_bundle_threshold(bundle, threshold, {"method": rule, "value": value, "beats": beats_file})
     except (BundleError, ValueError) as err:
         raise click.ClickException(str(err)) from err
-    far = float(np.mean(scorer.score(normal) < updated.threshold)) if len(normal) else float("nan")
+    far = float(np.mean(normal_scores < updated.threshold)) if len(normal_scores) else float("nan")
     click.echo(f"threshold {old:.6g} -> {updated.threshold:.6g} ({rule}={value}); "
-               f"flags {far:.2%} of the {len(normal)} normal beats")
+               f"flags {far:.2%} of the {len(normal_scores)} normal beats")
 
 
 COMMANDS = (export, calibrate)

@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from ecgedge.beatformat import BeatFormat
 from ecgedge.export import onnx_graph
 from ecgedge.export.tensorrt import ENGINE, SCRIPT, build_engine, check_profile, write_build_script
 from ecgedge.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, write_manifest
 from ecgedge.runtime.tensorrt_backend import TensorRTUnavailable
 
-FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx", "detector": "detector.npz"}
+FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx", "detector": "detector.npz",
+         "training_scores": "training_scores.npy"}
 DEFAULT_OPT_BATCH = 256
 DEFAULT_MAX_BATCH = 4096
 
@@ -86,7 +89,9 @@ def export_bundle(
     Always writes ``model.onnx`` (FP32, dynamic batch; inputs ``beats``
     (batch, length) float32, outputs ``score`` (batch,) float32 and
     ``anomaly`` (batch,) bool), ``detector.npz`` (the detector itself, for
-    the torch backend) and ``bundle.json``; optionally ``model.int8.onnx``
+    the torch backend), ``training_scores.npy`` (leave-one-out scores of
+    the training beats, for ``ecgedge calibrate --normal training``; when the
+    model has a memory) and ``bundle.json``; optionally ``model.int8.onnx``
     (ONNX Runtime dynamic quantisation), ``model.fp16.onnx`` (FP16 inside,
     FP32 inputs and outputs) with ``build_engine.sh`` (trtexec on the
     device), and a TensorRT engine ``model.engine``.
@@ -134,6 +139,10 @@ def export_bundle(
     artifacts = {"fp32": FILES["fp32"], "detector": FILES["detector"]}
     onnx_graph.export_fp32(detector, out / FILES["fp32"])
     detector.save(out / FILES["detector"])
+    reference = detector.module_.reference
+    if reference is not None and reference.training_scores.numel():
+        np.save(out / FILES["training_scores"], reference.training_scores.numpy().astype(np.float64))
+        artifacts["training_scores"] = FILES["training_scores"]
     if int8:
         artifacts["int8"] = onnx_graph.quantize_int8(out / FILES["fp32"], out / FILES["int8"]).name
     manifest = {

@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ecgedge.beatformat import BeatFormat
 
 MANIFEST = "bundle.json"
@@ -87,6 +89,20 @@ class Bundle:
     def threshold(self) -> float:
         """Decision threshold on the score: a beat is abnormal when ``score < threshold``."""
         return float(self.manifest["threshold"])
+
+    def training_scores(self) -> np.ndarray:
+        """Leave-one-out scores of the model's training beats (``training_scores.npy``).
+
+        Each training beat was scored without itself in the normal-beat
+        memory; scored as is, it would find itself there at distance 0, and
+        thresholds set on those scores would be far too tight.
+
+        Raises
+        ------
+        BundleError
+            When the bundle has no such file (a model without a memory).
+        """
+        return np.load(self.verify(self.file("training_scores").name), allow_pickle=False)
 
     def file(self, role: str) -> Path:
         """Path of the file a role (``"fp32"``, ``"int8"``, ``"fp16"``, ``"engine"``, ``"detector"``) names.
