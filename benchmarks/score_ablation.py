@@ -28,23 +28,28 @@ RESULTS = Path(__file__).resolve().parent / "results"
 WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, float("inf"))
 
 
-def parts(detector, X: np.ndarray, leave_one_out: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Unscaled error and distance parts of ``detector``'s score for beats ``X``."""
+def parts(detector, X: np.ndarray, leave_one_out: bool):
+    """Unscaled error and distance parts (tensors) of ``detector``'s score for beats ``X``."""
     import torch
 
     from ecgedge.nn import score_parts
 
     module = detector.module_.double().eval()
     with torch.inference_mode():
-        error, distance = score_parts(module, torch.as_tensor(X, dtype=torch.float64), detector.loss, leave_one_out)
-    return error.numpy(), distance.numpy()
+        return score_parts(module, torch.as_tensor(X, dtype=torch.float64), detector.loss, leave_one_out)
 
 
-def badness(error: np.ndarray, distance: np.ndarray, scales: np.ndarray, weight: float) -> np.ndarray:
-    """Minus the score (higher = more abnormal) for one distance weight."""
+def badness(reference, error, distance, weight: float) -> np.ndarray:
+    """Minus the score (higher = more abnormal) with the distance part weighted ``weight``."""
+    import copy
+
+    from ecgedge.nn import combine_parts
+
     if np.isinf(weight):
-        return distance / scales[1]
-    return np.sqrt(error / scales[0]) + weight * distance / scales[1]
+        return (distance / reference.scales[1]).numpy()
+    reweighted = copy.copy(reference)  # the same memory and scales, another weight
+    reweighted.distance_weight = weight
+    return (-combine_parts(reweighted, error, distance)).numpy()
 
 
 def main() -> None:
@@ -69,11 +74,11 @@ def main() -> None:
     anomaly = y_test != 1
     train_parts = parts(detector, X_train[y_train == 1], leave_one_out=True)
     test_parts = parts(detector, X_test, leave_one_out=False)
-    scales = detector.module_.reference.scales.numpy()
+    reference = detector.module_.reference
     rows = []
     for weight in WEIGHTS:
-        train_bad = badness(*train_parts, scales, weight)
-        test_bad = badness(*test_parts, scales, weight)
+        train_bad = badness(reference, *train_parts, weight)
+        test_bad = badness(reference, *test_parts, weight)
         threshold = -robust_threshold(-train_bad, k=AUTO_MADS)
         fpr, tpr, _ = roc_curve(anomaly, test_bad)
         rows.append({

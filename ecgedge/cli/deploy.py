@@ -89,15 +89,13 @@ def calibrate(bundle: Path, beats_file: str, **rules) -> None:
         raise click.BadParameter("--best needs labelled beats (.npz, .tsv or .csv)", param_hint="--normal")
     try:
         scorer = load_scorer(bundle, "onnxruntime", "fp32")
-        if X is None:
-            normal_scores = scorer.bundle.training_scores()
-        else:
-            normal_scores = scorer.score(X if y is None else X[y == 1])
+        scores = scorer.bundle.training_scores() if X is None else scorer.score(X)
+        normal_scores = scores if y is None else scores[y == 1]
         if rule == "fixed":
             threshold = value
         elif rule == "best":
             pick = calibration.best_f1_threshold if value == "f1" else calibration.youden_threshold
-            threshold = pick(scorer.score(X), y != 1)
+            threshold = pick(scores, y != 1)
         else:
             pick = {
                 "target_far": calibration.false_alarm_threshold,

@@ -102,7 +102,7 @@ class Bundle:
         BundleError
             When the bundle has no such file (a model without a memory).
         """
-        return np.load(self.verify(self.file("training_scores").name), allow_pickle=False)
+        return np.load(self.file("training_scores"), allow_pickle=False)
 
     def file(self, role: str) -> Path:
         """Path of the file a role (``"fp32"``, ``"int8"``, ``"fp16"``, ``"engine"``, ``"detector"``) names.
