@@ -19,6 +19,7 @@ from ecgedge.nn import (
     NormalReference,
     beat_stats,
     combine_parts,
+    local_patches,
     score_parts,
     smooth_beats,
     smoothing_width,
@@ -44,8 +45,10 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
       reconstruction errors of the z-normalised beat;
     - ``distance_weight`` times the mean Euclidean distance of the lightly
       smoothed (moving average over 1/28 of the beat) z-normalised beat to its
-      ``n_neighbors`` nearest beats in a memory of up to ``memory_size``
-      training beats.
+      ``n_neighbors`` nearest local patches of normal beats: each of up to
+      ``memory_size`` training beats and its ``patch_size - 1`` nearest
+      neighbours span a small affine patch (a K-local hyperplane, Vincent and
+      Bengio 2001), so a beat between two normal shapes counts as normal.
 
     The score lives in :class:`ecgedge.nn.BeatScorer`, which ONNX export
     traces, so every runtime computes the same number.
@@ -74,7 +77,14 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         Most training beats kept for the distance part (a random subset when
         there are more); 0 scores by reconstruction error alone.
     n_neighbors : int, default=2
-        Nearest memory beats averaged in the distance part.
+        Nearest patches averaged in the distance part.
+    patch_size : int, default=4
+        Training beats per local patch (at most half the memory is used);
+        1 measures the distance to the nearest beats themselves.
+    ridge : float, default=0.1
+        Shrinkage of the patch directions, relative to the median squared
+        distance between a memory beat and its nearest neighbour; large values
+        approach the distance to the patch centres.
     distance_weight : float, default=4.0
         Weight of the distance part relative to the error part.
     learning_rate : float, default=1e-3
@@ -146,6 +156,8 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         "top_fraction": [Interval(Real, 0, 1, closed="right")],
         "memory_size": [Interval(Integral, 0, None, closed="left")],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "patch_size": [Interval(Integral, 1, None, closed="left")],
+        "ridge": [Interval(Real, 0, None, closed="left")],
         "distance_weight": [Interval(Real, 0, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -171,6 +183,8 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         top_fraction: float = 0.1,
         memory_size: int = 4096,
         n_neighbors: int = 2,
+        patch_size: int = 4,
+        ridge: float = 0.1,
         distance_weight: float = 4.0,
         learning_rate: float = 1e-3,
         batch_size: int = 32,
@@ -192,6 +206,8 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         self.top_fraction = top_fraction
         self.memory_size = memory_size
         self.n_neighbors = n_neighbors
+        self.patch_size = patch_size
+        self.ridge = ridge
         self.distance_weight = distance_weight
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -221,11 +237,11 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
-        X = X.astype(np.float32)
+        beats = X.astype(np.float32)  # training precision; the reference and threshold use X as given
         order = rng.permutation(len(X))
         n_val = int(round(self.validation_fraction * len(X)))
         n_val = n_val if len(X) - n_val >= 1 else 0
-        X_val, X_train = X[order[:n_val]], X[order[n_val:]]
+        X_val, X_train = beats[order[:n_val]], beats[order[n_val:]]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(rng.randint(np.iinfo(np.int32).max))
             module = self._new_module()
@@ -266,22 +282,30 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
     def _attach_reference(self, memory: np.ndarray) -> np.ndarray:
         """Give ``module_`` its score reference built on ``memory`` beats.
 
-        With ``memory_size=0`` the beats only set the error scale. The scales are the medians of both score parts over the memory beats,
-        the distances taken leave-one-out. Returns those beats' leave-one-out
-        scores, which calibrate the ``"auto"`` threshold and are kept in the
-        reference (``training_scores``) for later calibration.
+        With ``memory_size=0`` the beats only set the error scale. The scales
+        are the medians of both score parts over the memory beats, each beat's
+        distance taken without the patches it belongs to. Returns those beats'
+        leave-one-out scores, which calibrate the ``"auto"`` threshold and are
+        kept in the reference (``training_scores``) for later calibration.
         """
         module = self.module_.double()
         module.reference = None
         beats = torch.as_tensor(memory, dtype=torch.float64)
         with torch.inference_mode():
             features = smooth_beats(module.target(beats), smoothing_width(beats.shape[1]))
-        keep = features if self.memory_size and len(features) > 1 else features[:0]
+            exclude = None
+            if self.memory_size and len(features) > 1:
+                patch_size = min(self.patch_size, len(features) // 2)
+                centres, basis, members = local_patches(features, patch_size, self.ridge)
+                exclude = torch.zeros(len(features), len(centres), dtype=torch.bool)
+                exclude[members, torch.arange(len(centres)).unsqueeze(1)] = True
+            else:
+                centres, basis = features[:0], features[:0].unsqueeze(1)
         module.reference = NormalReference(
-            keep, 1.0, 1.0, self.n_neighbors, self.top_fraction, self.distance_weight
+            centres, basis, 1.0, 1.0, self.n_neighbors, self.top_fraction, self.distance_weight
         ).double()
         with torch.inference_mode():
-            error, distance = score_parts(module, beats, self.loss, exclude_self=len(keep) > 0)
+            error, distance = score_parts(module, beats, self.loss, exclude)
             scales = [float(error.median()) or 1.0, float(distance.median()) or 1.0]
             module.reference.scales.copy_(torch.tensor(scales, dtype=torch.float64))
             calibration = combine_parts(module.reference, error, distance)

@@ -6,8 +6,8 @@ to ONNX, so the score is defined exactly once, in :class:`BeatScorer`.
 
 The score has two parts, both measured on z-normalised beats: how badly the
 autoencoder reconstructs the beat (mean of its worst residuals), and how far
-the lightly smoothed beat lies from its nearest normal training beats (a
-memory kept in :class:`NormalReference`). Each part is divided by its median
+the lightly smoothed beat lies from the nearest local patches of normal
+training beats (kept in :class:`NormalReference`). Each part is divided by its median
 on the training beats, so they add on a common scale.
 """
 
@@ -127,44 +127,113 @@ def smooth_beats(x: torch.Tensor, width: int) -> torch.Tensor:
     return pooled.squeeze(1)
 
 
-def nearest_distance(x: torch.Tensor, memory: torch.Tensor, n_neighbors: int, exclude_self: bool = False) -> torch.Tensor:
-    """Mean Euclidean distance (n_beats,) from each row of ``x`` to its nearest rows of ``memory``.
+def local_patches(
+    beats: torch.Tensor, patch_size: int, ridge: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Affine patches of normal beat shapes, one per beat and its nearest neighbours.
 
-    With ``exclude_self``, ``x`` is ``memory`` itself and each row's own
-    (zero) distance is left out: the leave-one-out distance of the memory.
-    """
-    sq = (x**2).sum(dim=1, keepdim=True) + (memory**2).sum(dim=1) - 2.0 * x @ memory.T
-    k = min(n_neighbors + int(exclude_self), memory.shape[0])
-    nearest = torch.topk(sq.clamp_min(0.0), k, dim=1, largest=False).values
-    if exclude_self:
-        nearest = nearest[:, 1:]
-    return nearest.sqrt().mean(dim=1)
-
-
-class NormalReference(nn.Module):
-    """The normal beats and scales a score is measured against.
+    Each beat and its ``patch_size - 1`` nearest beats span a small affine
+    patch (their centre plus the directions they vary in), the local
+    hyperplanes of Vincent and Bengio's K-local hyperplane distance (NIPS
+    2001). Each direction is shrunk as in ridge regression, with a penalty of
+    ``ridge`` times the median squared nearest-neighbour distance of the beats.
 
     Parameters
     ----------
-    memory : Tensor of shape (n_memory, n_timesteps)
-        Smoothed, z-normalised normal training beats; may have no rows, which
-        drops the distance part of the score.
+    beats : Tensor of shape (n_beats, n_timesteps)
+        At least two beats.
+    patch_size : int
+        Beats per patch, at most ``n_beats``; 1 gives point patches (the beats).
+    ridge : float
+        Relative shrinkage of the patch directions (0 keeps them whole).
+
+    Returns
+    -------
+    centres : Tensor of shape (n_beats, n_timesteps)
+    basis : Tensor of shape (n_beats, n_directions, n_timesteps)
+        Orthogonal directions of each patch (``min(patch_size, n_timesteps) - 1``
+        of them), each scaled by the square root of its share in the squared
+        distance (see :func:`patch_distance`).
+    members : Tensor of shape (n_beats, patch_size)
+        Indices of the beats in each patch.
+    """
+    sq = torch.cdist(beats, beats) ** 2
+    members = torch.topk(sq, patch_size, dim=1, largest=False).indices
+    neighbourhoods = beats[members]
+    centres = neighbourhoods.mean(dim=1)
+    _, singular, directions = torch.linalg.svd(neighbourhoods - centres.unsqueeze(1), full_matrices=False)
+    penalty = ridge * float(sq.fill_diagonal_(float("inf")).min(dim=1).values.median())
+    n_directions = min(patch_size, beats.shape[1]) - 1  # a patch never fills the whole space
+    variance = singular[:, :n_directions] ** 2
+    shrink = variance / (variance + penalty).clamp_min(torch.finfo(beats.dtype).tiny)
+    basis = directions[:, :n_directions] * (2 * shrink - shrink**2).sqrt().unsqueeze(-1)
+    return centres, basis.contiguous(), members  # LAPACK's layout would make saved copies score 1 ulp apart
+
+
+def patch_distance(
+    x: torch.Tensor, centres: torch.Tensor, basis: torch.Tensor, n_neighbors: int, exclude: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean distance (n_beats,) from each row of ``x`` to its nearest patches.
+
+    The squared distance to a patch is the squared distance to its centre
+    minus the squared (shrunk) projection on its directions, so point patches
+    give the plain Euclidean distance to the nearest beats.
+
+    Parameters
+    ----------
+    x : Tensor of shape (n_beats, n_timesteps)
+    centres, basis : Tensor
+        Patches from :func:`local_patches`.
+    n_neighbors : int
+        Nearest patches averaged.
+    exclude : Tensor of shape (n_beats, n_patches), bool, optional
+        Patches each row may not use (the ones it belongs to, for
+        leave-one-out distances). A row left with fewer than ``n_neighbors``
+        patches takes its farthest patch distance for the missing ones.
+    """
+    sq = (x**2).sum(dim=1, keepdim=True) + (centres**2).sum(dim=1) - 2.0 * x @ centres.T
+    n_patches, n_directions, n_timesteps = basis.shape
+    if n_directions:
+        along = (x @ basis.reshape(-1, n_timesteps).T).reshape(-1, n_patches, n_directions)
+        along = along - (centres.unsqueeze(1) * basis).sum(dim=-1)
+        sq = sq - (along**2).sum(dim=-1)
+    sq = sq.clamp_min(0.0)
+    k = min(n_neighbors, n_patches)
+    if exclude is None:
+        return torch.topk(sq, k, dim=1, largest=False).values.sqrt().mean(dim=1)
+    farthest = sq.max(dim=1, keepdim=True).values
+    nearest = torch.topk(sq.masked_fill(exclude, float("inf")), k, dim=1, largest=False).values
+    return torch.where(nearest.isinf(), farthest, nearest).sqrt().mean(dim=1)
+
+
+class NormalReference(nn.Module):
+    """The normal beat shapes and scales a score is measured against.
+
+    Parameters
+    ----------
+    centres : Tensor of shape (n_patches, n_timesteps)
+        Centres of the local patches of smoothed, z-normalised normal training
+        beats (see :func:`local_patches`); may have no rows, which drops the
+        distance part of the score.
+    basis : Tensor of shape (n_patches, n_directions, n_timesteps)
+        The patches' scaled directions.
     error_scale, distance_scale : float
         Medians of the two score parts on the training beats.
     n_neighbors : int
-        Nearest memory beats averaged in the distance part.
+        Nearest patches averaged in the distance part.
     top_fraction : float
         Share of the worst residual samples averaged in the error part.
     distance_weight : float
         Weight of the distance part relative to the error part.
-    training_scores : Tensor of shape (n_memory,), optional
-        Leave-one-out scores of the training beats (each memory beat scored
-        without itself in the memory): what unbiased thresholds are set on.
+    training_scores : Tensor of shape (n_training,), optional
+        Leave-one-out scores of the training beats (each scored without the
+        patches it belongs to): what unbiased thresholds are set on.
     """
 
     def __init__(
         self,
-        memory: torch.Tensor,
+        centres: torch.Tensor,
+        basis: torch.Tensor,
         error_scale: float,
         distance_scale: float,
         n_neighbors: int,
@@ -173,22 +242,23 @@ class NormalReference(nn.Module):
         training_scores: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
-        self.register_buffer("memory", memory)
-        self.register_buffer("training_scores", memory.new_zeros(0) if training_scores is None else training_scores)
-        self.register_buffer("scales", torch.tensor([float(error_scale), float(distance_scale)], dtype=memory.dtype))
+        self.register_buffer("centres", centres)
+        self.register_buffer("basis", basis)
+        self.register_buffer("training_scores", centres.new_zeros(0) if training_scores is None else training_scores)
+        self.register_buffer("scales", torch.tensor([float(error_scale), float(distance_scale)], dtype=centres.dtype))
         self.n_neighbors = n_neighbors
         self.top_fraction = top_fraction
         self.distance_weight = distance_weight
 
 
 def score_parts(
-    autoencoder: BeatAutoencoder, beats: torch.Tensor, loss: str, exclude_self: bool = False
+    autoencoder: BeatAutoencoder, beats: torch.Tensor, loss: str, exclude: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unscaled error and distance parts (n_beats,) each; the distance is 0 without a memory.
+    """Unscaled error and distance parts (n_beats,) each; the distance is 0 without patches.
 
     Without a reference the error is the plain :func:`reconstruction_error`.
-    ``exclude_self`` (only when ``beats`` are the memory's beats, in order)
-    gives leave-one-out distances, for calibrating on the training beats.
+    ``exclude`` masks patches per beat (see :func:`patch_distance`), for
+    leave-one-out distances of the training beats.
     """
     target = autoencoder.target(beats)
     residual = target - autoencoder(beats)
@@ -198,10 +268,10 @@ def score_parts(
         return per_sample.mean(dim=1), torch.zeros_like(per_sample[:, 0])
     n_top = max(1, round(ref.top_fraction * int(per_sample.shape[1])))  # int(): a constant when traced for ONNX
     error = torch.topk(per_sample, n_top, dim=1).values.mean(dim=1)
-    if ref.memory.shape[0] == 0:
+    if ref.centres.shape[0] == 0:
         return error, torch.zeros_like(error)
     features = smooth_beats(target, smoothing_width(int(beats.shape[1])))
-    return error, nearest_distance(features, ref.memory, ref.n_neighbors, exclude_self)
+    return error, patch_distance(features, ref.centres, ref.basis, ref.n_neighbors, exclude)
 
 
 def combine_parts(reference: NormalReference | None, error: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:

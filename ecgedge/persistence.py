@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "ecgedge-detector"
-FORMAT_VERSION = 3  # 3: the reference keeps the training beats' leave-one-out scores
+FORMAT_VERSION = 4  # 4: the reference holds local patches of normal beats
 _FITTED = ("offset_", "n_features_in_", "loss_curve_", "validation_loss_curve_", "best_epoch_", "fit_time_", "device_")
 
 
@@ -112,7 +112,8 @@ def load(path: str | Path):
     detector = LSTMAutoencoderDetector(**header["params"])
     module = detector._new_module()
     module.reference = NormalReference(
-        torch.from_numpy(weights["reference.memory"].copy()),
+        torch.from_numpy(weights["reference.centres"].copy()),
+        torch.from_numpy(weights["reference.basis"].copy()),
         1.0,
         1.0,
         detector.n_neighbors,

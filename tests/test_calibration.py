@@ -175,7 +175,7 @@ def test_calibrate_on_the_training_beats_uses_the_detectors_own_calibration_scor
     from ecgedge.detector import AUTO_MADS
 
     scores = read_bundle(bundle).training_scores()
-    assert scores.shape == (int(small_detector.module_.reference.memory.shape[0]),)
+    assert scores.shape == (int(small_detector.module_.reference.centres.shape[0]),)
     # the detector's own "auto" rule, applied to them, gives back its threshold
     result = CliRunner().invoke(main, ["calibrate", str(bundle), "--normal", "training", "--robust-k", str(AUTO_MADS)])
     assert result.exit_code == 0, result.output

@@ -37,8 +37,9 @@ def _score_section(detector) -> dict:
     if reference is not None:
         section["reference"] = {name: getattr(reference, name) for name in
                                 ("n_neighbors", "top_fraction", "distance_weight")}
-        section["reference"]["n_memory"] = int(reference.memory.shape[0])
-    note = ", combined with the distance to the nearest normal training beats ('reference')"
+        section["reference"]["patch_directions"] = int(reference.basis.shape[1])
+        section["reference"]["n_patches"] = int(reference.centres.shape[0])
+    note = ", combined with the distance to the nearest local patches of normal training beats ('reference')"
     note = "" if reference is None else note
     section["definition"] = SCORE_DEFINITION.format(reference=note)
     return section

@@ -93,14 +93,14 @@ class Bundle:
     def training_scores(self) -> np.ndarray:
         """Leave-one-out scores of the model's training beats (``training_scores.npy``).
 
-        Each training beat was scored without itself in the normal-beat
-        memory; scored as is, it would find itself there at distance 0, and
+        Each training beat was scored without the normal-beat patches it
+        belongs to; scored as is, it would lie on them at distance 0, and
         thresholds set on those scores would be far too tight.
 
         Raises
         ------
         BundleError
-            When the bundle has no such file (a model without a memory).
+            When the bundle has no such file (a model without normal-beat patches).
         """
         return np.load(self.file("training_scores"), allow_pickle=False)
 
