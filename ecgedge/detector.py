@@ -68,6 +68,9 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
     standardize : bool, default=True
         Z-normalise each beat before scoring, so the score ignores offset and
         gain of the front end.
+    frame_size : int, default=4
+        Consecutive samples the LSTM reads and writes per step (1 = sample by
+        sample); a beat of ``n`` samples takes ``ceil(n / frame_size)`` steps.
     loss : {"mse", "l1"}, default="mse"
         Reconstruction loss for training and per-sample error of the score.
     top_fraction : float in (0, 1], default=0.1
@@ -152,6 +155,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         "latent_size": [Interval(Integral, 1, None, closed="left")],
         "bidirectional": ["boolean"],
         "standardize": ["boolean"],
+        "frame_size": [Interval(Integral, 1, None, closed="left")],
         "loss": [StrOptions({"mse", "l1"})],
         "top_fraction": [Interval(Real, 0, 1, closed="right")],
         "memory_size": [Interval(Integral, 0, None, closed="left")],
@@ -179,6 +183,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         latent_size: int = 16,
         bidirectional: bool = False,
         standardize: bool = True,
+        frame_size: int = 4,
         loss: str = "mse",
         top_fraction: float = 0.1,
         memory_size: int = 4096,
@@ -202,6 +207,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         self.latent_size = latent_size
         self.bidirectional = bidirectional
         self.standardize = standardize
+        self.frame_size = frame_size
         self.loss = loss
         self.top_fraction = top_fraction
         self.memory_size = memory_size
@@ -276,7 +282,13 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
     def _new_module(self) -> BeatAutoencoder:
         """An untrained autoencoder with this estimator's architecture."""
         return BeatAutoencoder(
-            self.cell, self.hidden_size, self.latent_size, self.n_layers, self.bidirectional, self.standardize
+            self.cell,
+            self.hidden_size,
+            self.latent_size,
+            self.n_layers,
+            self.bidirectional,
+            self.standardize,
+            self.frame_size,
         )
 
     def _attach_reference(self, memory: np.ndarray) -> np.ndarray:

@@ -36,9 +36,12 @@ def standardize_beats(x: torch.Tensor) -> torch.Tensor:
 class BeatAutoencoder(nn.Module):
     """Sequence-to-sequence RNN autoencoder for fixed-length beats.
 
-    The encoder reads the beat sample by sample; its last hidden state is
-    projected to a latent code, which is repeated over time and decoded by a
-    second RNN into the reconstructed beat.
+    The encoder reads the beat in frames of ``frame_size`` consecutive samples,
+    one frame per step (the last frame padded with the beat's last sample);
+    its last hidden state is projected to a latent code, which is repeated
+    once per frame and decoded by a second RNN into the reconstructed beat.
+    Frames cut the sequential steps, which bound training and single-beat
+    latency, by ``frame_size``.
 
     Parameters
     ----------
@@ -55,6 +58,8 @@ class BeatAutoencoder(nn.Module):
     standardize : bool
         Z-normalise each beat before encoding; reconstruction then happens in
         that standardised space.
+    frame_size : int
+        Samples read and written per recurrent step.
 
     Attributes
     ----------
@@ -71,24 +76,38 @@ class BeatAutoencoder(nn.Module):
         n_layers: int = 1,
         bidirectional: bool = False,
         standardize: bool = True,
+        frame_size: int = 4,
     ) -> None:
         super().__init__()
         rnn = _CELLS[cell]
         self.standardize = standardize
-        self.encoder = rnn(1, hidden_size, n_layers, batch_first=True, bidirectional=bidirectional)
+        self.frame_size = frame_size
+        self.encoder = rnn(frame_size, hidden_size, n_layers, batch_first=True, bidirectional=bidirectional)
         directions = 2 if bidirectional else 1
         self.to_latent = nn.Linear(directions * hidden_size, latent_size)
         self.decoder = rnn(latent_size, hidden_size, n_layers, batch_first=True)
-        self.to_sample = nn.Linear(hidden_size, 1)
+        self.to_sample = nn.Linear(hidden_size, frame_size)
         self.reference: NormalReference | None = None
 
     def target(self, x: torch.Tensor) -> torch.Tensor:
         """The beat as the autoencoder sees it (standardised when enabled)."""
         return standardize_beats(x) if self.standardize else x
 
+    def n_frames(self, n_timesteps: int) -> int:
+        """Recurrent steps for beats of ``n_timesteps`` samples."""
+        return -(-n_timesteps // self.frame_size)
+
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Beats (n_beats, n_timesteps) as frames (n_beats, n_frames, frame_size)."""
+        n_timesteps = int(x.shape[1])  # int(): a constant when traced for ONNX
+        pad = self.n_frames(n_timesteps) * self.frame_size - n_timesteps
+        if pad:
+            x = torch.cat([x, x[:, -1:].expand(-1, pad)], dim=1)
+        return x.reshape(-1, self.n_frames(n_timesteps), self.frame_size)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Latent codes (n_beats, latent_size) of beats (n_beats, n_timesteps)."""
-        out, _ = self.encoder(self.target(x).unsqueeze(-1))
+        out, _ = self.encoder(self.frames(self.target(x)))
         if self.encoder.bidirectional:
             half = out.shape[-1] // 2
             last = torch.cat([out[:, -1, :half], out[:, 0, half:]], dim=-1)
@@ -98,13 +117,13 @@ class BeatAutoencoder(nn.Module):
 
     def decode(self, code: torch.Tensor, n_timesteps: int) -> torch.Tensor:
         """Beats (n_beats, n_timesteps) from latent codes."""
-        steps = code.unsqueeze(1).expand(-1, n_timesteps, -1)
+        steps = code.unsqueeze(1).expand(-1, self.n_frames(n_timesteps), -1)
         out, _ = self.decoder(steps)
-        return self.to_sample(out).squeeze(-1)
+        return self.to_sample(out).flatten(1)[:, :n_timesteps]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct beats (n_beats, n_timesteps) in the space of :meth:`target`."""
-        return self.decode(self.encode(x), x.shape[1])
+        return self.decode(self.encode(x), int(x.shape[1]))
 
 
 def reconstruction_error(target: torch.Tensor, reconstruction: torch.Tensor, loss: str) -> torch.Tensor:
