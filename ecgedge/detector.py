@@ -105,7 +105,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         Expected share of anomalies in the training beats; sets ``offset_``
         to that quantile of the training scores. ``"auto"`` assumes clean
         training beats and calibrates on their leave-one-out scores (each
-        memory beat scored without itself in the memory): the threshold is
+        memory beat scored without the patches it belongs to): the threshold is
         the median minus ``AUTO_MADS`` (5) robust standard deviations (1.4826 MAD).
     device : str, default="auto"
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.

@@ -210,6 +210,8 @@ def patch_distance(
         leave-one-out distances). A row left with fewer than ``n_neighbors``
         patches takes its farthest patch distance for the missing ones.
     """
+    origin = centres.mean(dim=0)  # measured from the patches' mean, the expansion below cancels far less
+    x, centres = x - origin, centres - origin
     sq = (x**2).sum(dim=1, keepdim=True) + (centres**2).sum(dim=1) - 2.0 * x @ centres.T
     n_patches, n_directions, n_timesteps = basis.shape
     if n_directions:

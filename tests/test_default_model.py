@@ -22,7 +22,8 @@ def test_shipped_model_separates_the_ucr_test_beats(ecg5000):
     X_test, y_test = ecg5000[2], ecg5000[3]
     detector = load(default_model_path())
     scores = detector.score_samples(X_test)
-    assert roc_auc_score(y_test != 1, -scores) >= 0.994
+    assert roc_auc_score(y_test != 1, -scores) >= 0.995  # issue 3's floor
     flags = detector.predict(X_test) == -1
     normal_recall, anomaly_recall = np.mean(~flags[y_test == 1]), np.mean(flags[y_test != 1])
-    assert normal_recall >= 0.95 and anomaly_recall >= 0.95, (normal_recall, anomaly_recall)
+    assert (normal_recall + anomaly_recall) / 2 >= 0.975, (normal_recall, anomaly_recall)
+    assert normal_recall >= 0.97 and anomaly_recall >= 0.97, (normal_recall, anomaly_recall)

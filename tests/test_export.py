@@ -78,8 +78,12 @@ def test_graphs_have_the_expected_operators_and_types(bundle):
            for p, f in {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}.items()}
     assert "LSTM" in ops["fp32"]
     assert "DynamicQuantizeLSTM" in ops["int8"] and "LSTM" not in ops["int8"]
-    # only the recurrent layers are quantised: the distance to the normal-beat memory stays FP32
+    # only the recurrent layers are quantised: the distance to the normal-beat patches stays FP32
     assert not {"DynamicQuantizeMatMul", "MatMulInteger", "DynamicQuantizeLinear"} & ops["int8"]
+    # the recurrent layers start from ONNX's default zero state, not from states built at run time
+    for graph in (onnx.load(bundle / f).graph for f in ("model.onnx", "model.int8.onnx", "model.fp16.onnx")):
+        recurrent = [n for n in graph.node if n.op_type.endswith("LSTM")]
+        assert len(recurrent) == 2 and all(not any(n.input[5:7]) for n in recurrent)
     fp16 = onnx.load(bundle / "model.fp16.onnx")
     weights = [i for i in fp16.graph.initializer if i.name.startswith("onnx::LSTM")]
     assert weights and all(w.data_type == onnx.TensorProto.FLOAT16 for w in weights)

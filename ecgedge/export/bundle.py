@@ -92,7 +92,7 @@ def export_bundle(
     ``anomaly`` (batch,) bool), ``detector.npz`` (the detector itself, for
     the torch backend), ``training_scores.npy`` (leave-one-out scores of
     the training beats, for ``ecgedge calibrate --normal training``; when the
-    model has a memory) and ``bundle.json``; optionally ``model.int8.onnx``
+    model has normal-beat patches) and ``bundle.json``; optionally ``model.int8.onnx``
     (ONNX Runtime dynamic quantisation), ``model.fp16.onnx`` (FP16 inside,
     FP32 inputs and outputs) with ``build_engine.sh`` (trtexec on the
     device), and a TensorRT engine ``model.engine``.

@@ -65,8 +65,40 @@ def export_fp32(detector, path: Path, opset: int = OPSET) -> Path:
             opset_version=opset,
             dynamo=False,
         )
-    onnx.checker.check_model(str(path))
+    model = _drop_zero_initial_states(onnx.load(str(path)))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
     return path
+
+
+def _drop_zero_initial_states(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Leave out the all-zero initial states of recurrent nodes, and the nodes that built them.
+
+    The exporter builds zero ``initial_h`` / ``initial_c`` from the batch size
+    at run time (five nodes per layer); zero is ONNX's default for a missing
+    state, and for one beat at a time those nodes cost as much as the
+    recurrent layer itself.
+    """
+    import onnx_ir
+    from onnx_ir.passes.common import RemoveUnusedNodesPass
+
+    producers = {out: node for node in model.graph.node for out in node.output}
+
+    def zeros(name: str) -> bool:
+        node = producers.get(name)
+        if node is None or node.op_type != "ConstantOfShape":
+            return False
+        value = [numpy_helper.to_array(a.t) for a in node.attribute if a.name == "value"]
+        return not value or not np.any(value[0])
+
+    for node in model.graph.node:
+        if node.op_type in ("LSTM", "GRU"):
+            for index in (5, 6):  # initial_h, initial_c
+                if index < len(node.input) and zeros(node.input[index]):
+                    node.input[index] = ""
+    graph = onnx_ir.from_proto(model)
+    RemoveUnusedNodesPass()(graph)
+    return onnx_ir.to_proto(graph)
 
 
 def quantize_int8(fp32_path: Path, path: Path) -> Path:
@@ -75,7 +107,7 @@ def quantize_int8(fp32_path: Path, path: Path) -> Path:
     Only the recurrent layers, where the arithmetic is, are quantised: their
     weights are stored as signed INT8 and their activations quantised on the
     fly, so no calibration data is needed. The small linear layers and the
-    distance to the normal-beat memory stay FP32 (quantising that distance
+    distance to the normal-beat patches stay FP32 (quantising that distance
     costs accuracy and saves nothing). CPU only (ONNX Runtime contrib ops).
     """
     import logging
