@@ -26,20 +26,22 @@ class BeatFormat:
         Sample rate (Hz) of the recordings the training beats were cut from.
     r_polarity : {-1, 1}
         Sign of the R wave in the training beats. ECG5000's lead shows the
-        QRS as a sharp negative spike (argmin of the mean normal beat is
-        sample 3 of 140), so -1; a stream whose R waves point up (MIT-BIH
-        MLII, most limb leads) is negated before scoring. Per-beat
+        QRS as a sharp negative spike, so -1; a stream whose R waves point up
+        (MIT-BIH MLII, most limb leads) is negated before scoring. Per-beat
         z-normalisation in the model removes offset and scale, not sign.
 
     Notes
     -----
-    ``before_r=0.02`` puts the R peak at sample 0.02 * 139 = 2.8, i.e. 3 of
-    140, where ECG5000 has it; ``after_r=0.97`` makes the window about one
-    RR interval, as in ECG5000.
+    ``before_r=0.025`` puts the R peak at sample 0.025 * 139 = 3.5 of 140:
+    in ECG5000's normal training beats the deepest sample of the QRS lies at
+    3.44 on average (mostly 3 to 5). ``after_r=0.97`` makes the window about
+    one RR interval, as in ECG5000. On MIT-BIH record 100 the earlier 0.02
+    (sample 2.8) raised per-patient false alarms from 3.4 % to 6.0 %
+    (``benchmarks/alignment.py``).
     """
 
     length: int
-    before_r: float = 0.02
+    before_r: float = 0.025
     after_r: float = 0.97
     source_fs: float = 250.0
     r_polarity: int = -1
