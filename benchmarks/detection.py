@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pooled-recipe-epochs", type=int, default=None, help="--recipe-epochs for the pooled protocol.")
     parser.add_argument("--quick", action="store_true", help="Smoke run: 1 seed, 3 epochs for the neural methods.")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="Results folder.")
-    parser.add_argument("--tag", default="", help="Suffix of the result file names.")
+    parser.add_argument("--tag", default="", help="Suffix of the result file names (after a hyphen).")
     args = parser.parse_args(argv)
     common = {"device": args.device, "threads": args.threads, "recipe": RECIPE}
     ucr = {
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     env = environment({p: settings[p] for p in protocols})
     summary = summarise(results)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"detection-{dt.date.today().isoformat()}{args.tag}"
+    stem = args.out / "-".join(filter(None, ["detection", dt.date.today().isoformat(), args.tag]))
     stem.with_suffix(".json").write_text(json.dumps({"environment": env, "summary": summary, "runs": results}, indent=1))
     stem.with_suffix(".md").write_text(markdown(summary, env))
     print(markdown(summary, env))
