@@ -19,12 +19,10 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as dt
-import json
-from pathlib import Path
 
 import numpy as np
+from results_file import write_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PATCH_SIZES = (1, 2, 4)
 WINDOW_STARTS = (0.02, 0.025)  # before_r: the first release's, and ECG5000's mean R position (the default)
 _SEARCH_S = 0.05  # half-width of the extremum search around an annotation
@@ -33,14 +31,9 @@ _SEARCH_S = 0.05  # half-width of the extremum search around an annotation
 def cut_beats(signal: np.ndarray, peaks: np.ndarray, fs: float, length: int, before_r: float) -> np.ndarray:
     """Model inputs (n_beats, length) cut at ``peaks`` like the bridge cuts them."""
     from ecgedge.beatformat import BeatFormat
-    from ecgedge.firmware_bridge.beats import BeatCutter
+    from ecgedge.firmware_bridge.beats import cut_recording
 
-    cutter = BeatCutter("record", fs, BeatFormat(length=length, before_r=before_r), flip=True)
-    cutter.add_signal(signal, 0)
-    beats = []
-    for r in peaks:
-        cutter.add_peak(int(r))
-        beats += cutter.cut()
+    beats = cut_recording(signal, peaks, fs, BeatFormat(length=length, before_r=before_r), flip=True)
     return np.array([beat.model_input for beat in beats])
 
 
@@ -93,10 +86,7 @@ def main() -> None:
     lines += [f"| {r['alignment']} | {r['median_offset_samples']:g} | {r['before_r']} | {r['patch_size']} | "
               f"{r['flagged']} / {r['beats_after_learning']} ({r['flagged'] / r['beats_after_learning']:.1%}) |"
               for r in rows]
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"alignment-{dt.date.today().isoformat()}"
-    stem.with_suffix(".json").write_text(json.dumps({"date": date, "settings": vars(args), "rows": rows}, indent=2) + "\n")
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results("alignment", {"date": date, "settings": vars(args), "rows": rows}, "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -31,6 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from results_file import write_results
 
 METHODS = ("ecgedge", "isolation-forest", "one-class-svm", "lof-novelty", "pca-reconstruction", "seed-recipe")
 METRICS = ("roc_auc", "normal_recall", "anomaly_recall", "balanced_accuracy", "precision", "f1", "fit_seconds")
@@ -248,10 +249,8 @@ def main(argv: list[str] | None = None) -> None:
         results = list(pool.map(run_one, jobs))
     env = environment({p: settings[p] for p in protocols})
     summary = summarise(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / "-".join(filter(None, ["detection", dt.date.today().isoformat(), args.tag]))
-    stem.with_suffix(".json").write_text(json.dumps({"environment": env, "summary": summary, "runs": results}, indent=1))
-    stem.with_suffix(".md").write_text(markdown(summary, env))
+    write_results("detection", {"environment": env, "summary": summary, "runs": results}, markdown(summary, env),
+                  args.out, args.tag)
     print(markdown(summary, env))
 
 

@@ -17,7 +17,6 @@ Usage: ``python benchmarks/latency.py MODEL [--threads 1] [--cuda]``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -26,8 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from results_file import RESULTS, write_results
 
-RESULTS = Path(__file__).parent / "results"
 ONNX_PRECISIONS = ("fp32", "int8", "fp16")
 
 
@@ -260,12 +259,8 @@ def main() -> None:
             result["accuracy"] = accuracy(bundle, detector, X, y)
     if args.cuda:
         result["cuda"] = cuda_throughput(detector, X, args.cuda_batches, args.repeats)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = args.out_dir / f"latency-{datetime.now(timezone.utc):%Y-%m-%d}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(result))
+    write_results("latency", result, markdown(result), args.out_dir)
     print(markdown(result))
-    print(f"wrote {stem}.json and {stem}.md")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from results_file import RESULTS
+
 FIGURE = Path(__file__).resolve().parent.parent / "docs" / "figures" / "latency.png"
 
 

@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as dt
-import json
 import platform
 from pathlib import Path
 
 import numpy as np
+from results_file import write_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = {
     "distance_weight": (0.0, 1.0, 2.0, 4.0, 8.0, float("inf")),
     "patch_size": (1, 2, 3, 4, 6, 8),
@@ -99,10 +98,7 @@ def main() -> None:
         default = " (default)" if row["value"] == defaults[row["setting"]] else ""
         lines.append(f"| {row['setting']} | {name}{default} | {row['roc_auc']:.4f} | "
                      f"{row['balanced_accuracy_auto']:.4f} | {row['balanced_accuracy_best']:.4f} |")
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"score-ablation-{dt.date.today().isoformat()}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results("score-ablation", report, "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import multiprocessing as mp
 import os
 import platform
@@ -33,14 +32,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results_file import write_results
 
 from ecgedge.datasets import load_wfdb_record
 from ecgedge.firmware_bridge.hub import Hub
-from ecgedge.firmware_bridge.simulator import PtyEndpoint, TcpEndpoint, VirtualBoard, run_boards
+from ecgedge.firmware_bridge.simulator import (
+    PtyEndpoint,
+    TcpEndpoint,
+    VirtualBoard,
+    run_boards,
+)
 from ecgedge.firmware_bridge.sinks import SqliteSink
 from ecgedge.runtime import load_scorer
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _play(make_boards, kwargs, out: mp.Queue) -> None:
@@ -190,10 +193,7 @@ def main() -> None:
     print("replug", runs["replug"]["reconnect_s"], flush=True)
 
     report = {"environment": environment(args, bundle), "runs": runs}
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"stream-{dt.date.today().isoformat()}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(report))
+    write_results("stream", report, markdown(report))
     print(markdown(report))
 
 

@@ -82,7 +82,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
     n_neighbors : int, default=2
         Nearest patches averaged in the distance part.
     patch_size : int, default=4
-        Training beats per local patch (at most half the memory is used);
+        Training beats per local patch (capped at half the memory's beats);
         1 measures the distance to the nearest beats themselves.
     ridge : float, default=0.1
         Shrinkage of the patch directions, relative to the median squared

@@ -148,3 +148,34 @@ class BeatCutter:
         if keep_from > self._start:
             self._y = self._y[keep_from - self._start :]
             self._start = keep_from
+
+
+def cut_recording(signal: np.ndarray, peaks, fs: float, beat_format: BeatFormat, *, flip: bool = False) -> list[Beat]:
+    """Cut a whole recorded signal at known R peaks, exactly as a live stream is cut.
+
+    For offline work (a database's annotated beats, experiments on the
+    window): the first peak only sizes the next window, as in a stream.
+
+    Parameters
+    ----------
+    signal : ndarray of shape (n_samples,)
+        The filtered signal (mV).
+    peaks : iterable of int
+        R-peak sample indices, increasing.
+    fs : float
+        Sample rate in Hz.
+    beat_format : BeatFormat
+    flip : bool, default=False
+        Negate the model inputs (see :class:`BeatCutter`).
+
+    Returns
+    -------
+    list of Beat
+    """
+    cutter = BeatCutter("recording", fs, beat_format, flip=flip)
+    cutter.add_signal(np.asarray(signal, dtype=float), 0)
+    beats = []
+    for r in peaks:
+        cutter.add_peak(int(r))
+        beats += cutter.cut()
+    return beats
