@@ -317,7 +317,12 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
             centres, basis, 1.0, 1.0, self.n_neighbors, self.top_fraction, self.distance_weight
         ).double()
         with torch.inference_mode():
-            error, distance = score_parts(module, beats, self.loss, exclude)
+            parts = [
+                score_parts(module, beats[i : i + _SCORE_BATCH], self.loss,
+                            None if exclude is None else exclude[i : i + _SCORE_BATCH])
+                for i in range(0, len(beats), _SCORE_BATCH)
+            ]  # in batches, as scoring runs: the patch distances of 4096 beats would take gigabytes at once
+            error, distance = (torch.cat(part) for part in zip(*parts))
             scales = [float(error.median()) or 1.0, float(distance.median()) or 1.0]
             module.reference.scales.copy_(torch.tensor(scales, dtype=torch.float64))
             calibration = combine_parts(module.reference, error, distance)

@@ -128,3 +128,15 @@ def test_novelty_kfold_never_trains_on_anomalies(ecg5000):
 def test_novelty_scorer_rejects_unknown_metric():
     with pytest.raises(ValueError, match="unknown metric"):
         novelty_scorer("accuracy")
+
+
+def test_leave_one_out_scores_do_not_depend_on_the_batch(ecg5000, monkeypatch):
+    import ecgedge.detector
+
+    X = ecg5000[0][ecg5000[1] == 1][:60]
+    whole = LSTMAutoencoderDetector(**TINY, random_state=0).fit(X)
+    monkeypatch.setattr(ecgedge.detector, "_SCORE_BATCH", 7)
+    batched = LSTMAutoencoderDetector(**TINY, random_state=0).fit(X)
+    expected = whole.module_.reference.training_scores.numpy()
+    np.testing.assert_allclose(batched.module_.reference.training_scores.numpy(), expected, rtol=1e-6)
+    assert batched.offset_ == pytest.approx(whole.offset_, rel=1e-6)
