@@ -239,7 +239,8 @@ def main() -> None:
         "settings": {"threads": args.threads, "single_calls": args.single_calls, "batch": args.batch,
                      "batch_beats": args.batch_beats, "repeats": args.repeats, "model": str(args.model),
                      "model_params": {k: v for k, v in detector.get_params().items()
-                                      if k in ("cell", "hidden_size", "latent_size", "n_layers", "bidirectional")}},
+                                      if k in ("cell", "hidden_size", "latent_size", "n_layers", "bidirectional",
+                                               "frame_size", "patch_size")}},
         "cpu": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
