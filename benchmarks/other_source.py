@@ -22,23 +22,6 @@ import numpy as np
 from results_file import write_results
 
 
-def record_beats(length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Beats (n_beats, length) of the bundled record 100, cut at its annotations, and their labels."""
-    from scipy.signal import sosfilt
-
-    from ecgedge.beatformat import BeatFormat
-    from ecgedge.datasets import default_record_path, load_wfdb_record
-    from ecgedge.firmware_bridge.beats import cut_recording
-    from ecgedge.firmware_bridge.filters import bandpass_sos
-    from ecgedge.firmware_bridge.pipeline import ECG_BAND
-
-    record = load_wfdb_record(default_record_path())
-    signal = sosfilt(bandpass_sos(*ECG_BAND, record.fs), record.signal)
-    beats = cut_recording(signal, record.beat_samples, record.fs, BeatFormat(length=length))
-    symbols = dict(zip(record.beat_samples.tolist(), record.beat_symbols))
-    return np.array([b.model_input for b in beats]), np.array([symbols[b.sample] for b in beats])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--length", type=int, default=187, help="Samples per beat.")
@@ -50,8 +33,10 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from ecgedge import LSTMAutoencoderDetector
+    from ecgedge.beatformat import BeatFormat
+    from ecgedge.datasets import cut_annotated_beats, load_wfdb_record
 
-    X, labels = record_beats(args.length)
+    X, labels = cut_annotated_beats(load_wfdb_record(), BeatFormat(length=args.length))
     half = len(X) // 2
     train, test, test_labels = X[:half][labels[:half] == "N"], X[half:], labels[half:]
     detector = LSTMAutoencoderDetector(random_state=args.seed).fit(train)

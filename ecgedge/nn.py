@@ -7,8 +7,8 @@ to ONNX, so the score is defined exactly once, in :class:`BeatScorer`.
 The score has two parts, both measured on z-normalised beats: how badly the
 autoencoder reconstructs the beat (mean of its worst residuals), and how far
 the lightly smoothed beat lies from the nearest local patches of normal
-training beats (kept in :class:`NormalReference`). Each part is divided by its median
-on the training beats, so they add on a common scale.
+training beats (kept in :class:`NormalReference`). Each part is divided by
+its median on the training beats, so they add on a common scale.
 """
 
 from __future__ import annotations

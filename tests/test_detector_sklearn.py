@@ -74,20 +74,11 @@ def test_any_beat_length(ecg5000):
 
 def test_another_source_and_length_with_the_defaults():
     """MIT-BIH record 100 at 187 samples a beat (not a multiple of the 4-sample frames), no code change."""
-    from scipy.signal import sosfilt
-
     from ecgedge.beatformat import BeatFormat
-    from ecgedge.datasets import default_record_path, load_wfdb_record
-    from ecgedge.firmware_bridge.beats import cut_recording
-    from ecgedge.firmware_bridge.filters import bandpass_sos
-    from ecgedge.firmware_bridge.pipeline import ECG_BAND
+    from ecgedge.datasets import cut_annotated_beats, load_wfdb_record
 
-    record = load_wfdb_record(default_record_path())
-    signal = sosfilt(bandpass_sos(*ECG_BAND, record.fs), record.signal)
-    beats = cut_recording(signal, record.beat_samples, record.fs, BeatFormat(length=187))
-    X = np.array([b.model_input for b in beats])
-    symbols = dict(zip(record.beat_samples.tolist(), record.beat_symbols))
-    abnormal = np.array([symbols[b.sample] != "N" for b in beats])
+    X, symbols = cut_annotated_beats(load_wfdb_record(), BeatFormat(length=187))
+    abnormal = symbols != "N"
     half = len(X) // 2
     detector = LSTMAutoencoderDetector(max_epochs=10, random_state=0, device="cpu").fit(X[:half][~abnormal[:half]])
     scores = detector.score_samples(X[half:])

@@ -1,6 +1,11 @@
 """Bundled ECG data and loaders in the style of :mod:`sklearn.datasets`."""
 
 from ecgedge.datasets._ecg5000 import load_ecg5000
-from ecgedge.datasets._wfdb import WfdbRecord, default_record_path, load_wfdb_record
+from ecgedge.datasets._wfdb import (
+    WfdbRecord,
+    cut_annotated_beats,
+    default_record_path,
+    load_wfdb_record,
+)
 
-__all__ = ["load_ecg5000", "load_wfdb_record", "WfdbRecord", "default_record_path"]
+__all__ = ["load_ecg5000", "load_wfdb_record", "WfdbRecord", "default_record_path", "cut_annotated_beats"]

@@ -103,3 +103,37 @@ def load_wfdb_record(
         adc_gain=float(record.adc_gain[channel]),
         baseline=int(record.baseline[channel]),
     )
+
+
+def cut_annotated_beats(record: WfdbRecord, beat_format, *, flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A record's annotated beats as model inputs, cut the way the bridge cuts a live stream.
+
+    The lead is band-passed causally in the bridge's ECG band and cut with
+    :func:`ecgedge.firmware_bridge.beats.cut_recording` at every annotation
+    (the first one only sizes the next window).
+
+    Parameters
+    ----------
+    record : WfdbRecord
+        A record with beat annotations.
+    beat_format : BeatFormat
+        Window and length of the beats.
+    flip : bool, default=False
+        Negate the beats (R waves pointing the other way than the model's).
+
+    Returns
+    -------
+    X : ndarray of shape (n_beats, beat_format.length), float32
+    symbols : ndarray of shape (n_beats,)
+        Each beat's annotation symbol (``"N"``, ``"A"``, ``"V"``, ...).
+    """
+    from scipy.signal import sosfilt
+
+    from ecgedge.firmware_bridge.beats import cut_recording
+    from ecgedge.firmware_bridge.filters import bandpass_sos
+    from ecgedge.firmware_bridge.pipeline import ECG_BAND
+
+    signal = sosfilt(bandpass_sos(*ECG_BAND, record.fs), record.signal)
+    beats = cut_recording(signal, record.beat_samples, record.fs, beat_format, flip=flip)
+    symbol_at = dict(zip(record.beat_samples.tolist(), record.beat_symbols))
+    return np.array([b.model_input for b in beats]), np.array([symbol_at[b.sample] for b in beats])

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecgedge.firmware_bridge.filters import FilterBank, bandpass_sos
-
 #: The QRS band the detector expects its ``qrs`` input filtered to (Hz).
 QRS_BAND = (5.0, 15.0)
 _DERIVATIVE = np.array([1.0, 2.0, 0.0, -2.0, -1.0]) / 8  # Pan-Tompkins five-point derivative
