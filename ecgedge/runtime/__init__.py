@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ecgedge.runtime.bundle import PRECISIONS, Bundle, BundleError, add_artifact, read_bundle
 from ecgedge.runtime.scorer import Scorer, check_beats
+from ecgedge.runtime.validate import validate_scorer
 
 __all__ = ["Bundle", "BundleError", "Scorer", "add_artifact", "check_beats", "load_scorer", "read_bundle"]
 
@@ -53,12 +54,19 @@ def load_scorer(
     Returns
     -------
     Scorer
+        A scorer that has scored two test beats (finite and different scores).
 
     Raises
     ------
     BundleError
-        When the bundle is missing, malformed, or any of its files fails its
-        SHA-256 check (all files are checked, not only the one loaded).
+        When the bundle is missing or malformed (any manifest field of the
+        wrong type or out of range), names a file outside the bundle or an
+        artifact not listed in ``files``, any of its files fails its SHA-256
+        check (all files are checked, not only the one loaded), the graph
+        cannot be loaded or its input/output do not fit the beat format, the
+        threshold lies far outside the training scores, or the model does not
+        give finite, input-dependent scores to test beats
+        (:mod:`ecgedge.runtime.validate`).
     ValueError
         For an unknown backend or precision, or a combination the backend
         does not run.
@@ -69,7 +77,15 @@ def load_scorer(
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-    bundle = read_bundle(bundle_dir)
+    if backend == "torch" and precision not in (None, "fp32"):
+        raise ValueError(f"the torch backend runs the FP32 detector only, got precision={precision!r}")
+    scorer = _scorer(read_bundle(bundle_dir), backend, precision, threads, providers)
+    validate_scorer(scorer)
+    return scorer
+
+
+def _scorer(bundle: Bundle, backend: str, precision: str | None, threads: int | None,
+            providers: Sequence[str] | None) -> Scorer:
     if backend == "onnxruntime":
         from ecgedge.runtime.onnxruntime_backend import OnnxRuntimeScorer
 
@@ -81,8 +97,6 @@ def load_scorer(
         if precision is not None and built is not None and precision != built:
             raise ValueError(f"the bundle's TensorRT engine runs {built}, not {precision!r}")
         return TensorRTScorer(bundle)
-    if precision not in (None, "fp32"):
-        raise ValueError(f"the torch backend runs the FP32 detector only, got precision={precision!r}")
     from ecgedge.runtime.torch_backend import TorchScorer
 
     return TorchScorer(bundle, threads)

@@ -2,32 +2,41 @@
 
 A bundle is a directory. ``bundle.json`` holds the beat format, the decision
 threshold, the score definition, library versions and the SHA-256 of every
-other file in the bundle; a file whose digest does not match is refused with
-a :class:`BundleError`. This module needs only the standard library and
-numpy-free JSON, so the bedside device can read bundles without torch or
+other file in the bundle. Nothing outside the directory is ever read: every
+name in ``files`` and ``artifacts`` must be a relative path that stays
+inside it (symbolic links included), every artifact must be listed in
+``files``, and a file's bytes are checked against their digest before they
+are used. A bundle that breaks any rule is refused with a
+:class:`BundleError` naming the entry. This module needs only the standard
+library and numpy, so the bedside device reads bundles without torch or
 scikit-learn.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import math
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ecgedge.beatformat import BeatFormat
+from ecgedge.runtime.manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    PRECISIONS,
+    BundleError,
+    check_manifest,
+    check_name,
+    parse_manifest,
+)
 
-MANIFEST = "bundle.json"
-FORMAT = "ecgedge-bundle"
-FORMAT_VERSION = 1
-PRECISIONS = ("fp32", "int8", "fp16")
-
-
-class BundleError(ValueError):
-    """A bundle is missing, incomplete, truncated, altered or of another format."""
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "PRECISIONS", "Bundle", "BundleError", "add_artifact",
+           "read_bundle", "sha256_file", "write_manifest"]
 
 
 def sha256_file(path: Path) -> str:
@@ -65,6 +74,21 @@ def write_manifest(bundle_dir: str | Path, manifest: dict) -> Path:
     return path
 
 
+def _inside(root: Path, path: Path) -> Path:
+    """Resolve ``path`` (symbolic links too) and refuse it unless it is a regular file under ``root``."""
+    try:
+        real = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise BundleError(f"bundle file {path} is missing") from None
+    except (OSError, RuntimeError) as err:
+        raise BundleError(f"bundle file {path} cannot be resolved: {err}") from None
+    if not real.is_relative_to(root.resolve()):
+        raise BundleError(f"{path} leads outside the bundle directory (to {real}); refusing it")
+    if not stat.S_ISREG(real.stat().st_mode):
+        raise BundleError(f"bundle file {path} is not a regular file")
+    return real
+
+
 @dataclass(frozen=True)
 class Bundle:
     """A read and verified deployment bundle.
@@ -74,7 +98,7 @@ class Bundle:
     path : Path
         The bundle directory.
     manifest : dict
-        The parsed ``bundle.json``.
+        The parsed and checked ``bundle.json``.
     """
 
     path: Path
@@ -100,23 +124,60 @@ class Bundle:
         Raises
         ------
         BundleError
-            When the bundle has no such file (a model without normal-beat patches).
+            When the bundle has no such file (a model without normal-beat
+            patches), or it fails its check or is not a 1-D array of numbers.
         """
-        return np.load(self.file("training_scores"), allow_pickle=False)
+        name = self._name("training_scores")
+        try:
+            scores = np.load(io.BytesIO(self.read("training_scores")), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise BundleError(f"{self.path / name} is not a numpy array file: {err}") from None
+        if scores.ndim != 1 or scores.dtype.kind not in "fi" or len(scores) == 0 or not np.isfinite(scores).all():
+            raise BundleError(f"{self.path / name} must hold a non-empty 1-D array of finite scores, "
+                              f"got {scores.dtype} {scores.shape}")
+        return scores
 
-    def file(self, role: str) -> Path:
-        """Path of the file a role (``"fp32"``, ``"int8"``, ``"fp16"``, ``"engine"``, ``"detector"``) names.
-
-        Raises
-        ------
-        BundleError
-            When the bundle has no file for that role.
-        """
+    def _name(self, role: str) -> str:
         name = self.manifest["artifacts"].get(role)
         if name is None:
             present = ", ".join(sorted(self.manifest["artifacts"])) or "none"
             raise BundleError(f"bundle {self.path} has no {role!r} file (it has: {present})")
-        return self.path / name
+        return name
+
+    def file(self, role: str) -> Path:
+        """Verified path of the file a role (``"fp32"``, ``"int8"``, ``"fp16"``, ``"engine"``, ``"detector"``) names.
+
+        Prefer :meth:`read` where the bytes are wanted: it checks the very
+        bytes it returns.
+
+        Raises
+        ------
+        BundleError
+            When the bundle has no file for that role, or it fails :meth:`verify`.
+        """
+        return self.verify(self._name(role))
+
+    def read(self, role: str) -> bytes:
+        """Bytes of the file a role names, checked against the file's SHA-256.
+
+        The bytes returned are the bytes hashed, so a file swapped after
+        :func:`read_bundle` verified it is still refused.
+
+        Raises
+        ------
+        BundleError
+            When the bundle has no file for that role, or it fails its check.
+        """
+        name = self._name(role)
+        data = self._locate(name).read_bytes()
+        if hashlib.sha256(data).hexdigest() != self.manifest["files"][name]:
+            raise BundleError(f"{self.path / name} failed its SHA-256 check: the file is truncated or was altered")
+        return data
+
+    def _locate(self, name: str) -> Path:
+        if name not in self.manifest["files"]:
+            raise BundleError(f"{self.path / name} is not listed in {self.path / MANIFEST}; refusing an unchecked file")
+        return _inside(self.path, self.path / check_name(f"file {name!r}", name))
 
     def verify(self, name: str) -> Path:
         """Check one listed file against its recorded SHA-256 and return its path.
@@ -124,35 +185,21 @@ class Bundle:
         Raises
         ------
         BundleError
-            When the file is not listed, missing, or its digest differs.
+            When the file is not listed, leads outside the bundle, is missing
+            or not a regular file, or its digest differs.
         """
-        expected = self.manifest["files"].get(name)
-        path = self.path / name
-        if expected is None:
-            raise BundleError(f"{path} is not listed in {self.path / MANIFEST}; refusing an unchecked file")
-        if not path.is_file():
-            raise BundleError(f"bundle file {path} is missing")
-        if sha256_file(path) != expected:
-            raise BundleError(f"{path} failed its SHA-256 check: the file is truncated or was altered")
+        path = self._locate(name)
+        if sha256_file(path) != self.manifest["files"][name]:
+            raise BundleError(f"{self.path / name} failed its SHA-256 check: the file is truncated or was altered")
         return path
 
 
-def _check_manifest(path: Path, manifest: object) -> dict:
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BundleError(f"{path} is not an ecgedge bundle manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"{path} has format version {manifest.get('format_version')}, expected {FORMAT_VERSION}")
-    for key in ("beat", "threshold", "artifacts", "files"):
-        if key not in manifest:
-            raise BundleError(f"{path} lacks the required key {key!r}")
-    threshold = manifest["threshold"]
-    if not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
-        raise BundleError(f"{path} has a non-finite or non-numeric threshold {threshold!r}")
-    return manifest
-
-
 def read_bundle(bundle_dir: str | Path, *, verify: bool = True) -> Bundle:
-    """Read ``bundle.json`` and, by default, verify every listed file.
+    """Read and check ``bundle.json`` and, by default, verify every listed file.
+
+    The manifest is checked whole (:func:`ecgedge.runtime.manifest.check_manifest`:
+    types and ranges, file names inside the bundle, every artifact listed in
+    ``files``) before any other file is opened.
 
     Parameters
     ----------
@@ -168,19 +215,16 @@ def read_bundle(bundle_dir: str | Path, *, verify: bool = True) -> Bundle:
     Raises
     ------
     BundleError
-        When the manifest is missing or malformed or a file fails its check.
+        When the manifest is missing or malformed, names a file outside the
+        bundle or an unlisted artifact, or a file fails its check.
     """
     bundle_dir = Path(bundle_dir)
     if bundle_dir.name == MANIFEST:
         bundle_dir = bundle_dir.parent
     path = bundle_dir / MANIFEST
-    if not path.is_file():
-        raise BundleError(f"{bundle_dir} is not a bundle: {MANIFEST} is missing")
-    try:
-        manifest = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BundleError(f"{path} is not valid JSON (truncated or altered?): {err}") from err
-    bundle = Bundle(bundle_dir, _check_manifest(path, manifest))
+    if path.is_symlink() or path.exists():
+        _inside(bundle_dir, path)
+    bundle = Bundle(bundle_dir, check_manifest(path, parse_manifest(path)))
     if verify:
         for name in bundle.manifest["files"]:
             bundle.verify(name)
@@ -206,10 +250,14 @@ def add_artifact(bundle_dir: str | Path, role: str, name: str, **section) -> Bun
     -------
     Bundle
         The bundle re-read after the update.
+
+    Raises
+    ------
+    BundleError
+        When the bundle does not verify, or ``name`` is not a file inside it.
     """
     bundle = read_bundle(bundle_dir)
-    if not (bundle.path / name).is_file():
-        raise BundleError(f"cannot add {name!r}: {bundle.path / name} does not exist")
+    _inside(bundle.path, bundle.path / check_name(f"the {role!r} file name", name))
     manifest = dict(bundle.manifest)
     manifest["artifacts"] = {**manifest["artifacts"], role: name}
     manifest["files"] = {**manifest["files"], name: ""}

@@ -6,8 +6,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ecgedge.runtime.bundle import Bundle
+from ecgedge.runtime.bundle import Bundle, BundleError
 from ecgedge.runtime.scorer import Scorer
+from ecgedge.runtime.validate import check_graph_io, one_line
+
+#: ONNX Runtime's errors for a graph it cannot load (garbage, truncated or invalid protobuf, unknown operators).
+_LOAD_ERRORS = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile", "NotImplemented",
+                "RuntimeException")
+
+
+def load_errors() -> tuple[type[BaseException], ...]:
+    """The exception classes ONNX Runtime raises when a graph cannot be loaded."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    return tuple(getattr(state, name) for name in _LOAD_ERRORS if hasattr(state, name))
 
 
 def session_options(threads: int | None, precision: str):
@@ -45,6 +57,13 @@ class OnnxRuntimeScorer(Scorer):
         Intra-op threads (``None``: ONNX Runtime's default).
     providers : sequence of str or None
         Execution providers; default the CPU provider.
+
+    Raises
+    ------
+    BundleError
+        When the graph fails its SHA-256 check, ONNX Runtime cannot load it,
+        or its input and outputs do not fit the manifest
+        (:func:`ecgedge.runtime.validate.check_graph_io`).
     """
 
     backend = "onnxruntime"
@@ -59,11 +78,16 @@ class OnnxRuntimeScorer(Scorer):
         import onnxruntime as ort
 
         super().__init__(bundle, precision)
-        self.session = ort.InferenceSession(
-            str(bundle.file(precision)),
-            session_options(threads, precision),
-            providers=list(providers or ["CPUExecutionProvider"]),
-        )
+        graph = bundle.read(precision)
+        where = bundle.path / bundle.manifest["artifacts"][precision]
+        try:
+            self.session = ort.InferenceSession(
+                graph, session_options(threads, precision), providers=list(providers or ["CPUExecutionProvider"])
+            )
+        except load_errors() as err:
+            raise BundleError(f"ONNX Runtime cannot load {where}: {one_line(err)}") from None
+        check_graph_io(str(where), self.session.get_inputs(), self.session.get_outputs(), bundle,
+                       self.session.get_modelmeta().custom_metadata_map)
         self._input = bundle.manifest["io"]["input"]
         self._output = bundle.manifest["io"]["score"]
 
