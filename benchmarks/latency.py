@@ -119,7 +119,7 @@ def cuda_throughput(detector, beats: np.ndarray, batches: list[int], repeats: in
     device = torch.device("cuda")
     out = {"device": torch.cuda.get_device_name(device)}
     for name, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
-        module = BeatScorer(copy.deepcopy(detector.module_), detector.loss, detector.offset_).to(device, dtype).eval()
+        module = BeatScorer(copy.deepcopy(detector.module_), detector.loss).to(device, dtype).eval()
         out[name] = {}
         for batch in batches:
             reps = -(-batch // len(beats))
@@ -248,7 +248,7 @@ def main() -> None:
         found = scorers(bundle, args.threads)
         if "tensorrt fp16" not in found:
             result["tensorrt"] = "not measured: tensorrt is not installed on this machine"
-        scores = {name: scorer.score for name, scorer in found.items()}
+        scores = {name: scorer.score_samples for name, scorer in found.items()}
         latency = single_beat_latency(scores, X, args.single_calls)
         throughput = batch_throughput(scores, X[: args.batch_beats], args.batch, args.repeats)
         for name in found:

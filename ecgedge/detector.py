@@ -102,11 +102,12 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
     patience : int, default=20
         Epochs without improvement before training stops.
     contamination : "auto" or float in (0, 0.5], default="auto"
-        Expected share of anomalies in the training beats; sets ``offset_``
-        to that quantile of the training scores. ``"auto"`` assumes clean
-        training beats and calibrates on their leave-one-out scores (each
-        memory beat scored without the patches it belongs to): the threshold is
-        the median minus ``AUTO_MADS`` (5) robust standard deviations (1.4826 MAD).
+        Sets ``offset_`` from ``training_scores_``, the leave-one-out scores
+        of the memory beats (each scored without the patches it belongs to,
+        so as a new beat would be): a float puts it at that quantile of them,
+        so about that share of new normal beats is flagged; ``"auto"``
+        assumes clean training beats and puts it ``AUTO_MADS`` (5) robust
+        standard deviations (1.4826 MAD) below their median.
     device : str, default="auto"
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         Fitted weights always end on the CPU, so models move freely.
@@ -123,6 +124,12 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         :class:`~ecgedge.nn.NormalReference` attached.
     offset_ : float
         Threshold: ``decision_function = score_samples - offset_``.
+    training_scores_ : ndarray of shape (n_memory,)
+        Leave-one-out scores of the memory beats (all training beats when
+        there are at most ``memory_size``), the same scores ``offset_`` is
+        derived from; as ``LocalOutlierFactor.negative_outlier_factor_``,
+        they let a threshold be set later without rescoring (and without the
+        optimism of scoring beats against patches they belong to).
     n_features_in_ : int
         Samples per beat seen in ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -240,6 +247,34 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         -------
         self : LSTMAutoencoderDetector
         """
+        self._fit(X)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        """Train on ``X`` and label its own beats +1 (normal) or -1 (anomaly).
+
+        Memory beats are judged by their leave-one-out ``training_scores_``
+        (as ``LocalOutlierFactor`` judges its training samples), so with
+        ``contamination=c`` about a share ``c`` of them is labelled -1; any
+        beats beyond ``memory_size`` are scored as new beats.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_beats, n_timesteps)
+        y : Ignored
+
+        Returns
+        -------
+        ndarray of shape (n_beats,), int
+        """
+        X, memory = self._fit(X)
+        scores = self.score_samples(X)
+        scores[memory] = self.training_scores_
+        return np.where(scores < self.offset_, -1, 1)
+
+    def _fit(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Fit; return the validated beats and the indices of those kept as the memory."""
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
@@ -270,14 +305,18 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         self.best_epoch_ = history.best_epoch
         self.fit_time_ = history.fit_seconds
         self.device_ = history.device
-        memory = X[rng.permutation(len(X))[: self.memory_size]] if self.memory_size else X
-        calibration = self._attach_reference(memory)
-        self.offset_ = 0.0
+        memory = rng.permutation(len(X))[: self.memory_size] if self.memory_size else np.arange(len(X))
+        self._attach_reference(X[memory])
         if self.contamination == "auto":
-            self.offset_ = robust_threshold(calibration, k=AUTO_MADS)
+            self.offset_ = robust_threshold(self.training_scores_, k=AUTO_MADS)
         else:
-            self.offset_ = float(np.percentile(self.score_samples(X), 100.0 * self.contamination))
-        return self
+            self.offset_ = float(np.percentile(self.training_scores_, 100.0 * self.contamination))
+        return X, memory
+
+    @property
+    def training_scores_(self) -> np.ndarray:
+        """Leave-one-out scores of the memory beats (kept in the model's reference)."""
+        return self.module_.reference.training_scores.numpy().astype(np.float64)
 
     def _new_module(self) -> BeatAutoencoder:
         """An untrained autoencoder with this estimator's architecture."""
@@ -291,14 +330,13 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
             self.frame_size,
         )
 
-    def _attach_reference(self, memory: np.ndarray) -> np.ndarray:
+    def _attach_reference(self, memory: np.ndarray) -> None:
         """Give ``module_`` its score reference built on ``memory`` beats.
 
         With ``memory_size=0`` the beats only set the error scale. The scales
         are the medians of both score parts over the memory beats, each beat's
-        distance taken without the patches it belongs to. Returns those beats'
-        leave-one-out scores, which calibrate the ``"auto"`` threshold and are
-        kept in the reference (``training_scores``) for later calibration.
+        distance taken without the patches it belongs to. Those beats'
+        leave-one-out scores are kept in the reference (``training_scores_``).
         """
         module = self.module_.double()
         module.reference = None
@@ -325,16 +363,14 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
             error, distance = (torch.cat(part) for part in zip(*parts))
             scales = [float(error.median()) or 1.0, float(distance.median()) or 1.0]
             module.reference.scales.copy_(torch.tensor(scales, dtype=torch.float64))
-            calibration = combine_parts(module.reference, error, distance)
-            module.reference.training_scores = calibration
+            module.reference.training_scores = combine_parts(module.reference, error, distance)
         self.module_ = module.float()
-        return calibration.numpy()
 
     def _run(self, X, method: str) -> np.ndarray:
         """Validate beats and run ``method`` of a float64 CPU scorer in batches."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        scorer = BeatScorer(copy.deepcopy(self.module_).double(), self.loss, self.offset_)
+        scorer = BeatScorer(copy.deepcopy(self.module_).double(), self.loss)
         beats = torch.tensor(X, dtype=torch.float64)
         fn = getattr(self, f"_{method}")
         with torch.inference_mode():
@@ -342,7 +378,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
 
     @staticmethod
     def _score(scorer: BeatScorer, beats: torch.Tensor) -> np.ndarray:
-        return scorer(beats)[0].numpy()
+        return scorer(beats).numpy()
 
     @staticmethod
     def _reconstruct(scorer: BeatScorer, beats: torch.Tensor) -> np.ndarray:
@@ -410,6 +446,6 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
 
     def save(self, path) -> None:
         """Write the fitted detector to one pickle-free file (see :func:`ecgedge.load`)."""
-        from ecgedge.persistence import save_detector
+        from ecgedge.model_file import save_detector
 
         save_detector(self, path)

@@ -308,11 +308,12 @@ def combine_parts(reference: NormalReference | None, error: torch.Tensor, distan
 
 
 class BeatScorer(nn.Module):
-    """The whole scoring path: beats in, (score, anomaly flag) out.
+    """The whole scoring path: beats in, scores out.
 
     The score (see :func:`combine_parts`) is higher for more normal beats
-    (the scikit-learn convention); a beat is an anomaly when
-    ``score < offset``. This module is what ONNX export traces.
+    (the scikit-learn convention). It carries no threshold: the estimator
+    keeps that in ``offset_``, a bundle once in its manifest, and a stream
+    may override it at run time. This module is what ONNX export traces.
 
     Parameters
     ----------
@@ -320,17 +321,13 @@ class BeatScorer(nn.Module):
         The trained autoencoder, with its :class:`NormalReference` attached.
     loss : {"mse", "l1"}
         Per-sample error of the reconstruction part (squared or absolute).
-    offset : float
-        Decision threshold on the score.
     """
 
-    def __init__(self, autoencoder: BeatAutoencoder, loss: str, offset: float) -> None:
+    def __init__(self, autoencoder: BeatAutoencoder, loss: str) -> None:
         super().__init__()
         self.autoencoder = autoencoder
         self.loss = loss
-        self.register_buffer("offset", torch.tensor(float(offset)))
 
-    def forward(self, beats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return scores (n_beats,) and anomaly flags (n_beats,) as bool."""
-        score = combine_parts(self.autoencoder.reference, *score_parts(self.autoencoder, beats, self.loss))
-        return score, score < self.offset.to(score.dtype)
+    def forward(self, beats: torch.Tensor) -> torch.Tensor:
+        """Return the scores (n_beats,) of beats (n_beats, n_timesteps)."""
+        return combine_parts(self.autoencoder.reference, *score_parts(self.autoencoder, beats, self.loss))

@@ -21,8 +21,9 @@ from sklearn.metrics import roc_auc_score
 from ecgedge.beatformat import BeatFormat
 from ecgedge.cli import main
 from ecgedge.export import TensorRTUnavailable, export_bundle
+from ecgedge.export.bundle import model_id
 from ecgedge.export import tensorrt as trt_export
-from ecgedge.export.onnx_graph import graph_threshold
+from ecgedge.export.onnx_graph import graph_description
 from ecgedge.runtime import load_scorer, read_bundle
 
 try:
@@ -44,7 +45,7 @@ def test_scores(bundle, small_detector, ecg5000):
     X = ecg5000[2]
     scores = {"reference": small_detector.score_samples(X)}
     for precision in ("fp32", "int8", "fp16"):
-        scores[precision] = load_scorer(bundle, precision=precision, threads=1).score(X)
+        scores[precision] = load_scorer(bundle, precision=precision, threads=1).score_samples(X)
     return scores
 
 
@@ -89,19 +90,23 @@ def test_graphs_have_the_expected_operators_and_types(bundle):
     assert weights and all(w.data_type == onnx.TensorProto.FLOAT16 for w in weights)
     for graph in (fp16.graph, onnx.load(bundle / "model.onnx").graph):
         assert [i.type.tensor_type.elem_type for i in graph.input] == [onnx.TensorProto.FLOAT]
-        assert [o.type.tensor_type.elem_type for o in graph.output] == [onnx.TensorProto.FLOAT, onnx.TensorProto.BOOL]
+        assert [(o.name, o.type.tensor_type.elem_type) for o in graph.output] == [("score", onnx.TensorProto.FLOAT)]
         assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8", "fp16"])
-def test_anomaly_output_uses_the_bundle_threshold(bundle, ecg5000, precision):
+def test_graphs_output_scores_and_describe_themselves(bundle, ecg5000, precision):
     scorer = load_scorer(bundle, precision=precision)
     for n in (1, 7):
-        score, anomaly = scorer.session.run(None, {"beats": ecg5000[2][:n]})
-        assert score.shape == anomaly.shape == (n,)
-    score, anomaly = scorer.session.run(None, {"beats": ecg5000[2][:500]})
-    np.testing.assert_array_equal(anomaly, score < scorer.threshold)
-    assert graph_threshold(scorer.bundle.file(precision)) == pytest.approx(scorer.threshold, rel=1e-3)
+        (score,) = scorer.session.run(None, {"beats": ecg5000[2][:n]})
+        assert score.shape == (n,)
+    manifest = scorer.bundle.manifest
+    assert "anomaly" not in manifest["io"]
+    description = graph_description(scorer.bundle.file(precision))
+    assert json.loads(description["beat_format"]) == manifest["beat"]
+    assert description["model_id"] == manifest["model_id"] == model_id(manifest)
+    assert description["version"] == manifest["versions"]["ecgedge"]
+    assert description["score"].startswith("higher is more normal")
 
 
 def test_bundle_json_records_what_the_device_needs(bundle, small_detector):
@@ -128,10 +133,10 @@ def test_export_refuses_bad_settings(small_detector, tmp_path):
 def test_cli_export_flags_choose_the_graphs(small_detector, tmp_path):
     model = tmp_path / "model.npz"
     small_detector.save(model)
-    result = CliRunner().invoke(main, ["export", str(model), "--out", str(tmp_path / "b"), "--onnx"])
+    result = CliRunner().invoke(main, ["export", str(model), "--out", str(tmp_path / "b"), "--no-int8", "--no-fp16"])
     assert result.exit_code == 0, result.output
     assert set(read_bundle(tmp_path / "b").manifest["artifacts"]) == {"fp32", "detector", "training_scores"}
-    result = CliRunner().invoke(main, ["export", str(model), "--out", str(tmp_path / "b"), "--int8"])
+    result = CliRunner().invoke(main, ["export", str(model), "--out", str(tmp_path / "b"), "--no-fp16"])
     assert result.exit_code == 0, result.output
     assert set(read_bundle(tmp_path / "b").manifest["artifacts"]) == {"fp32", "int8", "detector", "training_scores"}
     result = CliRunner().invoke(main, ["export", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "c")])
@@ -271,6 +276,6 @@ def test_build_engine_script_refuses_tensorrt_8(bundle, tmp_path):
 @pytest.mark.skipif(not HAVE_TENSORRT, reason="tensorrt is not installed here")
 def test_tensorrt_engine_scores_like_onnx(small_detector, tmp_path, ecg5000):
     export_bundle(small_detector, tmp_path, trt=True, opt_batch=8, max_batch=64)
-    reference = load_scorer(tmp_path).score(ecg5000[2][:100])
-    scores = load_scorer(tmp_path, backend="tensorrt").score(ecg5000[2][:100])
+    reference = load_scorer(tmp_path).score_samples(ecg5000[2][:100])
+    scores = load_scorer(tmp_path, backend="tensorrt").score_samples(ecg5000[2][:100])
     np.testing.assert_allclose(scores, reference, rtol=2e-2)

@@ -37,7 +37,7 @@ def test_runtime_imports_neither_torch_nor_sklearn(bundle):
         for precision in ("fp32", "int8", "fp16"):
             scorer = load_scorer({str(bundle)!r}, precision=precision, threads=1)
             flags = scorer.predict(np.zeros((3, scorer.beat_format.length)))
-        PatientCalibrator(n_beats=3).update(scorer.score(np.ones((3, scorer.beat_format.length))))
+        PatientCalibrator(n_beats=3).update(scorer.score_samples(np.ones((3, scorer.beat_format.length))))
         ecgedge.__version__
         heavy = sorted({{m.split(".")[0] for m in sys.modules}} & {{"torch", "sklearn"}})
         print(",".join(heavy) or "clean")
@@ -52,22 +52,24 @@ def test_scorer_gives_the_detector_numbers(bundle, small_detector, test_subset, 
     X = test_subset[0]
     scorer = load_scorer(bundle, backend=backend, precision=precision, threads=1)
     assert isinstance(scorer, Scorer) and scorer.backend == backend
-    np.testing.assert_allclose(scorer.score(X), small_detector.score_samples(X), rtol=1e-4)
+    np.testing.assert_allclose(scorer.score_samples(X), small_detector.score_samples(X), rtol=1e-4)
+    np.testing.assert_allclose(scorer.decision_function(X), small_detector.decision_function(X), rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(scorer.predict(X), small_detector.predict(X))
-    assert scorer.threshold == small_detector.offset_
+    assert scorer.offset_ == small_detector.offset_
     assert scorer.beat_format.length == small_detector.n_features_in_
     assert scorer.bundle.manifest["files"]
 
 
-def test_threshold_can_be_replaced_per_scorer(bundle, test_subset):
+def test_offset_can_be_replaced_per_scorer(bundle, test_subset):
     X = test_subset[0]
-    scorer = load_scorer(bundle, precision="int8")
-    scores = scorer.score(X)
-    scorer.threshold = float(np.median(scores))
-    assert np.mean(scorer.predict(X) == -1) == pytest.approx(0.5, abs=0.01)
-    assert load_scorer(bundle).threshold == read_bundle(bundle).threshold
-    with pytest.raises(ValueError, match="finite"):
-        scorer.threshold = float("nan")
+    with load_scorer(bundle, precision="int8") as scorer:
+        scorer.offset_ = float(np.median(scorer.score_samples(X)))
+        assert np.mean(scorer.predict(X) == -1) == pytest.approx(0.5, abs=0.01)
+        assert load_scorer(bundle).offset_ == read_bundle(bundle).threshold
+        with pytest.raises(ValueError, match="finite"):
+            scorer.offset_ = float("nan")
+    with pytest.raises(RuntimeError, match="closed"):
+        scorer.score_samples(X)
 
 
 @pytest.mark.parametrize(
@@ -82,7 +84,7 @@ def test_threshold_can_be_replaced_per_scorer(bundle, test_subset):
 )
 def test_bad_beats_are_refused_clearly(bundle, beats, message):
     with pytest.raises(ValueError, match=message):
-        load_scorer(bundle).score(beats)
+        load_scorer(bundle).score_samples(beats)
 
 
 @pytest.mark.parametrize(

@@ -89,7 +89,7 @@ def calibrate(bundle: Path, beats_file: str, **rules) -> None:
         raise click.BadParameter("--best needs labelled beats (.npz, .tsv or .csv)", param_hint="--normal")
     try:
         scorer = load_scorer(bundle, "onnxruntime", "fp32")
-        scores = scorer.bundle.training_scores() if X is None else scorer.score(X)
+        scores = scorer.bundle.training_scores() if X is None else scorer.score_samples(X)
         normal_scores = scores if y is None else scores[y == 1]
         if rule == "fixed":
             threshold = value
@@ -104,7 +104,7 @@ def calibrate(bundle: Path, beats_file: str, **rules) -> None:
                 "robust_k": calibration.robust_threshold,
             }[rule]
             threshold = pick(normal_scores, value)
-        old = scorer.threshold
+        old = scorer.offset_
         updated = set_bundle_threshold(bundle, threshold, {"method": rule, "value": value, "beats": beats_file})
     except (BundleError, ValueError) as err:
         raise click.ClickException(str(err)) from err

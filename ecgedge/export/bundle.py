@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import numpy as np
 from ecgedge.beatformat import BeatFormat
 from ecgedge.export import onnx_graph
 from ecgedge.export.tensorrt import ENGINE, SCRIPT, build_engine, check_profile, write_build_script
-from ecgedge.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, write_manifest
+from ecgedge.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, PRECISIONS, write_manifest
 from ecgedge.runtime.tensorrt_backend import TensorRTUnavailable
 
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx", "detector": "detector.npz",
@@ -22,8 +24,10 @@ SCORE_DEFINITION = (
     "score = the detector's score_samples, computed inside the ONNX graph by ecgedge.nn.BeatScorer: each beat "
     "is z-normalised over its own samples (when 'standardize'), reconstructed by the autoencoder, and scored "
     "by minus its reconstruction error ('loss'){reference}. Higher is more normal; a beat is an anomaly "
-    "when score < threshold."
+    "when score < threshold, the manifest's 'threshold' unless a stream's own state overrides it."
 )
+#: The manifest sections that identify the model a graph computes (its ``model_id``).
+DESCRIBING = ("beat", "score", "detector")
 
 
 def _score_section(detector) -> dict:
@@ -43,6 +47,26 @@ def _score_section(detector) -> dict:
     note = "" if reference is None else note
     section["definition"] = SCORE_DEFINITION.format(reference=note)
     return section
+
+
+def model_id(manifest: dict) -> str:
+    """SHA-256 of the manifest sections that say what the model computes (:data:`DESCRIBING`).
+
+    Graphs carry it in their metadata, so a graph and a manifest that belong
+    together can be told from a graph swapped in from another bundle.
+    """
+    text = json.dumps({key: manifest[key] for key in DESCRIBING}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def graph_description(manifest: dict) -> dict[str, str]:
+    """What every graph of a bundle says about itself (ONNX ``metadata_props``)."""
+    return {
+        "beat_format": json.dumps(manifest["beat"], sort_keys=True),
+        "score": "higher is more normal; anomaly when score < threshold (threshold in bundle.json)",
+        "version": manifest["versions"]["ecgedge"],
+        "model_id": manifest["model_id"],
+    }
 
 
 def _versions() -> dict:
@@ -87,9 +111,9 @@ def export_bundle(
 ) -> Path:
     """Export a fitted detector as a deployment bundle directory.
 
-    Always writes ``model.onnx`` (FP32, dynamic batch; inputs ``beats``
-    (batch, length) float32, outputs ``score`` (batch,) float32 and
-    ``anomaly`` (batch,) bool), ``detector.npz`` (the detector itself, for
+    Always writes ``model.onnx`` (FP32, dynamic batch; input ``beats``
+    (batch, length) float32, output ``score`` (batch,) float32, no
+    threshold), ``detector.npz`` (the detector itself, for
     the torch backend), ``training_scores.npy`` (leave-one-out scores of
     the training beats, for ``ecgedge calibrate --normal training``; when the
     model has normal-beat patches) and ``bundle.json``; optionally ``model.int8.onnx``
@@ -154,8 +178,8 @@ def export_bundle(
         "threshold": float(detector.offset_),
         "calibration": {"method": "detector", "contamination": detector.contamination},
         "score": _score_section(detector),
-        "io": {"input": onnx_graph.INPUT, "score": onnx_graph.SCORE, "anomaly": onnx_graph.ANOMALY,
-               "input_shape": ["batch", length], "dtype": "float32"},
+        "io": {"input": onnx_graph.INPUT, "score": onnx_graph.SCORE, "input_shape": ["batch", length],
+               "dtype": "float32"},
         "tensorrt": {"opt_batch": opt_batch, "max_batch": max_batch},
         "detector": {"params": detector.get_params(), "n_features_in": length},
         "versions": _versions(),
@@ -164,6 +188,10 @@ def export_bundle(
         artifacts["fp16"] = onnx_graph.convert_fp16(out / FILES["fp32"], out / FILES["fp16"]).name
         script = write_build_script(out, artifacts, length=length, opt_batch=opt_batch, max_batch=max_batch)
         manifest["tensorrt"]["script"] = script.name
+    manifest["model_id"] = model_id(manifest)
+    for role in PRECISIONS:
+        if role in artifacts:
+            onnx_graph.describe_graph(out / artifacts[role], graph_description(manifest))
     manifest["artifacts"] = artifacts
     scripts = [manifest["tensorrt"]["script"]] if fp16 else []
     manifest["files"] = dict.fromkeys([*artifacts.values(), *scripts], "")

@@ -1,23 +1,20 @@
-"""Change a bundle's decision threshold, keeping graphs, manifest and checksums consistent."""
+"""Change a bundle's decision threshold: the one number in its manifest."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from ecgedge.export.onnx_graph import set_graph_threshold
-from ecgedge.runtime.bundle import PRECISIONS, Bundle, read_bundle, write_manifest
+from ecgedge.runtime.bundle import Bundle, read_bundle, write_manifest
 
 
 def set_bundle_threshold(bundle_dir: str | Path, threshold: float, calibration: dict) -> Bundle:
     """Set the threshold of a bundle.
 
-    The runtime compares scores with ``bundle.json``'s ``threshold``; the
-    ONNX graphs' own ``anomaly`` output compares with a threshold embedded
-    in each graph. Both are rewritten here, then every checksum is
-    recomputed, so the bundle stays verifiable and self-consistent. A
-    TensorRT engine keeps the threshold it was built with in its ``anomaly``
-    output; the runtime reads only its ``score``.
+    The graphs and a TensorRT engine output scores only, so the threshold
+    is ``bundle.json``'s ``threshold`` alone: rewriting it (and the record
+    of how it was chosen) changes every backend at once, an engine built
+    earlier included. The bundle is verified before and after.
 
     Parameters
     ----------
@@ -37,9 +34,5 @@ def set_bundle_threshold(bundle_dir: str | Path, threshold: float, calibration: 
     if not math.isfinite(threshold):
         raise ValueError(f"threshold must be finite, got {threshold}")
     bundle = read_bundle(bundle_dir)
-    for role in PRECISIONS:
-        if role in bundle.manifest["artifacts"]:
-            set_graph_threshold(bundle.file(role), threshold)
-    manifest = {**bundle.manifest, "threshold": threshold, "calibration": dict(calibration)}
-    write_manifest(bundle.path, manifest)
+    write_manifest(bundle.path, {**bundle.manifest, "threshold": threshold, "calibration": dict(calibration)})
     return read_bundle(bundle.path)

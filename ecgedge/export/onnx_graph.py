@@ -1,14 +1,17 @@
-"""The ONNX graphs of a bundle: FP32 export, INT8 and FP16 variants, the embedded threshold.
+"""The ONNX graphs of a bundle: FP32 export, INT8 and FP16 variants, their self-description.
 
 The FP32 graph is :class:`ecgedge.nn.BeatScorer` traced by ``torch.onnx``:
-per-beat z-normalisation, the autoencoder, the reconstruction error and the
-anomaly flag ``score < threshold`` are all in the graph.
+per-beat z-normalisation, the autoencoder and both parts of the score are in
+the graph, which outputs the score alone. The threshold is not: it lives once
+in the bundle manifest, and a stream may override it at run time.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +20,9 @@ from onnx import numpy_helper
 
 INPUT = "beats"
 SCORE = "score"
-ANOMALY = "anomaly"
 OPSET = 17
+#: Prefix of the ``metadata_props`` keys a bundle graph describes itself with.
+METADATA_PREFIX = "ecgedge."
 
 
 def export_fp32(detector, path: Path, opset: int = OPSET) -> Path:
@@ -50,9 +54,9 @@ def export_fp32(detector, path: Path, opset: int = OPSET) -> Path:
 
     from ecgedge.nn import BeatScorer
 
-    scorer = BeatScorer(copy.deepcopy(detector.module_).float().eval(), detector.loss, detector.offset_).eval()
+    scorer = BeatScorer(copy.deepcopy(detector.module_).float().eval(), detector.loss).eval()
     example = torch.zeros(2, detector.n_features_in_, dtype=torch.float32)
-    dynamic = {name: {0: "batch"} for name in (INPUT, SCORE, ANOMALY)}
+    dynamic = {name: {0: "batch"} for name in (INPUT, SCORE)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -60,7 +64,7 @@ def export_fp32(detector, path: Path, opset: int = OPSET) -> Path:
             (example,),
             str(path),
             input_names=[INPUT],
-            output_names=[SCORE, ANOMALY],
+            output_names=[SCORE],
             dynamic_axes=dynamic,
             opset_version=opset,
             dynamo=False,
@@ -110,16 +114,23 @@ def quantize_int8(fp32_path: Path, path: Path) -> Path:
     distance to the normal-beat patches stay FP32 (quantising that distance
     costs accuracy and saves nothing). CPU only (ONNX Runtime contrib ops).
     """
-    import logging
-
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    logging.disable(logging.WARNING)  # the quantiser's "consider pre-processing" hint does not apply
+    root = logging.getLogger()  # the quantiser logs through the root logger
+    hint = _PreprocessingHint()
+    root.addFilter(hint)
     try:
         quantize_dynamic(str(fp32_path), str(path), op_types_to_quantize=["LSTM"], weight_type=QuantType.QInt8)
     finally:
-        logging.disable(logging.NOTSET)
+        root.removeFilter(hint)
     return path
+
+
+class _PreprocessingHint(logging.Filter):
+    """Drops the quantiser's "consider pre-processing" hint, which does not apply to these graphs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-process" not in record.getMessage()
 
 
 def convert_fp16(fp32_path: Path, path: Path) -> Path:
@@ -143,33 +154,24 @@ def convert_fp16(fp32_path: Path, path: Path) -> Path:
     return path
 
 
-def _threshold_initializer(model: onnx.ModelProto) -> onnx.TensorProto:
-    """The initializer the anomaly comparison ``score < threshold`` reads."""
-    producers = {out: node for node in model.graph.node for out in node.output}
-    initializers = {init.name: init for init in model.graph.initializer}
-    name = ANOMALY
-    while name in producers:
-        node = producers[name]
-        if node.op_type == "Less":
-            if node.input[1] in initializers:
-                return initializers[node.input[1]]
-            name = node.input[1]  # through a Cast inserted by the FP16 converter
-        elif node.op_type == "Cast":
-            name = node.input[0]
-        else:
-            break
-    raise ValueError(f"no 'score < threshold' comparison found feeding the {ANOMALY!r} output")
+def describe_graph(path: Path, description: Mapping[str, str]) -> None:
+    """Write ``description`` into a graph's ``metadata_props`` (keys prefixed ``ecgedge.``), in place.
 
-
-def graph_threshold(path: Path) -> float:
-    """The threshold embedded in a bundle graph's anomaly comparison."""
-    return float(numpy_helper.to_array(_threshold_initializer(onnx.load(str(path)))))
-
-
-def set_graph_threshold(path: Path, threshold: float) -> None:
-    """Rewrite the threshold embedded in a graph (keeping its dtype), in place."""
+    A graph found alone then still says what it is: the beat format it takes,
+    the score's direction, the ecgedge version and the identity of the model
+    (see :func:`graph_description`).
+    """
     model = onnx.load(str(path))
-    init = _threshold_initializer(model)
-    dtype = numpy_helper.to_array(init).dtype
-    init.CopyFrom(numpy_helper.from_array(np.asarray(threshold, dtype=dtype), init.name))
+    kept = [p for p in model.metadata_props if not p.key.startswith(METADATA_PREFIX)]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in description.items():
+        model.metadata_props.add(key=METADATA_PREFIX + key, value=str(value))
     onnx.save(model, str(path))
+
+
+def graph_description(path: Path) -> dict[str, str]:
+    """The ``ecgedge.`` entries of a graph's ``metadata_props``, without the prefix."""
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key.removeprefix(METADATA_PREFIX): p.value for p in model.metadata_props
+            if p.key.startswith(METADATA_PREFIX)}

@@ -83,8 +83,8 @@ class Hub:
     Parameters
     ----------
     scorer : object
-        Anything with ``score(beats (n, L)) -> (n,)`` (higher = more
-        normal), a ``threshold`` and a ``beat_format``, such as
+        Anything with ``score_samples(beats (n, L)) -> (n,)`` (higher = more
+        normal), an ``offset_`` and a ``beat_format``, such as
         :func:`ecgedge.runtime.load_scorer`'s scorers.
     sinks : sequence, default=()
         Objects with ``write(list[ScoredBeat])``, ``commit()``, ``close()``.
@@ -240,12 +240,12 @@ class Hub:
                 self._score(beats[start : start + self.max_batch])
 
     def _score(self, beats: list[Beat]) -> None:
-        scores = self.scorer.score(np.stack([b.model_input for b in beats]))
+        scores = self.scorer.score_samples(np.stack([b.model_input for b in beats]))
         scored = []
         for beat, score in zip(beats, scores.tolist()):
             beat.time = self._wall_offset + beat.arrival - (beat.last_sample - beat.sample) / self.fs_of(beat.stream)
             calibrator = self._calibrators.get(beat.stream)
-            threshold = self.scorer.threshold
+            threshold = self.scorer.offset_
             if calibrator is not None:
                 threshold = calibrator.threshold  # None for the calibration beats themselves
                 calibrator.update([score])

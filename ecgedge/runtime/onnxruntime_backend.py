@@ -92,4 +92,10 @@ class OnnxRuntimeScorer(Scorer):
         self._output = bundle.manifest["io"]["score"]
 
     def _score(self, beats: np.ndarray) -> np.ndarray:
+        if self.session is None:
+            raise RuntimeError("this scorer is closed")
         return self.session.run([self._output], {self._input: beats})[0]
+
+    def close(self) -> None:
+        """Drop the ONNX Runtime session."""
+        self.session = None

@@ -48,12 +48,15 @@ def check_beats(beats, length: int) -> np.ndarray:
 
 
 class Scorer(ABC):
-    """Scores beats with one exported model of a bundle.
+    """Scores beats with one exported model of a bundle, with the estimator's meaning.
 
-    ``score`` is the detector's ``score_samples`` (minus the reconstruction
-    error, higher is more normal) and ``predict`` its ``predict`` (+1 normal,
-    -1 anomaly, from ``score < threshold``). The threshold starts at the
-    bundle's and may be replaced, for example by per-patient calibration.
+    ``score_samples``, ``decision_function`` and ``predict`` are those of
+    :class:`~ecgedge.LSTMAutoencoderDetector` (higher score is more normal;
+    ``decision_function = score_samples - offset_``; +1 normal, -1 anomaly),
+    computed by the backend's graph or engine, which outputs scores only.
+    ``offset_`` starts as the bundle's threshold, the one number in its
+    manifest; per-stream state (patient calibration) overrides it at run time
+    without touching the scorer. Scorers are context managers.
 
     Parameters
     ----------
@@ -70,26 +73,26 @@ class Scorer(ABC):
         self.bundle = bundle
         self.precision = precision
         self.beat_format: BeatFormat = bundle.beat_format
-        self._threshold = bundle.threshold
+        self._offset = bundle.threshold
 
     @property
-    def threshold(self) -> float:
-        """Decision threshold on the score."""
-        return self._threshold
+    def offset_(self) -> float:
+        """Threshold on the score: beats scoring below it are anomalies."""
+        return self._offset
 
-    @threshold.setter
-    def threshold(self, value: float) -> None:
+    @offset_.setter
+    def offset_(self, value: float) -> None:
         value = float(value)
         if not math.isfinite(value):
-            raise ValueError(f"threshold must be finite, got {value}")
-        self._threshold = value
+            raise ValueError(f"offset_ must be finite, got {value}")
+        self._offset = value
 
     @abstractmethod
     def _score(self, beats: np.ndarray) -> np.ndarray:
         """Scores (n_beats,) of validated float32 beats (n_beats, length)."""
 
-    def score(self, beats) -> np.ndarray:
-        """Normality score of each beat (higher is more normal).
+    def score_samples(self, beats) -> np.ndarray:
+        """Normality of each beat (higher is more normal), as the detector's ``score_samples``.
 
         Parameters
         ----------
@@ -101,8 +104,21 @@ class Scorer(ABC):
         """
         return np.asarray(self._score(check_beats(beats, self.beat_format.length)), dtype=np.float64)
 
+    def decision_function(self, beats) -> np.ndarray:
+        """``score_samples(beats) - offset_``: negative for anomalies.
+
+        Parameters
+        ----------
+        beats : array-like of shape (n_beats, beat_format.length)
+
+        Returns
+        -------
+        ndarray of shape (n_beats,), float64
+        """
+        return self.score_samples(beats) - self._offset
+
     def predict(self, beats) -> np.ndarray:
-        """Label beats +1 (normal) or -1 (anomaly) against :attr:`threshold`.
+        """Label beats +1 (normal) or -1 (anomaly) against :attr:`offset_`.
 
         Parameters
         ----------
@@ -112,10 +128,19 @@ class Scorer(ABC):
         -------
         ndarray of shape (n_beats,), int
         """
-        return np.where(self.score(beats) < self._threshold, -1, 1)
+        return np.where(self.decision_function(beats) < 0, -1, 1)
+
+    def close(self) -> None:
+        """Release what the backend holds (sessions, device memory); idempotent."""
+
+    def __enter__(self) -> Scorer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(bundle={str(self.bundle.path)!r}, precision={self.precision!r}, "
-            f"threshold={self._threshold:.6g})"
+            f"offset_={self._offset:.6g})"
         )

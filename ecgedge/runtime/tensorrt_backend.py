@@ -63,7 +63,8 @@ class TensorRTScorer(Scorer):
     """Scores beats with the bundle's TensorRT engine.
 
     Beats are sent in chunks of at most the engine's maximum batch; only the
-    ``score`` output is read, and compared with :attr:`threshold`.
+    engine's only output, ``score``, is read; the threshold is the bundle's
+    (:attr:`offset_`), as for every backend.
 
     Parameters
     ----------
@@ -123,4 +124,6 @@ class TensorRTScorer(Scorer):
         for pointer, _ in self._buffers.values():
             self._cudart.cudaFree(pointer)
         self._buffers = {}
-        self._cudart.cudaStreamDestroy(self._stream)
+        if self._stream is not None:
+            self._cudart.cudaStreamDestroy(self._stream)
+            self._stream = None

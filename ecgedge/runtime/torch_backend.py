@@ -35,10 +35,10 @@ class TorchScorer(Scorer):
         if threads is not None:
             torch.set_num_threads(threads)
         detector = load(bundle.file("detector"))
-        self.module = BeatScorer(detector.module_.float(), detector.loss, detector.offset_).eval()
+        self.module = BeatScorer(detector.module_.float(), detector.loss).eval()
 
     def _score(self, beats: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            return self.module(torch.from_numpy(beats))[0].numpy()
+            return self.module(torch.from_numpy(beats)).numpy()
