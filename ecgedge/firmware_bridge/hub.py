@@ -23,9 +23,9 @@ from typing import Callable
 
 import numpy as np
 
-from ecgedge.calibration import PatientCalibrator
 from ecgedge.firmware_bridge.beats import Beat
 from ecgedge.firmware_bridge.decoder import AsciiDecoder, FrameDecoder, LinkStats
+from ecgedge.firmware_bridge.judge import BeatJudge
 from ecgedge.firmware_bridge.pipeline import FilterStage, StreamPipeline
 from ecgedge.firmware_bridge.protocol import Hello, Status
 from ecgedge.firmware_bridge.sinks import ScoredBeat
@@ -123,7 +123,7 @@ class Hub:
         self.warmup_beats = 0
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._filters = FilterStage()
-        self._calibrators: dict[str, PatientCalibrator] = {}
+        self._judges: dict[str, BeatJudge] = {}
         self._pipelines: dict[str, StreamPipeline] = {}
         self._wall_offset = time.time() - time.perf_counter()
 
@@ -169,8 +169,7 @@ class Hub:
             raise ValueError(f"binary board {url}: the sample rate comes from its HELLO; drop fs={fs}")
         link = BoardLink(self._events, url, pipeline, fmt, baudrate)
         self._pipelines[name] = pipeline
-        if self.calibration_beats:
-            self._calibrators[name] = PatientCalibrator(self.calibration_beats)
+        self._judges[name] = BeatJudge(self.calibration_beats)
         self.links.append(link)
         return link
 
@@ -244,12 +243,8 @@ class Hub:
         scored = []
         for beat, score in zip(beats, scores.tolist()):
             beat.time = self._wall_offset + beat.arrival - (beat.last_sample - beat.sample) / self.fs_of(beat.stream)
-            calibrator = self._calibrators.get(beat.stream)
-            threshold = self.scorer.offset_
-            if calibrator is not None:
-                threshold = calibrator.threshold  # None for the calibration beats themselves
-                calibrator.update([score])
-            scored.append(ScoredBeat(beat, score, threshold, threshold is not None and score < threshold))
+            threshold, anomaly = self._judges[beat.stream].judge(score, self.scorer.offset_)
+            scored.append(ScoredBeat(beat, score, threshold, anomaly))
         for sink in self.sinks:
             sink.write(scored)
         for sink in self.sinks:
