@@ -19,13 +19,17 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from click.testing import CliRunner
 from fixtures.bridge_support import tiny_bundle
 from onnx import TensorProto, helper
+
+from ecgedge.cli import main
 
 from ecgedge.runtime import BundleError, load_scorer, read_bundle
 from ecgedge.runtime.bundle import write_manifest
 from ecgedge.runtime.manifest import MAX_MANIFEST_BYTES
 from ecgedge.runtime.onnxruntime_backend import OnnxRuntimeScorer
+from ecgedge.runtime.signing import KEY_ENV, SIGNATURE, sign_bundle
 from ecgedge.runtime.validate import probe_beats
 
 
@@ -204,6 +208,8 @@ def set_key(section: str | None, key: str, value):
         (set_key("detector", "n_features_in", 187), r"detector.n_features_in = 187 but beat.length = 140"),
         (set_key(None, "format_version", True), r"format version True, expected 1"),
         (set_key(None, "model_id", "not a digest"), r"model_id must be a lowercase hex SHA-256"),
+        (set_key("score", "higher_is_normal", False), r"score.higher_is_normal is False; this runtime flags"),
+        (set_key(None, "engine", []), r"'engine' must be an object, got list"),
         (lambda m: m.pop("threshold"), r"lacks the required key 'threshold'"),
         (lambda m: m.pop("io"), r"lacks the required key 'io'"),
     ],
@@ -344,3 +350,95 @@ def test_bridge_refuses_a_tampered_bundle_at_start_with_one_line(copy):
     assert len(lines) == 1, run.stderr
     assert "cannot load bundle" in lines[0] and "artifacts['fp32'] = 'evil.onnx' is not listed in 'files'" in lines[0]
     assert run.stdout == ""
+
+
+def key_paths(node, prefix=()):
+    """Every key path (and list index) in a JSON document, parents first."""
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return
+    for key, value in items:
+        yield (*prefix, key)
+        yield from key_paths(value, (*prefix, key))
+
+
+ODD_VALUES = [None, True, -1, 1e308, "x", [], {}, float("nan")]
+
+
+def test_any_field_of_any_type_loads_or_gives_a_bundle_error(bundle, tmp_path):
+    """Every manifest field replaced by odd values of other types (two each, in turn) or deleted."""
+    original = manifest_of(bundle)
+    paths = list(key_paths(original))
+    assert len(paths) > 50
+    outcomes = {"loaded": 0, "refused": 0}
+    copy = Path(shutil.copytree(bundle, tmp_path / "bundle"))
+    for i, path in enumerate(paths):
+        for change in (ODD_VALUES[i % 8], ODD_VALUES[(i + 3) % 8], "delete"):
+            manifest = json.loads(json.dumps(original))
+            parent = manifest
+            for key in path[:-1]:
+                parent = parent[key]
+            if change == "delete":
+                parent.pop(path[-1]) if isinstance(parent, dict) else parent.pop()
+            else:
+                parent[path[-1]] = change
+            write_raw(copy, manifest)
+            try:
+                load_scorer(copy)
+            except BundleError as err:
+                assert "\n" not in str(err)
+                outcomes["refused"] += 1
+            else:
+                outcomes["loaded"] += 1
+    # fields the runtime does not read (versions, detector parameters, notes) may change freely
+    assert outcomes["refused"] > 80 and outcomes["loaded"] > 50
+
+
+# --- Signed manifests: a key the device trusts -------------------------------------------------------------
+
+
+@pytest.fixture()
+def key_file(tmp_path) -> Path:
+    path = tmp_path / "bundle.key"
+    path.write_bytes(os.urandom(32))
+    return path
+
+
+def test_signed_bundle_loads_and_a_swapped_model_with_an_updated_digest_does_not(copy, key_file, tmp_path):
+    sign_bundle(copy, key_file.read_bytes())
+    assert load_scorer(copy, trust_key=key_file).bundle.path == copy
+    signature = (copy / SIGNATURE).read_bytes()
+    # the attacker swaps the graph, rewrites its digest and puts the old signature back
+    onnx.save(constant_graph(140, -5.0), str(copy / "model.onnx"))
+    write_manifest(copy, manifest_of(copy))
+    assert not (copy / SIGNATURE).exists()  # rewriting the manifest drops the stale signature
+    (copy / SIGNATURE).write_bytes(signature)
+    refused(copy, r"bundle.sig does not match bundle.json and the trusted key", trust_key=key_file)
+    other = tmp_path / "other.key"
+    other.write_bytes(os.urandom(32))
+    sign_bundle(copy, other.read_bytes())  # signed, but not with the key the device trusts
+    refused(copy, r"bundle.sig does not match", trust_key=key_file)
+
+
+def test_trusted_key_from_the_environment(copy, key_file, tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, str(key_file))
+    refused(copy, r"is not signed \(bundle.sig is missing\) and a trusted key is configured")
+    sign_bundle(copy, key_file.read_bytes())
+    assert load_scorer(copy).bundle.path == copy
+    short = tmp_path / "short.key"
+    short.write_bytes(b"secret")
+    monkeypatch.setenv(KEY_ENV, str(short))
+    refused(copy, r"short.key has 6 bytes; a key needs at least 32")
+    monkeypatch.setenv(KEY_ENV, str(tmp_path / "missing.key"))
+    refused(copy, r"cannot read the trusted key .*missing.key")
+
+
+def test_bridge_refuses_an_unsigned_bundle_when_a_key_is_trusted(copy, key_file):
+    result = CliRunner().invoke(main, ["bridge", "--port", "loop://", "--bundle", str(copy), "--duration", "5"],
+                                env={KEY_ENV: str(key_file)})
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [f"Error: cannot load bundle {copy}: {copy} is not signed "
+                                                  f"(bundle.sig is missing) and a trusted key is configured"]

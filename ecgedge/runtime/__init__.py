@@ -17,9 +17,11 @@ from pathlib import Path
 
 from ecgedge.runtime.bundle import PRECISIONS, Bundle, BundleError, add_artifact, read_bundle
 from ecgedge.runtime.scorer import Scorer, check_beats
+from ecgedge.runtime.signing import sign_bundle, trusted_key
 from ecgedge.runtime.validate import validate_scorer
 
-__all__ = ["Bundle", "BundleError", "Scorer", "add_artifact", "check_beats", "load_scorer", "read_bundle"]
+__all__ = ["Bundle", "BundleError", "Scorer", "add_artifact", "check_beats", "load_scorer", "read_bundle",
+           "sign_bundle"]
 
 BACKENDS = ("onnxruntime", "tensorrt", "torch")
 
@@ -30,6 +32,7 @@ def load_scorer(
     precision: str | None = None,
     threads: int | None = None,
     providers: Sequence[str] | None = None,
+    trust_key: str | Path | None = None,
 ) -> Scorer:
     """Load a verified bundle and return a scorer for one backend and precision.
 
@@ -50,6 +53,11 @@ def load_scorer(
         Intra-op CPU threads (onnxruntime) or ``torch.set_num_threads``.
     providers : sequence of str or None, default=None
         ONNX Runtime execution providers (default: CPU).
+    trust_key : str or Path or None, default=None
+        Key file the bundle must be signed with (``bundle.sig``,
+        :mod:`ecgedge.runtime.signing`); ``None`` uses the file named by the
+        ``ECGEDGE_TRUST_KEY`` environment variable, and checks no signature
+        when that is unset.
 
     Returns
     -------
@@ -66,7 +74,8 @@ def load_scorer(
         cannot be loaded or its input/output do not fit the beat format, the
         threshold lies far outside the training scores, or the model does not
         give finite, input-dependent scores to test beats
-        (:mod:`ecgedge.runtime.validate`).
+        (:mod:`ecgedge.runtime.validate`); with a trusted key, when the key
+        file is unreadable or the bundle is not signed with it.
     ValueError
         For an unknown backend or precision, or a combination the backend
         does not run.
@@ -79,7 +88,8 @@ def load_scorer(
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     if backend == "torch" and precision not in (None, "fp32"):
         raise ValueError(f"the torch backend runs the FP32 detector only, got precision={precision!r}")
-    scorer = _scorer(read_bundle(bundle_dir), backend, precision, threads, providers)
+    bundle = read_bundle(bundle_dir, trust_key=trusted_key(trust_key))
+    scorer = _scorer(bundle, backend, precision, threads, providers)
     validate_scorer(scorer)
     return scorer
 

@@ -33,7 +33,9 @@ from ecgedge.runtime.manifest import (
     check_manifest,
     check_name,
     parse_manifest,
+    read_manifest_bytes,
 )
+from ecgedge.runtime.signing import SIGNATURE, check_signature
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "PRECISIONS", "Bundle", "BundleError", "add_artifact",
            "read_bundle", "sha256_file", "write_manifest"]
@@ -50,6 +52,10 @@ def sha256_file(path: Path) -> str:
 
 def write_manifest(bundle_dir: str | Path, manifest: dict) -> Path:
     """Write ``bundle.json``, recomputing the digest of every listed file.
+
+    A ``bundle.sig`` signed the old manifest, so it is removed: sign the
+    bundle again (:func:`ecgedge.runtime.signing.sign_bundle`) where devices
+    check signatures.
 
     Parameters
     ----------
@@ -71,6 +77,7 @@ def write_manifest(bundle_dir: str | Path, manifest: dict) -> Path:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
+    (bundle_dir / SIGNATURE).unlink(missing_ok=True)
     return path
 
 
@@ -194,10 +201,12 @@ class Bundle:
         return path
 
 
-def read_bundle(bundle_dir: str | Path, *, verify: bool = True) -> Bundle:
+def read_bundle(bundle_dir: str | Path, *, verify: bool = True, trust_key: bytes | None = None) -> Bundle:
     """Read and check ``bundle.json`` and, by default, verify every listed file.
 
-    The manifest is checked whole (:func:`ecgedge.runtime.manifest.check_manifest`:
+    With a ``trust_key``, ``bundle.sig`` must sign the manifest's bytes
+    (:mod:`ecgedge.runtime.signing`) before they are parsed. The manifest is
+    then checked whole (:func:`ecgedge.runtime.manifest.check_manifest`:
     types and ranges, file names inside the bundle, every artifact listed in
     ``files``) before any other file is opened.
 
@@ -207,6 +216,8 @@ def read_bundle(bundle_dir: str | Path, *, verify: bool = True) -> Bundle:
         The bundle directory (or its ``bundle.json``).
     verify : bool, default=True
         Check the SHA-256 of every listed file.
+    trust_key : bytes or None, default=None
+        Key the bundle must be signed with (``None``: signatures are not checked).
 
     Returns
     -------
@@ -215,8 +226,9 @@ def read_bundle(bundle_dir: str | Path, *, verify: bool = True) -> Bundle:
     Raises
     ------
     BundleError
-        When the manifest is missing or malformed, names a file outside the
-        bundle or an unlisted artifact, or a file fails its check.
+        When the manifest is missing, malformed or (with a key) not signed
+        with it, names a file outside the bundle or an unlisted artifact, or
+        a file fails its check.
     """
     bundle_dir = Path(bundle_dir)
     if bundle_dir.name == MANIFEST:
@@ -224,7 +236,10 @@ def read_bundle(bundle_dir: str | Path, *, verify: bool = True) -> Bundle:
     path = bundle_dir / MANIFEST
     if path.is_symlink() or path.exists():
         _inside(bundle_dir, path)
-    bundle = Bundle(bundle_dir, check_manifest(path, parse_manifest(path)))
+    data = read_manifest_bytes(path)
+    if trust_key is not None:
+        check_signature(bundle_dir, data, trust_key)
+    bundle = Bundle(bundle_dir, check_manifest(path, parse_manifest(path, data)))
     if verify:
         for name in bundle.manifest["files"]:
             bundle.verify(name)

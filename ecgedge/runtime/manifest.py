@@ -42,13 +42,32 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
     return seen
 
 
-def parse_manifest(path: Path) -> dict:
-    """Read and parse ``bundle.json`` with a size limit, refusing duplicate keys.
+def read_manifest_bytes(path: Path) -> bytes:
+    """The bytes of ``bundle.json``, refused beyond :data:`MAX_MANIFEST_BYTES`.
+
+    Raises
+    ------
+    BundleError
+        When the file is missing or too large.
+    """
+    if not path.is_file():
+        raise BundleError(f"{path.parent} is not a bundle: {MANIFEST} is missing")
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_MANIFEST_BYTES + 1)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{path} is larger than {MAX_MANIFEST_BYTES} bytes; refusing to parse it")
+    return data
+
+
+def parse_manifest(path: Path, data: bytes) -> dict:
+    """Parse the bytes of ``bundle.json``, refusing duplicate keys.
 
     Parameters
     ----------
     path : Path
-        The manifest file.
+        The manifest file (for messages).
+    data : bytes
+        Its bytes (:func:`read_manifest_bytes`).
 
     Returns
     -------
@@ -58,15 +77,9 @@ def parse_manifest(path: Path) -> dict:
     Raises
     ------
     BundleError
-        When the file is missing, larger than :data:`MAX_MANIFEST_BYTES`, not
-        UTF-8 JSON, nested too deeply to parse, or repeats a key.
+        When the bytes are not UTF-8 JSON, are nested too deeply to parse,
+        or repeat a key.
     """
-    if not path.is_file():
-        raise BundleError(f"{path.parent} is not a bundle: {MANIFEST} is missing")
-    with open(path, "rb") as fh:
-        data = fh.read(MAX_MANIFEST_BYTES + 1)
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise BundleError(f"{path} is larger than {MAX_MANIFEST_BYTES} bytes; refusing to parse it")
     try:
         return json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except BundleError as err:
@@ -193,9 +206,9 @@ def _check_io(where: str, manifest: dict, length: int) -> None:
 
 
 def _check_engine(where: str, manifest: dict) -> None:
-    if "engine" not in manifest.get("artifacts", {}):
+    engine = _section(where, manifest, "engine", required="engine" in manifest["artifacts"])
+    if "engine" not in manifest["artifacts"] and not engine:
         return
-    engine = _section(where, manifest, "engine")
     if engine.get("precision") not in PRECISIONS:
         raise BundleError(f"{where}: engine.precision must be one of {PRECISIONS}, got {engine.get('precision')!r}")
     _integer(f"{where}: engine.max_batch", engine.get("max_batch"), 1, 1 << 20)
@@ -246,6 +259,10 @@ def check_manifest(path: Path, manifest: object) -> dict:
                           f"but beat.length = {beat['length']}")
     if "model_id" in manifest and not (isinstance(manifest["model_id"], str) and _SHA256.fullmatch(manifest["model_id"])):
         raise BundleError(f"{where}: model_id must be a lowercase hex SHA-256, got {manifest['model_id']!r}")
-    for key in ("score", "calibration", "versions", "tensorrt"):
+    score = _section(where, manifest, "score", required=False)
+    if score.get("higher_is_normal", True) is not True:
+        raise BundleError(f"{where}: score.higher_is_normal is {score['higher_is_normal']!r}; this runtime flags "
+                          f"score < threshold, so higher scores must be more normal")
+    for key in ("calibration", "versions", "tensorrt"):
         _section(where, manifest, key, required=False)
     return manifest
