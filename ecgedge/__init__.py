@@ -7,7 +7,7 @@ scikit-learn; it is imported lazily so that the bedside path
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ecgedge._version import __version__
 
 __all__ = ["LSTMAutoencoderDetector", "load", "load_ecg5000", "load_wfdb_record", "__version__"]
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ecgedge.cli.options import FiniteFloat, requires
+
 
 def _stream(bundle: Path, record_path, minutes: float, speed: float, out: Path, calibrate: int):
     """Play the record into a hub; return the hub's summary and the scored beats."""
@@ -99,27 +101,40 @@ def _plot(record, scored, path: Path, calibrate: int) -> None:
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False), default="ecgedge-demo", show_default=True, help="Directory for the bundle, logs and report.")
 @click.option("--record", type=click.Path(dir_okay=False), default=None, help="WFDB record (default: the bundled MIT-BIH 100).")
-@click.option("--minutes", type=click.FloatRange(min=1), default=10.0, show_default=True, help="Minutes of the record to stream.")
-@click.option("--speed", type=click.FloatRange(min=1), default=60.0, show_default=True, help="Times real time.")
+@click.option("--minutes", type=FiniteFloat(min=1), default=10.0, show_default=True, help="Minutes of the record to stream.")
+@click.option("--speed", type=FiniteFloat(min=1), default=60.0, show_default=True, help="Times real time.")
 @click.option("--calibrate", type=click.IntRange(min=2), default=120, show_default=True, help="Beats that teach the per-patient threshold (logged, not flagged).")
+@requires("export")
 def demo(out, record, minutes, speed, calibrate) -> None:
-    """Run the whole path on bundled data: model -> INT8 bundle -> board -> bridge -> report."""
+    """Run the whole path on bundled data: model -> INT8 bundle -> board -> bridge -> report.
+
+    The record is read before anything is written, so a wrong --record stops
+    at once and leaves nothing behind.
+    """
+    from ecgedge.cli.deploy import check_bundle_target, write_bundle
     from ecgedge.datasets import load_wfdb_record
-    from ecgedge.export import export_bundle
     from ecgedge.models import default_model_path
 
     started = time.perf_counter()
     progress = lambda msg: click.echo(f"[{time.perf_counter() - started:5.1f} s] {msg}")  # noqa: E731
+    try:
+        reference = load_wfdb_record(record, lead="MLII")
+    except (OSError, ValueError) as err:
+        raise click.BadParameter(f"cannot read the WFDB record {record}: {err}", param_hint="--record") from None
+    if reference.beat_samples.size < 2:
+        raise click.BadParameter(f"the record {record} has no beat annotations (.atr) to judge the flags by",
+                                 param_hint="--record")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise click.BadParameter(f"{out} exists and is not a directory", param_hint="--out")
+    bundle = check_bundle_target(out / "bundle")
     progress(f"model: {default_model_path()}")
-    bundle = export_bundle(default_model_path(), out / "bundle", int8=True, fp16=False)
+    write_bundle(default_model_path(), bundle, int8=True, fp16=False)
     progress(f"bundle: {bundle} (INT8)")
     progress(f"streaming {minutes:g} min of {record or 'MIT-BIH 100'} at {speed:g}x over a pty ...")
     summary, scored = _stream(bundle, record, minutes, speed, out, calibrate)
     if len(scored) <= calibrate:
         raise click.ClickException(f"the bridge scored {len(scored)} beats, not more than the {calibrate} calibration beats")
-    reference = load_wfdb_record(record, lead="MLII")
     truth = _against_annotations(reference, scored[calibrate:])  # the beats judged by the patient's threshold
     _plot(reference, scored, out / "report.png", calibrate)
     lat = summary["latency_ms"]
@@ -127,6 +142,7 @@ def demo(out, record, minutes, speed, calibrate) -> None:
     (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
     progress(
         f"beats={summary['beats']} flagged={summary['flagged']} frames dropped={summary['frames_dropped']} "
+        f"lost={summary['frames_lost']} "
         f"latency p50={lat['p50']:.2f} ms p99={lat['p99']:.2f} ms"
     )
     progress(

@@ -2,32 +2,96 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
 from pathlib import Path
 
 import click
 import numpy as np
 
+from ecgedge.cli.options import read_beats, requires
+
+
+def _parked(path: Path, what: str) -> Path:
+    """A new, unused name beside ``path`` for a directory being built or replaced."""
+    return path.with_name(f".{path.name}.{what}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def check_bundle_target(out: Path) -> Path:
+    """Check, before any work, that a bundle can be written to ``out`` (a new or a bundle directory)."""
+    from ecgedge.runtime.bundle import MANIFEST
+
+    if out.exists() and not out.is_dir():
+        raise click.BadParameter(f"{out} exists and is not a directory", param_hint="--out")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise click.BadParameter(f"{out} exists and is not a bundle (no {MANIFEST}); give a new or a bundle "
+                                 "directory, it is replaced as a whole", param_hint="--out")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise click.BadParameter(f"cannot create {out.parent}: {err}", param_hint="--out") from None
+    return out
+
+
+def write_bundle(model, out: Path, **options) -> str | None:
+    """Export ``model`` to the bundle directory ``out`` without ever leaving a broken bundle there.
+
+    The bundle is built in a new directory beside ``out`` and swapped in
+    when complete: an error or Ctrl-C during the export leaves the old bundle
+    at ``out`` as it was. Returns a warning when the optional TensorRT engine
+    was skipped (TensorRT not installed), else None.
+    """
+    from ecgedge.export import TensorRTUnavailable, export_bundle
+
+    building = _parked(out, "building")
+    os.mkdir(building)
+    warning = None
+    try:
+        try:
+            export_bundle(model, building, **options)
+        except TensorRTUnavailable as err:  # raised after the rest of the bundle is written
+            warning = f"no TensorRT engine: {err}; run build_engine.sh on the device to build one"
+        old = _parked(out, "old") if out.exists() else None
+        if old is not None:
+            os.rename(out, old)
+        try:
+            os.rename(building, out)
+        except BaseException:
+            if old is not None:
+                os.rename(old, out)
+            raise
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old)
+    return warning
+
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Bundle directory to write.")
-@click.option("--onnx", "fp32", is_flag=True, help="FP32 ONNX graph (always written).")
-@click.option("--int8", is_flag=True, help="INT8 graph (ONNX Runtime dynamic quantisation).")
-@click.option("--fp16", is_flag=True, help="FP16 graph and build_engine.sh (trtexec on the device).")
-@click.option("--trt", is_flag=True, help="Also build a TensorRT engine here (needs tensorrt; implies --fp16).")
+              help="Bundle directory to write (a new directory, or a bundle it replaces as a whole).")
+@click.option("--int8/--no-int8", default=True, show_default=True,
+              help="INT8 graph (ONNX Runtime dynamic quantisation).")
+@click.option("--fp16/--no-fp16", default=True, show_default=True,
+              help="FP16 graph and build_engine.sh (trtexec on the device).")
+@click.option("--trt", is_flag=True, help="Also build a TensorRT engine here (needs the [tensorrt] extra; implies "
+              "--fp16). Without TensorRT the engine is skipped with a warning and the exit status is 0.")
 @click.option("--opt-batch", type=click.IntRange(min=1), default=256, show_default=True,
               help="TensorRT profile: batch size to tune for.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=4096, show_default=True,
               help="TensorRT profile: largest batch.")
-def export(model: Path, out: Path, fp32: bool, int8: bool, fp16: bool, trt: bool, opt_batch: int,
-           max_batch: int) -> None:
+@requires("export")
+def export(model: Path, out: Path, int8: bool, fp16: bool, trt: bool, opt_batch: int, max_batch: int) -> None:
     """Export the detector in MODEL (default: the shipped model) to a deployment bundle in --out.
 
-    With no precision flag, writes FP32, INT8 and FP16 graphs; with flags,
-    FP32 plus those asked for.
+    The FP32 graph is always written, the INT8 and FP16 graphs unless
+    --no-int8 / --no-fp16 (--trt needs the FP16 one). The bundle is built beside
+    --out and swapped in when complete, so an error or Ctrl-C leaves an
+    earlier bundle there intact.
     """
-    from ecgedge.export import TensorRTUnavailable, export_bundle
     from ecgedge.persistence import ModelFileError
     from ecgedge.runtime import read_bundle
 
@@ -35,27 +99,33 @@ def export(model: Path, out: Path, fp32: bool, int8: bool, fp16: bool, trt: bool
         from ecgedge.models import default_model_path
 
         model = default_model_path()
-    if not (fp32 or int8 or fp16 or trt):
-        int8 = fp16 = True
+    out = check_bundle_target(out)
     try:
-        export_bundle(model, out, int8=int8, fp16=fp16, trt=trt, opt_batch=opt_batch, max_batch=max_batch)
-    except (ModelFileError, ValueError, TensorRTUnavailable) as err:
+        warning = write_bundle(model, out, int8=int8, fp16=fp16, trt=trt, opt_batch=opt_batch, max_batch=max_batch)
+    except (ModelFileError, ValueError, RuntimeError) as err:
         raise click.ClickException(str(err)) from err
     bundle = read_bundle(out)
     click.echo(f"wrote bundle {out} (threshold {bundle.threshold:.6g}, beats of {bundle.beat_format.length} samples):")
     for name in sorted(bundle.manifest["files"]):
         click.echo(f"  {name:18s} {(out / name).stat().st_size:9d} bytes  sha256 {bundle.manifest['files'][name][:16]}")
+    if warning:
+        click.echo(f"Warning: {warning}", err=True)
 
 
 def _read_calibration_beats(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Beats and labels (1 = normal, None when unlabelled) for ``calibrate``."""
-    from ecgedge.cli.modelling import read_beats
-
     if path.endswith(".npy"):
         if not Path(path).is_file():
             raise click.BadParameter(f"{path} does not exist", param_hint="--normal")
-        return np.load(path, allow_pickle=False), None
-    return read_beats(path, "train")
+        try:
+            beats = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise click.BadParameter(f"{path} is not a readable .npy array of numbers: {err}", param_hint="--normal")
+        if beats.ndim != 2:
+            raise click.BadParameter(f"{path} must hold beats (n_beats, n_samples), not shape {beats.shape}",
+                                     param_hint="--normal")
+        return beats, None
+    return read_beats(path, "train", option="--normal")
 
 
 _RULES = ("target_far", "contamination", "k_std", "robust_k", "fixed", "best")

@@ -6,52 +6,30 @@ import json
 from pathlib import Path
 
 import click
-import numpy as np
 
-
-def read_beats(dataset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Beats and labels (1 = normal) from ``ecg5000`` or a labelled file.
-
-    A file is ``.npz`` (arrays ``X`` and ``y``) or text (``.tsv``/``.csv``, UCR
-    layout: label in the first column, one beat per row); the split is then
-    ignored.
-    """
-    from ecgedge.datasets import load_ecg5000
-
-    if dataset == "ecg5000":
-        return load_ecg5000(split, return_X_y=True)
-    path = Path(dataset)
-    if not path.is_file():
-        raise click.BadParameter(f"{dataset!r} is neither 'ecg5000' nor an existing file", param_hint="--dataset")
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            if "X" not in archive or "y" not in archive:
-                raise click.BadParameter(f"{path} must hold arrays 'X' and 'y'", param_hint="--dataset")
-            return archive["X"].astype(np.float32), archive["y"].astype(np.int64)
-    table = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=2)
-    return table[:, 1:].astype(np.float32), table[:, 0].astype(np.int64)
-
-
-_dataset_option = click.option(
-    "--dataset",
-    default="ecg5000",
-    show_default=True,
-    help="'ecg5000' (bundled) or a file: .npz with X, y or UCR-style .tsv/.csv (label first, 1 = normal).",
-)
+from ecgedge.cli.options import dataset_option, output_file, read_beats, requires
 
 
 @click.command()
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Model file to write.")
-@_dataset_option
+@dataset_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None, help="Override the default epoch budget.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (CPU training is deterministic).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@requires("train")
 def train(out: Path, dataset: str, device: str, max_epochs: int | None, seed: int, quiet: bool) -> None:
-    """Fit a detector on the normal beats (label 1) of the training split."""
+    """Fit a detector on the normal beats (label 1) of the training split.
+
+    --out is checked before training starts and written atomically: it holds
+    the old file or the new model, never a partial one.
+    """
     from ecgedge import LSTMAutoencoderDetector
 
+    out = output_file(out, "--out")
     X, y = read_beats(dataset, "train")
+    if not (y == 1).any():
+        raise click.BadParameter(f"{dataset} has no beats labelled 1 (normal) to train on", param_hint="--dataset")
     params = {"device": device, "random_state": seed, "verbose": 0 if quiet else 1}
     if max_epochs is not None:
         params["max_epochs"] = max_epochs
@@ -69,7 +47,7 @@ def train(out: Path, dataset: str, device: str, max_epochs: int | None, seed: in
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path), required=False)
-@_dataset_option
+@dataset_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 @click.option(
     "--report",
@@ -78,6 +56,7 @@ def train(out: Path, dataset: str, device: str, max_epochs: int | None, seed: in
     default=None,
     help="Also write PNG figures and an index.html to this folder.",
 )
+@requires("train")
 def evaluate(model: Path | None, dataset: str, as_json: bool, report_dir: Path | None) -> None:
     """Score the test split and report ROC AUC, confusion matrix, precision, recall and F1.
 

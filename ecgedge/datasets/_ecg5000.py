@@ -5,7 +5,6 @@ from __future__ import annotations
 from importlib import resources
 
 import numpy as np
-from sklearn.utils import Bunch
 
 CLASS_NAMES = {
     1: "normal",
@@ -53,6 +52,8 @@ def load_ecg5000(split: str = "train", *, return_X_y: bool = False):
         y = np.concatenate([archive[f"{p}_y"] for p in parts]).astype(np.int64)
     if return_X_y:
         return X, y
+    from sklearn.utils import Bunch  # only here: the datasets load without scikit-learn
+
     return Bunch(
         data=X,
         target=y,
