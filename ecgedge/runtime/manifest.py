@@ -14,9 +14,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+
+from ecgedge.beatformat import BeatFormat
 
 MANIFEST = "bundle.json"
+#: The manifest's signature (:mod:`ecgedge.runtime.signing`).
+SIGNATURE = "bundle.sig"
 FORMAT = "ecgedge-bundle"
 FORMAT_VERSION = 1
 PRECISIONS = ("fp32", "int8", "fp16")
@@ -98,19 +102,17 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _number(where: str, value: object, lo: float, hi: float, *, lo_open: bool = False) -> float:
+def _number(where: str, value: object, lo: float, hi: float, *, lo_open: bool = False) -> None:
     if not _is_number(value) or not math.isfinite(value):
         raise BundleError(f"{where} must be a finite number, got {value!r}")
     if value < lo or value > hi or (lo_open and value == lo):
         low = "(" if lo_open else "["
         raise BundleError(f"{where} = {value!r} is outside {low}{lo:g}, {hi:g}]")
-    return float(value)
 
 
-def _integer(where: str, value: object, lo: int, hi: int) -> int:
+def _integer(where: str, value: object, lo: int, hi: int) -> None:
     if not _is_int(value) or not lo <= value <= hi:
         raise BundleError(f"{where} must be an integer in [{lo}, {hi}], got {value!r}")
-    return value
 
 
 def _section(where: str, manifest: dict, key: str, required: bool = True) -> dict:
@@ -124,10 +126,9 @@ def _section(where: str, manifest: dict, key: str, required: bool = True) -> dic
     return value
 
 
-def _string(where: str, value: object) -> str:
+def _string(where: str, value: object) -> None:
     if not isinstance(value, str) or not value:
         raise BundleError(f"{where} must be a non-empty string, got {value!r}")
-    return value
 
 
 def check_name(where: str, name: object) -> str:
@@ -149,7 +150,7 @@ def check_name(where: str, name: object) -> str:
     ------
     BundleError
         For a non-string, absolute, backslashed or climbing name, or one
-        that names the manifest itself.
+        that names the manifest or its signature.
     """
     if not isinstance(name, str) or not name:
         raise BundleError(f"{where} must name a file, got {name!r}")
@@ -158,8 +159,8 @@ def check_name(where: str, name: object) -> str:
         raise BundleError(f"{where} = {name!r} is not a plain relative path inside the bundle")
     if any(part in ("", ".", "..") for part in parts):
         raise BundleError(f"{where} = {name!r} leaves the bundle directory or is not a plain relative path")
-    if PurePosixPath(name) == PurePosixPath(MANIFEST):
-        raise BundleError(f"{where} names {MANIFEST} itself")
+    if name in (MANIFEST, SIGNATURE):
+        raise BundleError(f"{where} names {name}, which the bundle's digests cannot cover")
     return name
 
 
@@ -173,6 +174,10 @@ def _check_beat(where: str, beat: dict) -> None:
         _number(f"{where}: beat.source_fs", beat["source_fs"], 0.0, MAX_SOURCE_FS, lo_open=True)
     if "r_polarity" in beat and (not _is_int(beat["r_polarity"]) or beat["r_polarity"] not in (-1, 1)):
         raise BundleError(f"{where}: beat.r_polarity must be -1 or 1, got {beat['r_polarity']!r}")
+    try:  # and whatever else BeatFormat itself requires
+        BeatFormat.from_dict(beat)
+    except (TypeError, ValueError) as err:
+        raise BundleError(f"{where}: beat: {err}") from None
 
 
 def _check_files(where: str, manifest: dict) -> None:

@@ -21,9 +21,8 @@ import hmac
 import os
 from pathlib import Path
 
-from ecgedge.runtime.manifest import MANIFEST, BundleError, read_manifest_bytes
+from ecgedge.runtime.manifest import MANIFEST, SIGNATURE, BundleError, read_manifest_bytes
 
-SIGNATURE = "bundle.sig"
 ALGORITHM = "hmac-sha256"
 #: Environment variable naming the trusted key file when none is passed.
 KEY_ENV = "ECGEDGE_TRUST_KEY"

@@ -129,8 +129,9 @@ def probe_beats(beat_format: BeatFormat) -> np.ndarray:
     n = beat_format.length
     t = np.arange(n, dtype=np.float64)
     width = max(n / 70.0, 0.5)
+    r_at = beat_format.before_r / (beat_format.before_r + beat_format.after_r) * (n - 1)
     beats = []
-    for r in (beat_format.before_r * (n - 1), (n - 1) / 2.0):
+    for r in (r_at, (n - 1) / 2.0):
         qrs = np.exp(-0.5 * ((t - r) / width) ** 2)
         wave = np.exp(-0.5 * ((t - r - 0.3 * n) / (4 * width)) ** 2)
         beats.append(beat_format.r_polarity * (qrs + 0.3 * wave))
