@@ -1,13 +1,18 @@
 """How a beat is cut from a continuous ECG, so that streams match training data.
 
 ECG5000 beats (UCR) are whole heartbeats cut around the R peak and resampled
-to a fixed length. The bridge cuts live beats the same way, and a deployment
-bundle records the format, so the device never guesses.
+to a fixed length: the window scales with the RR interval. Across patients a
+window fixed in time is better, since it keeps the QRS width that marks a
+ventricular beat. The bridge cuts live beats the way the format says, and a
+deployment bundle records the format, so the device never guesses.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+#: Units of a window's ``before_r`` / ``after_r``: fractions of the RR interval, or seconds.
+WINDOW_UNITS = ("rr", "s")
 
 
 @dataclass(frozen=True)
@@ -19,9 +24,9 @@ class BeatFormat:
     length : int
         Samples per beat after resampling (the model's ``n_features_in_``).
     before_r : float
-        Window start before the R peak, as a fraction of the RR interval.
+        Window start before the R peak, in ``window_unit``.
     after_r : float
-        Window end after the R peak, as a fraction of the RR interval.
+        Window end after the R peak, in ``window_unit``.
     source_fs : float
         Sample rate (Hz) of the recordings the training beats were cut from.
     r_polarity : {-1, 1}
@@ -29,6 +34,10 @@ class BeatFormat:
         QRS as a sharp negative spike, so -1; a stream whose R waves point up
         (MIT-BIH MLII, most limb leads) is negated before scoring. Per-beat
         z-normalisation in the model removes offset and scale, not sign.
+    window_unit : {"rr", "s"}, default="rr"
+        ``"rr"``: ``before_r`` and ``after_r`` are fractions of the RR
+        interval before the beat (ECG5000's whole-heartbeat windows);
+        ``"s"``: seconds, a window fixed in time whatever the heart rate.
 
     Notes
     -----
@@ -45,10 +54,31 @@ class BeatFormat:
     after_r: float = 0.97
     source_fs: float = 250.0
     r_polarity: int = -1
+    window_unit: str = "rr"
 
     def __post_init__(self) -> None:
         if self.r_polarity not in (-1, 1):
             raise ValueError(f"r_polarity must be -1 or 1, got {self.r_polarity!r}")
+        if self.window_unit not in WINDOW_UNITS:
+            raise ValueError(f"window_unit must be one of {WINDOW_UNITS}, got {self.window_unit!r}")
+
+    def window(self, rr: float, fs: float) -> tuple[float, float]:
+        """Samples the window spans before and after the R peak.
+
+        Parameters
+        ----------
+        rr : float
+            The RR interval before the beat, in samples.
+        fs : float
+            Sample rate (Hz) of the signal being cut.
+
+        Returns
+        -------
+        before, after : float
+            Samples before and after the R peak.
+        """
+        scale = rr if self.window_unit == "rr" else fs
+        return self.before_r * scale, self.after_r * scale
 
     def to_dict(self) -> dict:
         """Plain-JSON form, as stored in ``bundle.json`` under ``"beat"``."""
@@ -57,4 +87,5 @@ class BeatFormat:
     @classmethod
     def from_dict(cls, data: dict) -> "BeatFormat":
         """Inverse of :meth:`to_dict`."""
-        return cls(**{k: data[k] for k in ("length", "before_r", "after_r", "source_fs", "r_polarity") if k in data})
+        keys = ("length", "before_r", "after_r", "source_fs", "r_polarity", "window_unit")
+        return cls(**{k: data[k] for k in keys if k in data})

@@ -52,3 +52,55 @@ def detection_report(is_anomaly: np.ndarray, scores: np.ndarray, offset: float) 
         "precision": float(precision),
         "f1": float(f1),
     }
+
+
+#: The abnormal AAMI classes a detector is judged on; Q beats are left out, as EC57 leaves them out.
+ABNORMAL_CLASSES = ("SVEB", "VEB", "F")
+
+
+def aami_report(aami: np.ndarray, flagged: np.ndarray, scores: np.ndarray, hours: float) -> dict:
+    """Arrhythmia-analyser statistics of flags on beats of known AAMI class (ANSI/AAMI EC57 style).
+
+    Parameters
+    ----------
+    aami : ndarray of shape (n_beats,), str
+        AAMI class of each scored beat (``"N"``, ``"SVEB"``, ``"VEB"``, ``"F"``, ``"Q"``).
+    flagged : ndarray of shape (n_beats,), bool
+        Whether the detector flagged the beat.
+    scores : ndarray of shape (n_beats,)
+        Normality scores (higher is more normal), for the ROC AUC.
+    hours : float
+        Hours of signal the beats were scored over (for false flags per hour).
+
+    Returns
+    -------
+    dict
+        ``n`` and ``flagged`` per class; ``se_SVEB``, ``se_VEB``, ``se_F``
+        (share of each class flagged; None without such beats);
+        ``n_flagged_share`` (share of N beats flagged); ``false_flags_per_hour``
+        (flagged N beats per hour); ``positive_predictivity`` (flagged beats of
+        an abnormal class over flagged N and abnormal beats; None without
+        flags); ``auc`` (ROC AUC of abnormal vs N beats; None unless both
+        occur).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    aami, flagged, scores = np.asarray(aami), np.asarray(flagged, dtype=bool), np.asarray(scores, dtype=float)
+    if not aami.shape == flagged.shape == scores.shape:
+        raise ValueError(f"classes {aami.shape}, flags {flagged.shape} and scores {scores.shape} must match")
+    counts = {c: int(np.sum(aami == c)) for c in ("N", *ABNORMAL_CLASSES, "Q")}
+    hits = {c: int(np.sum(flagged & (aami == c))) for c in counts}
+    abnormal = np.isin(aami, ABNORMAL_CLASSES)
+    judged = abnormal | (aami == "N")
+    true_flags, all_flags = int(np.sum(flagged & abnormal)), int(np.sum(flagged & judged))
+    both = abnormal.any() and (aami == "N").any()
+    report = {
+        "n": counts,
+        "flagged": hits,
+        **{f"se_{c}": hits[c] / counts[c] if counts[c] else None for c in ABNORMAL_CLASSES},
+        "n_flagged_share": hits["N"] / counts["N"] if counts["N"] else None,
+        "false_flags_per_hour": hits["N"] / hours if hours > 0 else None,
+        "positive_predictivity": true_flags / all_flags if all_flags else None,
+        "auc": float(roc_auc_score(abnormal[judged], -scores[judged])) if both else None,
+    }
+    return report

@@ -1,5 +1,6 @@
 """Bundled ECG data and loaders in the style of :mod:`sklearn.datasets`."""
 
+from ecgedge.datasets._annotated import AAMI_CLASSES, AnnotatedBeats, aami_class, load_annotated_beats
 from ecgedge.datasets._ecg5000 import load_ecg5000
 from ecgedge.datasets._wfdb import (
     WfdbRecord,
@@ -8,4 +9,4 @@ from ecgedge.datasets._wfdb import (
     load_wfdb_record,
 )
 
-__all__ = ["load_ecg5000", "load_wfdb_record", "WfdbRecord", "default_record_path", "cut_annotated_beats"]
+__all__ = ["AAMI_CLASSES", "AnnotatedBeats", "aami_class", "load_annotated_beats", "load_ecg5000", "load_wfdb_record", "WfdbRecord", "default_record_path", "cut_annotated_beats"]

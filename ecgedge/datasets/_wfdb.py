@@ -127,6 +127,18 @@ def cut_annotated_beats(record: WfdbRecord, beat_format, *, flip: bool = False) 
     symbols : ndarray of shape (n_beats,)
         Each beat's annotation symbol (``"N"``, ``"A"``, ``"V"``, ...).
     """
+    beats = annotated_beats(record, beat_format, flip=flip)
+    symbol_at = dict(zip(record.beat_samples.tolist(), record.beat_symbols))
+    return np.array([b.model_input for b in beats]), np.array([symbol_at[b.sample] for b in beats])
+
+
+def annotated_beats(record: WfdbRecord, beat_format, *, flip: bool = False) -> list:
+    """A record's annotated beats as :class:`~ecgedge.firmware_bridge.beats.Beat` objects.
+
+    The lead is band-passed causally in the bridge's ECG band and cut with
+    :func:`ecgedge.firmware_bridge.beats.cut_recording` at every annotation
+    (the first one only sizes the next window).
+    """
     from scipy.signal import sosfilt
 
     from ecgedge.firmware_bridge.beats import cut_recording
@@ -134,6 +146,4 @@ def cut_annotated_beats(record: WfdbRecord, beat_format, *, flip: bool = False) 
     from ecgedge.firmware_bridge.pipeline import ECG_BAND
 
     signal = sosfilt(bandpass_sos(*ECG_BAND, record.fs), record.signal)
-    beats = cut_recording(signal, record.beat_samples, record.fs, beat_format, flip=flip)
-    symbol_at = dict(zip(record.beat_samples.tolist(), record.beat_symbols))
-    return np.array([b.model_input for b in beats]), np.array([symbol_at[b.sample] for b in beats])
+    return cut_recording(signal, record.beat_samples, record.fs, beat_format, flip=flip)

@@ -60,7 +60,8 @@ class BeatCutter:
 
     The window runs from ``R - before_r * RR`` to ``R + after_r * RR`` with
     RR the interval from the previous R peak (so the beat is complete
-    ``after_r * RR`` after its R peak, without waiting for the next one), and
+    ``after_r * RR`` after its R peak, without waiting for the next one), or
+    a fixed time around R when the format's ``window_unit`` is seconds, and
     is linearly resampled to ``beat_format.length`` points, endpoints included.
 
     Parameters
@@ -83,7 +84,7 @@ class BeatCutter:
         self.format = beat_format
         self.flip = flip
         self.max_rr = max_rr_s * fs
-        self._keep = math.ceil((1 + beat_format.before_r + beat_format.after_r) * self.max_rr) + 2
+        self._keep = math.ceil(self.max_rr + sum(beat_format.window(self.max_rr, self.fs))) + 2
         self._y = np.empty(0)
         self._start = 0
         self._last_r: int | None = None
@@ -116,7 +117,8 @@ class BeatCutter:
         """Register an R peak; its beat is cut once its window has arrived."""
         if self._last_r is not None and 0 < r - self._last_r <= self.max_rr:
             rr = r - self._last_r
-            lo, hi = r - self.format.before_r * rr, r + self.format.after_r * rr
+            before, after = self.format.window(rr, self.fs)
+            lo, hi = r - before, r + after
             self._pending.append((r, math.ceil(hi), lo, hi, rr))
         self._last_r = r
 
