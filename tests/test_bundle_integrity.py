@@ -226,7 +226,8 @@ def test_beat_length_against_the_graph(copy):
 
     # the graph's own description gives it away first ...
     tamper(copy, longer)
-    refused(copy, r"model.onnx was exported for beats .*\"length\": 140.*, but the manifest's beat is .*\"length\": 187")
+    refused(copy, r"model.onnx was exported for beats .*\"length\": 140.*, "
+                  r"but the manifest's beat is .*\"length\": 187")
     # ... and without it (a bundle without model_id), its input shape does
     tamper(copy, lambda manifest: manifest.pop("model_id"))
     refused(copy, r"model.onnx takes beats of 140 samples \(input 'beats' shape \['batch', 140\]\), "

@@ -131,6 +131,11 @@ def _string(where: str, value: object) -> None:
         raise BundleError(f"{where} must be a non-empty string, got {value!r}")
 
 
+def _digest(where: str, value: object) -> None:
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise BundleError(f"{where} must be a lowercase hex SHA-256, got {value!r}")
+
+
 def check_name(where: str, name: object) -> str:
     """Check that a file name from the manifest stays inside the bundle directory.
 
@@ -186,8 +191,7 @@ def _check_files(where: str, manifest: dict) -> None:
         raise BundleError(f"{where}: 'files' lists no file")
     for name, digest in files.items():
         check_name(f"{where}: files[{name!r}]", name)
-        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
-            raise BundleError(f"{where}: files[{name!r}] must be a lowercase hex SHA-256, got {digest!r}")
+        _digest(f"{where}: files[{name!r}]", digest)
     artifacts = _section(where, manifest, "artifacts")
     for role, name in artifacts.items():
         check_name(f"{where}: artifacts[{role!r}]", name)
@@ -262,8 +266,8 @@ def check_manifest(path: Path, manifest: object) -> dict:
     if "n_features_in" in detector and detector["n_features_in"] != beat["length"]:
         raise BundleError(f"{where}: detector.n_features_in = {detector['n_features_in']!r} "
                           f"but beat.length = {beat['length']}")
-    if "model_id" in manifest and not (isinstance(manifest["model_id"], str) and _SHA256.fullmatch(manifest["model_id"])):
-        raise BundleError(f"{where}: model_id must be a lowercase hex SHA-256, got {manifest['model_id']!r}")
+    if "model_id" in manifest:
+        _digest(f"{where}: model_id", manifest["model_id"])
     score = _section(where, manifest, "score", required=False)
     if score.get("higher_is_normal", True) is not True:
         raise BundleError(f"{where}: score.higher_is_normal is {score['higher_is_normal']!r}; this runtime flags "
