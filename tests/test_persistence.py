@@ -1,9 +1,12 @@
-"""Model files: round trip, and truncated or altered files refused."""
+"""Model files: round trip, truncated or altered files refused, and no import circle with the estimator."""
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,3 +67,21 @@ def test_missing_and_foreign_files(tmp_path):
     np.savez(foreign, header=np.frombuffer(b'{"format": "other"}', dtype=np.uint8))
     with pytest.raises(ModelFileError, match="not an ecgedge detector"):
         ecgedge.load(foreign)
+
+
+def ecgedge_imports(module: str) -> set[str]:
+    """Every ``ecgedge`` module a module's source imports, lazy imports inside functions included."""
+    tree = ast.parse(Path(importlib.util.find_spec(module).origin).read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ecgedge"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("ecgedge"))
+    return found
+
+
+def test_no_import_circle_between_the_estimator_and_its_files():
+    # persistence.load builds the estimator, so the estimator must not import persistence back
+    assert "ecgedge.persistence" not in ecgedge_imports("ecgedge.detector")
+    assert not ecgedge_imports("ecgedge.model_file") & {"ecgedge.detector", "ecgedge.persistence"}

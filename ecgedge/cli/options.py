@@ -111,8 +111,7 @@ def read_beats(dataset: str, split: str, option: str = "--dataset") -> tuple[np.
     A file is read by :func:`ecgedge.datasets.load_beats_file` (the split is
     then ignored); its errors become click errors on ``option``.
     """
-    from ecgedge.datasets import load_ecg5000
-    from ecgedge.datasets._files import load_beats_file
+    from ecgedge.datasets import load_beats_file, load_ecg5000
 
     if dataset == "ecg5000":
         return load_ecg5000(split, return_X_y=True)

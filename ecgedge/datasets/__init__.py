@@ -2,6 +2,7 @@
 
 from ecgedge.datasets._annotated import AAMI_CLASSES, AnnotatedBeats, aami_class, load_annotated_beats
 from ecgedge.datasets._ecg5000 import load_ecg5000
+from ecgedge.datasets._files import LABEL_CONVENTION, load_beats_file
 from ecgedge.datasets._wfdb import (
     WfdbRecord,
     cut_annotated_beats,
@@ -9,4 +10,16 @@ from ecgedge.datasets._wfdb import (
     load_wfdb_record,
 )
 
-__all__ = ["AAMI_CLASSES", "AnnotatedBeats", "aami_class", "load_annotated_beats", "load_ecg5000", "load_wfdb_record", "WfdbRecord", "default_record_path", "cut_annotated_beats"]
+__all__ = [
+    "AAMI_CLASSES",
+    "AnnotatedBeats",
+    "LABEL_CONVENTION",
+    "WfdbRecord",
+    "aami_class",
+    "cut_annotated_beats",
+    "default_record_path",
+    "load_annotated_beats",
+    "load_beats_file",
+    "load_ecg5000",
+    "load_wfdb_record",
+]

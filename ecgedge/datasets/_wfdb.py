@@ -105,7 +105,9 @@ def load_wfdb_record(
     )
 
 
-def cut_annotated_beats(record: WfdbRecord, beat_format, *, flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def cut_annotated_beats(
+    record: WfdbRecord | str | Path, beat_format, *, lead: str | int = 0, flip: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """A record's annotated beats as model inputs, cut the way the bridge cuts a live stream.
 
     The lead is band-passed causally in the bridge's ECG band and cut with
@@ -114,10 +116,13 @@ def cut_annotated_beats(record: WfdbRecord, beat_format, *, flip: bool = False) 
 
     Parameters
     ----------
-    record : WfdbRecord
-        A record with beat annotations.
+    record : WfdbRecord or str or Path
+        A record with beat annotations, or the path of one (read with
+        :func:`load_wfdb_record`).
     beat_format : BeatFormat
         Window and length of the beats.
+    lead : str or int, default=0
+        With a path: the lead to read.
     flip : bool, default=False
         Negate the beats (R waves pointing the other way than the model's).
 
@@ -127,6 +132,10 @@ def cut_annotated_beats(record: WfdbRecord, beat_format, *, flip: bool = False) 
     symbols : ndarray of shape (n_beats,)
         Each beat's annotation symbol (``"N"``, ``"A"``, ``"V"``, ...).
     """
+    if isinstance(record, (str, Path)):
+        record = load_wfdb_record(record, lead=lead)
+    if not isinstance(record, WfdbRecord):
+        raise TypeError(f"record must be a WfdbRecord or the path of one, got {type(record).__name__}")
     beats = annotated_beats(record, beat_format, flip=flip)
     symbol_at = dict(zip(record.beat_samples.tolist(), record.beat_symbols))
     return np.array([b.model_input for b in beats]), np.array([symbol_at[b.sample] for b in beats])
