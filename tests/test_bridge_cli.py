@@ -53,7 +53,10 @@ def test_simulate_then_bridge(bundle, tmp_path, fmt, transport):
         sim.kill()
     assert bridge.returncode == 0, bridge.stderr
     summary = json.loads(bridge.stdout.split("summary-json: ")[1])
-    rows = [json.loads(line) for line in (tmp_path / "beats.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (tmp_path / "beats.jsonl").read_text().splitlines()]
+    rows = [r for r in lines if "event" not in r]
+    events = [r["event"] for r in lines if "event" in r]
+    assert events[0] == "link-up" and "board-error" not in events, events
     # 90 s of record 100 at about 75 beats a minute, less the first beats the detector learns on
     assert 100 <= summary["beats"] == len(rows) <= 115
     assert "latency p50=" in bridge.stdout and summary["frames_dropped"] == 0

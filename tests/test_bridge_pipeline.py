@@ -16,7 +16,7 @@ import threading
 import numpy as np
 import pytest
 import wfdb.processing
-from fixtures.bridge_support import tiny_bundle
+from fixtures.bridge_support import play, tiny_bundle
 
 from ecgedge.datasets import load_wfdb_record
 from ecgedge.firmware_bridge.hub import Hub
@@ -37,21 +37,6 @@ def record():
     return load_wfdb_record(lead="MLII")
 
 
-def stream(hub: Hub, boards: list, speed: float, **faults) -> dict:
-    """Run the hub in a thread while the boards play; return its summary."""
-    result = {}
-    stop = threading.Event()
-    runner = threading.Thread(target=lambda: result.update(hub.run(stop=stop)))
-    runner.start()
-    try:
-        run_boards(boards, speed=speed, wait_reader=10, **faults)
-        hub.wait_until_quiet()
-    finally:
-        stop.set()
-        runner.join(10)
-    return result
-
-
 def accuracy(record, samples, start_s: float, end_s: float):
     """Se and +P of detected R peaks against the reference beats in [start_s, end_s)."""
     ref = record.beat_samples
@@ -67,10 +52,11 @@ def test_record_100_through_a_pty_detects_beats_and_logs_them(bundle, record, tm
     endpoint = PtyEndpoint()
     hub.add_board(endpoint.path, name="bed1")
     hub.sinks += [JsonlSink(tmp_path / "beats.jsonl"), SqliteSink(tmp_path / "beats.db", hub.fs_of)]
-    summary = stream(hub, [(VirtualBoard.from_record(duration_s=60 * minutes), endpoint)], speed=60)
-    endpoint.close()
-    rows = [json.loads(line) for line in (tmp_path / "beats.jsonl").read_text().splitlines()]
+    summary = play(hub, [(VirtualBoard.from_record(duration_s=60 * minutes), endpoint)], speed=60)
+    lines = [json.loads(line) for line in (tmp_path / "beats.jsonl").read_text().splitlines()]
+    rows = [r for r in lines if "event" not in r]
     assert {"stream", "sample", "time", "score", "anomaly"} <= set(rows[0])
+    assert [r["event"] for r in lines if "event" in r][0] == "link-up"
     # the first seconds teach the R-peak detector its levels; the last second cannot complete a window
     c = accuracy(record, [r["sample"] for r in rows], 3, 60 * minutes - 1)
     assert c.sensitivity >= 0.995 and c.positive_predictivity >= 0.995, (c.sensitivity, c.positive_predictivity, c.unmatched_ref_sample, summary)
@@ -80,6 +66,7 @@ def test_record_100_through_a_pty_detects_beats_and_logs_them(bundle, record, tm
         assert db.execute("SELECT COUNT(*) FROM beats").fetchone()[0] == len(rows)
         n_anomalies = db.execute("SELECT COUNT(*) FROM beats WHERE anomaly = 1").fetchone()[0]
         waves = db.execute("SELECT LENGTH(model_input) FROM anomalies").fetchall()
+        assert db.execute("SELECT event FROM events ORDER BY id").fetchone() == ("link-up",)
     assert n_anomalies == sum(r["anomaly"] for r in rows) == len(waves)
     assert all(length == 4 * 140 for (length,) in waves)
 
@@ -91,8 +78,7 @@ def test_corrupt_and_dropped_frames_are_counted_and_detection_survives(bundle, r
     board = VirtualBoard.from_record(duration_s=180, corrupt_rate=1e-4, drop_rate=2e-3, seed=3)
     samples = []
     hub.on_beats = lambda scored: samples.extend(s.beat.sample for s in scored)
-    stream(hub, [(board, endpoint)], speed=60)
-    endpoint.close()
+    play(hub, [(board, endpoint)], speed=60)
     assert board.stats.damaged > 0 and board.stats.dropped > 0 and board.stats.overruns == 0
     # every damaged frame dropped and counted (a bit error that makes a 0x00 splits one frame in two)
     assert link.stats.dropped == board.stats.damaged + board.stats.splits
@@ -111,11 +97,12 @@ def test_socket_board_unplugged_every_two_seconds_resumes_within_two_seconds(bun
     samples = []
     hub.on_beats = lambda scored: samples.extend(s.beat.sample for s in scored)
     board = VirtualBoard.from_record(duration_s=300)
-    stream(hub, [(board, endpoint)], speed=40, disconnect_every=2.0, downtime=0.3)
-    endpoint.close()
+    summary = play(hub, [(board, endpoint)], speed=40, disconnect_every=2.0, downtime=0.3)
     assert board.stats.disconnects >= 2
     reconnects = link.source.reconnects
     assert len(reconnects) >= board.stats.disconnects and max(reconnects) < 2.0
+    # every unplug is an event, and so is every replug
+    assert summary["events"]["link-down"] >= board.stats.disconnects and summary["events"]["link-up"] >= board.stats.disconnects
     # beats keep coming after every replug: no stretch of the record without beats beyond an outage
     longest_outage_samples = (0.3 + 2.0) * 40 * FS
     assert np.diff(sorted(samples)).max() < longest_outage_samples
@@ -131,9 +118,7 @@ def test_several_boards_in_one_process_are_scored_together(bundle, record):
         endpoint = PtyEndpoint()
         hub.add_board(endpoint.path, name=f"bed{i}")
         boards.append((VirtualBoard.from_record(start_s=30 * i, duration_s=60), endpoint))
-    summary = stream(hub, boards, speed=30)
-    for _, endpoint in boards:
-        endpoint.close()
+    summary = play(hub, boards, speed=30)
     per_stream = {name: link["frames"] for name, link in summary["links"].items()}
     assert len(per_stream) == 4 and len(set(per_stream.values())) == 1
     assert summary["frames_dropped"] == summary["frames_lost"] == 0
@@ -194,7 +179,9 @@ def feed(pipeline, adc, events, per_frame=10):
         if event is not None:
             pipeline.status(event)
         pipeline.push(first, adc[first : first + per_frame, None], 0.0)
-        beats += stage.run([pipeline])
+        new, failures = stage.run([pipeline])
+        assert failures == []
+        beats += new
     return beats
 
 

@@ -178,3 +178,15 @@ def test_c_sampling_loop_stream_decodes_in_python(c_build):
     last = max(received)  # samples after the last full frame wait in the board for the next one
     assert last >= n - 10
     assert sorted(received) == [i for i in range(last + 1) if not gap_start <= i < gap_start + lost]
+
+
+@needs_gcc
+def test_spec_tool_refuses_a_lead_list_longer_than_a_frame_without_overflowing(tmp_path):
+    """A 400-character lead list once overflowed spec.c's global buffer; built with ASan, it is now refused cleanly."""
+    sanitize = "-fsanitize=address,undefined -fno-sanitize-recover=all"
+    flags = f"CFLAGS=-std=c99 -O1 -g -Wall -Wextra -Werror -pedantic {sanitize}"
+    subprocess.run(["make", "-s", "-C", str(FIRMWARE), f"BUILD={tmp_path}", "CC=gcc", flags, "tool"], check=True)
+    line = f"HELLO seq=0 proto=1 fw=1.0.0 fs_mhz=360000 bits=11 leads={'V' * 400} gain=200 baseline=1024\n"
+    result = subprocess.run([str(tmp_path / "ecgframe_tool"), "encode"], input=line.encode(), capture_output=True)
+    assert result.returncode == 2 and b"not a valid spec" in result.stderr, result.stderr.decode()
+    assert b"AddressSanitizer" not in result.stderr and result.stdout == b""

@@ -64,7 +64,7 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _print_beats(all_beats: bool, fs_of):
+def _print_beats(all_beats: bool, fs_of, out):
     """Print flagged (or all) beats of each committed micro-batch, and when a stream's threshold is learnt."""
     learning: set[str] = set()
 
@@ -74,15 +74,20 @@ def _print_beats(all_beats: bool, fs_of):
                 learning.add(s.beat.stream)
             elif s.beat.stream in learning:
                 learning.discard(s.beat.stream)
-                click.echo(f"learnt {s.beat.stream} threshold={s.threshold:.4f}: flagging from sample {s.beat.sample}")
+                click.echo(f"learnt {s.beat.stream} threshold={s.threshold:.4f}: flagging from sample {s.beat.sample}", file=out)
             if s.anomaly or all_beats:
                 b = s.beat
                 tag = "FLAG" if s.anomaly else "beat"
                 threshold = "learning" if s.learning else f"{s.threshold:.4f}"
-                click.echo(f"{tag} {b.stream} sample={b.sample} t={b.sample / fs_of(b.stream):.2f}s score={s.score:.4f} threshold={threshold}{' gap' if b.gap else ''}")
-        sys.stdout.flush()
+                click.echo(f"{tag} {b.stream} sample={b.sample} t={b.sample / fs_of(b.stream):.2f}s score={s.score:.4f} threshold={threshold}{' gap' if b.gap else ''}", file=out)
+        out.flush()
 
     return show
+
+
+def _print_event(event) -> None:
+    """Events always go to stderr, whatever stdout carries."""
+    click.echo(f"EVENT {event}", err=True)
 
 
 @click.command()
@@ -93,28 +98,41 @@ def _print_beats(all_beats: bool, fs_of):
 @click.option("--format", "fmt", type=click.Choice(["binary", "ascii"]), default="binary", show_default=True)
 @click.option("--fs", type=click.FloatRange(min=0, min_open=True), default=None, help="ASCII: sample rate in Hz (binary boards send it).")
 @click.option("--gain", type=float, default=200.0, show_default=True, help="ASCII: ADC counts per mV.")
-@click.option("--baseline", type=int, default=512, show_default=True, help="ASCII: ADC count of 0 mV.")
+@click.option("--baseline", type=click.IntRange(-(2**31), 2**31 - 1), default=512, show_default=True, help="ASCII: ADC count of 0 mV.")
 @click.option("--lead", default=None, help="Lead of a multi-lead board (default: the first).")
 @click.option("--polarity", type=click.Choice(["positive", "negative", "auto"]), default="positive", show_default=True, help="R-wave direction in the board's lead (MLII: positive).")
 @click.option("--calibrate", type=click.IntRange(min=2), default=None, help="Learn each stream's threshold from its first N beats (logged, not flagged).")
-@click.option("--db", type=click.Path(dir_okay=False), default=None, help="SQLite database (WAL) of every beat and each anomaly's waveform.")
+@click.option("--db", type=click.Path(dir_okay=False), default=None, help="SQLite database (WAL) of every beat, each anomaly's waveform and every event.")
 @click.option("--durable", is_flag=True, help="With --db: fsync every commit (survives power loss, not only a crash).")
-@click.option("--jsonl", type=click.Path(dir_okay=False, allow_dash=True), default=None, help="JSON lines file of every beat ('-': stdout).")
+@click.option("--jsonl", type=click.Path(dir_okay=False, allow_dash=True), default=None, help="JSON lines file of every beat and event ('-': stdout, which then carries nothing else).")
 @click.option("--all-beats", is_flag=True, help="Print every beat, not only the flagged ones.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after S seconds (default: until interrupted).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Scorer threads.")
-def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead, polarity, calibrate, db, durable, jsonl, all_beats, duration, threads) -> None:
-    """Read ECG boards, flag abnormal beats live, log them, and summarise at the end."""
+@click.option("--no-beats", "no_beats_s", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True, help="Raise no-beats after S seconds of signal without an R peak.")
+@click.option("--no-data", "no_data_s", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="Raise no-data after S seconds connected without a valid frame.")
+@click.option("--max-lag", "max_lag_s", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True, help="Overload: shed samples more than S seconds behind.")
+@click.option("--open-timeout", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds to try opening each port at start before giving up (exit 1).")
+def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead, polarity, calibrate, db, durable, jsonl, all_beats, duration, threads,
+           no_beats_s, no_data_s, max_lag_s, open_timeout) -> None:
+    """Read ECG boards, flag abnormal beats live, log them, report every lapse of monitoring, and summarise at the end.
+
+    Events (link-down/up, board-error, no-data, lead-off, no-signal, no-beats,
+    overload and their ends) go to stderr and to every sink. Exit status:
+    0 after --duration or a signal, 1 when the bundle or a port cannot be used
+    at start.
+    """
     from ecgedge.firmware_bridge.hub import Hub
     from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
+    from ecgedge.firmware_bridge.source import PortError
     from ecgedge.runtime import BundleError, load_scorer
 
+    out = sys.stderr if jsonl == "-" else sys.stdout  # --jsonl -: stdout is JSON only
     try:
         scorer = load_scorer(bundle_dir, backend=backend, precision=precision, threads=threads)
     except (BundleError, ImportError, ValueError) as exc:
         raise click.ClickException(f"cannot load bundle {bundle_dir}: {exc}") from None
-    hub = Hub(scorer, calibration_beats=calibrate)
-    hub.on_beats = _print_beats(all_beats, hub.fs_of)
+    hub = Hub(scorer, calibration_beats=calibrate, on_event=_print_event, no_beats_s=no_beats_s, no_data_s=no_data_s, max_lag_s=max_lag_s, open_timeout=open_timeout)
+    hub.on_beats = _print_beats(all_beats, hub.fs_of, out)
     try:
         for i, url in enumerate(ports):
             hub.add_board(url, name=url if len(ports) == 1 else f"board{i}", fmt=fmt, fs=fs, gain=gain, baseline=baseline, lead=lead, polarity=polarity)
@@ -125,15 +143,22 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
     except (ValueError, OSError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"bridge: {len(ports)} board(s), {scorer!r}", err=True)
-    summary = hub.run(duration=duration, stop=_stop_on_signals())
+    try:
+        summary = hub.run(duration=duration, stop=_stop_on_signals())
+    except PortError as exc:
+        raise click.ClickException(str(exc)) from None
     lat = summary["latency_ms"]
     fmt_ms = lambda v: "n/a" if v is None else f"{v:.2f} ms"  # noqa: E731
+    events = " ".join(f"{k}={v}" for k, v in summary["events"].items()) or "none"
     click.echo(
         f"summary: beats={summary['beats']} flagged={summary['flagged']} learning={summary['learning_beats']} frames={summary['frames']} "
-        f"dropped={summary['frames_dropped']} lost={summary['frames_lost']} "
-        f"latency p50={fmt_ms(lat['p50'])} p99={fmt_ms(lat['p99'])}"
+        f"dropped={summary['frames_dropped']} lost={summary['frames_lost']} garbage_bytes={summary['garbage_bytes']} "
+        f"shed_samples={summary['shed_samples']} shed_beats={summary['shed_beats']} internal_errors={summary['internal_errors']} "
+        f"latency p50={fmt_ms(lat['p50'])} p99={fmt_ms(lat['p99'])}\n"
+        f"summary-events: {events}",
+        file=out,
     )
-    click.echo("summary-json: " + json.dumps(summary))
+    click.echo("summary-json: " + json.dumps(summary), file=out)
 
 
 COMMANDS = (simulate, bridge, demo)

@@ -29,6 +29,9 @@ from ecgedge.firmware_bridge.protocol import (
     decode_frame,
 )
 
+#: Readings an ASCII line may carry: what fits an int32 (anything else is a broken line).
+INT32 = (-(2**31), 2**31)
+
 
 class Listener(TypingProtocol):
     """What a decoder reports to. ``t`` is :func:`time.perf_counter` at arrival."""
@@ -54,12 +57,18 @@ class LinkStats:
         Frames missing according to the sequence numbers, within a connection.
     connections : int
         Times the link was (re)opened.
+    bytes : int
+        Bytes read.
+    frame_bytes : int
+        Bytes of the frames (or lines) delivered, delimiters included.
     """
 
     frames: int = 0
     corrupt: Counter = field(default_factory=Counter)
     lost: int = 0
     connections: int = 0
+    bytes: int = 0
+    frame_bytes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_corrupt(self, reason: str) -> None:
@@ -71,6 +80,11 @@ class LinkStats:
         """All frames dropped as corrupt."""
         return sum(self.corrupt.values())
 
+    @property
+    def garbage_bytes(self) -> int:
+        """Bytes read that were not part of a delivered frame (noise, broken frames, stray delimiters)."""
+        return self.bytes - self.frame_bytes
+
     def as_dict(self) -> dict:
         return {
             "frames": self.frames,
@@ -78,21 +92,30 @@ class LinkStats:
             "corrupt": dict(self.corrupt),
             "lost": self.lost,
             "connections": self.connections,
+            "bytes": self.bytes,
+            "garbage_bytes": self.garbage_bytes,
         }
 
 
 class _Decoder(Packetizer):
-    """The parts both decoders share: listener, stats, arrival time, resync."""
+    """The parts both decoders share: listener, stats, arrival time, resync.
+
+    :meth:`data_received` splits what arrives at the delimiters in one pass
+    (pyserial's ``Packetizer`` copies the rest of its buffer at every
+    delimiter, quadratic in a run of delimiters).
+    """
 
     #: Longest run of bytes without a delimiter before it is dropped as garbage.
     MAX_PACKET = MAX_ENCODED
+    #: Whether empty packets (back-to-back delimiters) mean nothing.
+    SKIP_EMPTY = True
 
     def __init__(self, listener: Listener, stats: LinkStats) -> None:
         super().__init__()
         self.listener = listener
         self.stats = stats
         self.arrival = 0.0
-        self._overlong = False
+        self._overlong = False  # the packet being received was already counted as overlong
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -106,16 +129,38 @@ class _Decoder(Packetizer):
 
     def data_received(self, data: bytes) -> None:
         self.arrival = time.perf_counter()
-        if self._overlong:  # skip the rest of a run already counted as one overlong packet
-            cut = data.find(self.TERMINATOR)
-            if cut < 0:
-                return
-            data, self._overlong = data[cut + len(self.TERMINATOR) :], False
-        super().data_received(data)
+        with self.stats.lock:
+            self.stats.bytes += len(data)
+        parts = bytes(data).split(self.TERMINATOR)
+        if len(parts) > 1:
+            head = bytes(self.buffer) + parts[0]
+            self.buffer.clear()
+            if self._overlong:
+                self._overlong = False  # the end of a run already counted
+            else:
+                self._packet(head)
+            middle = parts[1:-1]
+            for part in filter(None, middle) if self.SKIP_EMPTY else middle:
+                self._packet(part)
+        elif self._overlong:
+            return
+        self.buffer.extend(parts[-1])
         if len(self.buffer) > self.MAX_PACKET:
             self.stats.count_corrupt("overlong")
             self.buffer.clear()
             self._overlong = True
+
+    def _packet(self, packet: bytes) -> None:
+        if len(packet) > self.MAX_PACKET:
+            self.stats.count_corrupt("overlong")
+        elif packet or not self.SKIP_EMPTY:
+            self.handle_packet(packet)
+
+    def delivered(self, packet: bytes) -> None:
+        """Count a packet that became a frame (or reading)."""
+        with self.stats.lock:
+            self.stats.frames += 1
+            self.stats.frame_bytes += len(packet) + len(self.TERMINATOR)
 
 
 class FrameDecoder(_Decoder):
@@ -135,17 +180,15 @@ class FrameDecoder(_Decoder):
         super().__init__(listener, stats)
         self._next_seq: int | None = None
 
-    def handle_packet(self, packet: bytearray) -> None:
-        if not packet:
-            return  # back-to-back delimiters: boards may send one to flush a line
+    def handle_packet(self, packet: bytes) -> None:
         try:
-            seq, message = decode_frame(bytes(packet))
+            seq, message = decode_frame(packet)
         except FrameError as exc:
             self.stats.count_corrupt(exc.reason)
             return
-        with self.stats.lock:
-            self.stats.frames += 1
-            if self._next_seq is not None:
+        self.delivered(packet)
+        if self._next_seq is not None:
+            with self.stats.lock:
                 self.stats.lost += (seq - self._next_seq) & 0xFFFF
         self._next_seq = (seq + 1) & 0xFFFF
         if isinstance(message, Samples):
@@ -160,7 +203,7 @@ class AsciiDecoder(_Decoder):
     """Decode one reading per line, as Arduino AD8232 sketches print them.
 
     A line holds one integer ADC count per lead (separated by commas or
-    spaces), or ``!`` when an electrode is off. The first line after a
+    spaces; each must fit an int32), or ``!`` when an electrode is off. The first line after a
     (re)connection is dropped because it may be cut. The sample index is the
     line count, so every line (also a bad one) takes one sample period.
 
@@ -179,6 +222,7 @@ class AsciiDecoder(_Decoder):
 
     TERMINATOR = b"\n"
     MAX_PACKET = 256
+    SKIP_EMPTY = False  # an empty line still takes a sample period
 
     def __init__(self, listener: Listener, stats: LinkStats, n_leads: int = 1, start: int = 0) -> None:
         super().__init__(listener, stats)
@@ -193,7 +237,7 @@ class AsciiDecoder(_Decoder):
         super().data_received(data)
         self._flush()
 
-    def handle_packet(self, packet: bytearray) -> None:
+    def handle_packet(self, packet: bytes) -> None:
         if self._skip_first:
             self._skip_first = False
             return
@@ -212,12 +256,14 @@ class AsciiDecoder(_Decoder):
             if len(reading) != self.n_leads:
                 self.stats.count_corrupt("ascii")
                 self._flush()
+            elif not all(INT32[0] <= v < INT32[1] for v in reading):
+                self.stats.count_corrupt("ascii-range")
+                self._flush()
             else:
                 if not self._block:
                     self._block_first = self.index
                 self._block.append(reading)
-                with self.stats.lock:
-                    self.stats.frames += 1
+                self.delivered(packet)
         self.index += 1
 
     def _flush(self) -> None:

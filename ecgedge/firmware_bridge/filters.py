@@ -55,11 +55,27 @@ class FilterBank:
         self._unit = signal.sosfilt_zi(self.sos).ravel()  # steady state for a unit input
         self._state = np.zeros((0, 2 * self._sections))  # one row per stream: every section's 2 delays
         self._blocks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._free: list[int] = []  # rows given back, reused before the state grows
+
+    @property
+    def size(self) -> int:
+        """Rows in use."""
+        return self._state.shape[0] - len(self._free)
 
     def add(self, x0: float) -> int:
         """Add a stream whose signal starts at ``x0``; return its slot."""
+        if self._free:
+            slot = self._free.pop()
+            self._state[slot] = self._unit * x0
+            return slot
         self._state = np.vstack((self._state, self._unit * x0))
         return self._state.shape[0] - 1
+
+    def free(self, slot: int) -> None:
+        """Give a stream's slot back; a later :meth:`add` reuses it."""
+        if slot in self._free or not 0 <= slot < self._state.shape[0]:
+            raise ValueError(f"slot {slot} is not in use")
+        self._free.append(slot)
 
     def reset(self, slot: int, x0: float) -> None:
         """Restart a stream's filter in the steady state of ``x0`` (after a long gap)."""

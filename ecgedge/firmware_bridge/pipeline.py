@@ -1,40 +1,102 @@
 """Per-stream beat extraction, with the filtering of all streams done together.
 
-A :class:`StreamPipeline` turns one board's sample blocks into beats: board
+A :class:`StreamPipeline` turns one board's sample blocks into beats: what
+the board says is checked (:func:`check_hello`, the block's shape), board
 indices, gaps and lead-off are sorted out in :meth:`StreamPipeline.push`; a
 :class:`FilterStage` band-passes the pending chunks of every stream in as
 few :func:`scipy.signal.sosfilt` calls as possible and hands each stream its
 filtered chunk; the stream then finds R peaks
 (:class:`~ecgedge.firmware_bridge.rpeaks.StreamingRPeakDetector`) and cuts
 beats (:class:`~ecgedge.firmware_bridge.beats.BeatCutter`).
+
+Times come from the board's sample clock: each stream keeps ``t0``, the
+earliest that sample 0 could have been read (``arrival - index / fs``,
+minimised over blocks, allowed to creep up by :data:`CLOCK_DRIFT` for a slow
+board crystal). A beat's arrival is when the block holding its last sample
+would have been read had nothing waited (in the kernel, in a queue), so
+latency counts every wait; its time is ``t0 + R / fs``. A board reset (index
+back to 0) restarts the clock.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ecgedge.beatformat import BeatFormat
 from ecgedge.firmware_bridge.beats import Beat, BeatCutter
 from ecgedge.firmware_bridge.filters import FilterBank, bandpass_sos
-from ecgedge.firmware_bridge.protocol import Hello, Status
+from ecgedge.firmware_bridge.protocol import PROTOCOL_VERSION, Hello, Status
 from ecgedge.firmware_bridge.rpeaks import QRS_BAND, StreamingRPeakDetector
+from ecgedge.firmware_bridge.signal_quality import SignalCheck, adc_rails
 
 #: The band (Hz) beats are cut from: baseline wander and mains hum out, QRS shape kept.
 ECG_BAND = (0.5, 40.0)
 POLARITIES = {"positive": 1, "negative": -1, "auto": 0}
+#: Sample rates (Hz) the bridge accepts: the R-peak detector needs 100 Hz, and beyond 10 kHz is not an ECG board.
+FS_RANGE = (100.0, 10_000.0)
+#: ADC counts per mV the bridge accepts (0.1: +-327 V over int16; 1e6: a count per nanovolt).
+GAIN_RANGE = (0.1, 1e6)
+#: How fast a stream's clock offset may rise (s per s): a board crystal 500 ppm slow.
+CLOCK_DRIFT = 5e-4
+#: Seconds to add to :func:`time.perf_counter` for UNIX time.
+WALL_OFFSET = time.time() - time.perf_counter()
+
+
+class BoardError(ValueError):
+    """What a board sent (or how it was configured) cannot be used; the message says why."""
+
+
+def check_hello(hello: Hello, lead: str | None = None) -> None:
+    """Refuse a HELLO the bridge cannot work with.
+
+    Parameters
+    ----------
+    hello : Hello
+    lead : str, optional
+        The lead the stream must use; it must be among the board's.
+
+    Raises
+    ------
+    BoardError
+        Naming the field and the accepted range.
+    """
+    if hello.protocol != PROTOCOL_VERSION:
+        raise BoardError(f"HELLO speaks protocol version {hello.protocol}; the bridge speaks {PROTOCOL_VERSION}")
+    lo, hi = FS_RANGE
+    if not (math.isfinite(hello.fs) and lo <= hello.fs <= hi):
+        raise BoardError(f"HELLO sample rate {hello.fs} Hz is outside [{lo:g}, {hi:g}] Hz")
+    lo, hi = GAIN_RANGE
+    if not (math.isfinite(hello.gain) and lo <= hello.gain <= hi):
+        raise BoardError(f"HELLO gain {hello.gain} ADC counts/mV is outside [{lo:g}, {hi:g}]")
+    if not -(2**31) <= hello.baseline < 2**31:
+        raise BoardError(f"HELLO baseline {hello.baseline} does not fit an int32 ADC count")
+    if not 0 <= hello.adc_bits <= 32:
+        raise BoardError(f"HELLO says {hello.adc_bits} ADC bits; expected 0 (unknown) to 32")
+    if not 1 <= len(hello.leads) <= 255:
+        raise BoardError(f"HELLO names {len(hello.leads)} leads; expected 1 to 255")
+    if lead is not None and lead not in hello.leads:
+        raise BoardError(f"lead {lead!r} is not among the board's leads {hello.leads}")
 
 
 @dataclass
 class Chunk:
-    """Contiguous samples (mV) of one stream waiting to be filtered."""
+    """Contiguous samples (mV) of one stream waiting to be filtered.
+
+    ``ends`` are the board indices one past each block it was made of, and
+    ``t0`` the stream clock's offset when it was queued.
+    """
 
     start: int
     x: np.ndarray
     restart: bool
+    t0: float
+    ends: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -51,6 +113,14 @@ class StreamCounters:
         Times beat detection started over (start, long gaps, lead-off, board reset).
     lead_off_samples : int
         Samples dropped while an electrode was off.
+    rejected_samples : int
+        Samples dropped because the board's format was unknown or unusable
+        (before a valid HELLO, after a bad one, a block of the wrong shape,
+        queued when the format changed).
+    shed_samples : int
+        Samples dropped by the hub's overload policy.
+    shed_beats : int
+        Beats cut but not scored by the hub's overload policy.
     peaks : int
         R peaks detected.
     """
@@ -59,6 +129,9 @@ class StreamCounters:
     gap_samples: int = 0
     restarts: int = 0
     lead_off_samples: int = 0
+    rejected_samples: int = 0
+    shed_samples: int = 0
+    shed_beats: int = 0
     peaks: int = 0
 
 
@@ -83,6 +156,14 @@ class StreamPipeline:
         Gaps up to this long are filled by linear interpolation (beats over
         them are marked ``gap``); longer ones restart detection.
     auto_beats : int, default=5
+
+    Attributes
+    ----------
+    signal_problem : str or None
+        What is wrong with the last second of signal (:class:`SignalCheck`), or None.
+    seconds_without_peak : float
+        Seconds of board samples (lead-off included) since the last R peak or
+        since the format was set.
     """
 
     def __init__(
@@ -105,13 +186,20 @@ class StreamPipeline:
         self.auto_beats = auto_beats
         self.counters = StreamCounters()
         self.hello: Hello | None = None
-        self.slot: int | None = None  # position in the FilterStage's banks
+        self.slot: tuple[float, int] | None = None  # (fs, row) in the FilterStage's banks
         self.next_index: int | None = None
+        self.lead_off = False
+        self.check: SignalCheck | None = None
         self._lead_index = 0
-        self._lead_off = False
         self._last_x = 0.0
         self._pending: list[Chunk] = []
-        self._arrivals: deque[tuple[int, float]] = deque()
+        self._t0 = 0.0  # the stream clock: sample i was read at t0 + i / fs at the earliest
+        self._t_last = 0.0
+        self._ends: deque[int] = deque()  # block ends of the segment being processed
+        self._seg_t0 = 0.0
+        self._last_time = -math.inf
+        self._since_peak = 0
+        self._shed = False  # blocks were shed since the last one taken
         self._gaps: deque[tuple[int, int]] = deque()  # interpolated [start, end) ranges
         self._votes: list[float] = []
         self.detector: StreamingRPeakDetector | None = None
@@ -121,38 +209,99 @@ class StreamPipeline:
     def fs(self) -> float | None:
         return self.hello.fs if self.hello else None
 
+    @property
+    def signal_problem(self) -> str | None:
+        return None if self.check is None or self.lead_off else self.check.problem
+
+    @property
+    def seconds_without_peak(self) -> float:
+        return self._since_peak / self.fs if self.hello else 0.0
+
     def configure(self, hello: Hello) -> None:
-        """Take the board's format (its HELLO, or the command line's for ASCII)."""
+        """Take the board's format (its HELLO, or the command line's for ASCII).
+
+        Raises
+        ------
+        BoardError
+            When the HELLO is unusable (:func:`check_hello`). The stream then
+            drops samples until a usable HELLO comes.
+        """
+        try:
+            check_hello(hello, self.lead)
+        except BoardError:
+            self._forget_format()
+            raise
         if self.hello is not None and (hello.fs, hello.leads) == (self.hello.fs, self.hello.leads):
+            if (hello.gain, hello.baseline, hello.adc_bits) != (self.hello.gain, self.hello.baseline, self.hello.adc_bits):
+                self.check = self._signal_check(hello)
             self.hello = hello
             return
-        if self.lead is not None and self.lead not in hello.leads:
-            raise ValueError(f"stream {self.name}: lead {self.lead!r} not among the board's leads {hello.leads}")
+        self._forget_format()
         self.hello = hello
         self._lead_index = hello.leads.index(self.lead) if self.lead else 0
         self.detector = StreamingRPeakDetector(hello.fs, polarity=self.polarity)
         self.cutter = BeatCutter(self.name, hello.fs, self.beat_format, flip=self.polarity == -self.beat_format.r_polarity)
-        self.next_index = None  # a new format (board swapped): start over
-        self.slot = None
+        self.check = self._signal_check(hello)
+
+    def _signal_check(self, hello: Hello) -> SignalCheck:
+        return SignalCheck(round(hello.fs), hello.gain, adc_rails(hello.adc_bits, hello.baseline))
+
+    def _forget_format(self) -> None:
+        """Drop what was queued under the old format; the next samples start over."""
+        self.counters.rejected_samples += sum(c.x.size for c in self._pending)
+        self._pending = []
+        self.hello = None
+        self.next_index = None
+        self._since_peak = 0
+
+    def reset(self) -> None:
+        """Start beat detection over at the next block (after an internal error)."""
+        self._pending = []
+        self.next_index = None
+        if self.check is not None:
+            self.check.reset()
 
     def status(self, status: Status) -> None:
         """Electrodes off: drop samples; back on: restart detection."""
-        if status.lead_off and not self._lead_off:
-            self._lead_off = True
-        elif not status.lead_off and self._lead_off:
-            self._lead_off = False
+        if status.lead_off and not self.lead_off:
+            self.lead_off = True
+        elif not status.lead_off and self.lead_off:
+            self.lead_off = False
             self.next_index = None
+            if self.check is not None:
+                self.check.reset()
 
-    def push(self, first: int, values: np.ndarray, arrival: float) -> None:
-        """Queue a block of ADC counts (n, leads) starting at board index ``first``."""
-        if self.hello is None:
-            return  # no HELLO yet: the scale is unknown
+    def push(self, first: int, values: np.ndarray, arrival: float) -> bool:
+        """Queue a block of ADC counts (n, leads) starting at board index ``first``.
+
+        Returns
+        -------
+        bool
+            Whether the samples were taken (False: no usable format yet, or
+            electrodes off; an empty block is taken).
+
+        Raises
+        ------
+        BoardError
+            When the block does not match the board's HELLO (number of leads).
+        """
         n = len(values)
         self.counters.samples += n
-        if self._lead_off:
+        if self.hello is None:
+            self.counters.rejected_samples += n
+            return False  # no usable HELLO yet: the scale is unknown
+        if values.ndim != 2 or values.shape[1] != len(self.hello.leads):
+            self.counters.rejected_samples += n
+            raise BoardError(f"SAMPLES block of shape {values.shape}; the HELLO announced {len(self.hello.leads)} lead(s) {self.hello.leads}")
+        self._since_peak += n
+        if n == 0:
+            return True
+        if self.lead_off:
             self.counters.lead_off_samples += n
-            return
-        x = (values[:, self._lead_index] - self.hello.baseline) / self.hello.gain
+            return False
+        raw = values[:, self._lead_index]
+        self.check.add(raw)
+        x = (raw.astype(np.float64) - self.hello.baseline) / self.hello.gain
         restart = self.next_index is None
         start = first
         if not restart:
@@ -171,17 +320,48 @@ class StreamPipeline:
             else:
                 restart = True
         if x.size == 0:
-            return
+            return True
+        end = start + x.size
+        offset = arrival - (end - 1) / self.fs
+        keep_clock, self._shed = self._shed and start >= (self.next_index or 0), False
+        if restart and not keep_clock:
+            self._t0 = offset
+            self.check.reset()
+        else:
+            self._t0 = min(self._t0 + CLOCK_DRIFT * max(0.0, arrival - self._t_last), offset)
+        self._t_last = arrival
         if restart:
             self.counters.restarts += 1
-            self._pending.append(Chunk(start, x, True))
+            self._pending.append(Chunk(start, x, True, self._t0, [end]))
         elif self._pending and self._pending[-1].start + self._pending[-1].x.size == start:
-            self._pending[-1].x = np.concatenate((self._pending[-1].x, x))
+            chunk = self._pending[-1]
+            chunk.x = np.concatenate((chunk.x, x))
+            chunk.ends.append(end)
+            chunk.t0 = self._t0
         else:
-            self._pending.append(Chunk(start, x, False))
-        self.next_index = start + x.size
+            self._pending.append(Chunk(start, x, False, self._t0, [end]))
+        self.next_index = end
         self._last_x = x[-1]
-        self._arrivals.append((self.next_index, arrival))
+        return True
+
+    def lag(self, first: int, n: int, now: float) -> float:
+        """Seconds since samples ``first .. first + n`` would have been read had nothing waited.
+
+        0 when the stream has no clock yet or the block does not continue it
+        (a board reset): such a block starts a new clock.
+        """
+        if self.hello is None or self.next_index is None:
+            return 0.0
+        delta = (first - self.next_index) % 2**32
+        if delta >= 2**31 and delta - 2**32 <= -n:
+            return 0.0
+        return now - (self._t0 + (self.next_index + delta + n - 1) / self.fs)
+
+    def shed(self, n: int) -> None:
+        """Count a block dropped by the overload policy; the stream's clock keeps running over the gap."""
+        self.counters.shed_samples += n
+        self._since_peak += n
+        self._shed = True
 
     def take(self) -> list[Chunk]:
         """The chunks queued since the last call (one, unless a restart split them)."""
@@ -193,10 +373,14 @@ class StreamPipeline:
         if chunk.restart:
             self.detector.restart(chunk.start)
             self.cutter.restart(chunk.start)
-            self._arrivals = deque(a for a in self._arrivals if a[0] > chunk.start)
+            self._ends = deque()  # a new segment: nothing of the old one's timing is reused
+            self._gaps = deque(g for g in self._gaps if g[0] >= chunk.start)
+        self._seg_t0 = chunk.t0
+        self._ends.extend(chunk.ends)
         self.cutter.add_signal(y, chunk.start)
         for r in self.detector.process(y, qrs, chunk.start):
             self.counters.peaks += 1
+            self._since_peak = min(self._since_peak, max(0, self.next_index - r)) if self.next_index is not None else 0
             if self.detector.polarity == 0:
                 self._vote(self.cutter.value_at(r))
             self.cutter.add_peak(r)
@@ -205,6 +389,9 @@ class StreamPipeline:
         beats = self.cutter.cut()
         for beat in beats:
             beat.arrival = self._arrival_of(beat.last_sample)
+            # never earlier than the stream's previous beat, whatever the clock estimate did
+            beat.time = max(WALL_OFFSET + self._seg_t0 + beat.sample / self.fs, self._last_time)
+            self._last_time = beat.time
             beat.warmup = beat.last_sample < self.detector.warmup_end
             beat.gap = any(lo <= beat.last_sample and beat.window_start < hi for lo, hi in self._gaps)
         self._forget_before(self.cutter.buffer_start)
@@ -218,13 +405,14 @@ class StreamPipeline:
             self.cutter.flip = sign == -self.beat_format.r_polarity
 
     def _arrival_of(self, sample: int) -> float:
-        ends = [end for end, _ in self._arrivals]
-        i = bisect.bisect_right(ends, sample)
-        return self._arrivals[min(i, len(ends) - 1)][1]
+        """When the block holding ``sample`` would have been read had nothing waited."""
+        i = bisect.bisect_right(self._ends, sample)
+        end = self._ends[i] if i < len(self._ends) else sample + 1
+        return self._seg_t0 + (end - 1) / self.fs
 
     def _forget_before(self, index: int) -> None:
-        while len(self._arrivals) > 1 and self._arrivals[0][0] <= index:
-            self._arrivals.popleft()
+        while len(self._ends) > 1 and self._ends[0] <= index:
+            self._ends.popleft()
         while self._gaps and self._gaps[0][1] <= index:
             self._gaps.popleft()
 
@@ -234,42 +422,83 @@ class FilterStage:
 
     Streams with the same sample rate share a pair of :class:`FilterBank`
     (ECG band and QRS band); chunks of equal length go through one
-    :func:`scipy.signal.sosfilt` call per band.
+    :func:`scipy.signal.sosfilt` call per band. A stream whose sample rate
+    changes gives its rows back; a bank without rows is dropped, so boards
+    changing format do not make the banks grow.
     """
 
     def __init__(self) -> None:
         self._banks: dict[float, tuple[FilterBank, FilterBank]] = {}
+
+    @property
+    def rows(self) -> dict[float, int]:
+        """Rows in use per sample rate."""
+        return {fs: ecg.size for fs, (ecg, _) in self._banks.items()}
 
     def _bank(self, fs: float) -> tuple[FilterBank, FilterBank]:
         if fs not in self._banks:
             self._banks[fs] = (FilterBank(bandpass_sos(*ECG_BAND, fs)), FilterBank(bandpass_sos(*QRS_BAND, fs)))
         return self._banks[fs]
 
-    def run(self, pipelines: list[StreamPipeline]) -> list[Beat]:
-        """Filter every queued chunk and return the beats they complete, stream by stream."""
+    def release(self, pipeline: StreamPipeline) -> None:
+        """Give back a stream's rows (its sample rate changed, or it is gone)."""
+        if pipeline.slot is None:
+            return
+        fs, row = pipeline.slot
+        pipeline.slot = None
+        ecg, qrs = self._banks[fs]
+        ecg.free(row)
+        qrs.free(row)
+        if ecg.size == 0:
+            del self._banks[fs]
+
+    def _place(self, p: StreamPipeline, chunk: Chunk) -> None:
+        """Give the stream a row in its sample rate's banks, or restart its row."""
+        if p.slot is not None and p.slot[0] != p.fs:
+            self.release(p)
+        ecg, qrs = self._bank(p.fs)
+        if p.slot is None:
+            p.slot = (p.fs, ecg.add(chunk.x[0]))
+            qrs.add(0.0)
+        elif chunk.restart:
+            ecg.reset(p.slot[1], chunk.x[0])
+            qrs.reset(p.slot[1], 0.0)
+
+    def run(self, pipelines: list[StreamPipeline]) -> tuple[list[Beat], list[tuple[StreamPipeline, Exception]]]:
+        """Filter every queued chunk and return the beats they complete, stream by stream.
+
+        A stream whose processing fails is reset and left out of the rest of
+        this call, so one stream's failure costs no other stream anything.
+
+        Returns
+        -------
+        beats : list of Beat
+        failures : list of (StreamPipeline, Exception)
+        """
         queued = [(p, p.take()) for p in pipelines]
         beats: list[Beat] = []
+        failures: list[tuple[StreamPipeline, Exception]] = []
         depth = 0
         while True:
+            failed = {id(p) for p, _ in failures}
             groups: dict[tuple[float, int], list[tuple[StreamPipeline, Chunk]]] = {}
             for p, chunks in queued:
-                if depth < len(chunks):
+                if depth < len(chunks) and id(p) not in failed:
                     chunk = chunks[depth]
                     groups.setdefault((p.fs, chunk.x.size), []).append((p, chunk))
             if not groups:
-                return beats
+                return beats, failures
             for (fs, _), members in groups.items():
-                ecg, qrs = self._bank(fs)
                 for p, chunk in members:
-                    if p.slot is None:
-                        p.slot = ecg.add(chunk.x[0])
-                        qrs.add(0.0)
-                    elif chunk.restart:
-                        ecg.reset(p.slot, chunk.x[0])
-                        qrs.reset(p.slot, 0.0)
-                slots = np.array([p.slot for p, _ in members])
-                y = ecg.filter(slots, np.stack([chunk.x for _, chunk in members]))
-                q = qrs.filter(slots, y)
+                    self._place(p, chunk)
+                ecg, qrs = self._bank(fs)
+                rows = np.array([p.slot[1] for p, _ in members])
+                y = ecg.filter(rows, np.stack([chunk.x for _, chunk in members]))
+                q = qrs.filter(rows, y)
                 for i, (p, chunk) in enumerate(members):
-                    beats.extend(p.process(chunk, y[i], q[i]))
+                    try:
+                        beats.extend(p.process(chunk, y[i], q[i]))
+                    except Exception as exc:  # noqa: BLE001 - contained to this stream, reported by the hub
+                        p.reset()
+                        failures.append((p, exc))
             depth += 1

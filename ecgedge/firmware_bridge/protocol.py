@@ -128,8 +128,8 @@ class Samples:
 
     def payload(self) -> bytes:
         values = np.asarray(self.values, dtype="<i2")
-        if values.ndim != 2 or not 0 < values.shape[0] <= 255 or not 0 < values.shape[1] <= 255:
-            raise ValueError(f"SAMPLES values must have shape (1..255, 1..255), got {values.shape}")
+        if values.ndim != 2 or not 0 <= values.shape[0] <= 255 or not 0 < values.shape[1] <= 255:
+            raise ValueError(f"SAMPLES values must have shape (0..255, 1..255), got {values.shape}")
         return _SAMPLES.pack(self.first, values.shape[1], values.shape[0]) + values.tobytes()
 
     @classmethod

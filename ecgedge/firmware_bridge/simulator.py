@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import serial
 
-from ecgedge.firmware_bridge.protocol import Hello, Samples, encode_frame
+from ecgedge.firmware_bridge.protocol import Hello, Samples, Status, encode_frame
 
 
 @dataclass
@@ -171,6 +171,181 @@ class VirtualBoard:
                 body[pos] ^= 1 << int(self._rng.integers(8))
                 self.stats.splits += body[pos] == 0
         return bytes(body)
+
+
+class ScriptedBoard:
+    """A board that sends given byte strings, one every ``per_frame`` samples, paced like a :class:`VirtualBoard`.
+
+    For fault tests: build the frames with :func:`~ecgedge.firmware_bridge.protocol.encode_frame`
+    (hostile but CRC-valid), or any bytes at all.
+
+    Parameters
+    ----------
+    chunks : iterable of bytes
+        What to write, in order (an iterator may be endless: stop :func:`run_boards` with ``stop``).
+    fs : float, default=360.0
+        The sample rate the pacing assumes.
+    per_frame : int, default=10
+        Samples each chunk stands for.
+    """
+
+    def __init__(self, chunks, fs: float = 360.0, per_frame: int = 10) -> None:
+        self._chunks = chunks
+        self.fs = float(fs)
+        self.per_frame = per_frame
+        self.stats = BoardStats()
+
+    def chunks(self) -> Iterator[tuple[int, bytes]]:
+        for i, data in enumerate(self._chunks):
+            self.stats.frames += 1
+            yield (i + 1) * self.per_frame, data
+
+
+class HostileBoard:
+    """Endless, seeded, hostile but mostly CRC-valid traffic, with sane stretches between.
+
+    Each episode is either sane (a usable HELLO, then a few seconds of a
+    recorded lead, so a stream that recovers can be seen to) or hostile:
+    HELLOs with any sample rate, gain (NaN, infinite, 1e-40, negative),
+    baseline, ADC bits, protocol version and lead names; SAMPLES with
+    jumped, repeated, reversed or wrapped indices, zero samples, more or
+    fewer leads than announced, rail values; random STATUS flags; format
+    changes mid-read; raw garbage and runs of 0x00. ``fmt="ascii"`` gives
+    lines instead: readings beyond int32, wrong counts, ``!``, binary noise.
+
+    Parameters
+    ----------
+    adc : ndarray of int
+        A recorded lead (ADC counts) for the sane stretches.
+    fs : float
+        Its sample rate.
+    gain, baseline : float, int
+        Its scale.
+    seed : int, default=0
+    fmt : {"binary", "ascii"}, default="binary"
+    per_frame : int, default=10
+
+    Attributes
+    ----------
+    kinds : collections.Counter
+        How many chunks of each kind were produced.
+    """
+
+    FS = (0.0005, 1.0, 50.0, 99.9, 100.0, 250.0, 360.0, 500.0, 1000.0, 1e4, 1.1e4, 4e6)
+    GAINS = (float("nan"), float("inf"), float("-inf"), 0.0, -200.0, 1e-40, 1e-3, 0.1, 200.0, 1e6, 1e30)
+    NAMES = ("MLII", "V1", "V5", "I", "", "lead,with", "x" * 40)
+
+    def __init__(self, adc, fs: float, gain: float, baseline: int, *, seed: int = 0, fmt: str = "binary", per_frame: int = 10) -> None:
+        from collections import Counter
+
+        if fmt not in ("binary", "ascii"):
+            raise ValueError(f"format must be 'binary' or 'ascii', got {fmt!r}")
+        self.adc = np.asarray(adc, dtype=np.int16)
+        self.fs = float(fs)
+        self.gain = float(gain)
+        self.baseline = int(baseline)
+        self.fmt = fmt
+        self.per_frame = per_frame
+        self.stats = BoardStats()
+        self.kinds: Counter = Counter()
+        self._rng = np.random.default_rng(seed)
+        self._seq = 0
+        self._index = 0
+
+    def chunks(self) -> Iterator[tuple[int, bytes]]:
+        sent = 0
+        while True:
+            episode = self._sane() if self._rng.random() < 0.4 else self._hostile()
+            for data in episode:
+                self.stats.frames += 1
+                sent += self.per_frame
+                yield sent, data
+
+    def _frame(self, message) -> bytes:
+        self._seq = (self._seq + 1) & 0xFFFF
+        return encode_frame(message, self._seq)
+
+    def _sane(self):
+        """A usable HELLO and 1-4 s of the record, from a random place, indices continuing."""
+        self.kinds["sane"] += 1
+        n = int(self._rng.uniform(1, 4) * self.fs)
+        at = int(self._rng.integers(0, max(1, self.adc.size - n)))
+        hello = Hello(self.fs, 11, self.gain, self.baseline, ("MLII",), (1, 0, 0))
+        for k, first in enumerate(range(0, n, self.per_frame)):
+            block = self.adc[at + first : at + first + self.per_frame]
+            if self.fmt == "ascii":
+                yield b"".join(b"%d\r\n" % v for v in block)
+                continue
+            head = self._frame(hello) if k % round(self.fs / self.per_frame) == 0 else b""
+            yield head + self._frame(Samples(self._index, block[:, None]))
+            self._index = (self._index + block.size) & 0xFFFFFFFF
+
+    def _hostile(self):
+        """1-3 s of hostile chunks."""
+        for _ in range(int(self._rng.uniform(1, 3) * self.fs / self.per_frame)):
+            yield self._ascii_line() if self.fmt == "ascii" else self._binary_chunk()
+
+    def _binary_chunk(self) -> bytes:
+        rng = self._rng
+        kind = str(rng.choice(["hello", "samples", "samples", "status", "switch", "garbage", "zeros", "jump"]))
+        self.kinds[kind] += 1
+        if kind == "hello":
+            return self._frame(self._random_hello())
+        if kind == "status":
+            return self._frame(Status(int(rng.integers(0, 2**32)), int(rng.integers(0, 256))))
+        if kind == "garbage":
+            return rng.integers(0, 256, size=int(rng.integers(1, 600)), dtype=np.uint8).tobytes()
+        if kind == "zeros":
+            return bytes(int(rng.integers(1, 4096)))
+        if kind == "switch":  # samples, then a new format in the same read
+            return self._frame(self._random_samples()) + self._frame(self._random_hello()) + self._frame(self._random_samples())
+        if kind == "jump":  # an empty block at a jumped index, then the stream goes on
+            self._index = (self._index + int(rng.integers(-(2**31), 2**31))) & 0xFFFFFFFF
+            return self._frame(Samples(self._index, np.zeros((0, 1), np.int16)))
+        return self._frame(self._random_samples())
+
+    def _random_hello(self) -> Hello:
+        rng = self._rng
+        n_leads = int(rng.integers(1, 5))
+        leads = tuple(str(rng.choice(self.NAMES)).replace(",", "") for _ in range(n_leads))
+        return Hello(
+            float(rng.choice(self.FS)) if rng.random() < 0.8 else float(rng.uniform(0.001, 4e6)),
+            int(rng.integers(0, 256)),
+            float(rng.choice(self.GAINS)),
+            int(rng.integers(-(2**31), 2**31)),
+            leads,
+            (1, 0, 0),
+            int(rng.choice([1, 1, 1, 0, 2, 255])),
+        )
+
+    def _random_samples(self) -> Samples:
+        rng = self._rng
+        n_leads = int(rng.integers(1, 4))
+        count = int(rng.integers(0, 120 // n_leads + 1))
+        style = rng.integers(4)
+        if style == 0:
+            values = rng.integers(-(2**15), 2**15, size=(count, n_leads))
+        elif style == 1:
+            values = rng.choice([-(2**15), 2**15 - 1, 0, 2047], size=(count, n_leads))
+        else:
+            values = np.full((count, n_leads), self.baseline if -(2**15) <= self.baseline < 2**15 else 0)
+        step = int(rng.choice([0, count, count, -count, 1, 10**6]))
+        self._index = (self._index + step) & 0xFFFFFFFF
+        return Samples(self._index, values.astype(np.int16))
+
+    def _ascii_line(self) -> bytes:
+        rng = self._rng
+        kind = str(rng.choice(["huge", "count", "off", "noise", "ok"]))
+        self.kinds[kind] += 1
+        if kind == "huge":
+            return b"%d\r\n" % int(rng.choice([2**31, -(2**31) - 1, 10**30, 2**63]))
+        if kind == "count":
+            return b"1,2,3\r\n"
+        if kind == "off":
+            return b"!\r\n"
+        if kind == "noise":
+            return rng.integers(0, 256, size=int(rng.integers(1, 400)), dtype=np.uint8).tobytes()
+        return b"%d\r\n" % int(rng.integers(-(2**15), 2**15))
 
 
 class PtyEndpoint:
@@ -369,8 +544,12 @@ def run_boards(
         raise ValueError(f"speed must be > 0, got {speed}")
     stop = stop or threading.Event()
     for _, endpoint in boards:
-        if not endpoint.wait_reader(wait_reader):
-            raise TimeoutError(f"nobody opened {getattr(endpoint, 'path', endpoint)} within {wait_reader} s")
+        give_up = time.monotonic() + wait_reader
+        while not endpoint.wait_reader(min(0.1, wait_reader)):  # in slices, so that stop (SIGTERM) is honoured
+            if stop.is_set():
+                return
+            if time.monotonic() > give_up:
+                raise TimeoutError(f"nobody opened {getattr(endpoint, 'path', endpoint)} within {wait_reader} s")
     start = time.perf_counter()
     queue = []
     for i, (board, _) in enumerate(boards):
@@ -391,8 +570,8 @@ def run_boards(
                 endpoint.disconnect()
                 board.stats.disconnects += 1
             plug_at, unplug_at = now + downtime, now + disconnect_every
-        if due > now:
-            time.sleep(due - now)
+        if due > now and stop.wait(due - now):
+            break
         board, endpoint = boards[i]
         item = next(chunks, None)
         if item is None:

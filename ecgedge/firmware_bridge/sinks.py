@@ -1,8 +1,9 @@
-"""Where scored beats go: JSON lines and an SQLite database.
+"""Where scored beats and stream events go: JSON lines and an SQLite database.
 
-Both take a micro-batch with :meth:`write` and make it durable with
-:meth:`commit`; the hub commits every micro-batch before it reports the
-beats, so an alert that was shown was committed.
+Both take a micro-batch of beats with ``write`` and of events
+(:mod:`~ecgedge.firmware_bridge.events`) with ``write_events``, and make
+them durable with ``commit``; the hub commits every micro-batch before it
+reports it, so an alert or event that was shown was committed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import IO
 import numpy as np
 
 from ecgedge.firmware_bridge.beats import Beat
+from ecgedge.firmware_bridge.events import Event
 
 
 @dataclass
@@ -61,7 +63,7 @@ class ScoredBeat:
 
 
 class JsonlSink:
-    """One JSON object per beat, one per line.
+    """One JSON object per beat or event, one per line (events have an ``"event"`` field).
 
     Parameters
     ----------
@@ -75,6 +77,9 @@ class JsonlSink:
 
     def write(self, beats: list[ScoredBeat]) -> None:
         self._file.write("".join(json.dumps(b.as_dict()) + "\n" for b in beats))
+
+    def write_events(self, events: list[Event]) -> None:
+        self._file.write("".join(json.dumps(e.as_dict()) + "\n" for e in events))
 
     def commit(self) -> None:
         self._file.flush()
@@ -104,11 +109,19 @@ CREATE TABLE IF NOT EXISTS anomalies (
     waveform BLOB NOT NULL,       -- float32 little-endian, filtered ECG in mV
     model_input BLOB NOT NULL     -- float32 little-endian, what the model scored
 );
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    stream TEXT NOT NULL,
+    time REAL NOT NULL,           -- UNIX time it was detected
+    event TEXT NOT NULL,          -- link-down, link-up, board-error, no-signal, no-beats, ...
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_stream_time ON events (stream, time);
 """
 
 
 class SqliteSink:
-    """Every beat, and the waveform of every anomaly, in an SQLite database (WAL).
+    """Every beat, the waveform of every anomaly and every stream event, in an SQLite database (WAL).
 
     Each :meth:`commit` is one transaction. With ``synchronous="NORMAL"``
     (the default) a committed transaction survives the process being killed
@@ -138,10 +151,20 @@ class SqliteSink:
         self._db.executescript(_SCHEMA)
         self._in_tx = False
 
-    def write(self, beats: list[ScoredBeat]) -> None:
+    def _begin(self) -> None:
         if not self._in_tx:
             self._db.execute("BEGIN")
             self._in_tx = True
+
+    def write_events(self, events: list[Event]) -> None:
+        self._begin()
+        self._db.executemany(
+            "INSERT INTO events (stream, time, event, detail) VALUES (?, ?, ?, ?)",
+            [(e.stream, e.time, e.name, e.detail) for e in events],
+        )
+
+    def write(self, beats: list[ScoredBeat]) -> None:
+        self._begin()
         for b in beats:
             beat = b.beat
             cur = self._db.execute(

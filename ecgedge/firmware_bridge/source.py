@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -66,6 +67,25 @@ class _PortPoller:
 _POLLER = _PortPoller()
 
 
+class PortError(OSError):
+    """A port that cannot be opened; the message names it and says why."""
+
+
+def _never_a_port(url: str) -> str | None:
+    """Why ``url`` can never be a serial port (a regular file, a directory), or None."""
+    if "://" in url:
+        return None
+    try:
+        mode = os.stat(url).st_mode
+    except OSError:
+        return None  # missing now: a board may be plugged in later
+    if stat.S_ISDIR(mode):
+        return "it is a directory, not a serial device"
+    if stat.S_ISREG(mode):
+        return "it is a regular file, not a serial device"
+    return None
+
+
 class SerialSource:
     """Keep any pyserial URL open and feed what it reads to a protocol.
 
@@ -88,6 +108,10 @@ class SerialSource:
         Ignored by transports without one (pty, socket).
     min_backoff, max_backoff : float, default=0.05, 0.5
         Reconnection delays in seconds.
+    on_state : callable, optional
+        ``on_state(connected: bool, why: str)``, called from the source's
+        thread when the link comes up and when it goes down (not on every
+        failed attempt to reopen it).
 
     Raises
     ------
@@ -110,6 +134,7 @@ class SerialSource:
         baudrate: int = 115200,
         min_backoff: float = 0.05,
         max_backoff: float = 0.5,
+        on_state: Callable[[bool, str], None] | None = None,
     ) -> None:
         if not 0 < min_backoff <= max_backoff:
             raise ValueError(f"need 0 < min_backoff <= max_backoff, got {min_backoff}, {max_backoff}")
@@ -122,8 +147,10 @@ class SerialSource:
         self.baudrate = baudrate
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
+        self.on_state = on_state
         self.reconnects: list[float] = []
         self.last_error: str | None = None
+        self._first: serial.SerialBase | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()  # set when the polled port is lost or on stop()
         self._connected = threading.Event()
@@ -132,6 +159,32 @@ class SerialSource:
     def open(self) -> serial.SerialBase:
         """Open the port once."""
         return serial.serial_for_url(self.url, baudrate=self.baudrate)
+
+    def open_first(self, timeout: float) -> None:
+        """Open the port now, retrying for up to ``timeout`` seconds; :meth:`start` then serves it.
+
+        Raises
+        ------
+        PortError
+            At once for a path that can never be a port (a regular file, a
+            directory); else when it did not open within ``timeout`` (missing,
+            permission denied, connection refused), with pyserial's reason.
+        """
+        why = _never_a_port(self.url)
+        if why is not None:
+            raise PortError(f"cannot open port {self.url}: {why}")
+        deadline = time.monotonic() + timeout
+        delay = self.min_backoff
+        while True:
+            try:
+                self._first = self.open()
+                return
+            except (serial.SerialException, OSError) as exc:
+                self.last_error = str(exc)
+            if time.monotonic() + delay > deadline:
+                raise PortError(f"cannot open port {self.url} (tried for {timeout:g} s): {self.last_error}")
+            time.sleep(delay)
+            delay = min(2 * delay, self.max_backoff)
 
     def start(self) -> "SerialSource":
         """Start connecting in the background; returns ``self``."""
@@ -150,14 +203,22 @@ class SerialSource:
         """Close the port and stop reconnecting."""
         self._stop.set()
         self._wake.set()
-        self._thread.join(5.0)
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+        elif self._first is not None:
+            self._first.close()
+
+    def _tell(self, connected: bool, why: str) -> None:
+        if self.on_state is not None:
+            self.on_state(connected, why)
 
     def _run(self) -> None:
         delay = self.min_backoff
         lost_at: float | None = None
         while not self._stop.is_set():
+            port, self._first = self._first, None
             try:
-                port = self.open()
+                port = port or self.open()
             except (serial.SerialException, OSError) as exc:
                 self.last_error = str(exc)
                 self._stop.wait(delay)
@@ -166,6 +227,7 @@ class SerialSource:
             if lost_at is not None:
                 self.reconnects.append(time.perf_counter() - lost_at)
             delay = self.min_backoff
+            self._tell(True, "reconnected" if lost_at is not None else "connected")
             try:
                 fd = port.fileno()
             except AttributeError:  # loop:// and other transports without a descriptor
@@ -173,6 +235,8 @@ class SerialSource:
             else:
                 self._serve_polled(port, fd)
             lost_at = time.perf_counter()
+            if not self._stop.is_set():
+                self._tell(False, self.last_error or "link lost")
 
     def _serve_polled(self, port: serial.SerialBase, fd: int) -> None:
         protocol = self.protocol_factory()
@@ -195,7 +259,7 @@ class SerialSource:
             protocol.connection_lost(lost[0] if lost else None)
             port.close()
             if not self._stop.is_set():
-                self.last_error = "link lost"
+                self.last_error = f"link lost: {lost[0]}" if lost and lost[0] is not None else "link lost (end of file)"
 
     def _serve_threaded(self, port: serial.SerialBase) -> None:
         reader = ReaderThread(port, self.protocol_factory)

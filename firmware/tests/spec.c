@@ -36,6 +36,7 @@ static size_t encode_hello(const char *line, uint8_t *out, long seq) {
         sscanf(f, "%u.%u.%u", &fw[0], &fw[1], &fw[2]) != 3)
         return 0;
     n = strcspn(p, " \n");
+    if (n >= sizeof leads) return 0; /* longer than any frame can carry: not encodable */
     memcpy(leads, p, n);
     leads[n] = 0;
     h.protocol = (uint8_t)v[0];
