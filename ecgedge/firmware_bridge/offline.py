@@ -1,0 +1,145 @@
+"""The bridge's offline path: a recorded lead through the live pipeline, as a board would send it.
+
+A recording is fed to the same :class:`~ecgedge.firmware_bridge.pipeline.StreamPipeline`
+and :class:`~ecgedge.firmware_bridge.pipeline.FilterStage` as a live board (causal
+filters, streaming R peaks, beat cutting), in SAMPLES blocks of :data:`BLOCK_S` seconds;
+the beats are scored by the bundle's scorer and judged by the hub's own
+:class:`~ecgedge.firmware_bridge.judge.BeatJudge`. So a recording scanned offline and
+the same recording streamed live give the same beats, scores and flags.
+
+The three steps are separate so that a long recording can be cut and scored in
+segments in parallel (:func:`cut_stream`, :func:`score_beats`), and judged in one
+pass in stream order afterwards (:func:`judge_scores`), which is cheap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ecgedge.beatformat import BeatFormat
+from ecgedge.firmware_bridge.beats import Beat
+from ecgedge.firmware_bridge.judge import BeatJudge
+from ecgedge.firmware_bridge.pipeline import FilterStage, StreamPipeline
+from ecgedge.firmware_bridge.protocol import Hello
+from ecgedge.firmware_bridge.sinks import ScoredBeat
+
+#: Seconds of signal per SAMPLES block, as a board sends them.
+BLOCK_S = 0.1
+#: Beats scored per call, as the hub's ``max_batch``.
+BATCH = 512
+
+
+def cut_stream(
+    counts: np.ndarray,
+    hello: Hello,
+    beat_format: BeatFormat,
+    *,
+    first: int = 0,
+    polarity: str = "positive",
+    name: str = "recording",
+    block_s: float = BLOCK_S,
+) -> list[Beat]:
+    """Cut the beats the bridge cuts from a recorded lead.
+
+    Parameters
+    ----------
+    counts : ndarray of shape (n_samples,)
+        The lead in ADC counts (``mV * hello.gain + hello.baseline``); a float
+        array in mV with ``gain=1, baseline=0`` works too.
+    hello : Hello
+        The board's format: sample rate, gain, baseline, and the lead's name
+        as its only lead. Checked as the bridge checks a HELLO.
+    beat_format : BeatFormat
+        The model's beat format (``scorer.beat_format``).
+    first : int, default=0
+        Board index of ``counts[0]`` (a segment of a longer recording).
+    polarity : {"positive", "negative", "auto"}, default="positive"
+    name : str, default="recording"
+        Stream name copied into the beats.
+    block_s : float, default=BLOCK_S
+        Seconds per SAMPLES block.
+
+    Returns
+    -------
+    list of Beat
+        In stream order; ``beat.sample`` counts from ``first``'s origin.
+
+    Raises
+    ------
+    BoardError
+        When the format is unusable (sample rate, gain outside the bridge's
+        ranges), as the bridge refuses such a board.
+    """
+    pipeline = StreamPipeline(name, beat_format, polarity=polarity)
+    pipeline.configure(hello)
+    filters = FilterStage()
+    values = np.asarray(counts).reshape(-1, 1)
+    step = max(1, round(block_s * hello.fs))
+    beats: list[Beat] = []
+    for start in range(0, len(values), step):
+        block = values[start : start + step]
+        index = first + start
+        pipeline.push(index, block, (index + len(block)) / hello.fs)
+        cut, failures = filters.run([pipeline])
+        if failures:
+            raise failures[0][1]
+        beats += cut
+    return beats
+
+
+def score_beats(beats: list[Beat], scorer, batch: int = BATCH) -> np.ndarray:
+    """Scores (higher = more normal) of beats, in batches as the hub scores them; shape (n,)."""
+    parts = [np.asarray(scorer.score_samples(np.stack([b.model_input for b in beats[i : i + batch]])), dtype=float)
+             for i in range(0, len(beats), batch)]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def judge_scores(scores: np.ndarray, offset: float, calibration_beats: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Judge a stream's scores in order, as the hub does (one :class:`BeatJudge`).
+
+    Returns
+    -------
+    thresholds : ndarray of shape (n,)
+        The threshold each beat was compared with; NaN while learning.
+    flags : ndarray of shape (n,), bool
+    """
+    judge = BeatJudge(calibration_beats)
+    decided = [judge.judge(score, offset) for score in np.asarray(scores, dtype=float).tolist()]
+    thresholds = np.array([np.nan if t is None else t for t, _ in decided], dtype=float)
+    flags = np.array([flag for _, flag in decided], dtype=bool)
+    return thresholds, flags
+
+
+def run_offline(
+    counts: np.ndarray,
+    hello: Hello,
+    scorer,
+    *,
+    calibration_beats: int | None = None,
+    polarity: str = "positive",
+    name: str = "recording",
+) -> list[ScoredBeat]:
+    """Run a whole recorded lead through the bridge's offline path: beats, scores, flags.
+
+    Parameters
+    ----------
+    counts : ndarray of shape (n_samples,)
+        The lead in ADC counts (see :func:`cut_stream`).
+    hello : Hello
+    scorer : object
+        With ``score_samples``, ``offset_`` and ``beat_format``
+        (:func:`ecgedge.runtime.load_scorer`).
+    calibration_beats : int or None, default=None
+        As the hub's (``ecgedge bridge --calibrate``).
+    polarity : str, default="positive"
+    name : str, default="recording"
+
+    Returns
+    -------
+    list of ScoredBeat
+        What the hub reports for the same stream, beat for beat.
+    """
+    beats = cut_stream(counts, hello, scorer.beat_format, polarity=polarity, name=name)
+    scores = score_beats(beats, scorer)
+    thresholds, flags = judge_scores(scores, scorer.offset_, calibration_beats)
+    return [ScoredBeat(b, s, None if np.isnan(t) else t, bool(f)) for b, s, t, f in zip(beats, scores.tolist(), thresholds.tolist(), flags)]

@@ -1,0 +1,182 @@
+"""What a scan leaves in its output folder, and what a re-run reads back.
+
+``OUT/beats/recording=NAME/part-0.parquet``
+    One row per beat: ``sample``, ``time`` (s from the recording's start), ``rr`` (s),
+    ``score``, ``threshold`` (null while learning), ``flag``, ``learning``, and where the
+    recording has reference annotations ``label`` (the matched reference beat's symbol)
+    and ``aami`` (its ANSI/AAMI EC57 class), else null; a Hive-partitioned dataset
+    (``pyarrow.dataset.dataset(OUT / "beats", partitioning="hive")``).
+``OUT/summary/NAME.json``
+    The recording's summary row, written after its beats: status ``done`` or ``failed``
+    with the error, the content hash and settings it was scanned with (what resuming
+    compares), beats, flags per hour, learning status, and against annotations the QRS
+    detection sensitivity / positive predictivity (150 ms, :func:`wfdb.processing.compare_annotations`)
+    and beats and flags per AAMI class.
+``OUT/summary.parquet``, ``OUT/summary.csv``
+    The rows of every recording of the last run, one table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ecgedge.firmware_bridge.offline import judge_scores
+from ecgedge.scan.recordings import RecordingError
+
+#: ANSI/AAMI EC57 classes of the MIT-BIH beat symbols (paced beats are class Q).
+AAMI = {**dict.fromkeys("NLRej", "N"), **dict.fromkeys("AaJS", "SVEB"), **dict.fromkeys("VE", "VEB"), "F": "F", **dict.fromkeys("/fQ", "Q")}
+AAMI_CLASSES = ("N", "SVEB", "VEB", "F", "Q")
+#: Matching window of a detected beat to a reference beat (ANSI/AAMI EC57), seconds.
+MATCH_S = 0.15
+
+
+def beat_table(parts: list[dict], fs: float, duration_s: float, calibration_beats: int | None, annotations) -> tuple[dict, dict]:
+    """Join a recording's segment results and decide its flags in one pass.
+
+    Parameters
+    ----------
+    parts : list of dict
+        :func:`ecgedge.scan.tasks.scan_segment` results, in segment order.
+    fs : float
+    duration_s : float
+        The recording's length (for flags per hour).
+    calibration_beats : int or None
+    annotations : (ndarray, ndarray) or None
+        Reference beats (sample, symbol).
+
+    Returns
+    -------
+    columns : dict of str to ndarray
+        The beat table's columns.
+    stats : dict
+        The summary's beat statistics.
+
+    Raises
+    ------
+    RecordingError
+        When the recording has too few beats to learn the patient's threshold.
+    """
+    sample = np.concatenate([p["sample"] for p in parts])
+    score = np.concatenate([p["score"] for p in parts])
+    if calibration_beats and sample.size <= calibration_beats:
+        raise RecordingError(f"too short: {sample.size} beats found; the learning window needs {calibration_beats} beats before any beat is judged")
+    threshold, flag = judge_scores(score, parts[0]["offset"], calibration_beats)
+    learning = np.isnan(threshold)
+    columns = {
+        "sample": sample,
+        "time": sample / fs,
+        "rr": np.concatenate([p["rr"] for p in parts]),
+        "score": score,
+        "threshold": threshold,
+        "flag": flag,
+        "learning": learning,
+    }
+    stats = {
+        "beats": int(sample.size),
+        "learning_beats": int(learning.sum()),
+        "patient_threshold": float(threshold[~learning][0]) if calibration_beats and (~learning).any() else None,
+        "flagged": int(flag.sum()),
+        "flags_per_hour": float(flag.sum() / (duration_s / 3600)),
+    }
+    columns["label"] = columns["aami"] = np.full(sample.size, None, dtype=object)
+    if annotations is not None:
+        label, qrs = _match(sample, *annotations, round(MATCH_S * fs))
+        columns["label"] = label
+        columns["aami"] = np.array([AAMI.get(s) for s in label], dtype=object)
+        stats.update(qrs)
+        judged = ~learning
+        for cls in AAMI_CLASSES:
+            mine = judged & (columns["aami"] == cls)
+            stats[f"{cls}_beats"], stats[f"{cls}_flagged"] = int(mine.sum()), int(flag[mine].sum())
+    return columns, stats
+
+
+def _match(sample: np.ndarray, ref: np.ndarray, symbols: np.ndarray, window: int) -> tuple[np.ndarray, dict]:
+    """Each detected beat's reference symbol (None if no reference beat within ``window``), and QRS Se / +P."""
+    from wfdb.processing import compare_annotations
+
+    label = np.full(sample.size, None, dtype=object)
+    if ref.size and sample.size:
+        after = np.clip(np.searchsorted(ref, sample), 0, ref.size - 1)
+        before = np.clip(after - 1, 0, ref.size - 1)
+        nearest = np.where(np.abs(sample - ref[before]) <= np.abs(ref[after] - sample), before, after)
+        close = np.abs(ref[nearest] - sample) <= window
+        label[close] = symbols[nearest[close]]
+    stats = {"ref_beats": int(ref.size), "qrs_se": None, "qrs_ppv": None}
+    if ref.size and sample.size:
+        cmp = compare_annotations(ref, sample, window)
+        cmp.compare()
+        stats["qrs_se"], stats["qrs_ppv"] = float(cmp.sensitivity), float(cmp.positive_predictivity)
+    return label, stats
+
+
+def write_beats(out: Path, name: str, columns: dict) -> Path:
+    """Write (replace) a recording's partition of the beat dataset."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = out / "beats" / f"recording={name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    schema = pa.schema([("sample", pa.int64()), ("time", pa.float64()), ("rr", pa.float64()), ("score", pa.float64()), ("threshold", pa.float64()),
+                        ("flag", pa.bool_()), ("learning", pa.bool_()), ("label", pa.string()), ("aami", pa.string())])
+    # from_pandas: NaN (a learning beat's threshold) is written as null
+    table = pa.table({k: pa.array(v.tolist() if v.dtype == object else v, type=schema.field(k).type, from_pandas=True)
+                      for k, v in columns.items()}, schema=schema)
+    path = folder / "part-0.parquet"
+    tmp = folder / ".part-0.parquet.tmp"
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def forget_beats(out: Path, name: str) -> None:
+    """Remove a recording's beats (it failed this time, so the old ones no longer stand)."""
+    path = out / "beats" / f"recording={name}" / "part-0.parquet"
+    path.unlink(missing_ok=True)
+
+
+def row_path(out: Path, name: str) -> Path:
+    return out / "summary" / f"{name}.json"
+
+
+def write_row(out: Path, row: dict) -> None:
+    """Write (atomically) a recording's summary row."""
+    path = row_path(out, row["recording"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(row, indent=1, default=_plain))
+    os.replace(tmp, path)
+
+
+def read_row(out: Path, name: str) -> dict | None:
+    """The summary row of an earlier run, or None (none, or unreadable)."""
+    try:
+        return json.loads(row_path(out, name).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_summary(out: Path, rows: list[dict]) -> Path:
+    """``summary.parquet`` and ``summary.csv`` of this run's recordings (settings left in the JSON rows)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    keys = list(dict.fromkeys(k for row in rows for k in row if k not in ("settings", "stamp")))
+    table = pa.table({k: [row.get(k) for row in rows] for k in keys}) if rows else pa.table({})
+    pq.write_table(table, out / "summary.parquet")
+    pcsv.write_csv(table, out / "summary.csv")
+    return out / "summary.parquet"
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -1,0 +1,266 @@
+"""``ecgedge scan`` as a library call: recordings -> Dask tasks -> beats and summary on disk.
+
+The client (this process) finds the recordings, decides which need scanning (a
+recording already done with the same content hash and settings is skipped), reads
+their headers, and submits one task per segment (:mod:`ecgedge.scan.tasks`) to a
+``distributed.LocalCluster`` (worker processes, one thread each) or to a running
+scheduler. As the segments of a recording complete, it joins them, decides the flags
+in one pass and writes the recording's beats and summary row
+(:mod:`ecgedge.scan.results`). A recording that fails (at any step) gets a ``failed``
+row with the error; the others go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ecgedge import __version__
+from ecgedge.scan import results
+from ecgedge.scan.recordings import Recording, RecordingError, content_hash, discover, file_stamp, pick_lead, read_beat_annotations, read_header
+from ecgedge.scan.tasks import Settings, plan_segments, scan_segment
+
+
+@dataclass
+class ScanReport:
+    """What a scan did.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One summary row per recording found, in name order.
+    scanned : int
+        Recordings scanned this time (the others were unchanged and skipped).
+    elapsed_s : float
+        Seconds from the first task submitted to the last recording written.
+    dashboard : str or None
+        The Dask dashboard's address.
+    """
+
+    rows: list[dict]
+    scanned: int
+    elapsed_s: float
+    dashboard: str | None
+
+    @property
+    def failed(self) -> list[dict]:
+        return [row for row in self.rows if row["status"] != "done"]
+
+    @property
+    def beats(self) -> int:
+        return sum(row.get("beats") or 0 for row in self.rows)
+
+
+def fingerprint(settings: Settings) -> dict:
+    """What a done recording must have been scanned with to be skipped: the bundle's manifest hash and the settings."""
+    manifest = Path(settings.bundle) / "bundle.json"
+    try:
+        bundle = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise FileNotFoundError(f"no bundle manifest at {manifest}: {exc}") from None
+    return {**{k: v for k, v in dataclasses.asdict(settings).items() if k != "bundle"}, "leads": list(settings.leads), "bundle_sha256": bundle, "ecgedge": __version__}
+
+
+def scan(
+    paths,
+    out: str | Path,
+    settings: Settings,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> ScanReport:
+    """Scan every recording under ``paths`` into ``out``.
+
+    Parameters
+    ----------
+    paths : iterable of str or Path
+        Files and folders (searched recursively) of WFDB records and EDF files.
+    out : str or Path
+        Output folder (see :mod:`ecgedge.scan.results`); a re-run into the same
+        folder resumes.
+    settings : Settings
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``); its workers
+        must see ``paths``, ``out``' s recordings and the bundle at the same paths.
+    workers : int, optional
+        Worker processes of the LocalCluster started when no scheduler is
+        given (default: one per core).
+    progress : bool, default=True
+        Show a progress bar across recordings (tqdm, when installed).
+    echo : callable, default=print
+        Where the cluster's dashboard address and progress lines go.
+
+    Returns
+    -------
+    ScanReport
+
+    Raises
+    ------
+    RecordingError
+        When a path does not exist or two recordings would share a name.
+    FileNotFoundError
+        When the bundle has no manifest.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    recordings = discover(paths)
+    wanted = fingerprint(settings)
+    rows: dict[str, dict] = {}
+    todo: list[tuple[Recording, dict]] = []
+    for recording in recordings:
+        row = _base_row(out, recording, wanted)
+        previous = results.read_row(out, recording.name)
+        if (previous and previous["status"] == "done" and previous.get("sha256") == row["sha256"] and previous.get("settings") == wanted
+                and (out / "beats" / f"recording={recording.name}" / "part-0.parquet").exists()):
+            rows[recording.name] = previous
+        elif row["status"] == "failed":
+            _finish(out, rows, row)
+        else:
+            todo.append((recording, row))
+    if todo:
+        echo(f"scan: {len(recordings)} recording(s), {len(recordings) - len(todo)} unchanged and done, {len(todo)} to scan")
+    client, cluster = _connect(scheduler, workers, echo) if todo else (None, None)
+    started = time.perf_counter()
+    try:
+        if todo:
+            _run(client, out, todo, settings, rows, progress, echo)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    elapsed = time.perf_counter() - started
+    ordered = [rows[r.name] for r in recordings]
+    results.write_summary(out, ordered)
+    return ScanReport(ordered, len(todo), elapsed, getattr(client, "dashboard_link", None))
+
+
+def _base_row(out: Path, recording: Recording, wanted: dict) -> dict:
+    """The row's identity: path, format, content hash (reused when the files' sizes and times are unchanged)."""
+    row = {"recording": recording.name, "path": str(recording.path), "format": recording.kind, "status": "pending", "error": None}
+    previous = results.read_row(out, recording.name)
+    try:
+        stamp = [list(s) for s in file_stamp(recording)]
+        same = previous is not None and previous.get("stamp") == stamp and previous.get("sha256")
+        row.update(stamp=stamp, sha256=previous["sha256"] if same else content_hash(recording), settings=wanted)
+    except OSError as exc:
+        row.update(status="failed", error=f"cannot read the files: {exc}", sha256=None, settings=wanted)
+    return row
+
+
+def _connect(scheduler: str | None, workers: int | None, echo):
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        client = Client(scheduler)
+        echo(f"scan: Dask scheduler {scheduler}, dashboard: {client.dashboard_link}")
+        return client, None
+    n = workers or os.cpu_count() or 1
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
+    echo(f"scan: LocalCluster of {n} worker process(es), dashboard: {cluster.dashboard_link}")
+    return Client(cluster), cluster
+
+
+def _run(client, out: Path, todo, settings: Settings, rows: dict, progress: bool, echo) -> None:
+    """Submit every segment, then write each recording as its segments complete."""
+    from distributed import as_completed
+
+    pending: dict[str, dict] = {}
+    futures, meta = [], {}
+    for recording, row in todo:
+        try:
+            header = read_header(recording)
+            lead = pick_lead(header, settings.leads, recording)
+            segments = plan_segments(header, settings)
+        except RecordingError as exc:
+            _fail(out, rows, row, exc)
+            continue
+        row.update(fs=header.fs, lead=header.leads[lead], duration_s=header.n_samples / header.fs, segments=len(segments))
+        pending[recording.name] = {"recording": recording, "header": header, "row": row, "parts": [None] * len(segments), "left": len(segments), "error": None}
+        for i, (start, stop) in enumerate(segments):
+            future = client.submit(scan_segment, recording, header, lead, start, stop, settings, pure=False)
+            meta[future.key] = (recording.name, i)
+            futures.append(future)
+    bar = _progress(len(todo), progress, echo)
+    bar.update(len(todo) - len(pending))
+    for future in as_completed(futures):
+        name, i = meta[future.key]
+        job = pending[name]
+        if future.status == "finished":
+            job["parts"][i] = future.result()
+        elif job["error"] is None:
+            job["error"] = future.exception()
+        future.release()
+        job["left"] -= 1
+        if job["left"]:
+            continue
+        _write(out, rows, job, settings)
+        row = rows[name]
+        bar.update(1)
+        if row["status"] != "done":
+            bar.write(f"scan: {name} failed: {row['error']}")
+    bar.close()
+
+
+def _write(out: Path, rows: dict, job: dict, settings: Settings) -> None:
+    row, header = job["row"], job["header"]
+    try:
+        if job["error"] is not None:
+            raise job["error"]
+        columns, stats = results.beat_table(job["parts"], header.fs, header.n_samples / header.fs, settings.calibration_beats,
+                                            read_beat_annotations(job["recording"]))
+        results.write_beats(out, row["recording"], columns)
+    except Exception as exc:  # noqa: BLE001 - one recording's failure is its row's, not the scan's
+        _fail(out, rows, row, exc)
+        return
+    row.update(stats, status="done", scanned_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    _finish(out, rows, row)
+
+
+def _fail(out: Path, rows: dict, row: dict, exc: BaseException) -> None:
+    error = str(exc) if isinstance(exc, RecordingError) else f"{type(exc).__name__}: {exc}"
+    row.update(status="failed", error=error)
+    results.forget_beats(out, row["recording"])
+    _finish(out, rows, row)
+
+
+def _finish(out: Path, rows: dict, row: dict) -> None:
+    results.write_row(out, row)
+    rows[row["recording"]] = row
+
+
+class _Lines:
+    """Progress as lines, where tqdm is not installed or no bar is wanted."""
+
+    def __init__(self, total: int, echo) -> None:
+        self.total, self.done, self.echo = total, 0, echo
+
+    def update(self, n: int) -> None:
+        self.done += n
+
+    def write(self, line: str) -> None:
+        self.echo(line)
+
+    def close(self) -> None:
+        self.echo(f"scan: {self.done}/{self.total} recording(s) scanned")
+
+
+def _progress(total: int, wanted: bool, echo):
+    if wanted:
+        try:
+            from tqdm import tqdm
+
+            return tqdm(total=total, unit="rec", desc="scan")
+        except ImportError:
+            pass
+    return _Lines(total, echo)
+

@@ -1,0 +1,106 @@
+"""What a Dask worker runs: one segment of one recording through the bridge's offline path.
+
+A long recording is cut into segments of ``segment_s`` seconds, each a task. A
+segment is streamed from ``overlap_s`` seconds before its start (so the filters and
+the R-peak detector's levels have settled as they would have in one pass) to
+:data:`TAIL_S` seconds after its end (so the beats near its end are complete), and
+keeps the beats whose R peak lies inside it. The beats of all segments, in order, are
+what one pass over the whole recording gives (the tests check it); the flags are
+decided afterwards in one pass (:func:`ecgedge.firmware_bridge.offline.judge_scores`),
+since a patient's threshold is learnt from the recording's first beats.
+
+The scorer is loaded once per worker process (:func:`worker_scorer`, cached), not
+once per task.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from ecgedge.firmware_bridge.offline import cut_stream, score_beats
+from ecgedge.firmware_bridge.pipeline import FS_RANGE
+from ecgedge.scan.recordings import Header, Recording, RecordingError, read_lead
+
+#: Seconds streamed past a segment's end: a beat's window and the R-peak detector's look-ahead.
+TAIL_S = 10.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How recordings are scanned (the same for every task of a run).
+
+    Attributes
+    ----------
+    bundle : str
+        Bundle directory, as the workers see it.
+    precision, backend : str
+        As ``ecgedge bridge --precision/--backend``.
+    leads : tuple of str
+        Lead names in order of preference (empty: the first lead).
+    polarity : str
+    calibration_beats : int or None
+        As ``ecgedge bridge --calibrate``.
+    segment_s, overlap_s : float
+        Task length and warm-up before each segment (seconds).
+    """
+
+    bundle: str
+    precision: str = "fp32"
+    backend: str = "onnxruntime"
+    leads: tuple[str, ...] = ()
+    polarity: str = "positive"
+    calibration_beats: int | None = 120
+    segment_s: float = 3600.0
+    overlap_s: float = 300.0
+
+
+@functools.lru_cache(maxsize=2)
+def worker_scorer(bundle: str, backend: str, precision: str):
+    """The scorer of this process, loaded on first use (one ONNX Runtime thread: one task per core)."""
+    from ecgedge.runtime import load_scorer
+
+    return load_scorer(bundle, backend=backend, precision=precision, threads=1)
+
+
+def plan_segments(header: Header, settings: Settings) -> list[tuple[int, int]]:
+    """The [start, stop) sample ranges of a recording's tasks.
+
+    Raises
+    ------
+    RecordingError
+        A sample rate the bridge cannot use, or an empty recording.
+    """
+    lo, hi = FS_RANGE
+    if not lo <= header.fs <= hi:
+        raise RecordingError(f"sample rate {header.fs:g} Hz: the bridge's R-peak detector needs {lo:g} to {hi:g} Hz")
+    if header.n_samples <= 0:
+        raise RecordingError("the recording holds no samples")
+    step = max(1, round(settings.segment_s * header.fs))
+    return [(start, min(start + step, header.n_samples)) for start in range(0, header.n_samples, step)]
+
+
+def scan_segment(recording: Recording, header: Header, lead: int, start: int, stop: int, settings: Settings) -> dict:
+    """Beats of samples ``start .. stop`` of one lead, scored: the task each worker runs.
+
+    Returns
+    -------
+    dict
+        ``sample`` (int64), ``rr`` (s), ``score`` (float64) arrays of the
+        beats whose R peak is in the segment, in order, and the scorer's
+        ``offset`` (the model's threshold).
+    """
+    scorer = worker_scorer(settings.bundle, settings.backend, settings.precision)
+    first = max(0, start - round(settings.overlap_s * header.fs))
+    last = min(header.n_samples, stop + round(TAIL_S * header.fs))
+    counts, hello = read_lead(recording, lead, first, last)
+    beats = cut_stream(counts, hello, scorer.beat_format, first=first, polarity=settings.polarity, name=recording.name)
+    beats = [b for b in beats if start <= b.sample < stop]
+    return {
+        "sample": np.array([b.sample for b in beats], dtype=np.int64),
+        "rr": np.array([b.rr for b in beats], dtype=float),
+        "score": score_beats(beats, scorer),
+        "offset": float(scorer.offset_),
+    }

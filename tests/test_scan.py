@@ -1,0 +1,197 @@
+"""``ecgedge scan``: real WFDB and EDF files, a real LocalCluster of 2 worker processes, the live bridge as reference."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from fixtures.bridge_support import tiny_bundle
+
+pytest.importorskip("distributed")
+pyarrow_dataset = pytest.importorskip("pyarrow.dataset")
+pyedflib = pytest.importorskip("pyedflib")
+wfdb = pytest.importorskip("wfdb")
+
+from ecgedge.cli import main  # noqa: E402
+from ecgedge.datasets import default_record_path  # noqa: E402
+from ecgedge.firmware_bridge.offline import run_offline  # noqa: E402
+from ecgedge.firmware_bridge.protocol import Hello  # noqa: E402
+from ecgedge.runtime import load_scorer  # noqa: E402
+from ecgedge.scan import RecordingError, Settings, discover, scan  # noqa: E402
+from ecgedge.scan.tasks import plan_segments, worker_scorer  # noqa: E402
+
+FS = 360
+SECONDS = 150  # 2.5 minutes of MIT-BIH 100: about 190 beats
+CALIBRATE = 40
+
+
+def write_wfdb(folder: Path, name: str, seconds: float, *, lead: str = "MLII", fs: float = FS, annotations: bool = True) -> Path:
+    """The first ``seconds`` of the bundled MIT-BIH record 100 (MLII, ADC counts) as a WFDB record, with its beat labels."""
+    record = wfdb.rdrecord(str(default_record_path()), channels=[0], physical=False, sampto=int(seconds * FS))
+    folder.mkdir(parents=True, exist_ok=True)
+    wfdb.wrsamp(name, fs=fs, units=["mV"], sig_name=[lead], d_signal=record.d_signal, fmt=["16"], adc_gain=record.adc_gain,
+                baseline=record.baseline, write_dir=str(folder))
+    if annotations:
+        ann = wfdb.rdann(str(default_record_path()), "atr", sampto=int(seconds * FS))
+        wfdb.wrann(name, "atr", np.asarray(ann.sample), symbol=ann.symbol, write_dir=str(folder))
+    return folder / name
+
+
+def write_edf(path: Path, seconds: float) -> Path:
+    """The same excerpt, in mV, as an EDF file written by pyedflib."""
+    record = wfdb.rdrecord(str(default_record_path()), channels=[0], sampto=int(seconds * FS))
+    header = pyedflib.highlevel.make_signal_header("MLII", dimension="mV", sample_frequency=FS, physical_min=-5.0, physical_max=5.0)
+    pyedflib.highlevel.write_edf(str(path), [record.p_signal[:, 0]], [header])
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return tiny_bundle(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def excerpt(tmp_path_factory):
+    return write_wfdb(tmp_path_factory.mktemp("records"), "r100", SECONDS)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as local, Client(local) as client:
+        yield local, client
+
+
+def offline_beats(excerpt: Path, bundle: Path):
+    """The whole excerpt through the offline path in one pass, in this process."""
+    record = wfdb.rdrecord(str(excerpt), physical=False)
+    hello = Hello(FS, 16, record.adc_gain[0], record.baseline[0], ("MLII",))
+    return run_offline(record.d_signal[:, 0], hello, load_scorer(bundle, threads=1), calibration_beats=CALIBRATE)
+
+
+def live_beats(excerpt: Path, bundle: Path):
+    """The excerpt played by a virtual board over a real pty into the bridge's Hub."""
+    from ecgedge.firmware_bridge.hub import Hub
+    from ecgedge.firmware_bridge.simulator import PtyEndpoint, VirtualBoard, run_boards
+
+    hub = Hub(load_scorer(bundle, threads=1), calibration_beats=CALIBRATE)
+    endpoint = PtyEndpoint()
+    hub.add_board(endpoint.path, name="bed")
+    scored = []
+    hub.on_beats = scored.extend
+    stop, summary = threading.Event(), {}
+    runner = threading.Thread(target=lambda: summary.update(hub.run(stop=stop)))
+    runner.start()
+    try:
+        run_boards([(VirtualBoard.from_record(excerpt), endpoint)], speed=20, wait_reader=10)
+        hub.wait_until_quiet()
+    finally:
+        stop.set()
+        runner.join()
+        endpoint.close()
+    assert summary["shed_samples"] == summary["shed_beats"] == summary["frames_lost"] == 0, summary
+    return scored
+
+
+def read_beats(out: Path, name: str):
+    table = pyarrow_dataset.dataset(out / "beats", partitioning="hive").to_table(filter=pyarrow_dataset.field("recording") == name)
+    return table.sort_by("sample").to_pydict()
+
+
+def rows_of(out: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (out / "summary").glob("*.json")}
+
+
+def test_offline_path_equals_the_live_bridge(excerpt, bundle):
+    live, offline = live_beats(excerpt, bundle), offline_beats(excerpt, bundle)
+    assert len(offline) > 150
+    assert [s.beat.sample for s in live] == [s.beat.sample for s in offline]
+    np.testing.assert_allclose([s.score for s in live], [s.score for s in offline], rtol=1e-5, atol=1e-6)
+    assert [s.learning for s in live] == [s.learning for s in offline] == [True] * CALIBRATE + [False] * (len(offline) - CALIBRATE)
+    assert [s.anomaly for s in live] == [s.anomaly for s in offline]
+    assert [s.threshold for s in live][-1] == pytest.approx(offline[-1].threshold, rel=1e-6)
+
+
+def test_segmented_scan_on_two_workers_equals_one_pass(excerpt, bundle, cluster, tmp_path):
+    local, client = cluster
+    # 50 s tasks, each streamed from 40 s before it: the last segment starts cold at 60 s
+    settings = Settings(bundle=str(bundle), leads=("V5", "MLII"), calibration_beats=CALIBRATE, segment_s=50, overlap_s=40)
+    report = scan([excerpt.parent], tmp_path, settings, scheduler=local.scheduler_address, progress=False, echo=lambda s: None)
+    assert [r["status"] for r in report.rows] == ["done"] and report.rows[0]["segments"] == 3
+    beats, offline = read_beats(tmp_path, "r100"), offline_beats(excerpt, bundle)
+    assert beats["sample"] == [s.beat.sample for s in offline]
+    np.testing.assert_allclose(beats["score"], [s.score for s in offline], rtol=1e-5, atol=1e-6)
+    assert beats["flag"] == [s.anomaly for s in offline] and beats["learning"] == [s.learning for s in offline]
+    np.testing.assert_allclose(beats["time"], np.array(beats["sample"]) / FS)
+    # the reference labels travel with the beats; the summary scores the detection against them
+    row = report.rows[0]
+    assert set(beats["label"]) <= {"N", "A", "V", None} and beats["aami"].count("N") > 150
+    assert row["lead"] == "MLII" and row["qrs_se"] > 0.98 and row["qrs_ppv"] > 0.98 and row["learning_beats"] == CALIBRATE
+    assert row["flagged"] == sum(beats["flag"]) and row["N_beats"] + row["SVEB_beats"] + row["VEB_beats"] <= row["beats"] - CALIBRATE
+    # three tasks, two workers: the bundle was loaded once in each worker process that ran one
+    loads = client.run(lambda: worker_scorer.cache_info().misses)
+    assert sorted(loads.values()) in ([1, 1], [0, 1])
+
+
+def test_bad_recordings_fail_alone_and_a_rerun_resumes(excerpt, bundle, cluster, tmp_path):
+    archive = tmp_path / "archive"
+    shutil.copytree(excerpt.parent, archive / "ward1")
+    edf = write_edf(archive / "ward1" / "r100-export.edf", SECONDS)
+    write_wfdb(archive / "ward2", "truncated", SECONDS)
+    dat = archive / "ward2" / "truncated.dat"
+    dat.write_bytes(dat.read_bytes()[:20_000])
+    write_wfdb(archive / "ward2", "v5only", SECONDS, lead="V5")
+    write_wfdb(archive / "ward2", "slow", SECONDS, fs=50)
+    write_wfdb(archive / "ward2", "short", 20)
+    (archive / "ward2" / "garbage.edf").write_bytes(b"not an EDF file at all" * 20)
+    out = tmp_path / "out"
+    args = ["scan", str(archive), "--out", str(out), "--bundle", str(bundle), "--lead", "MLII", "--calibrate", str(CALIBRATE),
+            "--segment-minutes", "1", "--overlap-s", "30", "--no-progress"]
+
+    result = CliRunner().invoke(main, [*args, "--workers", "2"])  # a LocalCluster of its own
+    assert result.exit_code == 1, result.output
+    assert "dashboard: http" in result.output and "5 recording(s) failed" in result.output
+    rows = rows_of(out)
+    assert {name: row["status"] for name, row in rows.items()} == {
+        "ward1__r100": "done", "ward1__r100-export": "done", "ward2__truncated": "failed", "ward2__v5only": "failed",
+        "ward2__slow": "failed", "ward2__short": "failed", "ward2__garbage": "failed"}
+    errors = {name: row["error"] for name, row in rows.items() if row["error"]}
+    assert "truncated" in errors["ward2__truncated"]
+    assert "['MLII']" in errors["ward2__v5only"] and "['V5']" in errors["ward2__v5only"]
+    assert "50 Hz" in errors["ward2__slow"]
+    assert "too short" in errors["ward2__short"] and f"needs {CALIBRATE} beats" in errors["ward2__short"]
+    assert "unreadable EDF" in errors["ward2__garbage"]
+    # the EDF export of the same excerpt gives the same beats (finer quantisation: scores to a looser tolerance)
+    wfdb_beats, edf_beats = read_beats(out, "ward1__r100"), read_beats(out, "ward1__r100-export")
+    assert edf_beats["sample"] == wfdb_beats["sample"] and set(edf_beats["label"]) == {None}
+    np.testing.assert_allclose(edf_beats["score"], wfdb_beats["score"], rtol=0.05)
+    summary = pyarrow_dataset.dataset(out / "summary.parquet").to_table().to_pydict()
+    assert len(summary["recording"]) == 7 and "flags_per_hour" in summary
+
+    # a re-run skips what is done and unchanged (a touched file is re-hashed, same content), retries the rest
+    written = (out / "beats" / "recording=ward1__r100" / "part-0.parquet").stat().st_mtime_ns
+    edf.touch()
+    shutil.copy(excerpt.with_suffix(".dat"), dat)
+    result = CliRunner().invoke(main, [*args, "--scheduler", cluster[0].scheduler_address])
+    assert "7 recording(s), 5 scanned, 4 failed" in result.output, result.output
+    assert rows_of(out)["ward2__truncated"]["status"] == "done"
+    assert (out / "beats" / "recording=ward1__r100" / "part-0.parquet").stat().st_mtime_ns == written
+
+
+def test_what_cannot_be_scanned_is_named(tmp_path, excerpt):
+    with pytest.raises(RecordingError, match="no such file"):
+        discover([tmp_path / "missing"])
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(RecordingError, match="neither a WFDB record nor an EDF file"):
+        discover([tmp_path / "notes.txt"])
+    assert [r.name for r in discover([excerpt])] == ["r100"]
+    from ecgedge.scan.recordings import read_header
+
+    header = read_header(discover([excerpt])[0])
+    assert plan_segments(header, Settings(bundle="b", segment_s=60)) == [(0, 21600), (21600, 43200), (43200, 54000)]
