@@ -14,8 +14,17 @@ Runs:
   every frame must arrive and latency must stay low for N to be sustained.
 - ``faults``: the full record with bit errors (1e-4 per byte) and 0.1 % frame drops.
 - ``replug``: a socket board unplugged every 5 s for 0.5 s.
+- ``overload-Kx`` (``--holds N``): K = 1, 2 and 5 times the N boards one process
+  holds, ``--overload-seconds`` each: latency p50 / p99 (from when each beat's
+  last sample would have been read had nothing waited, so time in the kernel
+  counts), peak RSS of the bridge process during the run, samples and beats
+  shed by the hub's overload policy, frames lost in the kernel.
+- ``fuzz`` (``--fuzz SECONDS``): a good board beside ``--fuzz-boards`` hostile
+  ones (:class:`~ecgedge.firmware_bridge.simulator.HostileBoard`), the longer
+  run of ``tests/test_hub_fuzz.py``: exceptions escaped, internal errors,
+  events, the good board's beats.
 
-Usage: ``python benchmarks/stream.py [--bundle DIR] [--boards 200] [--seconds 60]``
+Usage: ``python benchmarks/stream.py [--bundle DIR] [--runs ...] [--boards 200] [--seconds 60] [--holds 100] [--fuzz 120]``
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from results_file import write_results
 from ecgedge.datasets import load_wfdb_record
 from ecgedge.firmware_bridge.hub import Hub
 from ecgedge.firmware_bridge.simulator import (
+    HostileBoard,
     PtyEndpoint,
     TcpEndpoint,
     VirtualBoard,
@@ -46,42 +56,77 @@ from ecgedge.firmware_bridge.sinks import SqliteSink
 from ecgedge.runtime import load_scorer
 
 
-def _play(make_boards, kwargs, out: mp.Queue) -> None:
-    """The board side, in its own process: make boards and endpoints, say where, play."""
+def _play(make_boards, kwargs, out: mp.Queue, play_s: float | None) -> None:
+    """The board side, in its own process: make boards and endpoints, say where, play (at most ``play_s``)."""
     boards = make_boards()
-    out.put([getattr(endpoint, "path", None) or endpoint.url for _, endpoint in boards])
+    out.put([(getattr(endpoint, "path", None) or endpoint.url, getattr(board, "fmt", "binary")) for board, endpoint in boards])
+    stop = threading.Event()
+    if play_s is not None:
+        threading.Timer(play_s, stop.set).start()
     try:
-        run_boards(boards, **kwargs)
+        run_boards(boards, stop=stop, **kwargs)
         time.sleep(1.0)  # let the bridge read the last bytes before the ports go
     finally:
         for _, endpoint in boards:
             endpoint.close()
-    out.put([board.stats.as_dict() for board, _ in boards])
+    out.put([{**board.stats.as_dict(), **({"kinds": dict(board.kinds)} if hasattr(board, "kinds") else {})} for board, _ in boards])
 
 
-def run(scorer, make_boards, db: Path, **kwargs) -> tuple[dict, list[dict], list[int]]:
+def _reset_peak_rss() -> None:
+    """Start the process's peak RSS (VmHWM) afresh (Linux >= 4.0), so each run reports its own."""
+    try:
+        Path(f"/proc/{os.getpid()}/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        for line in Path(f"/proc/{os.getpid()}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def run(scorer, make_boards, db: Path, hub_options: dict | None = None, play_s: float | None = None, **kwargs) -> tuple[dict, list[dict], list[int]]:
     """Play ``make_boards()`` from a forked process into one hub here.
 
-    Returns the hub's summary, the boards' stats and board0's R-peak samples.
+    Returns the hub's summary (with ``peak_rss_mb`` and ``escaped``, the
+    exception that left :meth:`Hub.run`, if any), the boards' stats and
+    board0's R-peak samples.
     """
     ctx = mp.get_context("fork")  # forked before the hub starts any thread
     out = ctx.Queue()
-    player = ctx.Process(target=_play, args=(make_boards, kwargs, out))
+    player = ctx.Process(target=_play, args=(make_boards, kwargs, out, play_s))
     player.start()
-    hub = Hub(scorer)
-    for i, url in enumerate(out.get()):
-        hub.add_board(url, name=f"board{i}")
+    _reset_peak_rss()
+    hub = Hub(scorer, **(hub_options or {}))
+    for i, (url, fmt) in enumerate(out.get()):
+        ascii_format = {"fs": 360.0, "gain": 200.0, "baseline": 1024} if fmt == "ascii" else {}
+        hub.add_board(url, name=f"board{i}", fmt=fmt, **ascii_format)
     hub.sinks.append(SqliteSink(db, hub.fs_of))
     samples: list[int] = []
     hub.on_beats = lambda scored: samples.extend(s.beat.sample for s in scored if s.beat.stream == "board0")
-    stop, result = threading.Event(), {}
-    runner = threading.Thread(target=lambda: result.update(hub.run(stop=stop)))
+    stop, result, escaped = threading.Event(), {}, []
+
+    def serve() -> None:
+        try:
+            result.update(hub.run(stop=stop))
+        except Exception as exc:  # noqa: BLE001 - reported, the benchmark counts it
+            escaped.append(repr(exc))
+
+    runner = threading.Thread(target=serve)
     runner.start()
     board_stats = out.get()
     player.join()
-    time.sleep(1.0)
+    hub.wait_until_quiet(quiet=1.0, timeout=60)
     stop.set()
     runner.join()
+    result = result or hub.summary()
+    result["peak_rss_mb"] = _peak_rss_mb()
+    result["escaped"] = escaped
     return result, board_stats, samples
 
 
@@ -98,8 +143,9 @@ def accuracy(record, samples) -> dict:
 
 
 def brief(summary: dict) -> dict:
-    keep = ("boards", "beats", "flagged", "warmup_beats", "frames", "frames_dropped", "frames_lost", "latency_ms")
-    return {k: summary[k] for k in keep}
+    keep = ("boards", "beats", "flagged", "warmup_beats", "frames", "frames_dropped", "frames_lost", "latency_ms",
+            "shed_samples", "shed_beats", "internal_errors", "events", "peak_rss_mb", "escaped")
+    return {k: summary.get(k) for k in keep}
 
 
 def default_bundle(out: Path) -> Path:
@@ -119,46 +165,103 @@ def environment(args, bundle: Path) -> dict:
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
         "system": platform.platform(), "python": sys.version.split()[0],
         "versions": {"numpy": np.__version__, "scipy": scipy.__version__, "onnxruntime": onnxruntime.__version__, "pyserial": serial.__version__},
-        "settings": {"bundle": str(args.bundle or "shipped default model"), "precision": args.precision, "boards": args.boards, "seconds": args.seconds,
+        "settings": {"bundle": str(args.bundle or "shipped default model"), "precision": args.precision, "runs": args.runs, "boards": args.boards,
+                     "seconds": args.seconds, "holds": args.holds, "overload_seconds": args.overload_seconds, "max_lag_s": args.max_lag,
+                     "fuzz_seconds": args.fuzz, "fuzz_boards": args.fuzz_boards,
                      "samples_per_frame": 10, "sqlite": "WAL, synchronous=NORMAL, one commit per micro-batch"},
     }
 
 
+def _ms(value) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
 def markdown(report: dict) -> str:
     env, r = report["environment"], report["runs"]
-    lat = lambda s: " / ".join("n/a" if v is None else f"{v:.2f}" for v in s["latency_ms"].values())  # noqa: E731
-    acc = r["accuracy"]["detection"]
     lines = [
         f"# Streaming benchmark ({env['date']})", "",
-        f"{env['system']}, {env['cpus']} CPUs, Python {env['python']}, " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), "",
+        f"{env['system']}, {env['cpus']} CPUs (load average at start {', '.join(f'{v:.1f}' for v in env['load_average_at_start'])}: "
+        "shared with other work), Python " + env["python"] + ", " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), "",
         "Settings: " + ", ".join(f"{k}={v}" for k, v in env["settings"].items()), "",
-        "| run | boards | beats | frames | dropped | lost | latency p50 / p99 / max (ms) | notes |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    notes = {
-        "accuracy": f"Se {acc['sensitivity']:.4f}, +P {acc['positive_predictivity']:.4f} ({acc['tp']} TP, {acc['fn']} FN, {acc['fp']} FP)",
-        "latency": "one board, real time",
-        **{name: f"real time; frames sent {sum(b['frames'] for b in run_['boards'])}, simulator overruns {sum(b['overruns'] for b in run_['boards'])}"
-           for name, run_ in r.items() if name.startswith("capacity")},
-        "faults": "damaged {damaged}, splits {splits}, dropped {dropped} by the board".format(**r["faults"]["boards"][0])
-                  + f"; Se {r['faults']['detection']['sensitivity']:.4f}, +P {r['faults']['detection']['positive_predictivity']:.4f}",
-        "replug": f"{r['replug']['boards'][0]['disconnects']} unplugs, reconnect (s) max {max(r['replug']['reconnect_s'] or [float('nan')]):.3f}",
-    }
-    for name, run_ in r.items():
-        s = run_["summary"]
-        lines.append(f"| {name} | {s['boards']} | {s['beats']} | {s['frames']} | {s['frames_dropped']} | {s['frames_lost']} | {lat(s)} | {notes[name]} |")
+    classic = [name for name in r if not name.startswith(("overload", "fuzz"))]
+    if classic:
+        lines += ["| run | boards | beats | frames | dropped | lost | latency p50 / p99 / max (ms) | notes |", "|---|---|---|---|---|---|---|---|"]
+        for name in classic:
+            s = r[name]["summary"]
+            lat = " / ".join(_ms(v) for v in s["latency_ms"].values())
+            lines.append(f"| {name} | {s['boards']} | {s['beats']} | {s['frames']} | {s['frames_dropped']} | {s['frames_lost']} | {lat} | {_note(name, r[name])} |")
+    overload = [name for name in r if name.startswith("overload")]
+    if overload:
+        lines += ["", "Overload: boards in real time for the stated seconds; latency from when a beat's last sample would have been read "
+                  "(kernel and queue waits included); shed by the hub's policy (blocks more than max_lag_s behind, beats past their deadline).", "",
+                  "| run | boards | beats | latency p50 / p99 / max (ms) | peak RSS (MB) | shed samples | shed beats | frames lost (kernel) | simulator overruns | escaped |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for name in overload:
+            s, boards = r[name]["summary"], r[name]["boards"]
+            lat = " / ".join(_ms(v) for v in s["latency_ms"].values())
+            lines.append(f"| {name} | {s['boards']} | {s['beats']} | {lat} | {_ms(s['peak_rss_mb'])} | {s['shed_samples']} | {s['shed_beats']} | "
+                         f"{s['frames_lost']} | {sum(b['overruns'] for b in boards)} | {len(s['escaped'])} |")
+    if "fuzz" in r:
+        f = r["fuzz"]
+        s = f["summary"]
+        lines += ["", f"Fuzz: {f['seconds']} s, 1 good board and {len(f['boards']) - 1} hostile ones: "
+                  f"{len(s['escaped'])} exceptions escaped, {s['internal_errors']} internal errors; good board {f['good_beats']} beats, "
+                  f"longest pause {f['good_longest_pause_s']:.2f} s; hostile chunks by kind {f['kinds']}; events {s['events']}"]
     return "\n".join(lines) + "\n"
+
+
+def _note(name: str, run_: dict) -> str:
+    if name == "accuracy":
+        acc = run_["detection"]
+        return f"Se {acc['sensitivity']:.4f}, +P {acc['positive_predictivity']:.4f} ({acc['tp']} TP, {acc['fn']} FN, {acc['fp']} FP)"
+    if name == "latency":
+        return "one board, real time"
+    if name.startswith("capacity"):
+        return f"real time; frames sent {sum(b['frames'] for b in run_['boards'])}, simulator overruns {sum(b['overruns'] for b in run_['boards'])}"
+    if name == "faults":
+        return ("damaged {damaged}, splits {splits}, dropped {dropped} by the board".format(**run_["boards"][0])
+                + f"; Se {run_['detection']['sensitivity']:.4f}, +P {run_['detection']['positive_predictivity']:.4f}")
+    return f"{run_['boards'][0]['disconnects']} unplugs, reconnect (s) max {max(run_['reconnect_s'] or [float('nan')]):.3f}"
+
+
+def many_boards(n: int, seconds: float):
+    """``n`` boards, each a different stretch of record 100, ``seconds`` long, over ptys."""
+    return [(VirtualBoard.from_record(start_s=(7 * i) % 1700, duration_s=seconds), PtyEndpoint()) for i in range(n)]
+
+
+def fuzz_boards(n_hostile: int):
+    """A good board (record 100) and ``n_hostile`` hostile ones (every 4th speaks ASCII)."""
+    from ecgedge.datasets import load_wfdb_record as load
+
+    record = load(lead="MLII")
+    boards = [(VirtualBoard.from_record(), PtyEndpoint())]
+    for seed in range(n_hostile):
+        fmt = "ascii" if seed % 4 == 3 else "binary"
+        boards.append((HostileBoard(record.to_adc(), record.fs, 200.0, 1024, seed=seed, fmt=fmt), PtyEndpoint()))
+    return boards
+
+
+CLASSIC = ("accuracy", "latency", "capacity", "faults", "replug")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=None, help="bundle directory (default: the shipped model, exported)")
     parser.add_argument("--precision", default="int8", choices=["fp32", "int8", "fp16"])
+    parser.add_argument("--runs", nargs="+", default=list(CLASSIC), choices=[*CLASSIC, "overload", "fuzz"], help="which runs")
     parser.add_argument("--boards", type=int, nargs="+", default=[60, 100, 200], help="board counts of the capacity runs")
     parser.add_argument("--seconds", type=float, default=60.0, help="real-time seconds of the latency and capacity runs")
     parser.add_argument("--speed", type=float, default=100.0, help="speed of the accuracy and fault runs")
+    parser.add_argument("--holds", type=int, default=100, help="boards one process holds (measured with the capacity runs); overload runs 1x, 2x, 5x")
+    parser.add_argument("--overload-seconds", type=float, default=30.0, help="real-time seconds of each overload run")
+    parser.add_argument("--max-lag", type=float, default=2.0, help="the hub's max_lag_s in the overload runs")
+    parser.add_argument("--fuzz", type=float, default=120.0, help="seconds of the fuzz run")
+    parser.add_argument("--fuzz-boards", type=int, default=8, help="hostile boards in the fuzz run")
+    parser.add_argument("--tag", default="", help="appended to the results file name")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ecgedge-stream-"))
     bundle = args.bundle or default_bundle(work / "bundle")
@@ -166,34 +269,53 @@ def main() -> None:
     record = load_wfdb_record(lead="MLII")
     runs = {}
 
-    summary, stats, samples = run(scorer, lambda: [(VirtualBoard.from_record(), PtyEndpoint())], work / "accuracy.db", speed=args.speed)
-    runs["accuracy"] = {"summary": brief(summary), "boards": stats, "detection": accuracy(record, samples)}
-    print("accuracy", runs["accuracy"]["detection"], flush=True)
+    if "accuracy" in args.runs:
+        summary, stats, samples = run(scorer, lambda: [(VirtualBoard.from_record(), PtyEndpoint())], work / "accuracy.db", speed=args.speed)
+        runs["accuracy"] = {"summary": brief(summary), "boards": stats, "detection": accuracy(record, samples)}
+        print("accuracy", runs["accuracy"]["detection"], flush=True)
 
-    summary, stats, _ = run(scorer, lambda: [(VirtualBoard.from_record(duration_s=args.seconds), PtyEndpoint())], work / "latency.db")
-    runs["latency"] = {"summary": brief(summary), "boards": stats}
-    print("latency", brief(summary), flush=True)
+    if "latency" in args.runs:
+        summary, stats, _ = run(scorer, lambda: [(VirtualBoard.from_record(duration_s=args.seconds), PtyEndpoint())], work / "latency.db")
+        runs["latency"] = {"summary": brief(summary), "boards": stats}
+        print("latency", brief(summary), flush=True)
 
-    for n in args.boards:
-        def many(n=n):
-            return [(VirtualBoard.from_record(start_s=(7 * i) % 1700, duration_s=args.seconds), PtyEndpoint()) for i in range(n)]
-
-        summary, stats, _ = run(scorer, many, work / f"capacity-{n}.db")
+    for n in args.boards if "capacity" in args.runs else []:
+        summary, stats, _ = run(scorer, lambda n=n: many_boards(n, args.seconds), work / f"capacity-{n}.db")
         runs[f"capacity-{n}"] = {"summary": brief(summary), "boards": stats}
         print(f"capacity {n}", brief(summary), flush=True)
 
-    faulty = lambda: [(VirtualBoard.from_record(corrupt_rate=1e-4, drop_rate=1e-3, seed=1), PtyEndpoint())]  # noqa: E731
-    summary, stats, samples = run(scorer, faulty, work / "faults.db", speed=args.speed)
-    runs["faults"] = {"summary": brief(summary), "boards": stats, "link": summary["links"]["board0"], "detection": accuracy(record, samples)}
-    print("faults", runs["faults"]["link"], flush=True)
+    if "faults" in args.runs:
+        faulty = lambda: [(VirtualBoard.from_record(corrupt_rate=1e-4, drop_rate=1e-3, seed=1), PtyEndpoint())]  # noqa: E731
+        summary, stats, samples = run(scorer, faulty, work / "faults.db", speed=args.speed)
+        runs["faults"] = {"summary": brief(summary), "boards": stats, "link": summary["links"]["board0"], "detection": accuracy(record, samples)}
+        print("faults", runs["faults"]["link"], flush=True)
 
-    replug = lambda: [(VirtualBoard.from_record(duration_s=600), TcpEndpoint())]  # noqa: E731
-    summary, stats, _ = run(scorer, replug, work / "replug.db", speed=20, disconnect_every=5.0, downtime=0.5)
-    runs["replug"] = {"summary": brief(summary), "boards": stats, "reconnect_s": summary["links"]["board0"]["reconnect_s"]}
-    print("replug", runs["replug"]["reconnect_s"], flush=True)
+    if "replug" in args.runs:
+        replug = lambda: [(VirtualBoard.from_record(duration_s=600), TcpEndpoint())]  # noqa: E731
+        summary, stats, _ = run(scorer, replug, work / "replug.db", speed=20, disconnect_every=5.0, downtime=0.5)
+        runs["replug"] = {"summary": brief(summary), "boards": stats, "reconnect_s": summary["links"]["board0"]["reconnect_s"]}
+        print("replug", runs["replug"]["reconnect_s"], flush=True)
+
+    for k in (1, 2, 5) if "overload" in args.runs else ():
+        n = k * args.holds
+        summary, stats, _ = run(scorer, lambda n=n: many_boards(n, args.overload_seconds), work / f"overload-{k}x.db", hub_options={"max_lag_s": args.max_lag})
+        runs[f"overload-{k}x"] = {"summary": brief(summary), "boards": [{key: b[key] for key in ("frames", "overruns", "late_max")} for b in stats]}
+        print(f"overload {k}x ({n} boards)", brief(summary), flush=True)
+
+    if "fuzz" in args.runs:
+        summary, stats, samples = run(scorer, lambda: fuzz_boards(args.fuzz_boards), work / "fuzz.db", play_s=args.fuzz, speed=4.0,
+                                      hub_options={"max_lag_s": 60.0})
+        kinds: dict[str, int] = {}
+        for board in stats[1:]:
+            for kind, count in board.get("kinds", {}).items():
+                kinds[kind] = kinds.get(kind, 0) + count
+        pauses = np.diff(sorted(samples)) / record.fs if len(samples) > 1 else np.array([float("nan")])
+        runs["fuzz"] = {"summary": brief(summary), "boards": stats, "seconds": args.fuzz, "kinds": kinds,
+                        "good_beats": len(samples), "good_longest_pause_s": float(pauses.max())}
+        print("fuzz", runs["fuzz"]["summary"], kinds, flush=True)
 
     report = {"environment": environment(args, bundle), "runs": runs}
-    write_results("stream", report, markdown(report))
+    write_results("stream", report, markdown(report), tag=args.tag)
     print(markdown(report))
 
 
