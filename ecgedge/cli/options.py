@@ -32,12 +32,13 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "train": ("torch", "sklearn", "matplotlib", "tqdm", "wfdb"),
     "export": ("torch", "sklearn", "matplotlib", "tqdm", "wfdb", "onnx", "onnxscript", "onnx_ir"),
     "tensorrt": ("tensorrt", "cuda"),
+    "scan": ("wfdb", "dask", "distributed", "pyarrow", "pyedflib"),
 }
 
 EXTRAS_HELP = (
     "The base install runs 'bridge' (ONNX Runtime); 'train' and 'evaluate' need the [train] extra, "
     "'export', 'calibrate' and 'demo' the [export] extra, "
-    "'simulate' the [records] extra (WFDB records), --backend tensorrt the [tensorrt] extra: "
+    "'simulate' the [records] extra (WFDB records), 'scan' the [scan] extra, --backend tensorrt the [tensorrt] extra: "
     "pip install 'ecgedge[train,export]'."
 )
 

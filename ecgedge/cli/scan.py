@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-#: The modules of the [scan] extra, named when one is missing.
-_SCAN_MODULES = ("distributed", "dask", "pyarrow", "pyedflib")
+from ecgedge.cli.options import requires
 
 
 @click.command()
@@ -23,6 +22,7 @@ _SCAN_MODULES = ("distributed", "dask", "pyarrow", "pyedflib")
 @click.option("--segment-minutes", type=click.FloatRange(min=1), default=60.0, show_default=True, help="Length of one task: a longer recording is scanned in segments, in parallel.")
 @click.option("--overlap-s", type=click.FloatRange(min=30), default=300.0, show_default=True, help="Seconds streamed before each segment so the filters and R-peak levels have settled.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@requires("scan")
 def scan(paths, out, bundle_dir, scheduler, workers, leads, polarity, calibrate, no_calibrate, precision, segment_minutes, overlap_s, no_progress) -> None:
     """Scan WFDB records and EDF/EDF+ files under PATHS through the bridge's offline path, on Dask.
 
@@ -33,16 +33,9 @@ def scan(paths, out, bundle_dir, scheduler, workers, leads, polarity, calibrate,
     """
     from pathlib import Path
 
-    try:
-        from ecgedge.scan import RecordingError, Settings
-        from ecgedge.scan import scan as run_scan
-        import distributed  # noqa: F401
-        import pyarrow  # noqa: F401
-        import pyedflib  # noqa: F401
-    except ModuleNotFoundError as err:
-        if (err.name or "").split(".")[0] in _SCAN_MODULES:
-            raise click.ClickException(f"ecgedge scan needs the [scan] extra ({err.name} is not installed): pip install 'ecgedge[scan]'") from None
-        raise
+    from ecgedge.scan import RecordingError, Settings
+    from ecgedge.scan import scan as run_scan
+
     out = Path(out)
     if bundle_dir is None:
         bundle_dir = _default_bundle(out)
