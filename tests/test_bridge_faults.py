@@ -357,3 +357,40 @@ def test_a_full_queue_makes_the_reader_wait_and_bounds_memory(bundle):
     link.closing = True  # the hub stops: the reader gives up instead of waiting for ever
     writer.join(2)
     assert not writer.is_alive()
+
+
+def test_a_restart_after_kill_9_resumes_each_patients_learnt_threshold(bundle, tmp_path):
+    """The SQLite database is the patient's state: a restarted bridge flags from its first beat with the threshold learnt before."""
+    db = tmp_path / "alerts.db"
+    endpoint = PtyEndpoint(link=tmp_path / "board")
+    cmd = [*ECGEDGE, "bridge", "--port", str(tmp_path / "board"), "--bundle", str(bundle), "--db", str(db), "--all-beats", "--calibrate", "20"]
+    stop = threading.Event()
+    player = threading.Thread(target=run_boards, args=([(VirtualBoard.from_record(duration_s=1200), endpoint)],),
+                              kwargs={"speed": 20, "stop": stop, "wait_reader": 60})
+    runs = []
+    try:
+        for lines_wanted in (40, 10):
+            bridge = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            if not player.is_alive():
+                player.start()
+            printed = []
+            for line in bridge.stdout:
+                if line.startswith(("beat ", "FLAG ")):
+                    printed.append(line.split())
+                if len(printed) == lines_wanted:
+                    bridge.kill()  # SIGKILL, mid-stream
+                    break
+            bridge.wait(10)
+            runs.append(printed)
+    finally:
+        stop.set()
+        player.join(10)
+        endpoint.close()
+    threshold = lambda p: p[-1].split("=")[1]  # noqa: E731
+    first, second = runs
+    assert [threshold(p) for p in first[:20]] == ["learning"] * 20
+    learnt = {threshold(p) for p in first[20:]}
+    assert len(learnt) == 1 and learnt != {"learning"}
+    assert {threshold(p) for p in second} == learnt  # no relearning: judged from the first beat after the restart
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM beats WHERE threshold IS NULL").fetchone()[0] == 20

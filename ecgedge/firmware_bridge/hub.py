@@ -183,7 +183,10 @@ class Hub:
         many beats (:class:`ecgedge.calibration.PatientCalibrator`), which
         are scored and logged but not flagged (``learning``), as a bedside
         monitor learns a patient's rhythm before it raises arrhythmia
-        alarms; else every beat is judged by the scorer's threshold.
+        alarms; else every beat is judged by the scorer's threshold. A sink
+        with ``learning_scores`` (:class:`~ecgedge.firmware_bridge.sinks.SqliteSink`)
+        resumes each stream's learning from the beats it stored, so a
+        restarted bridge does not learn its patients again.
     on_beats : callable, optional
         ``on_beats(list[ScoredBeat])``, called after each micro-batch is committed.
     on_event : callable, optional
@@ -244,6 +247,7 @@ class Hub:
         self.learning_beats = 0
         self.warmup_beats = 0
         self.internal_errors = 0
+        self.resumed_beats: dict[str, int] = {}
         self.conditions = ConditionTracker()
         self._events: queue.Queue = queue.Queue(maxsize=max_queue)
         self._filters = FilterStage()
@@ -352,6 +356,7 @@ class Hub:
         if not self.links:
             raise ValueError("no boards: add_board() first")
         self.open_ports()
+        self._resume()
         stop = stop or threading.Event()
         deadline = None if duration is None else time.perf_counter() + duration
         now = time.perf_counter()
@@ -377,6 +382,19 @@ class Hub:
             for sink in self.sinks:
                 sink.close()
         return self.summary()
+
+    def _resume(self) -> None:
+        """Replay each stream's stored learning beats (a sink with ``learning_scores``) into its judge."""
+        if not self.calibration_beats:
+            return
+        for sink in self.sinks:
+            if hasattr(sink, "learning_scores"):
+                for name, judge in self._judges.items():
+                    scores = sink.learning_scores(name, self.calibration_beats)
+                    for score in scores:
+                        judge.judge(score, self.scorer.offset_)
+                    self.resumed_beats[name] = len(scores)
+                return
 
     def wait_until_quiet(self, quiet: float = 0.5, timeout: float = 30.0) -> bool:
         """Block until no board has delivered a frame for ``quiet`` seconds and the queue is empty.
@@ -575,6 +593,7 @@ class Hub:
             "shed_samples": sum(link.pipeline.counters.shed_samples for link in self.links),
             "shed_beats": sum(link.pipeline.counters.shed_beats for link in self.links),
             "internal_errors": self.internal_errors,
+            "resumed_learning_beats": self.resumed_beats,
             "events": dict(sorted(self.conditions.counts.items())),
             "filter_rows": self._filters.rows,
             "latency_ms": {

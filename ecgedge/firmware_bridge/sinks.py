@@ -151,6 +151,17 @@ class SqliteSink:
         self._db.executescript(_SCHEMA)
         self._in_tx = False
 
+    def learning_scores(self, stream: str, limit: int) -> list[float]:
+        """The scores of ``stream``'s first learning beats stored here (at most ``limit``), oldest first.
+
+        The database is the patient's state: replaying these through a new
+        :class:`~ecgedge.firmware_bridge.judge.BeatJudge` after a restart (even
+        a ``kill -9``) resumes the threshold learnt, or the learning, where it was.
+        """
+        self.commit()
+        rows = self._db.execute("SELECT score FROM beats WHERE stream = ? AND threshold IS NULL ORDER BY id LIMIT ?", (stream, limit))
+        return [score for (score,) in rows]
+
     def _begin(self) -> None:
         if not self._in_tx:
             self._db.execute("BEGIN")
