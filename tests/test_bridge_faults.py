@@ -322,11 +322,10 @@ def test_a_board_reset_never_sends_beat_times_backwards(record):
 
 
 def test_blocks_too_far_behind_are_shed_and_counted(bundle, record):
-    """The overload policy: a block handled more than max_lag_s after the board sent it is shed, and the stream says so.
+    """The overload policy: a block that waited more than max_lag_s for the hub is shed, and the stream says so.
 
     The board started 20 s ago and every block was read in time, but the hub
-    handles them only now: all but the first (which starts the stream's
-    clock) and those of the last second are shed.
+    handles them only now: all but those of the last second are shed.
     """
     hub = Hub(load_scorer(bundle, threads=1), max_lag_s=1.0)
     events = []
@@ -337,7 +336,7 @@ def test_blocks_too_far_behind_are_shed_and_counted(bundle, record):
     hub._handle([BoardHello(link, hello())])
     hub._handle([BoardSamples(link, k, adc[k : k + 10, None], start + (k + 9) / FS) for k in range(0, 20 * FS, 10)])
     counters = link.pipeline.counters
-    assert 18.9 * FS <= counters.shed_samples <= 19.0 * FS and counters.samples + counters.shed_samples == 20 * FS
+    assert 18.9 * FS <= counters.shed_samples <= 19.1 * FS and counters.samples + counters.shed_samples == 20 * FS
     assert events[0].name == "overload" and "behind" in events[0].detail
     assert [e.name for e in events[1:]] == ["no-beats"]  # 19 s shed: not monitored, and said so
     assert hub.summary()["shed_samples"] == counters.shed_samples

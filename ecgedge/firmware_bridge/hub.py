@@ -26,20 +26,20 @@ board says so), no signal (flat line, ADC rails: see
 end goes to every sink, to ``on_event`` and into the summary's counts.
 
 Overload policy. The queue holds at most ``max_queue`` messages; a full
-queue blocks the reader, so the backlog waits in the kernel (and boards
-overrun their ports, which shows as lost frames), and memory stays bounded.
-Every block's lag is measured from when it would have been read had
-nothing waited (the stream's sample clock, see
-:mod:`~ecgedge.firmware_bridge.pipeline`), so it counts the time spent in the
-kernel too. A block more than ``max_lag_s`` behind is shed unprocessed (the
-oldest samples of the streams furthest behind go first, which is what the
-queue's order gives), counted per stream as ``shed_samples``, and the
-stream is in the ``overload`` condition until its blocks are within half
-that lag again; a beat cut more than ``beat_deadline_s`` after its last
-sample is not scored but counted as ``shed_beats``. Latency is measured per
-beat from when the last sample its window needs would have been read to the
-commit; beats of a stream's first seconds, which wait for the R-peak
-detector to learn its levels, are counted apart (``warmup_beats``).
+queue blocks the reader, so the backlog waits in the kernel (bounded by
+each port's buffer: boards then overrun their ports, which shows as lost
+frames), and memory stays bounded. A block that waited in the queue more
+than ``max_lag_s`` is shed unprocessed (the oldest samples first, so the
+streams furthest behind lose the most), counted per stream as
+``shed_samples``, and the stream is in the ``overload`` condition until its
+blocks wait less than half that again; a beat cut more than
+``beat_deadline_s`` after its last sample would have been read is not
+scored but counted as ``shed_beats``. Latency is measured per beat from
+when the last sample its window needs would have been read had nothing
+waited (the stream's sample clock, see :mod:`~ecgedge.firmware_bridge.pipeline`,
+so time in the kernel counts) to the commit; beats of a stream's first
+seconds, which wait for the R-peak detector to learn its levels, are
+counted apart (``warmup_beats``).
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ class Hub:
     no_data_s : float, default=5.0
         Seconds connected without a valid frame that raise ``no-data``.
     max_lag_s : float, default=2.0
-        Blocks further behind than this are shed (see the overload policy).
+        Blocks queued longer than this are shed (see the overload policy).
     beat_deadline_s : float, default=5.0
         Beats cut later than this after their last sample are not scored.
     max_queue : int, default=50000
@@ -478,10 +478,10 @@ class Hub:
 
     def _shed(self, pipeline: StreamPipeline, message: BoardSamples, now: float) -> bool:
         """Apply the overload policy to a block; True when it is shed."""
-        lag = pipeline.lag(message.first, len(message.values), now)
+        lag = now - message.arrival
         if lag > self.max_lag_s:
             pipeline.shed(len(message.values))
-            self._condition(pipeline, Condition.OVERLOAD, True, f"shedding samples more than {self.max_lag_s:g} s behind ({lag:.1f} s)")
+            self._condition(pipeline, Condition.OVERLOAD, True, f"shedding samples queued more than {self.max_lag_s:g} s ({lag:.1f} s behind)")
             return True
         if lag < self.max_lag_s / 2:
             self._condition(pipeline, Condition.OVERLOAD, False)

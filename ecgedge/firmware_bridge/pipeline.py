@@ -344,19 +344,6 @@ class StreamPipeline:
         self._last_x = x[-1]
         return True
 
-    def lag(self, first: int, n: int, now: float) -> float:
-        """Seconds since samples ``first .. first + n`` would have been read had nothing waited.
-
-        0 when the stream has no clock yet or the block does not continue it
-        (a board reset): such a block starts a new clock.
-        """
-        if self.hello is None or self.next_index is None:
-            return 0.0
-        delta = (first - self.next_index) % 2**32
-        if delta >= 2**31 and delta - 2**32 <= -n:
-            return 0.0
-        return now - (self._t0 + (self.next_index + delta + n - 1) / self.fs)
-
     def shed(self, n: int) -> None:
         """Count a block dropped by the overload policy; the stream's clock keeps running over the gap."""
         self.counters.shed_samples += n
