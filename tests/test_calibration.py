@@ -170,6 +170,10 @@ def test_calibrate_cli_labelled_and_fixed_rules(bundle):
     assert result.exit_code == 2 and "exactly one of" in result.output
     result = runner.invoke(main, ["calibrate", str(bundle), "--normal", "ecg5000", "--target-far", "1.5"])
     assert result.exit_code == 1 and "target_far" in result.output
+    before = (bundle / "bundle.json").read_bytes()
+    result = runner.invoke(main, ["calibrate", str(bundle), "--normal", "ecg5000", "--fixed", "5000"])
+    assert result.exit_code == 1 and "far outside the training scores" in result.output
+    assert (bundle / "bundle.json").read_bytes() == before  # refused before anything was written
 
 
 def test_calibrate_on_the_training_beats_uses_the_detectors_own_calibration_scores(bundle, small_detector):

@@ -18,11 +18,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ecgedge.runtime.validate import METADATA_PREFIX
+
 INPUT = "beats"
 SCORE = "score"
 OPSET = 17
-#: Prefix of the ``metadata_props`` keys a bundle graph describes itself with.
-METADATA_PREFIX = "ecgedge."
 
 
 def export_fp32(detector, path: Path, opset: int = OPSET) -> Path:

@@ -82,7 +82,7 @@ class TensorRTScorer(Scorer):
         self._cudart = _import_cudart()
         super().__init__(bundle, bundle.manifest["engine"]["precision"])
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self._engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        self._engine = self._runtime.deserialize_cuda_engine(bundle.read("engine"))  # the bytes that were hashed
         if self._engine is None:
             raise BundleError(f"TensorRT could not deserialize {engine_path} (built for another GPU or TensorRT?)")
         self._context = self._engine.create_execution_context()
