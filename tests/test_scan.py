@@ -120,8 +120,9 @@ def test_offline_path_equals_the_live_bridge(excerpt, bundle):
 
 def test_segmented_scan_on_two_workers_equals_one_pass(excerpt, bundle, cluster, tmp_path):
     local, client = cluster
-    # 50 s tasks, each streamed from 40 s before it: the last segment starts cold at 60 s
-    settings = Settings(bundle=str(bundle), leads=("V5", "MLII"), calibration_beats=CALIBRATE, segment_s=50, overlap_s=40)
+    # 50 s tasks, each streamed from 40 s before it (the last segment starts cold at 60 s), in 10 s blocks
+    # (a bridge catching up on a backlog) against 0.1 s blocks in one pass
+    settings = Settings(bundle=str(bundle), leads=("V5", "MLII"), calibration_beats=CALIBRATE, segment_s=50, overlap_s=40, block_s=10)
     report = scan([excerpt.parent], tmp_path, settings, scheduler=local.scheduler_address, progress=False, echo=lambda s: None)
     assert [r["status"] for r in report.rows] == ["done"] and report.rows[0]["segments"] == 3
     beats, offline = read_beats(tmp_path, "r100"), offline_beats(excerpt, bundle)

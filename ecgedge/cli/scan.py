@@ -21,9 +21,11 @@ from ecgedge.cli.options import requires
 @click.option("--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32", show_default=True)
 @click.option("--segment-minutes", type=click.FloatRange(min=1), default=60.0, show_default=True, help="Length of one task: a longer recording is scanned in segments, in parallel.")
 @click.option("--overlap-s", type=click.FloatRange(min=30), default=300.0, show_default=True, help="Seconds streamed before each segment so the filters and R-peak levels have settled.")
+@click.option("--block-s", type=click.FloatRange(min=0.01, max=60), default=0.1, show_default=True,
+              help="Seconds of signal per block fed to the bridge's pipeline: 0.1 as a board sends; 10 as a bridge catching up on a backlog (same beats, several times faster).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @requires("scan")
-def scan(paths, out, bundle_dir, scheduler, workers, leads, polarity, calibrate, no_calibrate, precision, segment_minutes, overlap_s, no_progress) -> None:
+def scan(paths, out, bundle_dir, scheduler, workers, leads, polarity, calibrate, no_calibrate, precision, segment_minutes, overlap_s, block_s, no_progress) -> None:
     """Scan WFDB records and EDF/EDF+ files under PATHS through the bridge's offline path, on Dask.
 
     Each recording gets the beats, scores and flags the bridge would give it
@@ -40,7 +42,7 @@ def scan(paths, out, bundle_dir, scheduler, workers, leads, polarity, calibrate,
     if bundle_dir is None:
         bundle_dir = _default_bundle(out)
     settings = Settings(bundle=str(Path(bundle_dir).resolve()), precision=precision, leads=tuple(leads), polarity=polarity,
-                        calibration_beats=None if no_calibrate else calibrate, segment_s=segment_minutes * 60, overlap_s=overlap_s)
+                        calibration_beats=None if no_calibrate else calibrate, segment_s=segment_minutes * 60, overlap_s=overlap_s, block_s=block_s)
     try:
         report = run_scan(paths, out, settings, scheduler=scheduler, workers=workers, progress=not no_progress, echo=lambda s: click.echo(s, err=True))
     except (RecordingError, FileNotFoundError, OSError) as exc:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecgedge.firmware_bridge.offline import cut_stream, score_beats
+from ecgedge.firmware_bridge.offline import BLOCK_S, cut_stream, score_beats
 from ecgedge.firmware_bridge.pipeline import FS_RANGE
 from ecgedge.scan.recordings import Header, Recording, RecordingError, read_lead
 
@@ -45,6 +45,11 @@ class Settings:
         As ``ecgedge bridge --calibrate``.
     segment_s, overlap_s : float
         Task length and warm-up before each segment (seconds).
+    block_s : float
+        Seconds of signal per block fed to the pipeline: 0.1 is what a board
+        sends; longer blocks are what the hub processes when it catches up on a
+        backlog (one chunk per stream), the same code, much less overhead per
+        sample, and the same beats (the tests compare them).
     """
 
     bundle: str
@@ -55,6 +60,7 @@ class Settings:
     calibration_beats: int | None = 120
     segment_s: float = 3600.0
     overlap_s: float = 300.0
+    block_s: float = BLOCK_S
 
 
 @functools.lru_cache(maxsize=2)
@@ -96,7 +102,7 @@ def scan_segment(recording: Recording, header: Header, lead: int, start: int, st
     first = max(0, start - round(settings.overlap_s * header.fs))
     last = min(header.n_samples, stop + round(TAIL_S * header.fs))
     counts, hello = read_lead(recording, lead, first, last)
-    beats = cut_stream(counts, hello, scorer.beat_format, first=first, polarity=settings.polarity, name=recording.name)
+    beats = cut_stream(counts, hello, scorer.beat_format, first=first, polarity=settings.polarity, name=recording.name, block_s=settings.block_s)
     beats = [b for b in beats if start <= b.sample < stop]
     return {
         "sample": np.array([b.sample for b in beats], dtype=np.int64),
