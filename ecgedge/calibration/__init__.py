@@ -3,6 +3,7 @@
 numpy only: nothing here imports torch or scikit-learn.
 """
 
+from ecgedge.calibration.memory import PatientMemory, RhythmContext, beat_features
 from ecgedge.calibration.patient import PatientCalibrator
 from ecgedge.calibration.thresholds import (
     best_f1_threshold,
@@ -15,6 +16,9 @@ from ecgedge.calibration.thresholds import (
 
 __all__ = [
     "PatientCalibrator",
+    "PatientMemory",
+    "RhythmContext",
+    "beat_features",
     "best_f1_threshold",
     "contamination_threshold",
     "false_alarm_threshold",
