@@ -2,12 +2,12 @@
 
 The client (this process) finds the recordings, decides which need scanning (a
 recording already done with the same content hash and settings is skipped), reads
-their headers, and submits one task per segment (:mod:`ecgedge.scan.tasks`) to a
-``distributed.LocalCluster`` (worker processes, one thread each) or to a running
-scheduler. As the segments of a recording complete, it joins them, decides the flags
-in one pass and writes the recording's beats and summary row
-(:mod:`ecgedge.scan.results`). A recording that fails (at any step) gets a ``failed``
-row with the error; the others go on.
+their headers, and submits to a ``distributed.LocalCluster`` (worker processes, one
+thread each) or to a running scheduler one task per segment and, depending on them,
+one task per recording that joins them, decides the flags in one pass and writes the
+recording's beats (:mod:`ecgedge.scan.tasks`, :mod:`ecgedge.scan.results`). The client
+writes each recording's summary row as it finishes. A recording that fails (at any
+step) gets a ``failed`` row with the error; the others go on.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Callable
 
 from ecgedge import __version__
 from ecgedge.scan import results
-from ecgedge.scan.recordings import Recording, RecordingError, content_hash, discover, file_stamp, pick_lead, read_beat_annotations, read_header
-from ecgedge.scan.tasks import Settings, plan_segments, scan_segment
+from ecgedge.scan.recordings import Recording, RecordingError, content_hash, discover, file_stamp, pick_lead, read_header
+from ecgedge.scan.tasks import Settings, finish_recording, plan_segments, scan_segment
 
 
 @dataclass
@@ -90,7 +90,7 @@ def scan(
     settings : Settings
     scheduler : str, optional
         Address of a running Dask scheduler (``tcp://host:8786``); its workers
-        must see ``paths``, ``out``' s recordings and the bundle at the same paths.
+        must see the recordings, the bundle and ``out`` at the same paths.
     workers : int, optional
         Worker processes of the LocalCluster started when no scheduler is
         given (default: one per core).
@@ -171,11 +171,10 @@ def _connect(scheduler: str | None, workers: int | None, echo):
 
 
 def _run(client, out: Path, todo, settings: Settings, rows: dict, progress: bool, echo) -> None:
-    """Submit every segment, then write each recording as its segments complete."""
+    """Submit every recording's segment tasks and its finishing task; record each recording as it finishes."""
     from distributed import as_completed
 
-    pending: dict[str, dict] = {}
-    futures, meta = [], {}
+    finishing, futures = {}, []
     for recording, row in todo:
         try:
             header = read_header(recording)
@@ -185,45 +184,23 @@ def _run(client, out: Path, todo, settings: Settings, rows: dict, progress: bool
             _fail(out, rows, row, exc)
             continue
         row.update(fs=header.fs, lead=header.leads[lead], duration_s=header.n_samples / header.fs, segments=len(segments))
-        pending[recording.name] = {"recording": recording, "header": header, "row": row, "parts": [None] * len(segments), "left": len(segments), "error": None}
-        for i, (start, stop) in enumerate(segments):
-            future = client.submit(scan_segment, recording, header, lead, start, stop, settings, pure=False)
-            meta[future.key] = (recording.name, i)
-            futures.append(future)
+        parts = [client.submit(scan_segment, recording, header, lead, start, stop, settings, pure=False) for start, stop in segments]
+        finish = client.submit(finish_recording, recording, header, settings, str(out.resolve()), *parts, pure=False)
+        finishing[finish.key] = row
+        futures.append(finish)
     bar = _progress(len(todo), progress, echo)
-    bar.update(len(todo) - len(pending))
+    bar.update(len(todo) - len(finishing))
     for future in as_completed(futures):
-        name, i = meta[future.key]
-        job = pending[name]
+        row = finishing[future.key]
         if future.status == "finished":
-            job["parts"][i] = future.result()
-        elif job["error"] is None:
-            job["error"] = future.exception()
+            row.update(future.result(), status="done", scanned_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+            _finish(out, rows, row)
+        else:
+            _fail(out, rows, row, future.exception())
+            bar.write(f"scan: {row['recording']} failed: {row['error']}")
         future.release()
-        job["left"] -= 1
-        if job["left"]:
-            continue
-        _write(out, rows, job, settings)
-        row = rows[name]
         bar.update(1)
-        if row["status"] != "done":
-            bar.write(f"scan: {name} failed: {row['error']}")
     bar.close()
-
-
-def _write(out: Path, rows: dict, job: dict, settings: Settings) -> None:
-    row, header = job["row"], job["header"]
-    try:
-        if job["error"] is not None:
-            raise job["error"]
-        columns, stats = results.beat_table(job["parts"], header.fs, header.n_samples / header.fs, settings.calibration_beats,
-                                            read_beat_annotations(job["recording"]))
-        results.write_beats(out, row["recording"], columns)
-    except Exception as exc:  # noqa: BLE001 - one recording's failure is its row's, not the scan's
-        _fail(out, rows, row, exc)
-        return
-    row.update(stats, status="done", scanned_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-    _finish(out, rows, row)
 
 
 def _fail(out: Path, rows: dict, row: dict, exc: BaseException) -> None:

@@ -6,8 +6,9 @@ the R-peak detector's levels have settled as they would have in one pass) to
 :data:`TAIL_S` seconds after its end (so the beats near its end are complete), and
 keeps the beats whose R peak lies inside it. The beats of all segments, in order, are
 what one pass over the whole recording gives (the tests check it); the flags are
-decided afterwards in one pass (:func:`ecgedge.firmware_bridge.offline.judge_scores`),
-since a patient's threshold is learnt from the recording's first beats.
+decided afterwards in one pass by a task that depends on all the segments
+(:func:`finish_recording`, :func:`ecgedge.firmware_bridge.offline.judge_scores`), since
+a patient's threshold is learnt from the recording's first beats.
 
 The scorer is loaded once per worker process (:func:`worker_scorer`, cached), not
 once per task.
@@ -17,12 +18,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ecgedge.firmware_bridge.offline import BLOCK_S, cut_stream, score_beats
 from ecgedge.firmware_bridge.pipeline import FS_RANGE
-from ecgedge.scan.recordings import Header, Recording, RecordingError, read_lead
+from ecgedge.scan.recordings import Header, Recording, RecordingError, read_beat_annotations, read_lead
+from ecgedge.scan.results import beat_table, write_beats
 
 #: Seconds streamed past a segment's end: a beat's window and the R-peak detector's look-ahead.
 TAIL_S = 10.0
@@ -110,3 +113,15 @@ def scan_segment(recording: Recording, header: Header, lead: int, start: int, st
         "score": score_beats(beats, scorer),
         "offset": float(scorer.offset_),
     }
+
+
+def finish_recording(recording: Recording, header: Header, settings: Settings, out: str, *parts: dict) -> dict:
+    """Join a recording's segments, decide its flags in one pass, write its beats; return its summary statistics.
+
+    The task that depends on all of a recording's :func:`scan_segment` tasks; ``out``
+    must be the output folder as the workers see it.
+    """
+    columns, stats = beat_table(list(parts), header.fs, header.n_samples / header.fs, settings.calibration_beats,
+                                read_beat_annotations(recording))
+    write_beats(Path(out), recording.name, columns)
+    return stats
