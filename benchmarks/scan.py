@@ -50,11 +50,21 @@ def one_run(paths: list[Path], settings: Settings, workers: int) -> dict:
 
     out = Path(tempfile.mkdtemp(prefix=f"scan-bench-{workers}w-"))
     try:
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             client.run(_load_bundle, settings)  # the bundle is loaded before the clock starts
             load_before = os.getloadavg()
-            report = scan(paths, out, settings, scheduler=cluster.scheduler_address, progress=False, echo=lambda s: None)
+            report = scan(
+                paths, out, settings, scheduler=cluster.scheduler_address, progress=False, echo=lambda s: None
+            )
             load_after = os.getloadavg()
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -81,18 +91,34 @@ def projection(beats_per_s_per_worker: float, settings: Settings) -> list[dict]:
     segments = int(np.ceil(HOLTER_S / settings.segment_s))
     overlap = 1 + (segments - 1) * settings.overlap_s / HOLTER_S  # signal streamed twice in the overlaps
     worker_hours = ARCHIVE * HOLTER_BEATS * overlap / beats_per_s_per_worker / 3600
-    return [{"workers": n, "hours": round(worker_hours / n, 1), "worker_hours": round(worker_hours, 1), "tasks": ARCHIVE * segments,
-             "segment_overhead": round(overlap - 1, 3)} for n in CLUSTERS]
+    return [
+        {
+            "workers": n,
+            "hours": round(worker_hours / n, 1),
+            "worker_hours": round(worker_hours, 1),
+            "tasks": ARCHIVE * segments,
+            "segment_overhead": round(overlap - 1, 3),
+        }
+        for n in CLUSTERS
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb")
-    parser.add_argument("--bundle", type=Path, default=None, help="Default: the shipped model, exported to a temporary folder.")
+    parser.add_argument(
+        "--bundle", type=Path, default=None, help="Default: the shipped model, exported to a temporary folder."
+    )
     parser.add_argument("--records", nargs="*", default=None, help="Record names (default: every record in --data).")
     parser.add_argument("--repeats", type=int, default=1, help="Pairs of runs (1 worker, 2 workers).")
     parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--block-s", type=float, nargs="+", default=[0.1, 10.0], help="Block sizes fed to the pipeline (0.1: as a board sends).")
+    parser.add_argument(
+        "--block-s",
+        type=float,
+        nargs="+",
+        default=[0.1, 10.0],
+        help="Block sizes fed to the pipeline (0.1: as a board sends).",
+    )
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
 
@@ -111,19 +137,48 @@ def main() -> None:
             for workers in (1, 2):
                 run = {"block_s": block_s, **one_run(paths, dataclasses.replace(base, block_s=block_s), workers)}
                 runs.append(run)
-                print(f"run {repeat + 1}, {block_s:g} s blocks, {workers} worker(s): {run['beats']} beats in {run['seconds']} s = {run['beats_per_s']} beats/s, "
-                      f"{run['recordings_per_hour']} recordings/h, load {run['loadavg_before'][0]} -> {run['loadavg_after'][0]}", flush=True)
-    rates = {b: {w: float(np.median([r["beats_per_s"] for r in runs if (r["block_s"], r["workers"]) == (b, w)])) for w in (1, 2)} for b in args.block_s}
-    ratios = {b: [round(two["beats_per_s"] / one["beats_per_s"], 3) for one, two in zip(runs[::2], runs[1::2]) if one["block_s"] == b]
-              for b in args.block_s}
+                print(
+                    f"run {repeat + 1}, {block_s:g} s blocks, {workers} worker(s): {run['beats']} beats in {run['seconds']} s = {run['beats_per_s']} beats/s, "
+                    f"{run['recordings_per_hour']} recordings/h, load {run['loadavg_before'][0]} -> {run['loadavg_after'][0]}",
+                    flush=True,
+                )
+    rates = {
+        b: {
+            w: float(np.median([r["beats_per_s"] for r in runs if (r["block_s"], r["workers"]) == (b, w)]))
+            for w in (1, 2)
+        }
+        for b in args.block_s
+    }
+    ratios = {
+        b: [
+            round(two["beats_per_s"] / one["beats_per_s"], 3)
+            for one, two in zip(runs[::2], runs[1::2])
+            if one["block_s"] == b
+        ]
+        for b in args.block_s
+    }
     report = {
         "benchmark": "scan",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        },
         "versions": _versions(),
-        "settings": {"data": str(args.data), "records": args.records or "all", "bundle": str(bundle), "precision": args.precision,
-                     "leads": list(base.leads), "calibration_beats": base.calibration_beats, "segment_s": base.segment_s,
-                     "overlap_s": base.overlap_s, "block_s": args.block_s, "repeats": args.repeats},
+        "settings": {
+            "data": str(args.data),
+            "records": args.records or "all",
+            "bundle": str(bundle),
+            "precision": args.precision,
+            "leads": list(base.leads),
+            "calibration_beats": base.calibration_beats,
+            "segment_s": base.segment_s,
+            "overlap_s": base.overlap_s,
+            "block_s": args.block_s,
+            "repeats": args.repeats,
+        },
         "runs": runs,
         "beats_per_s": {str(b): r for b, r in rates.items()},
         "scaling_2_vs_1": {str(b): r for b, r in ratios.items()},
@@ -138,26 +193,48 @@ def _versions() -> dict:
     import onnxruntime
     import pyarrow
 
-    return {"ecgedge": __version__, "dask": dask.__version__, "distributed": distributed.__version__, "onnxruntime": onnxruntime.__version__,
-            "pyarrow": pyarrow.__version__, "numpy": np.__version__}
+    return {
+        "ecgedge": __version__,
+        "dask": dask.__version__,
+        "distributed": distributed.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "pyarrow": pyarrow.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def _markdown(report: dict) -> str:
-    lines = [f"# ecgedge scan throughput ({report['when']}, {report['machine']['cpus']} CPUs, load average recorded per run)", "",
-             "| block s | workers | recordings | signal h | beats | seconds | beats/s | recordings/h | load 1-min before -> after |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        f"# ecgedge scan throughput ({report['when']}, {report['machine']['cpus']} CPUs, load average recorded per run)",
+        "",
+        "| block s | workers | recordings | signal h | beats | seconds | beats/s | recordings/h | load 1-min before -> after |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for r in report["runs"]:
-        lines.append(f"| {r['block_s']:g} | {r['workers']} | {r['recordings']} | {r['signal_hours']} | {r['beats']} | {r['seconds']} | {r['beats_per_s']} | "
-                     f"{r['recordings_per_hour']} | {r['loadavg_before'][0]} -> {r['loadavg_after'][0]} |")
+        lines.append(
+            f"| {r['block_s']:g} | {r['workers']} | {r['recordings']} | {r['signal_hours']} | {r['beats']} | {r['seconds']} | {r['beats_per_s']} | "
+            f"{r['recordings_per_hour']} | {r['loadavg_before'][0]} -> {r['loadavg_after'][0]} |"
+        )
     lines.append("")
     for block, ratios in report["scaling_2_vs_1"].items():
-        lines.append(f"2 workers / 1 worker (beats/s), {float(block):g} s blocks, per pair of runs: {', '.join(f'{r:.2f}x' for r in ratios)}  ")
+        lines.append(
+            f"2 workers / 1 worker (beats/s), {float(block):g} s blocks, per pair of runs: {', '.join(f'{r:.2f}x' for r in ratios)}  "
+        )
     for block, rows in report["projection_10000_holter_24h"].items():
         rate = report["beats_per_s"][block][1]
-        lines += ["", f"## On paper: {ARCHIVE:,} Holter recordings of 24 h ({HOLTER_BEATS:,} beats each), {float(block):g} s blocks, "
-                  f"{rate:.0f} beats/s per worker", "", "| workers | wall-clock hours | worker-hours | tasks (1 h segments) |", "| ---: | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            f"## On paper: {ARCHIVE:,} Holter recordings of 24 h ({HOLTER_BEATS:,} beats each), {float(block):g} s blocks, "
+            f"{rate:.0f} beats/s per worker",
+            "",
+            "| workers | wall-clock hours | worker-hours | tasks (1 h segments) |",
+            "| ---: | ---: | ---: | ---: |",
+        ]
         lines += [f"| {p['workers']} | {p['hours']:,} | {p['worker_hours']:,} | {p['tasks']:,} |" for p in rows]
-        lines += ["", f"Linear scaling assumed; segments re-stream {rows[0]['segment_overhead']:.1%} of the signal as overlap."]
+        lines += [
+            "",
+            f"Linear scaling assumed; segments re-stream {rows[0]['segment_overhead']:.1%} of the signal as overlap.",
+        ]
     return "\n".join(lines)
 
 

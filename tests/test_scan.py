@@ -30,12 +30,23 @@ SECONDS = 150  # 2.5 minutes of MIT-BIH 100: about 190 beats
 CALIBRATE = 40
 
 
-def write_wfdb(folder: Path, name: str, seconds: float, *, lead: str = "MLII", fs: float = FS, annotations: bool = True) -> Path:
+def write_wfdb(
+    folder: Path, name: str, seconds: float, *, lead: str = "MLII", fs: float = FS, annotations: bool = True
+) -> Path:
     """The first ``seconds`` of the bundled MIT-BIH record 100 (MLII, ADC counts) as a WFDB record, with its beat labels."""
     record = wfdb.rdrecord(str(default_record_path()), channels=[0], physical=False, sampto=int(seconds * FS))
     folder.mkdir(parents=True, exist_ok=True)
-    wfdb.wrsamp(name, fs=fs, units=["mV"], sig_name=[lead], d_signal=record.d_signal, fmt=["16"], adc_gain=record.adc_gain,
-                baseline=record.baseline, write_dir=str(folder))
+    wfdb.wrsamp(
+        name,
+        fs=fs,
+        units=["mV"],
+        sig_name=[lead],
+        d_signal=record.d_signal,
+        fmt=["16"],
+        adc_gain=record.adc_gain,
+        baseline=record.baseline,
+        write_dir=str(folder),
+    )
     if annotations:
         ann = wfdb.rdann(str(default_record_path()), "atr", sampto=int(seconds * FS))
         wfdb.wrann(name, "atr", np.asarray(ann.sample), symbol=ann.symbol, write_dir=str(folder))
@@ -45,7 +56,9 @@ def write_wfdb(folder: Path, name: str, seconds: float, *, lead: str = "MLII", f
 def write_edf(path: Path, seconds: float) -> Path:
     """The same excerpt, in mV, as an EDF file written by pyedflib."""
     record = wfdb.rdrecord(str(default_record_path()), channels=[0], sampto=int(seconds * FS))
-    header = pyedflib.highlevel.make_signal_header("MLII", dimension="mV", sample_frequency=FS, physical_min=-5.0, physical_max=5.0)
+    header = pyedflib.highlevel.make_signal_header(
+        "MLII", dimension="mV", sample_frequency=FS, physical_min=-5.0, physical_max=5.0
+    )
     pyedflib.highlevel.write_edf(str(path), [record.p_signal[:, 0]], [header])
     return path
 
@@ -64,7 +77,10 @@ def excerpt(tmp_path_factory):
 def cluster():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as local, Client(local) as client:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as local,
+        Client(local) as client,
+    ):
         yield local, client
 
 
@@ -100,7 +116,9 @@ def live_beats(excerpt: Path, bundle: Path):
 
 
 def read_beats(out: Path, name: str):
-    table = pyarrow_dataset.dataset(out / "beats", partitioning="hive").to_table(filter=pyarrow_dataset.field("recording") == name)
+    table = pyarrow_dataset.dataset(out / "beats", partitioning="hive").to_table(
+        filter=pyarrow_dataset.field("recording") == name
+    )
     return table.sort_by("sample").to_pydict()
 
 
@@ -113,7 +131,11 @@ def test_offline_path_equals_the_live_bridge(excerpt, bundle):
     assert len(offline) > 150
     assert [s.beat.sample for s in live] == [s.beat.sample for s in offline]
     np.testing.assert_allclose([s.score for s in live], [s.score for s in offline], rtol=1e-5, atol=1e-6)
-    assert [s.learning for s in live] == [s.learning for s in offline] == [True] * CALIBRATE + [False] * (len(offline) - CALIBRATE)
+    assert (
+        [s.learning for s in live]
+        == [s.learning for s in offline]
+        == [True] * CALIBRATE + [False] * (len(offline) - CALIBRATE)
+    )
     assert [s.anomaly for s in live] == [s.anomaly for s in offline]
     assert [s.threshold for s in live][-1] == pytest.approx(offline[-1].threshold, rel=1e-6)
 
@@ -122,8 +144,12 @@ def test_segmented_scan_on_two_workers_equals_one_pass(excerpt, bundle, cluster,
     local, client = cluster
     # 50 s tasks, each streamed from 40 s before it (the last segment starts cold at 60 s), in 10 s blocks
     # (a bridge catching up on a backlog) against 0.1 s blocks in one pass
-    settings = Settings(bundle=str(bundle), leads=("V5", "MLII"), calibration_beats=CALIBRATE, segment_s=50, overlap_s=40, block_s=10)
-    report = scan([excerpt.parent], tmp_path, settings, scheduler=local.scheduler_address, progress=False, echo=lambda s: None)
+    settings = Settings(
+        bundle=str(bundle), leads=("V5", "MLII"), calibration_beats=CALIBRATE, segment_s=50, overlap_s=40, block_s=10
+    )
+    report = scan(
+        [excerpt.parent], tmp_path, settings, scheduler=local.scheduler_address, progress=False, echo=lambda s: None
+    )
     assert [r["status"] for r in report.rows] == ["done"] and report.rows[0]["segments"] == 3
     beats, offline = read_beats(tmp_path, "r100"), offline_beats(excerpt, bundle)
     assert beats["sample"] == [s.beat.sample for s in offline]
@@ -133,8 +159,13 @@ def test_segmented_scan_on_two_workers_equals_one_pass(excerpt, bundle, cluster,
     # the reference labels travel with the beats; the summary scores the detection against them
     row = report.rows[0]
     assert set(beats["label"]) <= {"N", "A", "V", None} and beats["aami"].count("N") > 150
-    assert row["lead"] == "MLII" and row["qrs_se"] > 0.98 and row["qrs_ppv"] > 0.98 and row["learning_beats"] == CALIBRATE
-    assert row["flagged"] == sum(beats["flag"]) and row["N_beats"] + row["SVEB_beats"] + row["VEB_beats"] <= row["beats"] - CALIBRATE
+    assert (
+        row["lead"] == "MLII" and row["qrs_se"] > 0.98 and row["qrs_ppv"] > 0.98 and row["learning_beats"] == CALIBRATE
+    )
+    assert (
+        row["flagged"] == sum(beats["flag"])
+        and row["N_beats"] + row["SVEB_beats"] + row["VEB_beats"] <= row["beats"] - CALIBRATE
+    )
     # three tasks, two workers: the bundle was loaded once in each worker process that ran one
     loads = client.run(lambda: worker_scorer.cache_info().misses)
     assert sorted(loads.values()) in ([1, 1], [0, 1])
@@ -152,16 +183,37 @@ def test_bad_recordings_fail_alone_and_a_rerun_resumes(excerpt, bundle, cluster,
     write_wfdb(archive / "ward2", "short", 20)
     (archive / "ward2" / "garbage.edf").write_bytes(b"not an EDF file at all" * 20)
     out = tmp_path / "out"
-    args = ["scan", str(archive), "--out", str(out), "--bundle", str(bundle), "--lead", "MLII", "--calibrate", str(CALIBRATE),
-            "--segment-minutes", "1", "--overlap-s", "30", "--no-progress"]
+    args = [
+        "scan",
+        str(archive),
+        "--out",
+        str(out),
+        "--bundle",
+        str(bundle),
+        "--lead",
+        "MLII",
+        "--calibrate",
+        str(CALIBRATE),
+        "--segment-minutes",
+        "1",
+        "--overlap-s",
+        "30",
+        "--no-progress",
+    ]
 
     result = CliRunner().invoke(main, [*args, "--workers", "2"])  # a LocalCluster of its own
     assert result.exit_code == 1, result.output
     assert "dashboard: http" in result.output and "5 recording(s) failed" in result.output
     rows = rows_of(out)
     assert {name: row["status"] for name, row in rows.items()} == {
-        "ward1__r100": "done", "ward1__r100-export": "done", "ward2__truncated": "failed", "ward2__v5only": "failed",
-        "ward2__slow": "failed", "ward2__short": "failed", "ward2__garbage": "failed"}
+        "ward1__r100": "done",
+        "ward1__r100-export": "done",
+        "ward2__truncated": "failed",
+        "ward2__v5only": "failed",
+        "ward2__slow": "failed",
+        "ward2__short": "failed",
+        "ward2__garbage": "failed",
+    }
     errors = {name: row["error"] for name, row in rows.items() if row["error"]}
     assert "truncated" in errors["ward2__truncated"]
     assert "['MLII']" in errors["ward2__v5only"] and "['V5']" in errors["ward2__v5only"]

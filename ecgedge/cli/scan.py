@@ -9,23 +9,91 @@ from ecgedge.cli.options import requires
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder: beats/ (Parquet, one partition per recording), summary.parquet/.csv. A re-run resumes.")
-@click.option("--bundle", "bundle_dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Deployment bundle (ecgedge export). Default: the shipped model, exported once to OUT/bundle (needs the [export] extra).")
-@click.option("--scheduler", default=None, help="Address of a running Dask scheduler (tcp://host:8786); its workers must see the recordings, the bundle and OUT at the same paths.")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes of the LocalCluster started without --scheduler (default: one per core).")
-@click.option("--lead", "leads", multiple=True, help="Lead to scan; repeat to give names in order of preference (default: each recording's first lead).")
-@click.option("--polarity", type=click.Choice(["positive", "negative", "auto"]), default="positive", show_default=True, help="R-wave direction in the lead (MLII: positive).")
-@click.option("--calibrate", type=click.IntRange(min=2), default=120, show_default=True, help="Beats each recording's threshold is learnt from (not flagged), as 'ecgedge bridge --calibrate'.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Output folder: beats/ (Parquet, one partition per recording), summary.parquet/.csv. A re-run resumes.",
+)
+@click.option(
+    "--bundle",
+    "bundle_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Deployment bundle (ecgedge export). Default: the shipped model, exported once to OUT/bundle (needs the [export] extra).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    help="Address of a running Dask scheduler (tcp://host:8786); its workers must see the recordings, the bundle and OUT at the same paths.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes of the LocalCluster started without --scheduler (default: one per core).",
+)
+@click.option(
+    "--lead",
+    "leads",
+    multiple=True,
+    help="Lead to scan; repeat to give names in order of preference (default: each recording's first lead).",
+)
+@click.option(
+    "--polarity",
+    type=click.Choice(["positive", "negative", "auto"]),
+    default="positive",
+    show_default=True,
+    help="R-wave direction in the lead (MLII: positive).",
+)
+@click.option(
+    "--calibrate",
+    type=click.IntRange(min=2),
+    default=120,
+    show_default=True,
+    help="Beats each recording's threshold is learnt from (not flagged), as 'ecgedge bridge --calibrate'.",
+)
 @click.option("--no-calibrate", is_flag=True, help="Judge every beat by the bundle's threshold instead.")
 @click.option("--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32", show_default=True)
-@click.option("--segment-minutes", type=click.FloatRange(min=1), default=60.0, show_default=True, help="Length of one task: a longer recording is scanned in segments, in parallel.")
-@click.option("--overlap-s", type=click.FloatRange(min=30), default=300.0, show_default=True, help="Seconds streamed before each segment so the filters and R-peak levels have settled.")
-@click.option("--block-s", type=click.FloatRange(min=0.01, max=60), default=0.1, show_default=True,
-              help="Seconds of signal per block fed to the bridge's pipeline: 0.1 as a board sends; 10 as a bridge catching up on a backlog (same beats, several times faster).")
+@click.option(
+    "--segment-minutes",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="Length of one task: a longer recording is scanned in segments, in parallel.",
+)
+@click.option(
+    "--overlap-s",
+    type=click.FloatRange(min=30),
+    default=300.0,
+    show_default=True,
+    help="Seconds streamed before each segment so the filters and R-peak levels have settled.",
+)
+@click.option(
+    "--block-s",
+    type=click.FloatRange(min=0.01, max=60),
+    default=0.1,
+    show_default=True,
+    help="Seconds of signal per block fed to the bridge's pipeline: 0.1 as a board sends; 10 as a bridge catching up on a backlog (same beats, several times faster).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @requires("scan")
-def scan(paths, out, bundle_dir, scheduler, workers, leads, polarity, calibrate, no_calibrate, precision, segment_minutes, overlap_s, block_s, no_progress) -> None:
+def scan(
+    paths,
+    out,
+    bundle_dir,
+    scheduler,
+    workers,
+    leads,
+    polarity,
+    calibrate,
+    no_calibrate,
+    precision,
+    segment_minutes,
+    overlap_s,
+    block_s,
+    no_progress,
+) -> None:
     """Scan WFDB records and EDF/EDF+ files under PATHS through the bridge's offline path, on Dask.
 
     Each recording gets the beats, scores and flags the bridge would give it
@@ -41,10 +109,26 @@ def scan(paths, out, bundle_dir, scheduler, workers, leads, polarity, calibrate,
     out = Path(out)
     if bundle_dir is None:
         bundle_dir = _default_bundle(out)
-    settings = Settings(bundle=str(Path(bundle_dir).resolve()), precision=precision, leads=tuple(leads), polarity=polarity,
-                        calibration_beats=None if no_calibrate else calibrate, segment_s=segment_minutes * 60, overlap_s=overlap_s, block_s=block_s)
+    settings = Settings(
+        bundle=str(Path(bundle_dir).resolve()),
+        precision=precision,
+        leads=tuple(leads),
+        polarity=polarity,
+        calibration_beats=None if no_calibrate else calibrate,
+        segment_s=segment_minutes * 60,
+        overlap_s=overlap_s,
+        block_s=block_s,
+    )
     try:
-        report = run_scan(paths, out, settings, scheduler=scheduler, workers=workers, progress=not no_progress, echo=lambda s: click.echo(s, err=True))
+        report = run_scan(
+            paths,
+            out,
+            settings,
+            scheduler=scheduler,
+            workers=workers,
+            progress=not no_progress,
+            echo=lambda s: click.echo(s, err=True),
+        )
     except (RecordingError, FileNotFoundError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     for row in report.rows:
@@ -57,7 +141,9 @@ def scan(paths, out, bundle_dir, scheduler, workers, leads, polarity, calibrate,
             detail = row["error"]
         click.echo(f"{row['recording']}\t{row['status']}\t{detail}")
     failed = len(report.failed)
-    click.echo(f"summary: {len(report.rows)} recording(s), {report.scanned} scanned, {failed} failed, {report.beats} beats; {out / 'summary.csv'}")
+    click.echo(
+        f"summary: {len(report.rows)} recording(s), {report.scanned} scanned, {failed} failed, {report.beats} beats; {out / 'summary.csv'}"
+    )
     if failed:
         raise click.ClickException(f"{failed} recording(s) failed; see {out / 'summary.csv'}")
 

@@ -89,12 +89,16 @@ def cut_stream(
 
 def score_beats(beats: list[Beat], scorer, batch: int = BATCH) -> np.ndarray:
     """Scores (higher = more normal) of beats, in batches as the hub scores them; shape (n,)."""
-    parts = [np.asarray(scorer.score_samples(np.stack([b.model_input for b in beats[i : i + batch]])), dtype=float)
-             for i in range(0, len(beats), batch)]
+    parts = [
+        np.asarray(scorer.score_samples(np.stack([b.model_input for b in beats[i : i + batch]])), dtype=float)
+        for i in range(0, len(beats), batch)
+    ]
     return np.concatenate(parts) if parts else np.empty(0)
 
 
-def judge_scores(scores: np.ndarray, offset: float, calibration_beats: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def judge_scores(
+    scores: np.ndarray, offset: float, calibration_beats: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Judge a stream's scores in order, as the hub does (one :class:`BeatJudge`).
 
     Returns
@@ -142,4 +146,7 @@ def run_offline(
     beats = cut_stream(counts, hello, scorer.beat_format, polarity=polarity, name=name)
     scores = score_beats(beats, scorer)
     thresholds, flags = judge_scores(scores, scorer.offset_, calibration_beats)
-    return [ScoredBeat(b, s, None if np.isnan(t) else t, bool(f)) for b, s, t, f in zip(beats, scores.tolist(), thresholds.tolist(), flags)]
+    return [
+        ScoredBeat(b, s, None if np.isnan(t) else t, bool(f))
+        for b, s, t, f in zip(beats, scores.tolist(), thresholds.tolist(), flags)
+    ]

@@ -96,7 +96,9 @@ def discover(paths) -> list[Recording]:
             name = re.sub(r"[^A-Za-z0-9._-]", "_", "__".join(rel.with_suffix("").parts))
             record = Recording(name, kind, path.with_suffix("") if kind == "wfdb" else path)
             if name in found and found[name] != record:
-                raise RecordingError(f"{found[name].path} and {record.path} would both be named {name!r}; scan them separately")
+                raise RecordingError(
+                    f"{found[name].path} and {record.path} would both be named {name!r}; scan them separately"
+                )
             found[name] = record
     return sorted(found.values(), key=lambda r: r.name)
 
@@ -124,7 +126,9 @@ def pick_lead(header: Header, wanted: tuple[str, ...], recording: Recording) -> 
     for lead in wanted:
         if lead in header.leads:
             return header.leads.index(lead)
-    raise RecordingError(f"{recording.path}: none of the leads {list(wanted)} is in the recording; it has {list(header.leads)}")
+    raise RecordingError(
+        f"{recording.path}: none of the leads {list(wanted)} is in the recording; it has {list(header.leads)}"
+    )
 
 
 def read_header(recording: Recording) -> Header:
@@ -141,7 +145,9 @@ def read_header(recording: Recording) -> Header:
             labels = tuple(label.strip() for label in f.getSignalLabels())
             n = int(max(f.getNSamples())) if f.signals_in_file else 0
         if len(rates) > 1:
-            raise RecordingError(f"{recording.path}: signals at several sample rates {sorted(rates)}; one rate is supported")
+            raise RecordingError(
+                f"{recording.path}: signals at several sample rates {sorted(rates)}; one rate is supported"
+            )
         return Header(rates.pop() if rates else 0.0, n, labels)
     header = _wfdb_header(recording)
     return Header(float(header.fs), int(header.sig_len or 0), tuple(header.sig_name or ()))
@@ -179,7 +185,13 @@ def read_lead(recording: Recording, lead: int, start: int, stop: int) -> tuple[n
         except Exception as exc:  # noqa: BLE001 - whatever wfdb raises, the recording is unreadable
             raise RecordingError(f"{recording.path}: cannot read the signal: {type(exc).__name__}: {exc}") from exc
         counts = record.d_signal[:, 0]
-        hello = Hello(float(header.fs), int(header.adc_res[lead] or 0), float(header.adc_gain[lead]), int(header.baseline[lead]), (header.sig_name[lead],))
+        hello = Hello(
+            float(header.fs),
+            int(header.adc_res[lead] or 0),
+            float(header.adc_gain[lead]),
+            int(header.baseline[lead]),
+            (header.sig_name[lead],),
+        )
     if len(counts) != stop - start:
         raise RecordingError(f"{recording.path}: read {len(counts)} samples of {start}..{stop}; the file is truncated")
     return np.asarray(counts), hello
@@ -219,7 +231,9 @@ def _wfdb_header(recording: Recording):
             need = int(np.ceil(header.sig_len * sum(_WFDB_BYTES[f] for f in fmts)))
             have = os.path.getsize(path)
             if have < need:
-                raise RecordingError(f"{path}: truncated: {have} bytes, the header's {header.sig_len} samples x {len(fmts)} signal(s) need {need}")
+                raise RecordingError(
+                    f"{path}: truncated: {have} bytes, the header's {header.sig_len} samples x {len(fmts)} signal(s) need {need}"
+                )
     return header
 
 

@@ -29,13 +29,21 @@ from ecgedge.firmware_bridge.offline import judge_scores
 from ecgedge.scan.recordings import RecordingError
 
 #: ANSI/AAMI EC57 classes of the MIT-BIH beat symbols (paced beats are class Q).
-AAMI = {**dict.fromkeys("NLRej", "N"), **dict.fromkeys("AaJS", "SVEB"), **dict.fromkeys("VE", "VEB"), "F": "F", **dict.fromkeys("/fQ", "Q")}
+AAMI = {
+    **dict.fromkeys("NLRej", "N"),
+    **dict.fromkeys("AaJS", "SVEB"),
+    **dict.fromkeys("VE", "VEB"),
+    "F": "F",
+    **dict.fromkeys("/fQ", "Q"),
+}
 AAMI_CLASSES = ("N", "SVEB", "VEB", "F", "Q")
 #: Matching window of a detected beat to a reference beat (ANSI/AAMI EC57), seconds.
 MATCH_S = 0.15
 
 
-def beat_table(parts: list[dict], fs: float, duration_s: float, calibration_beats: int | None, annotations) -> tuple[dict, dict]:
+def beat_table(
+    parts: list[dict], fs: float, duration_s: float, calibration_beats: int | None, annotations
+) -> tuple[dict, dict]:
     """Join a recording's segment results and decide its flags in one pass.
 
     Parameters
@@ -64,7 +72,9 @@ def beat_table(parts: list[dict], fs: float, duration_s: float, calibration_beat
     sample = np.concatenate([p["sample"] for p in parts])
     score = np.concatenate([p["score"] for p in parts])
     if calibration_beats and sample.size <= calibration_beats:
-        raise RecordingError(f"too short: {sample.size} beats found; the learning window needs {calibration_beats} beats before any beat is judged")
+        raise RecordingError(
+            f"too short: {sample.size} beats found; the learning window needs {calibration_beats} beats before any beat is judged"
+        )
     threshold, flag = judge_scores(score, parts[0]["offset"], calibration_beats)
     learning = np.isnan(threshold)
     columns = {
@@ -122,11 +132,27 @@ def write_beats(out: Path, name: str, columns: dict) -> Path:
 
     folder = out / "beats" / f"recording={name}"
     folder.mkdir(parents=True, exist_ok=True)
-    schema = pa.schema([("sample", pa.int64()), ("time", pa.float64()), ("rr", pa.float64()), ("score", pa.float64()), ("threshold", pa.float64()),
-                        ("flag", pa.bool_()), ("learning", pa.bool_()), ("label", pa.string()), ("aami", pa.string())])
+    schema = pa.schema(
+        [
+            ("sample", pa.int64()),
+            ("time", pa.float64()),
+            ("rr", pa.float64()),
+            ("score", pa.float64()),
+            ("threshold", pa.float64()),
+            ("flag", pa.bool_()),
+            ("learning", pa.bool_()),
+            ("label", pa.string()),
+            ("aami", pa.string()),
+        ]
+    )
     # from_pandas: NaN (a learning beat's threshold) is written as null
-    table = pa.table({k: pa.array(v.tolist() if v.dtype == object else v, type=schema.field(k).type, from_pandas=True)
-                      for k, v in columns.items()}, schema=schema)
+    table = pa.table(
+        {
+            k: pa.array(v.tolist() if v.dtype == object else v, type=schema.field(k).type, from_pandas=True)
+            for k, v in columns.items()
+        },
+        schema=schema,
+    )
     path = folder / "part-0.parquet"
     tmp = folder / ".part-0.parquet.tmp"
     pq.write_table(table, tmp)

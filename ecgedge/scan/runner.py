@@ -24,7 +24,15 @@ from typing import Callable
 
 from ecgedge import __version__
 from ecgedge.scan import results
-from ecgedge.scan.recordings import Recording, RecordingError, content_hash, discover, file_stamp, pick_lead, read_header
+from ecgedge.scan.recordings import (
+    Recording,
+    RecordingError,
+    content_hash,
+    discover,
+    file_stamp,
+    pick_lead,
+    read_header,
+)
 from ecgedge.scan.tasks import Settings, finish_recording, plan_segments, scan_segment
 
 
@@ -65,7 +73,12 @@ def fingerprint(settings: Settings) -> dict:
         bundle = hashlib.sha256(manifest.read_bytes()).hexdigest()
     except OSError as exc:
         raise FileNotFoundError(f"no bundle manifest at {manifest}: {exc}") from None
-    return {**{k: v for k, v in dataclasses.asdict(settings).items() if k != "bundle"}, "leads": list(settings.leads), "bundle_sha256": bundle, "ecgedge": __version__}
+    return {
+        **{k: v for k, v in dataclasses.asdict(settings).items() if k != "bundle"},
+        "leads": list(settings.leads),
+        "bundle_sha256": bundle,
+        "ecgedge": __version__,
+    }
 
 
 def scan(
@@ -119,15 +132,22 @@ def scan(
     for recording in recordings:
         row = _base_row(out, recording, wanted)
         previous = results.read_row(out, recording.name)
-        if (previous and previous["status"] == "done" and previous.get("sha256") == row["sha256"] and previous.get("settings") == wanted
-                and (out / "beats" / f"recording={recording.name}" / "part-0.parquet").exists()):
+        if (
+            previous
+            and previous["status"] == "done"
+            and previous.get("sha256") == row["sha256"]
+            and previous.get("settings") == wanted
+            and (out / "beats" / f"recording={recording.name}" / "part-0.parquet").exists()
+        ):
             rows[recording.name] = previous
         elif row["status"] == "failed":
             _finish(out, rows, row)
         else:
             todo.append((recording, row))
     if todo:
-        echo(f"scan: {len(recordings)} recording(s), {len(recordings) - len(todo)} unchanged and done, {len(todo)} to scan")
+        echo(
+            f"scan: {len(recordings)} recording(s), {len(recordings) - len(todo)} unchanged and done, {len(todo)} to scan"
+        )
     client, cluster = _connect(scheduler, workers, echo) if todo else (None, None)
     started = time.perf_counter()
     try:
@@ -146,7 +166,13 @@ def scan(
 
 def _base_row(out: Path, recording: Recording, wanted: dict) -> dict:
     """The row's identity: path, format, content hash (reused when the files' sizes and times are unchanged)."""
-    row = {"recording": recording.name, "path": str(recording.path), "format": recording.kind, "status": "pending", "error": None}
+    row = {
+        "recording": recording.name,
+        "path": str(recording.path),
+        "format": recording.kind,
+        "status": "pending",
+        "error": None,
+    }
     previous = results.read_row(out, recording.name)
     try:
         stamp = [list(s) for s in file_stamp(recording)]
@@ -165,7 +191,9 @@ def _connect(scheduler: str | None, workers: int | None, echo):
         echo(f"scan: Dask scheduler {scheduler}, dashboard: {client.dashboard_link}")
         return client, None
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
+    cluster = LocalCluster(
+        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
+    )
     echo(f"scan: LocalCluster of {n} worker process(es), dashboard: {cluster.dashboard_link}")
     return Client(cluster), cluster
 
@@ -183,8 +211,13 @@ def _run(client, out: Path, todo, settings: Settings, rows: dict, progress: bool
         except RecordingError as exc:
             _fail(out, rows, row, exc)
             continue
-        row.update(fs=header.fs, lead=header.leads[lead], duration_s=header.n_samples / header.fs, segments=len(segments))
-        parts = [client.submit(scan_segment, recording, header, lead, start, stop, settings, pure=False) for start, stop in segments]
+        row.update(
+            fs=header.fs, lead=header.leads[lead], duration_s=header.n_samples / header.fs, segments=len(segments)
+        )
+        parts = [
+            client.submit(scan_segment, recording, header, lead, start, stop, settings, pure=False)
+            for start, stop in segments
+        ]
         finish = client.submit(finish_recording, recording, header, settings, str(out.resolve()), *parts, pure=False)
         finishing[finish.key] = row
         futures.append(finish)
@@ -193,7 +226,11 @@ def _run(client, out: Path, todo, settings: Settings, rows: dict, progress: bool
     for future in as_completed(futures):
         row = finishing[future.key]
         if future.status == "finished":
-            row.update(future.result(), status="done", scanned_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+            row.update(
+                future.result(),
+                status="done",
+                scanned_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            )
             _finish(out, rows, row)
         else:
             _fail(out, rows, row, future.exception())
@@ -240,4 +277,3 @@ def _progress(total: int, wanted: bool, echo):
         except ImportError:
             pass
     return _Lines(total, echo)
-

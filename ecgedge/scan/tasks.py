@@ -105,7 +105,15 @@ def scan_segment(recording: Recording, header: Header, lead: int, start: int, st
     first = max(0, start - round(settings.overlap_s * header.fs))
     last = min(header.n_samples, stop + round(TAIL_S * header.fs))
     counts, hello = read_lead(recording, lead, first, last)
-    beats = cut_stream(counts, hello, scorer.beat_format, first=first, polarity=settings.polarity, name=recording.name, block_s=settings.block_s)
+    beats = cut_stream(
+        counts,
+        hello,
+        scorer.beat_format,
+        first=first,
+        polarity=settings.polarity,
+        name=recording.name,
+        block_s=settings.block_s,
+    )
     beats = [b for b in beats if start <= b.sample < stop]
     return {
         "sample": np.array([b.sample for b in beats], dtype=np.int64),
@@ -121,7 +129,12 @@ def finish_recording(recording: Recording, header: Header, settings: Settings, o
     The task that depends on all of a recording's :func:`scan_segment` tasks; ``out``
     must be the output folder as the workers see it.
     """
-    columns, stats = beat_table(list(parts), header.fs, header.n_samples / header.fs, settings.calibration_beats,
-                                read_beat_annotations(recording))
+    columns, stats = beat_table(
+        list(parts),
+        header.fs,
+        header.n_samples / header.fs,
+        settings.calibration_beats,
+        read_beat_annotations(recording),
+    )
     write_beats(Path(out), recording.name, columns)
     return stats
