@@ -20,14 +20,16 @@ Methods, each at its own threshold rule (no labels):
   the 99th percentile of those beats' own leave-one-out distances.
 - ``population LSTM autoencoder``: ``LSTMAutoencoderDetector(standardize=False)`` fit on N beats of the
   other patients, ``contamination="auto"``.
-- ``population + patient memory (prototype)``: the learning window's beats that the population kNN
-  accepts become the patient's memory; a beat is scored by its distance to that memory, flagged above
-  twice the 99th percentile of the memory's leave-one-out distances. The rule was chosen on these
-  DS1 records, so its figures are development figures, optimistic by an unknown margin.
+- ``population kNN + patient memory``: ``ecgedge.calibration.PatientMemory``, the device's patient
+  adaptation: the learning window's beats that the population kNN accepts become the patient's
+  memory; a beat is scored by its distance to that memory, flagged above twice the 99th percentile of
+  the memory's leave-one-out distances. That rule was chosen on these DS1 records, so its figures
+  are development figures, optimistic by an unknown margin.
 
-The kNN, forest and memory methods read a window fixed in time (250 ms before to 400 ms after R at
-90 Hz, in mV minus the window's median, keeping QRS width and amplitude) plus the RR before and after
-relative to the mean of the preceding 10 RR intervals, weighted 3.
+The kNN, forest and memory methods read ``ecgedge.calibration.beat_features``: a window fixed in time
+(250 ms before to 400 ms after R at 90 Hz, in mV about the window's median, keeping QRS width and
+amplitude) plus the RR before and after over the mean of the last 10 RR intervals
+(``RhythmContext``), weighted 3.
 
     python benchmarks/mitdb.py [WFDB_DIR] [--records 101 106 ...] [--no-lstm]
 """
@@ -44,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgedge.beatformat import BeatFormat
+from ecgedge.calibration import PatientMemory, RhythmContext, beat_features
 from ecgedge.datasets import AnnotatedBeats, load_annotated_beats
 from ecgedge.evaluation import aami_report
 
@@ -53,29 +56,22 @@ from results_file import write_results  # noqa: E402
 DS1 = "101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230".split()
 LEARNING_S = 300.0
 FIXED = BeatFormat(length=59, before_r=0.25, after_r=0.40, source_fs=360.0, r_polarity=1, window_unit="s")
-RR_WEIGHT = 3.0
-N_LOCAL_RR = 10
 
 
 def default_directory() -> Path:
     return Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb"
 
 
-def rhythm_features(beats: AnnotatedBeats) -> np.ndarray:
-    """RR before and after each beat over the mean of the (up to) 10 RR intervals before it, per record."""
-    out = np.empty((len(beats), 2))
-    for name in beats.records:
-        rows = np.flatnonzero(beats.record == name)
-        before, after = beats.rr_before[rows], beats.rr_after[rows]
-        local = np.array([before[max(0, i - N_LOCAL_RR + 1): i + 1].mean() for i in range(len(rows))])
-        out[rows] = np.column_stack([before / local, np.nan_to_num(after, nan=1.0) / local])
-    return out
-
-
 def features(beats: AnnotatedBeats) -> np.ndarray:
-    """Fixed-window morphology (mV minus the window median) and weighted rhythm, one row per beat."""
-    morphology = beats.X - np.median(beats.X, axis=1, keepdims=True)
-    return np.hstack([morphology, RR_WEIGHT * rhythm_features(beats)]).astype(np.float32)
+    """:func:`ecgedge.calibration.beat_features` of every beat, its rhythm followed record by record."""
+    ratios = np.empty((len(beats), 2))
+    for name in beats.records:
+        rhythm = RhythmContext()
+        for row in np.flatnonzero(beats.record == name):
+            before = rhythm.ratio(beats.rr_before[row])
+            after = beats.rr_after[row] if np.isfinite(beats.rr_after[row]) else rhythm.mean
+            ratios[row] = before, after / rhythm.mean
+    return beat_features(beats.X, ratios)
 
 
 def knn_distance(reference: np.ndarray, queries: np.ndarray, k: int, *, leave_one_out: bool = False) -> np.ndarray:
@@ -128,12 +124,11 @@ def run_record(record, rr_beats, fixed_beats, F, shipped, args, rng) -> tuple[np
     pop_learn, pop_scored = knn_distance(reference, F[learn], 5), knn_distance(reference, F[scored], 5)
     out["population kNN"] = (-pop_scored, pop_scored > pop_threshold)
 
-    accepted = F[learn][pop_learn <= pop_threshold]
-    if len(accepted) < 20:  # a learning window the population rejects: keep its more normal half
-        accepted = F[learn][pop_learn <= np.median(pop_learn)]
-    memory_threshold = 2.0 * np.percentile(knn_distance(accepted, accepted, 3, leave_one_out=True), 99)
-    patient = knn_distance(accepted, F[scored], 3)
-    out["population + patient memory (prototype)"] = (-patient, patient > memory_threshold)
+    memory = PatientMemory()
+    memory.learn(F[learn], accepted=pop_learn <= pop_threshold, scores=-pop_learn)
+    memory.close()
+    patient = memory.distance(F[scored])
+    out["population kNN + patient memory"] = (-patient, patient > memory.threshold)
 
     if not args.no_lstm:
         from ecgedge import LSTMAutoencoderDetector
@@ -189,7 +184,7 @@ def main() -> None:
         gross[name] = report
     settings = {"directory": str(args.directory), "records": args.records, "learning_s": LEARNING_S,
                 "per_record": args.per_record, "lstm_epochs": None if args.no_lstm else args.lstm_epochs,
-                "fixed_format": FIXED.to_dict(), "rr_weight": RR_WEIGHT}
+                "fixed_format": FIXED.to_dict()}
     machine = {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                "load_avg": os.getloadavg(), "python": platform.python_version(), "ecgedge": __version__,
                "torch": torch.__version__, "sklearn": sklearn.__version__, "numpy": np.__version__}
