@@ -355,7 +355,12 @@ class Hub:
         """
         if not self.links:
             raise ValueError("no boards: add_board() first")
-        self.open_ports()
+        try:
+            self.open_ports()
+        except PortError:
+            for sink in self.sinks:
+                sink.close()
+            raise
         self._resume()
         stop = stop or threading.Event()
         deadline = None if duration is None else time.perf_counter() + duration
