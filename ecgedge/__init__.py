@@ -1,8 +1,12 @@
 """ecgedge: ECG heartbeat anomaly detection from a workstation GPU to a bedside device.
 
-The training side (:class:`LSTMAutoencoderDetector`) needs torch and
-scikit-learn; it is imported lazily so that the bedside path
-(``ecgedge.runtime``, ``ecgedge.firmware_bridge``) runs without them.
+The base install (``pip install ecgedge``) is the bedside path:
+``ecgedge.runtime`` (ONNX Runtime), ``ecgedge.firmware_bridge`` and
+``ecgedge.calibration``, on numpy, scipy, onnxruntime, pyserial, cobs and
+click. The training side (:class:`LSTMAutoencoderDetector`, :func:`load`)
+needs the ``[train]`` extra (torch, scikit-learn) and is imported lazily;
+writing bundles needs ``[export]``, WFDB records ``[records]``, TensorRT
+``[tensorrt]``.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from ecgedge.cli import main
+from ecgedge.persistence import read_model_file
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +69,32 @@ def test_train_rejects_a_missing_dataset(tmp_path):
 def test_help(command):
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_the_same_seed_on_the_same_machine_gives_the_same_model_bit_for_bit(trained, tmp_path):
+    again = tmp_path / "again.npz"
+    result = CliRunner().invoke(main, ["train", "--out", str(again), "--max-epochs", "2", "--device", "cpu", "--quiet"])
+    assert result.exit_code == 0, result.output
+    (first, first_weights), (second, second_weights) = read_model_file(trained[0]), read_model_file(again)
+    assert first_weights.keys() == second_weights.keys()
+    for name, weights in first_weights.items():
+        assert weights.tobytes() == second_weights[name].tobytes(), name
+    first["fitted"].pop("fit_time_"), second["fitted"].pop("fit_time_")
+    assert first["fitted"] == second["fitted"] and first["params"] == second["params"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # the full recipe: 12 s of training on 2 idle cores, ten minutes on a saturated machine
+def test_the_readme_training_command_reproduces_the_shipped_model_s_metrics(tmp_path):
+    """What holds on any CPU: the metrics. The weights agree bit for bit only on the same machine
+    and library versions (float rounding differs, e.g. with AVX-512)."""
+    from ecgedge.models import default_model_path
+
+    out = tmp_path / "retrained.npz"
+    result = CliRunner().invoke(main, ["train", "--seed", "0", "--device", "cpu", "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    shipped, retrained = (json.loads(CliRunner().invoke(main, ["evaluate", str(path), "--json"]).output)
+                          for path in (default_model_path(), out))
+    assert retrained["roc_auc"] == pytest.approx(shipped["roc_auc"], abs=0.002)
+    assert retrained["balanced_accuracy"] == pytest.approx(shipped["balanced_accuracy"], abs=0.005)
+    assert retrained["threshold"] == pytest.approx(shipped["threshold"], rel=0.005)

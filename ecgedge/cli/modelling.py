@@ -15,7 +15,7 @@ from ecgedge.cli.options import dataset_option, output_file, read_beats, require
 @dataset_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None, help="Override the default epoch budget.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (CPU training is deterministic).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed. On the CPU the same seed, data, machine and library versions give the same model bit for bit; another CPU gives the same metrics, weights equal to rounding.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @requires("train")
 def train(out: Path, dataset: str, device: str, max_epochs: int | None, seed: int, quiet: bool) -> None:
