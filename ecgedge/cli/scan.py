@@ -8,7 +8,7 @@ from ecgedge.cli.options import requires
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
@@ -103,10 +103,14 @@ def scan(
     """
     from pathlib import Path
 
-    from ecgedge.scan import RecordingError, Settings
+    from ecgedge.scan import RecordingError, Settings, discover
     from ecgedge.scan import scan as run_scan
 
     out = Path(out)
+    try:
+        discover(paths)  # a wrong path is said before any work
+    except RecordingError as exc:
+        raise click.ClickException(str(exc)) from None
     if bundle_dir is None:
         bundle_dir = _default_bundle(out)
     settings = Settings(

@@ -148,6 +148,9 @@ def scan(
         echo(
             f"scan: {len(recordings)} recording(s), {len(recordings) - len(todo)} unchanged and done, {len(todo)} to scan"
         )
+    dask_log = logging.getLogger("distributed")
+    level = dask_log.level
+    dask_log.setLevel(logging.WARNING)  # workers starting and stopping are not the user's business
     client, cluster = _connect(scheduler, workers, echo) if todo else (None, None)
     started = time.perf_counter()
     try:
@@ -158,6 +161,7 @@ def scan(
             client.close()
         if cluster is not None:
             cluster.close()
+        dask_log.setLevel(level)
     elapsed = time.perf_counter() - started
     ordered = [rows[r.name] for r in recordings]
     results.write_summary(out, ordered)
