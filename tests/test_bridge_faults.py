@@ -97,7 +97,7 @@ def test_hostile_boards_and_misconfigured_leads_stop_only_their_own_stream(bundl
         scripts[name] = ([], board)
         return frames, scripts[name][0]
 
-    good = VirtualBoard.from_record(duration_s=40)
+    good = VirtualBoard.from_record(duration_s=60)
     for name, bad in (("fs50", hello(fs=50.0)), ("tiny-gain", hello(gain=1e-40)), ("nan-gain", hello(gain=float("nan"))), ("inf-gain", hello(gain=float("inf")))):
         f, out = script(name)
         out += f.stream(6, bad) + f.stream(25, hello(), at_s=6)
@@ -115,6 +115,9 @@ def test_hostile_boards_and_misconfigured_leads_stop_only_their_own_stream(bundl
     out += f.stream(6, hello()) + f.stream(25, hello(leads=("MLII", "V5")), values=lambda b: np.hstack((b, b)), at_s=6)
     f, out = script("one-lead-samples", lead="V1")
     out += f.stream(6, hello(leads=("V1", "V2"))) + f.stream(25, hello(leads=("V1", "V2")), values=lambda b: np.hstack((b, b)), at_s=6)
+    f, out = script("never-says-hello")
+    out += [c.split(b"\x00", 1)[1] if c.count(b"\x00") == 2 else c for c in f.stream(40, hello())]  # every HELLO left out (4 s)
+    out += f.stream(20, hello(), at_s=40)
     ascii_lines = [b"".join(b"%d\r\n" % v for v in record.to_adc()[i : i + 10]) + (b"99999999999\r\n" if i % 500 == 0 else b"") for i in range(0, 30 * FS, 10)]
 
     boards = [(good, PtyEndpoint())]
@@ -133,7 +136,7 @@ def test_hostile_boards_and_misconfigured_leads_stop_only_their_own_stream(bundl
     # never a pause in the good stream
     assert len(good_samples) > 40 and np.diff(good_samples).max() < 2 * FS, (good_samples, summary["links"]["good"], good.stats)
     expected = {"fs50": "sample rate 50.0 Hz", "tiny-gain": "HELLO gain 9.99", "nan-gain": "gain nan", "inf-gain": "gain inf",
-                "missing-lead": "lead 'V5' is not among", "one-lead-samples": "shape (10, 1)"}
+                "missing-lead": "lead 'V5' is not among", "one-lead-samples": "shape (10, 1)", "never-says-hello": "no usable HELLO for"}
     for name, words in expected.items():
         mine = events_of(events, name)
         raised = [e for e in mine if e.name == "board-error"]

@@ -42,6 +42,8 @@ POLARITIES = {"positive": 1, "negative": -1, "auto": 0}
 FS_RANGE = (100.0, 10_000.0)
 #: ADC counts per mV the bridge accepts (0.1: +-327 V over int16; 1e6: a count per nanovolt).
 GAIN_RANGE = (0.1, 1e6)
+#: Seconds of samples without a usable HELLO before the stream is in error (boards repeat it every second).
+HELLO_WAIT_S = 3.0
 #: How fast a stream's clock offset may rise (s per s): a board crystal 500 ppm slow.
 CLOCK_DRIFT = 5e-4
 #: Seconds to add to :func:`time.perf_counter` for UNIX time.
@@ -200,6 +202,7 @@ class StreamPipeline:
         self._last_time = -math.inf
         self._since_peak = 0
         self._shed = False  # blocks were shed since the last one taken
+        self._unformatted_since: float | None = None  # arrival of the first sample dropped for want of a HELLO
         self._gaps: deque[tuple[int, int]] = deque()  # interpolated [start, end) ranges
         self._votes: list[float] = []
         self.detector: StreamingRPeakDetector | None = None
@@ -238,6 +241,7 @@ class StreamPipeline:
             return
         self._forget_format()
         self.hello = hello
+        self._unformatted_since = None
         self._lead_index = hello.leads.index(self.lead) if self.lead else 0
         self.detector = StreamingRPeakDetector(hello.fs, polarity=self.polarity)
         self.cutter = BeatCutter(self.name, hello.fs, self.beat_format, flip=self.polarity == -self.beat_format.r_polarity)
@@ -287,9 +291,13 @@ class StreamPipeline:
         """
         n = len(values)
         self.counters.samples += n
-        if self.hello is None:
+        if self.hello is None:  # no usable HELLO yet: the scale is unknown
             self.counters.rejected_samples += n
-            return False  # no usable HELLO yet: the scale is unknown
+            if self._unformatted_since is None:
+                self._unformatted_since = arrival
+            elif arrival - self._unformatted_since > HELLO_WAIT_S:
+                raise BoardError(f"samples but no usable HELLO for {arrival - self._unformatted_since:.0f} s ({self.counters.rejected_samples} samples dropped)")
+            return False
         if values.ndim != 2 or values.shape[1] != len(self.hello.leads):
             self.counters.rejected_samples += n
             raise BoardError(f"SAMPLES block of shape {values.shape}; the HELLO announced {len(self.hello.leads)} lead(s) {self.hello.leads}")
