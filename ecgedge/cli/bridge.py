@@ -42,11 +42,11 @@ def simulate(record, lead, speed, fmt, use_pty, port, link, corrupt_rate, drop_r
         endpoint = open_endpoint(port, link=link)
     except (FileNotFoundError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
+    stop = _stop_on_signals()  # before the port is announced: whoever reads it may signal at once
     where = getattr(endpoint, "path", None) or getattr(endpoint, "url", port)
     click.echo(f"port: {where}")
     click.echo(f"streaming {board.adc.size / board.fs:.0f} s of lead {lead} at {board.fs:g} Hz, {speed:g}x real time ({fmt})", err=True)
     sys.stdout.flush()
-    stop = _stop_on_signals()
     try:
         run_boards([(board, endpoint)], speed=speed, disconnect_every=disconnect_every, downtime=downtime, stop=stop)
     except TimeoutError as exc:
