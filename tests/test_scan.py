@@ -198,6 +198,8 @@ def test_bad_recordings_fail_alone_and_a_rerun_resumes(excerpt, bundle, cluster,
         "1",
         "--overlap-s",
         "30",
+        "--block-s",
+        "10",
         "--no-progress",
     ]
 
