@@ -88,6 +88,9 @@ def beat_table(
     }
     stats = {
         "beats": int(sample.size),
+        "learning": f"learnt from the first {calibration_beats} beats"
+        if calibration_beats
+        else "off: the bundle's threshold",
         "learning_beats": int(learning.sum()),
         "patient_threshold": float(threshold[~learning][0]) if calibration_beats and (~learning).any() else None,
         "flagged": int(flag.sum()),

@@ -130,8 +130,8 @@ def scan(
     rows: dict[str, dict] = {}
     todo: list[tuple[Recording, dict]] = []
     for recording in recordings:
-        row = _base_row(out, recording, wanted)
         previous = results.read_row(out, recording.name)
+        row = _base_row(recording, previous, wanted)
         if (
             previous
             and previous["status"] == "done"
@@ -139,7 +139,7 @@ def scan(
             and previous.get("settings") == wanted
             and (out / "beats" / f"recording={recording.name}" / "part-0.parquet").exists()
         ):
-            rows[recording.name] = previous
+            _finish(out, rows, {**previous, "stamp": row["stamp"]})  # same content: remember the new file times
         elif row["status"] == "failed":
             _finish(out, rows, row)
         else:
@@ -168,7 +168,7 @@ def scan(
     return ScanReport(ordered, len(todo), elapsed, getattr(client, "dashboard_link", None))
 
 
-def _base_row(out: Path, recording: Recording, wanted: dict) -> dict:
+def _base_row(recording: Recording, previous: dict | None, wanted: dict) -> dict:
     """The row's identity: path, format, content hash (reused when the files' sizes and times are unchanged)."""
     row = {
         "recording": recording.name,
@@ -177,7 +177,6 @@ def _base_row(out: Path, recording: Recording, wanted: dict) -> dict:
         "status": "pending",
         "error": None,
     }
-    previous = results.read_row(out, recording.name)
     try:
         stamp = [list(s) for s in file_stamp(recording)]
         same = previous is not None and previous.get("stamp") == stamp and previous.get("sha256")
