@@ -182,6 +182,7 @@ def test_bad_recordings_fail_alone_and_a_rerun_resumes(excerpt, bundle, cluster,
     write_wfdb(archive / "ward2", "slow", SECONDS, fs=50)
     write_wfdb(archive / "ward2", "short", 20)
     (archive / "ward2" / "garbage.edf").write_bytes(b"not an EDF file at all" * 20)
+    shutil.copy(excerpt.with_suffix(".dat"), archive / "ward2" / "headless.dat")
     out = tmp_path / "out"
     args = [
         "scan",
@@ -205,7 +206,7 @@ def test_bad_recordings_fail_alone_and_a_rerun_resumes(excerpt, bundle, cluster,
 
     result = CliRunner().invoke(main, [*args, "--workers", "2"])  # a LocalCluster of its own
     assert result.exit_code == 1, result.output
-    assert "dashboard: http" in result.output and "5 recording(s) failed" in result.output
+    assert "dashboard: http" in result.output and "6 recording(s) failed" in result.output
     rows = rows_of(out)
     assert {name: row["status"] for name, row in rows.items()} == {
         "ward1__r100": "done",
@@ -215,6 +216,7 @@ def test_bad_recordings_fail_alone_and_a_rerun_resumes(excerpt, bundle, cluster,
         "ward2__slow": "failed",
         "ward2__short": "failed",
         "ward2__garbage": "failed",
+        "ward2__headless": "failed",
     }
     errors = {name: row["error"] for name, row in rows.items() if row["error"]}
     assert "truncated" in errors["ward2__truncated"]
@@ -222,19 +224,20 @@ def test_bad_recordings_fail_alone_and_a_rerun_resumes(excerpt, bundle, cluster,
     assert "50 Hz" in errors["ward2__slow"]
     assert "too short" in errors["ward2__short"] and f"needs {CALIBRATE} beats" in errors["ward2__short"]
     assert "unreadable EDF" in errors["ward2__garbage"]
+    assert "unreadable WFDB header" in errors["ward2__headless"]
     # the EDF export of the same excerpt gives the same beats (finer quantisation: scores to a looser tolerance)
     wfdb_beats, edf_beats = read_beats(out, "ward1__r100"), read_beats(out, "ward1__r100-export")
     assert edf_beats["sample"] == wfdb_beats["sample"] and set(edf_beats["label"]) == {None}
     np.testing.assert_allclose(edf_beats["score"], wfdb_beats["score"], rtol=0.05)
     summary = pyarrow_dataset.dataset(out / "summary.parquet").to_table().to_pydict()
-    assert len(summary["recording"]) == 7 and "flags_per_hour" in summary
+    assert len(summary["recording"]) == 8 and "flags_per_hour" in summary
 
     # a re-run skips what is done and unchanged (a touched file is re-hashed, same content), retries the rest
     written = (out / "beats" / "recording=ward1__r100" / "part-0.parquet").stat().st_mtime_ns
     edf.touch()
     shutil.copy(excerpt.with_suffix(".dat"), dat)
     result = CliRunner().invoke(main, [*args, "--scheduler", cluster[0].scheduler_address])
-    assert "7 recording(s), 5 scanned, 4 failed" in result.output, result.output
+    assert "8 recording(s), 6 scanned, 5 failed" in result.output, result.output
     assert rows_of(out)["ward2__truncated"]["status"] == "done"
     assert (out / "beats" / "recording=ward1__r100" / "part-0.parquet").stat().st_mtime_ns == written
 

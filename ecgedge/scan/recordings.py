@@ -89,6 +89,8 @@ def discover(paths) -> list[Recording]:
                 kind = "edf"
             elif suffix == ".hea" or (path == given and path.with_suffix(".hea").exists()):
                 kind = "wfdb"
+            elif suffix in (".dat", ".atr") and not path.with_suffix(".hea").exists():
+                kind = "wfdb"  # a record's files without its header: reported as failed, never skipped unseen
             elif path == given:
                 raise RecordingError(f"{given}: neither a WFDB record nor an EDF file")
             else:
