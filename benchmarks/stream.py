@@ -169,7 +169,7 @@ def environment(args, bundle: Path) -> dict:
         "system": platform.platform(), "python": sys.version.split()[0],
         "versions": {"numpy": np.__version__, "scipy": scipy.__version__, "onnxruntime": onnxruntime.__version__, "pyserial": serial.__version__},
         "settings": {"bundle": str(args.bundle or "shipped default model"), "precision": args.precision, "runs": args.runs, "boards": args.boards,
-                     "seconds": args.seconds, "holds": args.holds, "overload_seconds": args.overload_seconds, "max_lag_s": args.max_lag,
+                     "seconds": args.seconds, "holds": args.holds, "overload_seconds": args.overload_seconds, "max_lag_s": args.max_lag, "beat_deadline_s": args.beat_deadline,
                      "fuzz_seconds": args.fuzz, "fuzz_boards": args.fuzz_boards,
                      "samples_per_frame": 10, "sqlite": "WAL, synchronous=NORMAL, one commit per micro-batch"},
     }
@@ -260,6 +260,7 @@ def main() -> None:
     parser.add_argument("--holds", type=int, default=100, help="boards one process holds (measured with the capacity runs); overload runs 1x, 2x, 5x")
     parser.add_argument("--overload-seconds", type=float, default=30.0, help="real-time seconds of each overload run")
     parser.add_argument("--max-lag", type=float, default=2.0, help="the hub's max_lag_s in the overload runs")
+    parser.add_argument("--beat-deadline", type=float, default=5.0, help="the hub's beat_deadline_s in the overload runs")
     parser.add_argument("--fuzz", type=float, default=120.0, help="seconds of the fuzz run")
     parser.add_argument("--fuzz-boards", type=int, default=8, help="hostile boards in the fuzz run")
     parser.add_argument("--tag", default="", help="appended to the results file name")
@@ -299,7 +300,7 @@ def main() -> None:
 
     for k in (1, 2, 5) if "overload" in args.runs else ():
         n = k * args.holds
-        summary, stats, _ = run(scorer, lambda n=n: many_boards(n, args.overload_seconds), work / f"overload-{k}x.db", hub_options={"max_lag_s": args.max_lag})
+        summary, stats, _ = run(scorer, lambda n=n: many_boards(n, args.overload_seconds), work / f"overload-{k}x.db", hub_options={"max_lag_s": args.max_lag, "beat_deadline_s": args.beat_deadline, "beat_deadline_s": args.beat_deadline})
         runs[f"overload-{k}x"] = {"summary": brief(summary), "boards": [{key: b[key] for key in ("frames", "overruns", "late_max")} for b in stats]}
         print(f"overload {k}x ({n} boards)", brief(summary), flush=True)
 

@@ -110,7 +110,7 @@ def _print_event(event) -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Scorer threads.")
 @click.option("--no-beats", "no_beats_s", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True, help="Raise no-beats after S seconds of signal without an R peak.")
 @click.option("--no-data", "no_data_s", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="Raise no-data after S seconds connected without a valid frame.")
-@click.option("--max-lag", "max_lag_s", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True, help="Overload: shed samples more than S seconds behind.")
+@click.option("--max-lag", "max_lag_s", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="Overload: shed samples queued more than S seconds.")
 @click.option("--open-timeout", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds to try opening each port at start before giving up (exit 1).")
 def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead, polarity, calibrate, db, durable, jsonl, all_beats, duration, threads,
            no_beats_s, no_data_s, max_lag_s, open_timeout) -> None:

@@ -197,9 +197,9 @@ class Hub:
         Seconds of signal without an R peak that raise ``no-beats``.
     no_data_s : float, default=5.0
         Seconds connected without a valid frame that raise ``no-data``.
-    max_lag_s : float, default=2.0
+    max_lag_s : float, default=5.0
         Blocks queued longer than this are shed (see the overload policy).
-    beat_deadline_s : float, default=5.0
+    beat_deadline_s : float, default=10.0
         Beats cut later than this after their last sample are not scored.
     max_queue : int, default=50000
         Messages the queue holds before the readers wait.
@@ -218,8 +218,8 @@ class Hub:
         max_batch: int = 512,
         no_beats_s: float = 10.0,
         no_data_s: float = 5.0,
-        max_lag_s: float = 2.0,
-        beat_deadline_s: float = 5.0,
+        max_lag_s: float = 5.0,
+        beat_deadline_s: float = 10.0,
         max_queue: int = 50_000,
         open_timeout: float = 2.0,
     ) -> None:
