@@ -41,7 +41,7 @@ CLUSTERS = (1, 8, 64, 256, 1024)
 
 
 def _load_bundle(settings: Settings) -> None:
-    worker_scorer(settings.bundle, settings.backend, settings.precision)
+    worker_scorer(settings)
 
 
 def _cpu_seconds() -> float:

@@ -23,7 +23,7 @@ from ecgedge.firmware_bridge.offline import run_offline  # noqa: E402
 from ecgedge.firmware_bridge.protocol import Hello  # noqa: E402
 from ecgedge.runtime import load_scorer  # noqa: E402
 from ecgedge.scan import RecordingError, Settings, discover, scan  # noqa: E402
-from ecgedge.scan.tasks import plan_segments, worker_scorer  # noqa: E402
+from ecgedge.scan.tasks import cached_scorer, plan_segments  # noqa: E402
 
 FS = 360
 SECONDS = 150  # 2.5 minutes of MIT-BIH 100: about 190 beats
@@ -167,7 +167,7 @@ def test_segmented_scan_on_two_workers_equals_one_pass(excerpt, bundle, cluster,
         and row["N_beats"] + row["SVEB_beats"] + row["VEB_beats"] <= row["beats"] - CALIBRATE
     )
     # three tasks, two workers: the bundle was loaded once in each worker process that ran one
-    loads = client.run(lambda: worker_scorer.cache_info().misses)
+    loads = client.run(lambda: cached_scorer.cache_info().misses)
     assert sorted(loads.values()) in ([1, 1], [0, 1])
 
 

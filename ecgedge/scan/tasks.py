@@ -17,6 +17,7 @@ once per task.
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,9 +67,19 @@ class Settings:
     block_s: float = BLOCK_S
 
 
+def worker_scorer(settings: Settings):
+    """The scorer of this process, loaded on first use (one ONNX Runtime thread: one task per core).
+
+    Cached by the bundle's manifest hash too, so a long-lived cluster reloads a
+    bundle replaced at the same path.
+    """
+    manifest = hashlib.sha256((Path(settings.bundle) / "bundle.json").read_bytes()).hexdigest()
+    return cached_scorer(settings.bundle, manifest, settings.backend, settings.precision)
+
+
 @functools.lru_cache(maxsize=2)
-def worker_scorer(bundle: str, backend: str, precision: str):
-    """The scorer of this process, loaded on first use (one ONNX Runtime thread: one task per core)."""
+def cached_scorer(bundle: str, manifest_sha256: str, backend: str, precision: str):
+    """Load a scorer once per process and arguments (see :func:`worker_scorer`)."""
     from ecgedge.runtime import load_scorer
 
     return load_scorer(bundle, backend=backend, precision=precision, threads=1)
@@ -101,7 +112,7 @@ def scan_segment(recording: Recording, header: Header, lead: int, start: int, st
         beats whose R peak is in the segment, in order, and the scorer's
         ``offset`` (the model's threshold).
     """
-    scorer = worker_scorer(settings.bundle, settings.backend, settings.precision)
+    scorer = worker_scorer(settings)
     first = max(0, start - round(settings.overlap_s * header.fs))
     last = min(header.n_samples, stop + round(TAIL_S * header.fs))
     counts, hello = read_lead(recording, lead, first, last)
