@@ -66,6 +66,16 @@ def test_export_replaces_a_bundle_as_a_whole(model, old_bundle):
     assert [p.name for p in out.parent.iterdir()] == [out.name]
 
 
+def test_export_through_a_link_replaces_the_bundle_it_points_to(model, old_bundle, tmp_path):
+    out, _ = old_bundle
+    link = tmp_path / "current"
+    link.symlink_to(out, target_is_directory=True)
+    result = CliRunner().invoke(main, ["export", str(model), "--out", str(link), "--no-fp16"])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and "int8" in read_bundle(out).manifest["artifacts"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "current"]
+
+
 def test_export_refuses_a_folder_that_is_not_a_bundle(model, tmp_path):
     folder = tmp_path / "notes"
     folder.mkdir()

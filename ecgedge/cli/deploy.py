@@ -22,6 +22,7 @@ def check_bundle_target(out: Path) -> Path:
     """Check, before any work, that a bundle can be written to ``out`` (a new or a bundle directory)."""
     from ecgedge.runtime.bundle import MANIFEST
 
+    out = out.resolve() if out.is_symlink() else out  # a link to the bundle stays; its target is replaced
     if out.exists() and not out.is_dir():
         raise click.BadParameter(f"{out} exists and is not a directory", param_hint="--out")
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
