@@ -2,13 +2,31 @@
 
 Written here because no library does streaming QRS detection: wfdb's
 ``xqrs_detect``/``gqrs_detect``, neurokit2, biosppy and scipy's ``find_peaks``
-all need the whole record (or look ahead without bound). This one follows
-Pan & Tompkins (1985): a 5-15 Hz band-pass (done by the caller, so that many
+all need the whole record (or look ahead without bound). It starts from
+Pan & Tompkins (1985): a band-pass (done by the caller, so that many
 streams filter in one call; see :class:`~ecgedge.firmware_bridge.filters.FilterBank`),
-a derivative, squaring and a 150 ms moving-window integral (MWI), adaptive signal / noise peak levels,
-T-wave rejection by slope, and a search back for a missed beat when no
-beat came for 1.66 average RR intervals. Its look-ahead is bounded: an MWI
-peak is judged once it has been the largest for ``refractory_s`` after it.
+a derivative, squaring and a moving-window integral (MWI), adaptive signal /
+noise peak levels, T-wave rejection, and a search back for a missed beat when
+no beat came for 1.66 average RR intervals. Its look-ahead is bounded: an MWI
+peak is judged once the MWI has fallen under half of it (the QRS is over) or
+after ``lookahead_s``, whichever comes first.
+
+What it adds, each for a failure seen on the MIT-BIH Arrhythmia Database
+(``benchmarks/qrs.py``):
+
+- a second route for wide (ventricular) complexes, whose energy lies below
+  the QRS band: a peak under the threshold is still a beat when it is at
+  least half the threshold and its ECG-band amplitude is close to the recent
+  beats' (records 201, 203, 208);
+- T-wave rejection that also asks for a small ECG amplitude, so a premature
+  ventricular beat (large, not steep) is not taken for a T wave;
+- the R wave located near the steepest point of the QRS band (shifted back
+  by the band's delay), on the lead's dominant deflection, so a wide beat of
+  the other sign is placed on its own peak, not 150 ms away (records 207, 217);
+- levels that one artefact can raise by a bounded factor only (record 116);
+- a bounded list of noise peaks and a search back that only looks before
+  its deadline, so memory stays bounded without beats and the peaks do not
+  depend on how the stream is chunked.
 """
 
 from __future__ import annotations
@@ -20,6 +38,16 @@ import numpy as np
 
 #: The QRS band the detector expects its ``qrs`` input filtered to (Hz).
 QRS_BAND = (5.0, 15.0)
+#: One accepted beat raises a signal level by at most this factor.
+CLAMP = 3.0
+#: A T-wave candidate is smaller than this fraction of the last beat's ECG amplitude.
+T_AMP = 0.5
+#: Half-width (s) of the R search around the steepest QRS-band point.
+R_HALF = 0.08
+#: Wide-complex route: at least this fraction of the threshold ...
+WIDE_HEIGHT = 0.5
+#: ... and at least this fraction of the beats' ECG amplitude.
+WIDE_AMP = 0.6
 _DERIVATIVE = np.array([1.0, 2.0, 0.0, -2.0, -1.0]) / 8  # Pan-Tompkins five-point derivative
 
 
@@ -27,8 +55,9 @@ _DERIVATIVE = np.array([1.0, 2.0, 0.0, -2.0, -1.0]) / 8  # Pan-Tompkins five-poi
 class _Peak:
     mwi: int  # index of the MWI peak
     height: float  # MWI value there
-    slope: float  # largest squared derivative in the MWI window before it
-    r: int  # the R wave it stands for: extremum of the ECG before the MWI peak
+    slope: float  # largest squared QRS-band derivative in the MWI window before it
+    amplitude: float  # peak-to-peak ECG over that window (shifted back by the band delay)
+    r: int  # the R wave it stands for: dominant ECG deflection near the steepest point
 
 
 class StreamingRPeakDetector:
@@ -46,10 +75,20 @@ class StreamingRPeakDetector:
         Seconds of signal used to set the first signal and noise levels.
     refractory_s : float, default=0.2
         No two beats closer than this.
+    lookahead_s : float, default=0.1
+        An MWI peak is judged once the MWI has fallen under half of it, or
+        when no larger value came this long after it: the detector's longest
+        look-ahead.
+    integration_s : float, default=0.15
+        Width of the moving-window integral.
+    max_noise_peaks : int, default=32
+        Noise peaks kept for search-back (the latest ones; bounded memory
+        through long stretches without beats).
 
     Examples
     --------
     >>> import numpy as np
+    >>> from ecgedge.firmware_bridge.filters import FilterBank, bandpass_sos
     >>> fs = 360.0
     >>> t = np.arange(int(10 * fs)) / fs
     >>> ecg = np.exp(-((t % 0.8 - 0.4) ** 2) / (2 * 0.01 ** 2))  # a spike every 0.8 s
@@ -64,19 +103,33 @@ class StreamingRPeakDetector:
     [0.8, 0.8, 0.8]
     """
 
-    def __init__(self, fs: float, *, polarity: int = 0, learning_s: float = 2.0, refractory_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        fs: float,
+        *,
+        polarity: int = 0,
+        learning_s: float = 2.0,
+        refractory_s: float = 0.2,
+        lookahead_s: float = 0.1,
+        integration_s: float = 0.15,
+        max_noise_peaks: int = 32,
+    ) -> None:
         if fs < 100:
             raise ValueError(f"R-peak detection needs fs >= 100 Hz, got {fs}")
         self.fs = float(fs)
         self.polarity = polarity
         self._derivative = _DERIVATIVE * fs
-        self._n_mwi = round(0.150 * fs)
-        self._half = round(refractory_s * fs)
-        self._r_search = round(0.25 * fs)
+        self._n_mwi = round(integration_s * fs)
+        self._back = round(refractory_s * fs)
+        self._ahead = round(lookahead_s * fs)
+        self._r_half = round(R_HALF * fs)
+        self._qrs_delay = round(0.045 * fs)
         self._t_wave = round(0.36 * fs)
         self._learning = round(learning_s * fs)
+        self._max_noise = max_noise_peaks
         self._spki: float | None = None
         self._npki = 0.0
+        self._apki: float | None = None  # ECG amplitude level of beats
         self._rr: deque[int] = deque(maxlen=8)
         self._rr_mean = 0.0
         #: R peaks before this index were held until the levels were learnt (reported late).
@@ -93,7 +146,7 @@ class StreamingRPeakDetector:
         self._end = start
         self._first = start
         self._held: list[_Peak] = []  # peaks seen while learning
-        self._noise: list[_Peak] = []  # noise peaks since the last beat, for search-back
+        self._noise: deque[_Peak] = deque(maxlen=self._max_noise)  # noise peaks since the last beat
         self._last: _Peak | None = None
 
     def restart(self, start: int) -> None:
@@ -143,22 +196,13 @@ class StreamingRPeakDetector:
         return beats
 
     def _judge_new_peaks(self) -> list[int]:
-        limit = self._end - self._half  # an MWI peak must dominate this far ahead
-        if limit <= self._settled:
-            return []
-        m, lo, hi = self._m, self._settled - self._start, limit - self._start
-        # local maxima in the newly settled stretch, then only those that dominate +-half
-        inner = m[lo:hi]
-        rising = inner > m[lo - 1 : hi - 1] if lo > 0 else np.r_[False, inner[1:] > inner[:-1]]
-        idx = lo + np.flatnonzero(rising & (inner >= m[lo + 1 : hi + 1]) & (inner > 0))
-        idx = [int(i) for i in idx if m[i] >= m[max(0, i - self._half) : i + self._half + 1].max()]
-        self._settled = limit
-        peaks = [self._peak(i) for i in idx]
+        peaks = [self._peak(i) for i in self._new_candidates()]
         if self._spki is None:
             self._held.extend(peaks)
-            if limit - self._first < self._learning:
+            if self._settled - self._first < self._learning:
                 return []
-            learnt = m[max(0, self._first - self._start) :]
+            first = max(0, self._first - self._start)
+            learnt = self._m[first : first + self._learning]  # the same samples whatever the chunks
             self._spki, self._npki = float(learnt.max()), float(learnt.mean())
             self.warmup_end = self._end
             peaks, self._held = self._held, []
@@ -170,39 +214,95 @@ class StreamingRPeakDetector:
             else:
                 self._npki += 0.125 * (peak.height - self._npki)
                 self._noise.append(peak)
-        beats.extend(self._search_back(limit))
+        beats.extend(self._search_back(self._settled))
         return beats
+
+    def _new_candidates(self) -> list[int]:
+        """Buffer positions of the MWI peaks that can be judged now, in order.
+
+        A local maximum of the MWI is a peak when nothing was larger in the
+        ``refractory_s`` before it nor after it until its decision point: the
+        MWI falling under half of it (the QRS is over) or ``lookahead_s``,
+        whichever comes first. The definition does not depend on the chunks.
+        """
+        m, lo, hi = self._m, self._settled - self._start, self._end - self._start - 1
+        if hi <= lo:
+            return []
+        inner = m[lo:hi]
+        rising = inner > m[lo - 1 : hi - 1] if lo > 0 else np.r_[False, inner[1:] > inner[:-1]]
+        found = []
+        for i in lo + np.flatnonzero(rising & (inner >= m[lo + 1 : hi + 1]) & (inner > 0)):
+            if m[i] < m[max(0, i - self._back) : i].max(initial=0.0):
+                continue  # a ripple after a larger peak (most local maxima): no need to wait
+            ahead = m[i + 1 : i + self._ahead + 1]
+            fallen = np.flatnonzero(ahead < 0.5 * m[i])
+            decided = int(fallen[0]) + 1 if fallen.size else self._ahead
+            if i + decided > hi:
+                self._settled = self._start + int(i)  # look at it again with the next chunk
+                return found
+            if m[i] >= ahead[:decided].max():
+                found.append(int(i))
+        self._settled = self._start + hi
+        return found
 
     def _peak(self, i: int) -> _Peak:
         """Describe the MWI peak at buffer position i."""
-        lo = max(0, i - self._r_search)
-        window = self._y[lo : i + 1]
-        shaped = np.abs(window) if self.polarity == 0 else self.polarity * window
-        slope = float(self._d2[max(0, i - self._n_mwi) : i + 1].max())
-        return _Peak(self._start + i, float(self._m[i]), slope, self._start + lo + int(np.argmax(shaped)))
+        lo = max(0, i - self._n_mwi)
+        steepest = lo + int(np.argmax(self._d2[lo : i + 1]))
+        slope = float(self._d2[steepest])
+        # the R wave is near the steepest QRS-band point, which lags the ECG by the filter's delay
+        centre = steepest - self._qrs_delay
+        r_lo = max(0, centre - self._r_half)
+        r = self._start + r_lo + self._dominant_wave(self._y[r_lo : centre + self._r_half + 1])
+        energy = self._y[max(0, lo - self._qrs_delay) : i + 1 - self._qrs_delay]
+        return _Peak(self._start + i, float(self._m[i]), slope, float(np.ptp(energy)), r)
+
+    def _dominant_wave(self, window: np.ndarray) -> int:
+        """Position of the R wave in ``window``: its extremum in the lead's polarity, unless the
+        opposite deflection is more than 1.5 times as large (a ventricular beat of the other sign)."""
+        if self.polarity == 0:
+            return int(np.argmax(np.abs(window)))
+        shaped = self.polarity * window
+        up, down = int(np.argmax(shaped)), int(np.argmin(shaped))
+        return down if -shaped[down] > 1.5 * shaped[up] else up
 
     @property
     def _threshold(self) -> float:
         return self._npki + 0.25 * (self._spki - self._npki)
 
     def _is_beat(self, peak: _Peak) -> bool:
-        if peak.height <= self._threshold:
-            return False
         last = self._last
         if last is None:
-            return True
-        if peak.r - last.r < self._half:
+            return peak.height > self._threshold
+        if peak.height <= self._threshold and not self._is_wide(peak):
             return False
-        # soon after a beat and much less steep: a T wave
-        return not (peak.mwi - last.mwi < self._t_wave and peak.slope < 0.5 * last.slope)
+        if peak.r - last.r < self._back:
+            return False
+        return not self._is_t_wave(peak)
+
+    def _is_wide(self, peak: _Peak) -> bool:
+        """Below threshold in the QRS band but as large in the ECG as the recent beats: a wide
+        (ventricular) complex, whose energy lies below the QRS band."""
+        return peak.height > WIDE_HEIGHT * self._threshold and peak.amplitude > WIDE_AMP * self._apki
+
+    def _is_t_wave(self, peak: _Peak) -> bool:
+        """Soon after a beat, much less steep and smaller: a T wave (a premature wide beat is large)."""
+        last = self._last
+        return peak.mwi - last.mwi < self._t_wave and peak.slope < 0.5 * last.slope and peak.amplitude < T_AMP * last.amplitude
 
     def _accept(self, peak: _Peak, weight: float) -> int:
-        self._spki += weight * (peak.height - self._spki)
+        # an artefact accepted as a beat must not lift the levels above the next real beats:
+        # one beat moves a level by at most a factor of CLAMP
+        self._spki += weight * (min(peak.height, CLAMP * self._spki) - self._spki)
+        if self._apki is None:
+            self._apki = peak.amplitude
+        else:
+            self._apki += weight * (min(peak.amplitude, CLAMP * self._apki) - self._apki)
         if self._last is not None:
             self._rr.append(peak.r - self._last.r)
             self._rr_mean = float(np.mean(self._rr))
         self._last = peak
-        self._noise = [p for p in self._noise if p.mwi > peak.mwi]
+        self._noise = deque((p for p in self._noise if p.mwi > peak.mwi), maxlen=self._max_noise)
         return peak.r
 
     def _search_back(self, now: int) -> list[int]:
@@ -210,14 +310,16 @@ class StreamingRPeakDetector:
         beats = []
         while self._last is not None and self._rr and now - self._last.mwi > 1.66 * self._rr_mean:
             floor, last = 0.5 * self._threshold, self._last
-            options = [p for p in self._noise if p.height > floor and p.mwi - last.mwi > self._t_wave]
+            # only peaks before the deadline: what is found does not depend on when it is looked for
+            deadline = last.mwi + 1.66 * self._rr_mean
+            options = [p for p in self._noise if p.height > floor and last.mwi + self._t_wave < p.mwi <= deadline]
             if not options:
                 break
             beats.append(self._accept(max(options, key=lambda p: p.height), 0.25))
         return beats
 
     def _trim(self) -> None:
-        keep_from = self._settled - max(self._half, self._r_search, self._n_mwi) - 1
+        keep_from = self._settled - max(self._back, self._n_mwi + self._qrs_delay + self._r_half) - 1
         cut = keep_from - self._start
         if self._spki is not None and cut > 0:
             self._y, self._m, self._d2 = self._y[cut:], self._m[cut:], self._d2[cut:]
