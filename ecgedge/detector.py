@@ -306,11 +306,11 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         self.fit_time_ = history.fit_seconds
         self.device_ = history.device
         memory = rng.permutation(len(X))[: self.memory_size] if self.memory_size else np.arange(len(X))
-        self._attach_reference(X[memory])
+        scores = self._attach_reference(X[memory])  # float64; training_scores_ keeps them as float32
         if self.contamination == "auto":
-            self.offset_ = robust_threshold(self.training_scores_, k=AUTO_MADS)
+            self.offset_ = robust_threshold(scores, k=AUTO_MADS)
         else:
-            self.offset_ = float(np.percentile(self.training_scores_, 100.0 * self.contamination))
+            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
         return X, memory
 
     @property
@@ -330,13 +330,14 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
             self.frame_size,
         )
 
-    def _attach_reference(self, memory: np.ndarray) -> None:
+    def _attach_reference(self, memory: np.ndarray) -> np.ndarray:
         """Give ``module_`` its score reference built on ``memory`` beats.
 
         With ``memory_size=0`` the beats only set the error scale. The scales
         are the medians of both score parts over the memory beats, each beat's
         distance taken without the patches it belongs to. Those beats'
-        leave-one-out scores are kept in the reference (``training_scores_``).
+        leave-one-out scores are kept in the reference (``training_scores_``) and
+        returned in float64.
         """
         module = self.module_.double()
         module.reference = None
@@ -363,8 +364,10 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
             error, distance = (torch.cat(part) for part in zip(*parts))
             scales = [float(error.median()) or 1.0, float(distance.median()) or 1.0]
             module.reference.scales.copy_(torch.tensor(scales, dtype=torch.float64))
-            module.reference.training_scores = combine_parts(module.reference, error, distance)
+            scores = combine_parts(module.reference, error, distance)
+            module.reference.training_scores = scores
         self.module_ = module.float()
+        return scores.numpy()
 
     def _run(self, X, method: str) -> np.ndarray:
         """Validate beats and run ``method`` of a float64 CPU scorer in batches."""
