@@ -74,3 +74,23 @@ def test_simulate_needs_exactly_one_transport():
 def test_bridge_ascii_needs_the_sample_rate(bundle):
     result = CliRunner().invoke(main, ["bridge", "--port", "loop://", "--bundle", str(bundle), "--format", "ascii"])
     assert result.exit_code != 0 and "--fs" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "ascii", "--fs", "250", "--gain", "0"], "--gain"),
+        (["--format", "ascii", "--fs", "inf"], "--fs"),
+        (["--format", "ascii", "--fs", "250", "--gain", "nan"], "--gain"),
+        (["--db", "/proc/version"], "/proc/version"),
+    ],
+)
+def test_bridge_names_a_bad_setting_before_it_streams(bundle, args, message):
+    result = CliRunner().invoke(main, ["bridge", "--port", "loop://", "--bundle", str(bundle), *args])
+    assert result.exit_code in (1, 2) and message in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_simulate_refuses_a_speed_that_is_not_finite():
+    result = CliRunner().invoke(main, ["simulate", "--pty", "--speed", "nan"])
+    assert result.exit_code == 2 and "--speed" in result.output and "finite" in result.output

@@ -29,7 +29,8 @@ from ecgedge.runtime import BundleError, load_scorer, read_bundle
 from ecgedge.runtime.bundle import write_manifest
 from ecgedge.runtime.manifest import MAX_MANIFEST_BYTES
 from ecgedge.runtime.onnxruntime_backend import OnnxRuntimeScorer
-from ecgedge.runtime.signing import KEY_ENV, SIGNATURE, sign_bundle
+from ecgedge.runtime.bundle import sign_bundle
+from ecgedge.runtime.signing import KEY_ENV, SIGNATURE
 from ecgedge.runtime.validate import probe_beats
 
 

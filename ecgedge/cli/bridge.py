@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import sys
 import threading
 
 import click
 
 from ecgedge.cli.demo import demo
+from ecgedge.cli.options import FiniteFloat
 
 
 @click.command()
 @click.option("--record", type=click.Path(dir_okay=False), default=None, help="WFDB record (path without extension). Default: the bundled MIT-BIH record 100.")
 @click.option("--lead", default="MLII", show_default=True, help="Lead to stream.")
-@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Times real time.")
+@click.option("--speed", type=FiniteFloat(min=0, min_open=True), default=1.0, show_default=True, help="Times real time.")
 @click.option("--format", "fmt", type=click.Choice(["binary", "ascii"]), default="binary", show_default=True)
 @click.option("--pty", "use_pty", is_flag=True, help="Serve on a new pseudo-terminal (its path is printed).")
 @click.option("--port", default=None, help="Serve on a pyserial URL instead; socket://HOST:PORT listens for the bridge.")
@@ -96,8 +98,8 @@ def _print_event(event) -> None:
 @click.option("--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32", show_default=True)
 @click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt", "torch"]), default="onnxruntime", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["binary", "ascii"]), default="binary", show_default=True)
-@click.option("--fs", type=click.FloatRange(min=0, min_open=True), default=None, help="ASCII: sample rate in Hz (binary boards send it).")
-@click.option("--gain", type=float, default=200.0, show_default=True, help="ASCII: ADC counts per mV.")
+@click.option("--fs", type=FiniteFloat(min=0, min_open=True), default=None, help="ASCII: sample rate in Hz (binary boards send it).")
+@click.option("--gain", type=FiniteFloat(min=0, min_open=True), default=200.0, show_default=True, help="ASCII: ADC counts per mV.")
 @click.option("--baseline", type=click.IntRange(-(2**31), 2**31 - 1), default=512, show_default=True, help="ASCII: ADC count of 0 mV.")
 @click.option("--lead", default=None, help="Lead of a multi-lead board (default: the first).")
 @click.option("--polarity", type=click.Choice(["positive", "negative", "auto"]), default="positive", show_default=True, help="R-wave direction in the board's lead (MLII: positive).")
@@ -139,7 +141,10 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
         if jsonl:
             hub.sinks.append(JsonlSink(sys.stdout if jsonl == "-" else jsonl))
         if db:
-            hub.sinks.append(SqliteSink(db, hub.fs_of, synchronous="FULL" if durable else "NORMAL"))
+            try:
+                hub.sinks.append(SqliteSink(db, hub.fs_of, synchronous="FULL" if durable else "NORMAL"))
+            except sqlite3.Error as exc:
+                raise click.BadParameter(f"{db}: not a usable SQLite database ({exc})", param_hint="--db") from None
     except (ValueError, OSError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"bridge: {len(ports)} board(s), {scorer!r}", err=True)

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ecgedge.runtime.bundle import PRECISIONS, Bundle, BundleError, add_artifact, read_bundle
+from ecgedge.runtime.bundle import PRECISIONS, Bundle, BundleError, add_artifact, read_bundle, sign_bundle
 from ecgedge.runtime.scorer import Scorer, check_beats
-from ecgedge.runtime.signing import sign_bundle, trusted_key
+from ecgedge.runtime.signing import trusted_key
 from ecgedge.runtime.validate import validate_scorer
 
 __all__ = ["Bundle", "BundleError", "Scorer", "add_artifact", "check_beats", "load_scorer", "read_bundle",

@@ -35,10 +35,10 @@ from ecgedge.runtime.manifest import (
     parse_manifest,
     read_manifest_bytes,
 )
-from ecgedge.runtime.signing import SIGNATURE, check_signature
+from ecgedge.runtime.signing import ALGORITHM, MIN_KEY_BYTES, SIGNATURE, check_signature, manifest_mac
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "PRECISIONS", "Bundle", "BundleError", "add_artifact",
-           "read_bundle", "sha256_file", "write_manifest"]
+           "read_bundle", "sha256_file", "sign_bundle", "write_manifest"]
 
 
 def sha256_file(path: Path) -> str:
@@ -54,7 +54,7 @@ def write_manifest(bundle_dir: str | Path, manifest: dict) -> Path:
     """Write ``bundle.json``, recomputing the digest of every listed file.
 
     A ``bundle.sig`` signed the old manifest, so it is removed: sign the
-    bundle again (:func:`ecgedge.runtime.signing.sign_bundle`) where devices
+    bundle again (:func:`sign_bundle`) where devices
     check signatures.
 
     Parameters
@@ -280,3 +280,36 @@ def add_artifact(bundle_dir: str | Path, role: str, name: str, **section) -> Bun
         manifest[role] = {**manifest.get(role, {}), **section}
     write_manifest(bundle.path, manifest)
     return read_bundle(bundle.path)
+
+
+def sign_bundle(bundle_dir: str | Path, key: bytes) -> Path:
+    """Sign a bundle after checking it: write ``bundle.sig`` for its current ``bundle.json``.
+
+    Sign again after anything rewrites ``bundle.json`` (``ecgedge calibrate``,
+    an engine built on the device): :func:`write_manifest`
+    removes the stale signature.
+
+    Parameters
+    ----------
+    bundle_dir : str or Path
+        The bundle directory.
+    key : bytes
+        The signing key (:func:`read_key`).
+
+    Returns
+    -------
+    Path
+        The path of ``bundle.sig``.
+
+    Raises
+    ------
+    BundleError
+        When the bundle does not verify, or the key is too short.
+    """
+    if len(key) < MIN_KEY_BYTES:
+        raise BundleError(f"a signing key needs at least {MIN_KEY_BYTES} bytes, got {len(key)}")
+    bundle = read_bundle(bundle_dir)
+    manifest = read_manifest_bytes(bundle.path / MANIFEST)
+    path = bundle.path / SIGNATURE
+    path.write_text(f"{ALGORITHM}:{manifest_mac(key, manifest)}\n")
+    return path

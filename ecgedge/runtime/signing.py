@@ -61,7 +61,7 @@ def trusted_key(path: str | Path | None = None) -> bytes | None:
     return None if path is None else read_key(path)
 
 
-def _mac(key: bytes, manifest: bytes) -> str:
+def manifest_mac(key: bytes, manifest: bytes) -> str:
     return hmac.new(key, manifest, hashlib.sha256).hexdigest()
 
 
@@ -89,41 +89,6 @@ def check_signature(bundle_dir: Path, manifest: bytes, key: bytes) -> None:
     algorithm, _, mac = text.partition(":")
     if algorithm != ALGORITHM:
         raise BundleError(f"{path} is not an {ALGORITHM} signature")
-    if not hmac.compare_digest(mac, _mac(key, manifest)):
+    if not hmac.compare_digest(mac, manifest_mac(key, manifest)):
         raise BundleError(f"{path} does not match {MANIFEST} and the trusted key: the bundle was changed "
                           f"after it was signed, or signed with another key")
-
-
-def sign_bundle(bundle_dir: str | Path, key: bytes) -> Path:
-    """Sign a bundle after checking it: write ``bundle.sig`` for its current ``bundle.json``.
-
-    Sign again after anything rewrites ``bundle.json`` (``ecgedge calibrate``,
-    an engine built on the device): :func:`ecgedge.runtime.bundle.write_manifest`
-    removes the stale signature.
-
-    Parameters
-    ----------
-    bundle_dir : str or Path
-        The bundle directory.
-    key : bytes
-        The signing key (:func:`read_key`).
-
-    Returns
-    -------
-    Path
-        The path of ``bundle.sig``.
-
-    Raises
-    ------
-    BundleError
-        When the bundle does not verify, or the key is too short.
-    """
-    from ecgedge.runtime.bundle import read_bundle
-
-    if len(key) < MIN_KEY_BYTES:
-        raise BundleError(f"a signing key needs at least {MIN_KEY_BYTES} bytes, got {len(key)}")
-    bundle = read_bundle(bundle_dir)
-    manifest = read_manifest_bytes(bundle.path / MANIFEST)
-    path = bundle.path / SIGNATURE
-    path.write_text(f"{ALGORITHM}:{_mac(key, manifest)}\n")
-    return path
