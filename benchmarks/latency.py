@@ -95,7 +95,7 @@ def accuracy(bundle: Path, detector, X: np.ndarray, y: np.ndarray) -> dict:
     ref_auc = roc_auc_score(y != 1, -reference)
     out = {"reference_auc": float(ref_auc), "n_beats": len(X)}
     for precision in ONNX_PRECISIONS:
-        scores = load_scorer(bundle, precision=precision).score(X)
+        scores = load_scorer(bundle, precision=precision).score_samples(X)
         auc = roc_auc_score(y != 1, -scores)
         out[precision] = {
             "max_rel_err": float(np.max(np.abs(scores - reference) / np.abs(reference))),
