@@ -100,6 +100,29 @@ def one_run(paths: list[Path], settings: Settings, workers: int) -> dict:
     }
 
 
+def _spin(n: int = 10_000_000) -> None:
+    total = 0
+    for i in range(n):
+        total += i
+
+
+def machine_parallelism() -> float:
+    """What 2 processes of plain Python get done against 1, right now: the most any 2-worker run could show."""
+    import multiprocessing as mp
+
+    def wall(k: int) -> float:
+        started = time.perf_counter()
+        procs = [mp.Process(target=_spin) for _ in range(k)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        return time.perf_counter() - started
+
+    one = wall(1)
+    return round(2 * one / wall(2), 3)
+
+
 def projection(beats_per_s_per_worker: float, settings: Settings) -> list[dict]:
     """10,000 recordings of 24 h on N workers, from one worker's measured rate (linear scaling assumed)."""
     segments = int(np.ceil(HOLTER_S / settings.segment_s))
@@ -146,8 +169,10 @@ def main() -> None:
     paths = [args.data / r for r in args.records] if args.records else [args.data]
     base = Settings(bundle=str(bundle.resolve()), precision=args.precision, leads=("MLII", "V5"), calibration_beats=120)
     runs = []
+    ceilings = []
     for repeat in range(args.repeats):
         for block_s in args.block_s:
+            ceilings.append(machine_parallelism())
             for workers in (1, 2):
                 run = {"block_s": block_s, **one_run(paths, dataclasses.replace(base, block_s=block_s), workers)}
                 runs.append(run)
@@ -200,6 +225,8 @@ def main() -> None:
             "repeats": args.repeats,
         },
         "runs": runs,
+        # before each pair of runs: 2 spinning processes' throughput over 1 (the machine's own ceiling then)
+        "machine_parallelism_2_vs_1": ceilings,
         "beats_per_s": {str(b): r for b, r in rates.items()},
         "scaling_2_vs_1": {str(b): r for b, r in ratios.items()},
         "beats_per_worker_cpu_s": {str(b): r for b, r in per_core.items()},
@@ -256,6 +283,10 @@ def _markdown(report: dict) -> str:
         lines.append(
             f"2 workers / 1 worker (beats/s), {float(block):g} s blocks, per pair of runs: {', '.join(f'{r:.2f}x' for r in ratios)}  "
         )
+    lines.append(
+        "The machine's own ceiling before each pair (2 spinning Python processes over 1, in run order): "
+        + ", ".join(f"{c:.2f}x" for c in report["machine_parallelism_2_vs_1"])
+    )
     for block, rows in report["projection_10000_holter_24h"].items():
         rate = report["beats_per_worker_cpu_s"][block]
         lines += [
