@@ -258,3 +258,14 @@ def test_filter_bank_matches_sosfilt_whatever_the_chunk_lengths():
     got = np.hstack([bank.filter(slots, x[:, a:b]) for a, b in zip(edges[:-1], edges[1:]) if b > a])
     assert got.shape == x.shape and set(lengths) & set(range(65, 150)) and set(lengths) & set(range(1, 65))
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9 * np.abs(expected).max())
+
+
+def test_a_hub_that_never_ran_closes_its_ports_and_sinks(bundle, tmp_path):
+    from ecgedge.firmware_bridge.sinks import SqliteSink
+
+    endpoint = TcpEndpoint()
+    with Hub(load_scorer(bundle, threads=1)) as hub:
+        link = hub.add_board(endpoint.url)
+        hub.sinks.append(SqliteSink(tmp_path / "beats.db", hub.fs_of))
+    assert hub.sinks[0]._db is None and link.source._stop.is_set()
+    endpoint.close()

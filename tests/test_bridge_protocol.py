@@ -109,3 +109,17 @@ def test_source_reconnects_to_a_socket_board_within_two_seconds():
 def test_bad_port_url_is_named():
     with pytest.raises(ValueError, match="nosuchscheme://board"):
         SerialSource("nosuchscheme://board", lambda: FrameDecoder(Collector(), LinkStats()))
+
+
+def test_ports_and_sinks_close_as_context_managers(tmp_path):
+    from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
+
+    endpoint = TcpEndpoint()
+    with SerialSource(endpoint.url, lambda: FrameDecoder(Collector(), LinkStats())).start() as source:
+        assert source.wait_connected(5.0)
+    assert not source._thread.is_alive()  # the port is closed and nothing reconnects
+    endpoint.close()
+    with JsonlSink(tmp_path / "beats.jsonl") as jsonl, SqliteSink(tmp_path / "beats.db", lambda stream: 360.0) as db:
+        pass
+    assert jsonl._file.closed and db._db is None
+    db.close()  # closing twice is harmless

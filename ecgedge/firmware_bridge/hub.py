@@ -55,6 +55,7 @@ from typing import Callable
 
 import numpy as np
 
+from ecgedge._closing import Closing
 from ecgedge.firmware_bridge.beats import Beat
 from ecgedge.firmware_bridge.decoder import AsciiDecoder, FrameDecoder, LinkStats
 from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event
@@ -166,7 +167,7 @@ class BoardLink:
         self._put(LinkState(self, connected, why, time.time()))
 
 
-class Hub:
+class Hub(Closing):
     """Run the bridge for any number of boards.
 
     Parameters
@@ -572,6 +573,13 @@ class Hub:
     def fs_of(self, stream: str) -> float:
         """Sample rate of a stream (for sinks)."""
         return self._pipelines[stream].fs
+
+    def close(self) -> None:
+        """Stop every board's port and close the sinks, as the end of :meth:`run` does; safe to repeat."""
+        for link in self.links:
+            link.source.stop()
+        for sink in self.sinks:
+            sink.close()
 
     def summary(self) -> dict:
         """Totals so far: beats, flags, link faults, events, shedding, latency percentiles (ms)."""

@@ -16,6 +16,7 @@ from typing import IO
 
 import numpy as np
 
+from ecgedge._closing import Closing
 from ecgedge.firmware_bridge.beats import Beat
 from ecgedge.firmware_bridge.events import Event
 
@@ -62,7 +63,7 @@ class ScoredBeat:
         }
 
 
-class JsonlSink:
+class JsonlSink(Closing):
     """One JSON object per beat or event, one per line (events have an ``"event"`` field).
 
     Parameters
@@ -120,7 +121,7 @@ CREATE INDEX IF NOT EXISTS events_stream_time ON events (stream, time);
 """
 
 
-class SqliteSink:
+class SqliteSink(Closing):
     """Every beat, the waveform of every anomaly and every stream event, in an SQLite database (WAL).
 
     Each :meth:`commit` is one transaction. With ``synchronous="NORMAL"``
@@ -200,5 +201,8 @@ class SqliteSink:
             self._in_tx = False
 
     def close(self) -> None:
+        if self._db is None:
+            return
         self.commit()
         self._db.close()
+        self._db = None

@@ -12,6 +12,8 @@ from collections.abc import Callable
 import serial
 from serial.threaded import Protocol, ReaderThread
 
+from ecgedge._closing import Closing
+
 
 class _PortPoller:
     """One thread that reads every open port with a file descriptor.
@@ -86,7 +88,7 @@ def _never_a_port(url: str) -> str | None:
     return None
 
 
-class SerialSource:
+class SerialSource(Closing):
     """Keep any pyserial URL open and feed what it reads to a protocol.
 
     Ports with a file descriptor (ttys, ptys, ``socket://``) are read by one
@@ -207,6 +209,10 @@ class SerialSource:
             self._thread.join(5.0)
         elif self._first is not None:
             self._first.close()
+
+    def close(self) -> None:
+        """Close the port and stop reconnecting (:meth:`stop`)."""
+        self.stop()
 
     def _tell(self, connected: bool, why: str) -> None:
         if self.on_state is not None:

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from ecgedge._closing import Closing
 from ecgedge.beatformat import BeatFormat
 from ecgedge.runtime.bundle import Bundle
 
@@ -47,7 +48,7 @@ def check_beats(beats, length: int) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-class Scorer(ABC):
+class Scorer(Closing, ABC):
     """Scores beats with one exported model of a bundle, with the estimator's meaning.
 
     ``score_samples``, ``decision_function`` and ``predict`` are those of
@@ -129,15 +130,6 @@ class Scorer(ABC):
         ndarray of shape (n_beats,), int
         """
         return np.where(self.decision_function(beats) < 0, -1, 1)
-
-    def close(self) -> None:
-        """Release what the backend holds (sessions, device memory); idempotent."""
-
-    def __enter__(self) -> Scorer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (
