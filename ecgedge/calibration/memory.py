@@ -113,9 +113,7 @@ class PatientMemory:
         self.factor = factor
         self.min_beats = min_beats
         self.max_beats = max_beats
-        self._accepted: list[np.ndarray] = []
-        self._all: list[np.ndarray] = []
-        self._scores: list[np.ndarray] = []
+        self._offered: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (features, accepted, scores)
         self.beats_: np.ndarray | None = None
         self.threshold: float | None = None
 
@@ -143,9 +141,7 @@ class PatientMemory:
             raise ValueError(f"{len(features)} beats, {len(accepted)} verdicts and {len(scores)} scores differ")
         if not np.isfinite(features).all():
             raise ValueError("beat features contain NaN or infinite values")
-        self._accepted.append(features[accepted])
-        self._all.append(features)
-        self._scores.append(scores)
+        self._offered.append((features, accepted, scores))
 
     def close(self) -> None:
         """End learning: keep the accepted beats (or the fallback) and set the threshold.
@@ -155,16 +151,16 @@ class PatientMemory:
         ValueError
             When fewer than ``min_beats`` beats were offered at all.
         """
-        accepted = np.concatenate(self._accepted) if self._accepted else np.empty((0, 0), np.float32)
-        if len(accepted) < self.min_beats:
-            offered, scores = np.concatenate(self._all), np.concatenate(self._scores)
-            if len(offered) < self.min_beats:
-                raise ValueError(f"a patient memory needs at least {self.min_beats} beats, got {len(offered)}")
-            accepted = offered[scores >= np.median(scores)]
-        self.beats_ = accepted[-self.max_beats:]
+        n_offered = sum(len(features) for features, _, _ in self._offered)
+        if n_offered < self.min_beats:
+            raise ValueError(f"a patient memory needs at least {self.min_beats} beats, got {n_offered}")
+        features, accepted, scores = (np.concatenate(part) for part in zip(*self._offered))
+        if accepted.sum() < self.min_beats:
+            accepted = scores >= np.median(scores)
+        self.beats_ = features[accepted][-self.max_beats:]
         own = self._distance(self.beats_, leave_one_out=True)
         self.threshold = float(self.factor * np.percentile(own, self.quantile))
-        self._accepted, self._all, self._scores = [], [], []
+        self._offered = []
 
     def distance(self, features: np.ndarray) -> np.ndarray:
         """Mean distance of each beat to its ``n_neighbors`` nearest memory beats (lower is more normal)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgedge.datasets._wfdb import load_wfdb_record
+from ecgedge.datasets._wfdb import annotated_beats, load_wfdb_record
 
 #: ANSI/AAMI EC57 beat classes and the MIT-BIH annotation symbols each one gathers.
 AAMI_CLASSES = {"N": "NLRej", "SVEB": "AaJS", "VEB": "VE", "F": "F", "Q": "/fQ"}
@@ -134,8 +134,6 @@ def load_annotated_beats(
     ValueError
         When a record lacks the lead (the message names the record).
     """
-    from ecgedge.datasets._wfdb import annotated_beats
-
     parts = []
     for path in record_paths(directory, records):
         try:
