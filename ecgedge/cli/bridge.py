@@ -109,23 +109,29 @@ def _print_event(event) -> None:
 @click.option("--jsonl", type=click.Path(dir_okay=False, allow_dash=True), default=None, help="JSON lines file of every beat and event ('-': stdout, which then carries nothing else).")
 @click.option("--all-beats", is_flag=True, help="Print every beat, not only the flagged ones.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after S seconds (default: until interrupted).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Scorer threads.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Scorer threads (per worker).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes that serve the boards, each a group of them (at most one per board); this process writes every output. 1: all in this process.")
 @click.option("--no-beats", "no_beats_s", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True, help="Raise no-beats after S seconds of signal without an R peak.")
 @click.option("--no-data", "no_data_s", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="Raise no-data after S seconds connected without a valid frame.")
 @click.option("--max-lag", "max_lag_s", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="Overload: shed samples queued more than S seconds.")
 @click.option("--open-timeout", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds to try opening each port at start before giving up (exit 1).")
 def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead, polarity, calibrate, db, durable, jsonl, all_beats, duration, threads,
-           no_beats_s, no_data_s, max_lag_s, open_timeout) -> None:
+           workers, no_beats_s, no_data_s, max_lag_s, open_timeout) -> None:
     """Read ECG boards, flag abnormal beats live, log them, report every lapse of monitoring, and summarise at the end.
 
     Events (link-down/up, board-error, no-data, lead-off, no-signal, no-beats,
-    overload and their ends) go to stderr and to every sink. Exit status:
+    overload, worker-down and their ends) go to stderr and to every sink. With
+    --workers N the boards are split among N processes; one that dies is
+    reported (worker-down on its boards) and restarted, the others carry on.
+    Exit status:
     0 after --duration or a signal, 1 when the bundle or a port cannot be used
     at start.
     """
     from ecgedge.firmware_bridge.hub import Hub
     from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
     from ecgedge.firmware_bridge.source import PortError
+    from ecgedge.firmware_bridge.workers import WorkerPool
     from ecgedge.runtime import BundleError, load_scorer
 
     out = sys.stderr if jsonl == "-" else sys.stdout  # --jsonl -: stdout is JSON only
@@ -133,7 +139,12 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
         scorer = load_scorer(bundle_dir, backend=backend, precision=precision, threads=threads)
     except (BundleError, ImportError, ValueError) as exc:
         raise click.ClickException(f"cannot load bundle {bundle_dir}: {exc}") from None
-    hub = Hub(scorer, calibration_beats=calibrate, on_event=_print_event, no_beats_s=no_beats_s, no_data_s=no_data_s, max_lag_s=max_lag_s, open_timeout=open_timeout)
+    options = {"calibration_beats": calibrate, "on_event": _print_event, "no_beats_s": no_beats_s, "no_data_s": no_data_s, "max_lag_s": max_lag_s, "open_timeout": open_timeout}
+    if workers > 1:
+        scorer_options = {"backend": backend, "precision": precision, "threads": threads}
+        hub = WorkerPool(bundle_dir, scorer, workers=workers, scorer_options=scorer_options, **options)
+    else:
+        hub = Hub(scorer, **options)
     hub.on_beats = _print_beats(all_beats, hub.fs_of, out)
     try:
         for i, url in enumerate(ports):
@@ -147,7 +158,8 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
                 raise click.BadParameter(f"{db}: not a usable SQLite database ({exc})", param_hint="--db") from None
     except (ValueError, OSError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"bridge: {len(ports)} board(s), {scorer!r}", err=True)
+    served = f" in {min(workers, len(ports))} worker processes" if workers > 1 else ""
+    click.echo(f"bridge: {len(ports)} board(s){served}, {scorer!r}", err=True)
     try:
         summary = hub.run(duration=duration, stop=_stop_on_signals())
     except PortError as exc:

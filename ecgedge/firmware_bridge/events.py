@@ -3,7 +3,8 @@
 A bedside monitor must say when it is not monitoring. Each stream has a few
 :class:`Condition` s that start and end (the link is down, the board sent
 something the bridge cannot use, the electrodes are off, the signal is not
-an ECG, no beat for a while, samples shed under overload). The hub emits a
+an ECG, no beat for a while, samples shed under overload, the worker process
+serving it died). The hub emits a
 :class:`Raised` when a condition starts and a :class:`Cleared` when it ends;
 sinks store both (``as_dict`` gives the JSON object, with an ``"event"``
 field naming it) and the command line prints them on stderr.
@@ -26,6 +27,7 @@ class Condition(Enum):
     NO_SIGNAL = ("no-signal", "signal-back")
     NO_BEATS = ("no-beats", "beats-back")
     OVERLOAD = ("overload", "caught-up")
+    WORKER_DOWN = ("worker-down", "worker-up")
 
     @property
     def raised_name(self) -> str:
@@ -117,8 +119,9 @@ class ConditionTracker:
     detail) or seen to be over (``active=False``): only changes make events.
     A condition ends only once it has not been seen for ``hold`` seconds, so
     a flapping one (a loose electrode, a board toggling its flags every frame)
-    makes one event pair, not thousands. The link's state is a fact and
-    ends at once (reconnection backoff already limits how often it changes).
+    makes one event pair, not thousands. The link's and the worker process's
+    states are facts and end at once (reconnection and restart backoffs
+    already limit how often they change).
 
     Parameters
     ----------
@@ -127,7 +130,7 @@ class ConditionTracker:
 
     def __init__(self, hold: float = 1.0) -> None:
         self.hold = hold
-        self._holds = {Condition.LINK_DOWN: 0.0}
+        self._holds = {Condition.LINK_DOWN: 0.0, Condition.WORKER_DOWN: 0.0}
         self._active: dict[tuple[str, Condition], tuple[float, str, float]] = {}  # (since, detail, last seen)
         self.counts: dict[str, int] = {}
 

@@ -1,0 +1,190 @@
+"""``ecgedge bridge --workers N``: groups of boards served by worker processes, every output written by one parent.
+
+Virtual boards play MIT-BIH record 100 over real ptys into real worker
+processes (``spawn``) scoring with a real exported bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from fixtures.bridge_support import play, tiny_bundle
+
+from ecgedge.firmware_bridge.hub import Hub
+from ecgedge.firmware_bridge.simulator import PtyEndpoint, VirtualBoard, run_boards
+from ecgedge.firmware_bridge.sinks import SqliteSink
+from ecgedge.firmware_bridge.source import PortError
+from ecgedge.firmware_bridge.workers import WorkerPool
+from ecgedge.runtime import load_scorer
+
+ECGEDGE = [sys.executable, "-c", "from ecgedge.cli import main; main()"]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return tiny_bundle(tmp_path_factory)
+
+
+def boards(n: int, seconds: float) -> list:
+    """``n`` boards, each its own stretch of record 100, over ptys."""
+    return [(VirtualBoard.from_record(start_s=40 * i, duration_s=seconds), PtyEndpoint()) for i in range(n)]
+
+
+class Served:
+    """A pool running in a thread, keeping what it commits; ``stop()`` ends it and returns its summary."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+        self.beats, self.events = [], []
+        pool.on_beats = self.beats.extend
+        pool.on_event = self.events.append
+        self._stop, self._result = threading.Event(), {}
+        self._thread = threading.Thread(target=lambda: self._result.update(pool.run(stop=self._stop)))
+        self._thread.start()
+
+    def wait_for(self, predicate, timeout: float = 60.0) -> None:
+        give_up = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < give_up, (self.events, len(self.beats))
+            time.sleep(0.05)
+
+    def wait_until_quiet(self, quiet: float = 1.5) -> None:
+        seen, since = -1, time.monotonic()
+        while time.monotonic() - since < quiet:
+            if len(self.beats) != seen:
+                seen, since = len(self.beats), time.monotonic()
+            time.sleep(0.05)
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join(60)
+        assert not self._thread.is_alive()
+        return self._result
+
+
+def by_stream(scored) -> dict:
+    out: dict[str, list] = {}
+    for s in scored:
+        out.setdefault(s.beat.stream, []).append((s.beat.sample, round(s.score, 4)))
+    return out
+
+
+def test_two_workers_find_and_score_the_same_beats_as_one_process(bundle):
+    played = 30.0
+    one = Hub(load_scorer(bundle, threads=1))
+    scored = []
+    one.on_beats = scored.extend
+    for i, (_, endpoint) in enumerate(single := boards(4, played)):
+        one.add_board(endpoint.path, name=f"board{i}")
+    play(one, single, speed=15)
+
+    pool = WorkerPool(bundle, load_scorer(bundle, threads=1), workers=2, scorer_options={"threads": 1}, max_lag_s=60)
+    for i, (_, endpoint) in enumerate(pooled := boards(4, played)):
+        pool.add_board(endpoint.path, name=f"board{i}")
+    served = Served(pool)
+    try:
+        run_boards(pooled, speed=15, wait_reader=60)
+        served.wait_until_quiet()
+    finally:
+        summary = served.stop()
+        for _, endpoint in pooled:
+            endpoint.close()
+    assert by_stream(served.beats) == by_stream(scored) and len(by_stream(scored)) == 4
+    assert summary["beats"] == len(scored) and summary["frames"] == sum(b.stats.frames for b, _ in pooled)
+    assert [w["boards"] for w in summary["workers"]] == [["board0", "board2"], ["board1", "board3"]]
+    assert summary["internal_errors"] == 0 and summary["latency_ms"]["p50"] is not None
+
+
+def test_a_killed_worker_is_reported_and_restarted_while_the_others_stream(bundle, tmp_path):
+    """Its boards get worker-down / worker-up; the restarted worker judges by the thresholds learnt before (SQLite)."""
+    pool = WorkerPool(bundle, load_scorer(bundle, threads=1), workers=2, scorer_options={"threads": 1},
+                      calibration_beats=5, restart_delay=0.2, max_lag_s=60)
+    pool.sinks.append(SqliteSink(tmp_path / "beats.db", pool.fs_of))
+    played = boards(2, 120)
+    for i, (_, endpoint) in enumerate(played):
+        pool.add_board(endpoint.path, name=f"board{i}")
+    served = Served(pool)
+    stop = threading.Event()
+    player = threading.Thread(target=run_boards, args=(played,), kwargs={"speed": 10, "stop": stop, "wait_reader": 60})
+    player.start()
+
+    def count(stream, since=0):
+        return sum(s.beat.stream == stream for s in served.beats[since:])
+
+    try:
+        served.wait_for(lambda: count("board0") >= 8 and count("board1") >= 8)
+        victim = pool.slots[1].process.pid
+        os.kill(victim, signal.SIGKILL)
+        served.wait_for(lambda: any(e.name == "worker-down" for e in served.events))
+        down_at = len(served.beats)
+        served.wait_for(lambda: any(e.name == "worker-up" for e in served.events))
+        up_at = len(served.beats)
+        served.wait_for(lambda: count("board1", up_at) >= 3)
+    finally:
+        stop.set()
+        player.join(10)
+        summary = served.stop()
+        for _, endpoint in played:
+            endpoint.close()
+    worker_events = [(e.stream, e.name) for e in served.events if e.name.startswith("worker")]
+    assert worker_events == [("board1", "worker-down"), ("board1", "worker-up")]
+    down = next(e for e in served.events if e.name == "worker-down")
+    assert f"worker 1 (pid {victim}) was killed by SIGKILL; restarting in 0.2 s" == down.detail
+    assert count("board0", down_at) - count("board0", up_at) > 0  # board0 streamed through the outage
+    learnt = {s.threshold for s in served.beats[:down_at] if s.beat.stream == "board1" and not s.learning}
+    assert len(learnt) == 1 and {s.threshold for s in served.beats[up_at:] if s.beat.stream == "board1"} == learnt
+    assert summary["workers"][1]["restarts"] == 1 and summary["workers"][1]["exit_codes"][0] == -signal.SIGKILL
+    assert summary["workers"][0]["restarts"] == 0 and summary["events"]["worker-down"] == 1
+    with sqlite3.connect(tmp_path / "beats.db") as db:
+        assert db.execute("SELECT stream, COUNT(*) FROM beats WHERE threshold IS NULL GROUP BY stream").fetchall() == [("board0", 5), ("board1", 5)]
+        assert db.execute("SELECT stream, event FROM events WHERE event LIKE 'worker%'").fetchall() == worker_events
+
+
+def test_a_port_that_cannot_be_opened_stops_the_start_naming_it(bundle, tmp_path):
+    good = PtyEndpoint()
+    pool = WorkerPool(bundle, load_scorer(bundle, threads=1), workers=2, open_timeout=0.2)
+    pool.add_board(good.path, name="good")
+    pool.add_board(str(tmp_path / "missing"), name="missing")
+    try:
+        with pytest.raises(PortError, match="cannot open port .*missing"):
+            pool.run(duration=5)
+    finally:
+        good.close()
+    assert all(not w.process.is_alive() for w in pool.slots)
+
+
+def test_bridge_cli_with_two_workers_keeps_stdout_json_and_stops_on_ctrl_c(bundle):
+    played = boards(3, 600)
+    cmd = [*ECGEDGE, "bridge", *[a for _, e in played for a in ("--port", e.path)], "--bundle", str(bundle), "--workers", "2", "--jsonl", "-"]
+    bridge = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    stop = threading.Event()
+    player = threading.Thread(target=run_boards, args=(played,), kwargs={"speed": 10, "stop": stop, "wait_reader": 60})
+    player.start()
+    rows = []
+    try:
+        for line in bridge.stdout:
+            rows.append(json.loads(line))  # every line of stdout is JSON
+            if {r["stream"] for r in rows if "score" in r} == {"board0", "board1", "board2"}:
+                break
+        os.killpg(bridge.pid, signal.SIGINT)  # Ctrl-C: the whole process group, workers included
+        out, err = bridge.communicate(timeout=60)
+    finally:
+        bridge.kill()
+        stop.set()
+        player.join(10)
+        for _, endpoint in played:
+            endpoint.close()
+    assert bridge.returncode == 0, err
+    rows += [json.loads(line) for line in out.splitlines()]
+    assert [r["event"] for r in rows if "event" in r][:3] == ["link-up"] * 3
+    assert "bridge: 3 board(s) in 2 worker processes" in err and "EVENT " in err and "Traceback" not in err
+    summary = json.loads(err.split("summary-json: ")[1])
+    assert summary["beats"] == sum("score" in r for r in rows) and [w["exit_codes"] for w in summary["workers"]] == [[0], [0]]
