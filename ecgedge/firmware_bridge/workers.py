@@ -20,8 +20,9 @@ its boards, restarts it after ``restart_delay`` seconds (doubling while it
 dies within a minute of starting, up to 30 s) and clears the condition
 (``worker-up``) when the new worker commits its first batch (its boards'
 ``link-up``); the other workers never stop. The new worker resumes each
-stream's learnt threshold from the parent's sink with ``learning_scores``
-(SQLite), as a restarted bridge does. What the dead worker had read but
+stream's learnt patient from what the parent's sink keeps (SQLite: the
+learning scores, the patient memories a worker's Hub saves), as a
+restarted bridge does. What the dead worker had read but
 not committed is lost with it; what waited in its ports meanwhile is read
 by the new one (and shed if too late, by the Hub's overload policy).
 
@@ -56,9 +57,10 @@ _REPORT_EVERY_S = 2.0  # how often a busy worker sends its counters
 _MAX_RESTART_DELAY_S = 30.0
 _YOUNG_S = 60.0  # a worker that dies younger than this is restarted later each time
 _STOP_GRACE_S = 15.0  # how long stopping workers may take to commit their last beats
-_SUMMED = ("frames", "frames_dropped", "frames_lost", "garbage_bytes", "shed_samples", "shed_beats", "internal_errors")
-
-Items = list[tuple[str, list]]  # what one commit holds, in order: ("beats", [ScoredBeat]) or ("events", [Event])
+#: What one commit holds, in order: ("beats", [ScoredBeat]), ("events", [Event]) or ("patients", [(stream, state)]).
+Items = list[tuple[str, list]]
+#: The sink methods that resume a stream's patient, and what the worker's Hub saves with each commit.
+_KEPT = ("learning_scores", "patient_state")
 
 
 @dataclass(frozen=True)
@@ -75,15 +77,16 @@ class WorkerPlan:
         Keyword arguments of :class:`~ecgedge.firmware_bridge.hub.Hub` (no sinks, no callbacks).
     boards : list of (str, dict)
         Each board's URL and keyword arguments of :meth:`Hub.add_board`.
-    learnt : dict
-        Stream name -> learning scores the parent's sink stored, for the worker's judges to resume from.
+    kept : dict
+        What the parent's sinks keep of each stream, for the worker's Hub to
+        resume from: ``{"learning_scores": {stream: scores}, "patient_state": {stream: state}}``.
     """
 
     bundle: str
     scorer_options: dict
     hub_options: dict
     boards: list[tuple[str, dict]]
-    learnt: dict[str, list[float]]
+    kept: dict[str, dict]
 
 
 class _Outbox(Closing):
@@ -91,20 +94,28 @@ class _Outbox(Closing):
 
     It also sends the Hub's counters (:meth:`Hub.summary`) every
     ``_REPORT_EVERY_S`` seconds of commits and on :meth:`report`, and hands
-    the Hub the learning scores the parent read from its own sink.
+    the Hub what the parent's sinks keep of each stream (``kept``, see
+    :class:`WorkerPlan`), as an SQLite sink would.
     """
 
-    def __init__(self, conn: Connection, fs_of: Callable[[str], float], counters: Callable[[], dict], learnt: dict[str, list[float]]) -> None:
+    def __init__(self, conn: Connection, fs_of: Callable[[str], float], counters: Callable[[], dict], kept: dict[str, dict]) -> None:
         self._conn = conn
         self._fs_of = fs_of
         self._counters = counters
-        self._learnt = learnt
+        self._kept = kept
         self._items: Items = []
         self._reported_at = time.monotonic()
 
     def learning_scores(self, stream: str, limit: int) -> list[float]:
         """The stored learning scores of ``stream`` (at most ``limit``), oldest first."""
-        return self._learnt.get(stream, [])[:limit]
+        return self._kept["learning_scores"].get(stream, [])[:limit]
+
+    def patient_state(self, stream: str) -> dict | None:
+        """The patient memory last saved for ``stream``, or None."""
+        return self._kept["patient_state"].get(stream)
+
+    def save_patient(self, stream: str, state: dict) -> None:
+        self._items.append(("patients", [(stream, state)]))
 
     def write(self, beats: list[ScoredBeat]) -> None:
         self._items.append(("beats", beats))
@@ -142,7 +153,7 @@ def serve_group(plan: WorkerPlan, conn: Connection) -> None:
 
     hub = Hub(load_scorer(plan.bundle, **plan.scorer_options), **plan.hub_options)
     hub.latencies = deque(maxlen=1000)  # the parent measures latency at its own commit
-    outbox = _Outbox(conn, hub.fs_of, hub.summary, plan.learnt)
+    outbox = _Outbox(conn, hub.fs_of, hub.summary, plan.kept)
     hub.sinks.append(outbox)
     for url, options in plan.boards:
         hub.add_board(url, **options)
@@ -315,7 +326,7 @@ class WorkerPool(Closing):
 
     def _start(self, worker: _Worker) -> None:
         receive, send = _CONTEXT.Pipe(duplex=False)
-        plan = WorkerPlan(self.bundle, self.scorer_options, self.hub_options, worker.boards, self._learnt(worker.streams))
+        plan = WorkerPlan(self.bundle, self.scorer_options, self.hub_options, worker.boards, self._kept(worker.streams))
         worker.process = _CONTEXT.Process(target=serve_group, args=(plan, send), name=f"ecgedge bridge worker {worker.index}", daemon=True)
         worker.process.start()
         send.close()  # the worker holds the only writing end: its death ends the pipe
@@ -323,14 +334,17 @@ class WorkerPool(Closing):
         worker.started_at = time.monotonic()
         worker.starts += 1
 
-    def _learnt(self, streams: list[str]) -> dict[str, list[float]]:
-        """The learning scores stored in the first sink that keeps them, for ``streams``."""
-        if not self.calibration_beats:
-            return {}
-        for sink in self.sinks:
-            if hasattr(sink, "learning_scores"):
-                return {stream: sink.learning_scores(stream, self.calibration_beats) for stream in streams}
-        return {}
+    def _kept(self, streams: list[str]) -> dict[str, dict]:
+        """What the first sink that keeps each kind holds of ``streams`` (see :class:`WorkerPlan`)."""
+        kept: dict[str, dict] = {kind: {} for kind in _KEPT}
+        learning = next((sink for sink in self.sinks if hasattr(sink, "learning_scores")), None)
+        if learning is not None and self.calibration_beats:
+            kept["learning_scores"] = {stream: learning.learning_scores(stream, self.calibration_beats) for stream in streams}
+        patients = next((sink for sink in self.sinks if hasattr(sink, "patient_state")), None)
+        if patients is not None:
+            states = {stream: patients.patient_state(stream) for stream in streams}
+            kept["patient_state"] = {stream: state for stream, state in states.items() if state is not None}
+        return kept
 
     def _await_start(self, stop: threading.Event) -> None:
         give_up = time.monotonic() + self.start_timeout
@@ -401,7 +415,13 @@ class WorkerPool(Closing):
         """Write one worker commit (or the pool's own events) to every sink, commit, then report it."""
         for kind, batch in items:
             for sink in self.sinks:
-                (sink.write if kind == "beats" else sink.write_events)(batch)
+                if kind == "beats":
+                    sink.write(batch)
+                elif kind == "events":
+                    sink.write_events(batch)
+                elif hasattr(sink, "save_patient"):
+                    for stream, state in batch:
+                        sink.save_patient(stream, state)
         for sink in self.sinks:
             sink.commit()
         committed = time.perf_counter()
@@ -411,6 +431,7 @@ class WorkerPool(Closing):
                     self.event_counts[event.name] = self.event_counts.get(event.name, 0) + 1
                     if self.on_event is not None:
                         self.on_event(event)
+            if kind != "beats":
                 continue
             self.latencies.extend(committed - s.beat.arrival for s in batch if not s.beat.warmup)
             self.beats += len(batch)
@@ -445,28 +466,34 @@ class WorkerPool(Closing):
         """Totals so far, as :meth:`Hub.summary`, plus ``workers``: each one's boards, pid, restarts and exit codes.
 
         Beats, flags, events and latency are counted here as they are
-        committed; link and shedding counters add up each worker process's
-        last report (sent every few seconds and at its end).
+        committed; the rest adds up each worker process's last report (sent
+        every few seconds of commits and at its end): numbers add, per-stream
+        tables and lists join (the latest report wins), the filter rows are
+        the live workers'.
         """
-        reports = [r for w in self.slots for r in (*w.retired, w.counters) if r]
-        links: dict[str, dict] = {}
-        resumed: dict[str, int] = {}
-        for report in reports:
-            links.update(report["links"])
-            resumed.update(report["resumed_learning_beats"])
+        merged: dict = {}
+        for report in (r for w in self.slots for r in (*w.retired, w.counters)):
+            for key, value in report.items():
+                if isinstance(value, dict):
+                    merged.setdefault(key, {}).update(value)
+                elif isinstance(value, list):
+                    merged[key] = sorted({*merged.get(key, []), *value})
+                elif isinstance(value, (int, float)):
+                    merged[key] = merged.get(key, 0) + value
+                else:
+                    merged[key] = value
         filter_rows: dict[float, int] = {}
-        for worker in self.slots:  # the filter state the live workers hold
+        for worker in self.slots:
             for fs, rows in worker.counters.get("filter_rows", {}).items():
                 filter_rows[fs] = filter_rows.get(fs, 0) + rows
         lat = np.array(self.latencies) * 1000
         return {
+            **merged,
             "boards": len(self._boards),
             "beats": self.beats,
             "flagged": self.flagged,
             "learning_beats": self.learning_beats,
             "warmup_beats": self.warmup_beats,
-            **{key: sum(r[key] for r in reports) for key in _SUMMED},
-            "resumed_learning_beats": resumed,
             "events": dict(sorted(self.event_counts.items())),
             "filter_rows": filter_rows,
             "latency_ms": {
@@ -474,7 +501,6 @@ class WorkerPool(Closing):
                 "p99": float(np.percentile(lat, 99)) if lat.size else None,
                 "max": float(lat.max()) if lat.size else None,
             },
-            "links": links,
             "workers": [
                 {"boards": w.streams, "pid": w.process.pid if w.process else None, "restarts": max(0, w.starts - 1), "exit_codes": w.exit_codes}
                 for w in self.slots
