@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from process_tree import machine_parallelism
 from results_file import write_results
 
 from ecgedge import __version__
@@ -98,29 +99,6 @@ def one_run(paths: list[Path], settings: Settings, workers: int) -> dict:
         "cores_obtained": round((cpu + own) / report.elapsed_s, 2),
         "beats_per_worker_cpu_s": round(report.beats / cpu, 1),
     }
-
-
-def _spin(n: int = 10_000_000) -> None:
-    total = 0
-    for i in range(n):
-        total += i
-
-
-def machine_parallelism() -> float:
-    """What 2 processes of plain Python get done against 1, right now: the most any 2-worker run could show."""
-    import multiprocessing as mp
-
-    def wall(k: int) -> float:
-        started = time.perf_counter()
-        procs = [mp.Process(target=_spin) for _ in range(k)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join()
-        return time.perf_counter() - started
-
-    one = wall(1)
-    return round(2 * one / wall(2), 3)
 
 
 def projection(beats_per_s_per_worker: float, settings: Settings) -> list[dict]:

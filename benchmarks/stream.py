@@ -23,17 +23,28 @@ Runs:
   ones (:class:`~ecgedge.firmware_bridge.simulator.HostileBoard`), the longer
   run of ``tests/test_hub_fuzz.py``: exceptions escaped, internal errors,
   events, the good board's beats.
+- ``workers``: capacity of ``ecgedge bridge --workers W`` for each ``--workers``
+  count, run as a user runs it (its own process tree, ``--db``, ``--calibrate
+  10``): board counts of ``--ladder`` in real time for ``--capacity-seconds``
+  each, interleaved between the worker counts so they meet the same load, up
+  to the first count a worker count does not hold. Held: p99 latency under
+  ``--bound-ms``, no sample or beat shed, no frame lost. Each run records the
+  bridge's CPU seconds and peak resident memory (all its processes), the
+  machine's CPU use and load average, and before each board count what 2
+  spinning processes get done against 1 (the most a second worker could add then).
 
-Usage: ``python benchmarks/stream.py [--bundle DIR] [--runs ...] [--boards 200] [--seconds 60] [--holds 100] [--fuzz 120]``
+Usage: ``python benchmarks/stream.py [--bundle DIR] [--runs ...] [--boards 200] [--seconds 60] [--holds 100] [--fuzz 120] [--workers 1 2]``
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import multiprocessing as mp
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import threading
@@ -41,6 +52,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from process_tree import TreeSampler, machine_parallelism
 from results_file import write_results
 
 from ecgedge.datasets import load_wfdb_record
@@ -130,6 +142,60 @@ def run(scorer, make_boards, db: Path, hub_options: dict | None = None, play_s: 
     return result, board_stats, samples
 
 
+def bridge_process(bundle: Path, precision: str, workers: int, n: int, seconds: float, db: Path) -> dict:
+    """``n`` boards in real time for ``seconds`` into ``ecgedge bridge --workers W``, its own process tree.
+
+    Returns the bridge's summary (``brief``), what its processes used
+    (:class:`TreeSampler`), the boards' frames sent and overruns.
+    """
+    ctx = mp.get_context("fork")  # the player forks before this process starts any thread
+    out = ctx.Queue()
+    player = ctx.Process(target=_play, args=(lambda: many_boards(n, seconds), {"wait_reader": 300}, out, None))
+    player.start()
+    ports = [a for url, _ in out.get() for a in ("--port", url)]
+    cmd = [sys.executable, "-c", "from ecgedge.cli import main; main()", "bridge", *ports, "--bundle", str(bundle), "--precision", precision,
+           "--workers", str(workers), "--db", str(db), "--calibrate", "10", "--duration", str(seconds + 5)]
+    started = time.perf_counter()
+    bridge = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampler = TreeSampler(bridge.pid).start()
+    stdout, stderr = bridge.communicate(timeout=seconds + 600)
+    used = sampler.stop()
+    if bridge.returncode != 0 or "summary-json: " not in stdout:
+        player.terminate()
+        raise RuntimeError(f"bridge --workers {workers} with {n} boards failed ({bridge.returncode}): {stderr[-2000:]}")
+    boards = out.get(timeout=120)
+    player.join()
+    summary = brief(json.loads(stdout.split("summary-json: ")[1]))
+    return {"summary": summary, "used": used, "wall_s": round(time.perf_counter() - started, 1),
+            "frames_sent": sum(b["frames"] for b in boards), "overruns": sum(b["overruns"] for b in boards)}
+
+
+def held(run_: dict, bound_ms: float) -> bool:
+    """Whether the boards were held: p99 under the bound, nothing shed, every frame read."""
+    s = run_["summary"]
+    p99 = s["latency_ms"]["p99"]
+    return p99 is not None and p99 < bound_ms and s["shed_samples"] == 0 and s["shed_beats"] == 0 and s["frames_lost"] == 0 and s["frames"] == run_["frames_sent"]
+
+
+def workers_capacity(args, bundle: Path, work: Path) -> dict:
+    """The ``workers`` run: the ladder of board counts for each worker count, up to the first count it does not hold."""
+    rows, holding = [], list(args.workers)
+    for n in args.ladder:
+        if not holding:
+            break
+        ceiling = machine_parallelism()
+        for w in list(holding):
+            row = {"workers": w, "boards": n, "machine_parallelism_2_vs_1": ceiling,
+                   **bridge_process(bundle, args.precision, w, n, args.capacity_seconds, work / f"workers-{w}-{n}.db")}
+            row["held"] = held(row, args.bound_ms)
+            rows.append(row)
+            print(f"workers {w}, {n} boards: held={row['held']}", row["summary"]["latency_ms"], row["used"], flush=True)
+            if not row["held"]:
+                holding.remove(w)
+    capacity = {str(w): max((r["boards"] for r in rows if r["workers"] == w and r["held"]), default=0) for w in args.workers}
+    return {"bound_ms": args.bound_ms, "seconds": args.capacity_seconds, "capacity": capacity, "rows": rows}
+
+
 def accuracy(record, samples) -> dict:
     import wfdb.processing
 
@@ -171,6 +237,7 @@ def environment(args, bundle: Path) -> dict:
         "settings": {"bundle": str(args.bundle or "shipped default model"), "precision": args.precision, "runs": args.runs, "boards": args.boards,
                      "seconds": args.seconds, "holds": args.holds, "overload_seconds": args.overload_seconds, "max_lag_s": args.max_lag, "beat_deadline_s": args.beat_deadline,
                      "fuzz_seconds": args.fuzz, "fuzz_boards": args.fuzz_boards,
+                     "workers": args.workers, "ladder": args.ladder, "capacity_seconds": args.capacity_seconds, "bound_ms": args.bound_ms,
                      "samples_per_frame": 10, "sqlite": "WAL, synchronous=NORMAL, one commit per micro-batch"},
     }
 
@@ -187,7 +254,7 @@ def markdown(report: dict) -> str:
         "shared with other work), Python " + env["python"] + ", " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), "",
         "Settings: " + ", ".join(f"{k}={v}" for k, v in env["settings"].items()), "",
     ]
-    classic = [name for name in r if not name.startswith(("overload", "fuzz"))]
+    classic = [name for name in r if not name.startswith(("overload", "fuzz", "workers"))]
     if classic:
         lines += ["| run | boards | beats | frames | dropped | lost | latency p50 / p99 / max (ms) | notes |", "|---|---|---|---|---|---|---|---|"]
         for name in classic:
@@ -206,6 +273,8 @@ def markdown(report: dict) -> str:
             lat = " / ".join(_ms(v) for v in s["latency_ms"].values())
             lines.append(f"| {name} | {s['boards']} | {s['beats']} | {lat} | {_ms(s['peak_rss_mb'])} | {s['shed_samples']} | {s['shed_beats']} | "
                          f"{s['frames_lost']} | {sum(b['overruns'] for b in boards)} | {max(b['late_max'] for b in boards):.2f} | {len(s['escaped'])} |")
+    if "workers" in r:
+        lines += ["", workers_markdown(r["workers"])]
     if "fuzz" in r:
         f = r["fuzz"]
         s = f["summary"]
@@ -213,6 +282,25 @@ def markdown(report: dict) -> str:
                   f"{len(s['escaped'])} exceptions escaped, {s['internal_errors']} internal errors; good board {f['good_beats']} beats, "
                   f"longest pause {f['good_longest_pause_s']:.2f} s; hostile chunks by kind {f['kinds']}; events {s['events']}"]
     return "\n".join(lines) + "\n"
+
+
+def workers_markdown(w: dict) -> str:
+    """The ``workers`` run: capacity per worker count, then every run of the ladder."""
+    capacity = ", ".join(f"{k} worker(s): {v} boards" for k, v in w["capacity"].items())
+    lines = [f"Workers: `ecgedge bridge --workers W --db --calibrate 10`, boards in real time for {w['seconds']:g} s each, board counts interleaved "
+             f"between worker counts; held = p99 < {w['bound_ms']:g} ms, nothing shed, every frame read. Capacity: {capacity}. "
+             "CPU: seconds used by all the bridge's processes (cores = CPU s / wall s of the bridge); RSS: peak of their sum; "
+             "machine: CPU use of all cores and 1-minute load average during the run; 2 vs 1: what 2 spinning processes got done "
+             "against 1 just before (2.0 = a free second core).", "",
+             "| workers | boards | held | beats | latency p50 / p99 / max (ms) | shed samples / beats | frames lost | bridge CPU s (cores) | peak RSS (MB) | machine busy | load mean / max | 2 vs 1 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in w["rows"]:
+        s, u = r["summary"], r["used"]
+        lat = " / ".join(_ms(v) for v in s["latency_ms"].values())
+        lines.append(f"| {r['workers']} | {r['boards']} | {'yes' if r['held'] else 'no'} | {s['beats']} | {lat} | {s['shed_samples']} / {s['shed_beats']} | "
+                     f"{s['frames_lost']} | {u['cpu_s']:.1f} ({u['cpu_s'] / r['wall_s']:.2f}) | {u['peak_rss_mb']:.0f} | {u['machine_busy']:.0%} | "
+                     f"{u['load_1min_mean']} / {u['load_1min_max']} | {r['machine_parallelism_2_vs_1']:.2f} |")
+    return "\n".join(lines)
 
 
 def _note(name: str, run_: dict) -> str:
@@ -253,7 +341,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=None, help="bundle directory (default: the shipped model, exported)")
     parser.add_argument("--precision", default="int8", choices=["fp32", "int8", "fp16"])
-    parser.add_argument("--runs", nargs="+", default=list(CLASSIC), choices=[*CLASSIC, "overload", "fuzz"], help="which runs")
+    parser.add_argument("--runs", nargs="+", default=list(CLASSIC), choices=[*CLASSIC, "overload", "fuzz", "workers"], help="which runs")
     parser.add_argument("--boards", type=int, nargs="+", default=[60, 100, 200], help="board counts of the capacity runs")
     parser.add_argument("--seconds", type=float, default=60.0, help="real-time seconds of the latency and capacity runs")
     parser.add_argument("--speed", type=float, default=100.0, help="speed of the accuracy and fault runs")
@@ -263,6 +351,10 @@ def main() -> None:
     parser.add_argument("--beat-deadline", type=float, default=5.0, help="the hub's beat_deadline_s in the overload runs")
     parser.add_argument("--fuzz", type=float, default=120.0, help="seconds of the fuzz run")
     parser.add_argument("--fuzz-boards", type=int, default=8, help="hostile boards in the fuzz run")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts of the workers run")
+    parser.add_argument("--ladder", type=int, nargs="+", default=[10, 20, 30, 40, 50, 60, 80, 100, 120, 150, 200], help="board counts of the workers run, ascending")
+    parser.add_argument("--capacity-seconds", type=float, default=20.0, help="real-time seconds of each run of the workers ladder")
+    parser.add_argument("--bound-ms", type=float, default=100.0, help="p99 latency under which boards are held (the workers run)")
     parser.add_argument("--tag", default="", help="appended to the results file name")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ecgedge-stream-"))
@@ -315,6 +407,9 @@ def main() -> None:
         runs["fuzz"] = {"summary": brief(summary), "boards": stats, "seconds": args.fuzz, "kinds": kinds,
                         "good_beats": len(samples), "good_longest_pause_s": float(pauses.max())}
         print("fuzz", runs["fuzz"]["summary"], kinds, flush=True)
+
+    if "workers" in args.runs:
+        runs["workers"] = workers_capacity(args, bundle, work)
 
     report = {"environment": environment(args, bundle), "runs": runs}
     write_results("stream", report, markdown(report), tag=args.tag)
