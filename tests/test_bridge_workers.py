@@ -161,25 +161,28 @@ def test_a_port_that_cannot_be_opened_stops_the_start_naming_it(bundle, tmp_path
     assert all(not w.process.is_alive() for w in pool.slots)
 
 
-def test_bridge_cli_with_two_workers_keeps_stdout_json_and_stops_on_ctrl_c(bundle):
+@pytest.mark.parametrize("stop", ["ctrl-c", "duration"])
+def test_bridge_cli_with_two_workers_keeps_stdout_json_and_exits_0(bundle, stop):
     played = boards(3, 600)
     cmd = [*ECGEDGE, "bridge", *[a for _, e in played for a in ("--port", e.path)], "--bundle", str(bundle), "--workers", "2", "--jsonl", "-"]
+    cmd += ["--duration", "4"] if stop == "duration" else []
     bridge = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    stop = threading.Event()
-    player = threading.Thread(target=run_boards, args=(played,), kwargs={"speed": 10, "stop": stop, "wait_reader": 60})
-    player.start()
+    player = threading.Event()
+    playing = threading.Thread(target=run_boards, args=(played,), kwargs={"speed": 10, "stop": player, "wait_reader": 60})
+    playing.start()
     rows = []
     try:
         for line in bridge.stdout:
             rows.append(json.loads(line))  # every line of stdout is JSON
             if {r["stream"] for r in rows if "score" in r} == {"board0", "board1", "board2"}:
                 break
-        os.killpg(bridge.pid, signal.SIGINT)  # Ctrl-C: the whole process group, workers included
+        if stop == "ctrl-c":
+            os.killpg(bridge.pid, signal.SIGINT)  # the whole process group, workers included, as a terminal does
         out, err = bridge.communicate(timeout=60)
     finally:
         bridge.kill()
-        stop.set()
-        player.join(10)
+        player.set()
+        playing.join(10)
         for _, endpoint in played:
             endpoint.close()
     assert bridge.returncode == 0, err
