@@ -231,7 +231,7 @@ def environment(args, bundle: Path) -> dict:
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
-        "load_average_at_start": os.getloadavg(),
+        "load_average_at_start": os.getloadavg(), "niceness": os.nice(0),
         "system": platform.platform(), "python": sys.version.split()[0],
         "versions": {"numpy": np.__version__, "scipy": scipy.__version__, "onnxruntime": onnxruntime.__version__, "pyserial": serial.__version__},
         "settings": {"bundle": str(args.bundle or "shipped default model"), "precision": args.precision, "runs": args.runs, "boards": args.boards,
@@ -251,7 +251,7 @@ def markdown(report: dict) -> str:
     lines = [
         f"# Streaming benchmark ({env['date']})", "",
         f"{env['system']}, {env['cpus']} CPUs (load average at start {', '.join(f'{v:.1f}' for v in env['load_average_at_start'])}: "
-        "shared with other work), Python " + env["python"] + ", " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), "",
+        f"shared with other work; benchmark run at niceness {env.get('niceness', 0)}), Python " + env["python"] + ", " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), "",
         "Settings: " + ", ".join(f"{k}={v}" for k, v in env["settings"].items()), "",
     ]
     classic = [name for name in r if not name.startswith(("overload", "fuzz", "workers"))]
