@@ -8,18 +8,27 @@ streams filter in one call; see :class:`~ecgedge.firmware_bridge.filters.FilterB
 a derivative, squaring and a moving-window integral (MWI), adaptive signal /
 noise peak levels, T-wave rejection, and a search back for a missed beat when
 no beat came for 1.66 average RR intervals. Its look-ahead is bounded: an MWI
-peak is judged once the MWI has fallen under half of it (the QRS is over) or
-after ``lookahead_s``, whichever comes first.
+peak is judged once the QRS is over (the squared derivative stayed low for
+``quiet_s``, or the MWI fell under half of the peak) or after ``lookahead_s``,
+whichever comes first.
 
 What it adds, each for a failure seen on the MIT-BIH Arrhythmia Database
 (``benchmarks/qrs.py``):
 
-- a second route for wide (ventricular) complexes, whose energy lies below
-  the QRS band: a peak under the threshold is still a beat when it is at
-  least half the threshold and its ECG-band amplitude is close to the recent
-  beats' (records 201, 203, 208);
-- T-wave rejection that also asks for a small ECG amplitude, so a premature
-  ventricular beat (large, not steep) is not taken for a T wave;
+- a second route for wide (ventricular) and aberrant complexes, whose energy
+  lies below the QRS band: a peak under the threshold is still a beat when it
+  reaches :data:`WIDE_HEIGHT` of the threshold and its ECG-band amplitude
+  :data:`WIDE_AMP` of the recent beats' (records 201, 203, 208). Such a
+  doubtful beat is held for :data:`REPLACE` seconds: a QRS above the
+  threshold in that time replaces it (it was a large P wave, record 108);
+- T-wave rejection that also asks for a small ECG amplitude or a peak under
+  the threshold, so a premature ventricular beat (large, not steep) is not
+  taken for a T wave, and the large T wave of a ventricular beat is;
+- the MWI judged as soon as the QRS is over, and a later point of the same
+  plateau (the same steepest point) not judged again;
+- a signal level that a peak standing out from the noise pulls down two RR
+  intervals into a silence, so that beats that shrank are found again
+  (record 116);
 - the R wave located near the steepest point of the QRS band (shifted back
   by the band's delay), on the lead's dominant deflection, so a wide beat of
   the other sign is placed on its own peak, not 150 ms away (records 207, 217);
@@ -38,6 +47,8 @@ import numpy as np
 
 #: The QRS band the detector expects its ``qrs`` input filtered to (Hz).
 QRS_BAND = (5.0, 15.0)
+#: The threshold sits this far from the noise level to the signal level.
+THRESHOLD = 0.2
 #: One accepted beat raises a signal level by at most this factor.
 CLAMP = 3.0
 #: A T-wave candidate is smaller than this fraction of the last beat's ECG amplitude.
@@ -45,9 +56,15 @@ T_AMP = 0.5
 #: Half-width (s) of the R search around the steepest QRS-band point.
 R_HALF = 0.08
 #: Wide-complex route: at least this fraction of the threshold ...
-WIDE_HEIGHT = 0.5
+WIDE_HEIGHT = 0.35
 #: ... and at least this fraction of the beats' ECG amplitude.
-WIDE_AMP = 0.6
+WIDE_AMP = 0.4
+#: A doubtful beat is held this long (s) for a QRS above the threshold that replaces it.
+REPLACE = 0.3
+#: The QRS is over when the squared QRS-band derivative stays under this fraction of the MWI peak.
+QUIET_LEVEL = 0.5
+#: In a silence, a peak this many times the noise level pulls the signal level down.
+SILENT_PULL = 2.0
 _DERIVATIVE = np.array([1.0, 2.0, 0.0, -2.0, -1.0]) / 8  # Pan-Tompkins five-point derivative
 
 
@@ -58,6 +75,14 @@ class _Peak:
     slope: float  # largest squared QRS-band derivative in the MWI window before it
     amplitude: float  # peak-to-peak ECG over that window (shifted back by the band delay)
     r: int  # the R wave it stands for: dominant ECG deflection near the steepest point
+    steepest: int  # index of the largest squared QRS-band derivative
+
+
+def _level(level: float | None, value: float, weight: float) -> float:
+    """A beat level moved by ``weight`` towards ``value``, by at most a factor :data:`CLAMP` up."""
+    if level is None:
+        return value
+    return level + weight * (min(value, CLAMP * level) - level)
 
 
 class StreamingRPeakDetector:
@@ -76,14 +101,18 @@ class StreamingRPeakDetector:
     refractory_s : float, default=0.2
         No two beats closer than this.
     lookahead_s : float, default=0.1
-        An MWI peak is judged once the MWI has fallen under half of it, or
-        when no larger value came this long after it: the detector's longest
-        look-ahead.
+        An MWI peak is judged once the QRS is over (see ``quiet_s``), or the
+        MWI has fallen under half of it, or when no larger value came this
+        long after it: the detector's longest look-ahead (a doubtful beat
+        waits longer, see :data:`REPLACE`).
     integration_s : float, default=0.15
         Width of the moving-window integral.
     max_noise_peaks : int, default=32
         Noise peaks kept for search-back (the latest ones; bounded memory
         through long stretches without beats).
+    quiet_s : float, default=0.05
+        The QRS is over when the squared QRS-band derivative stayed under
+        :data:`QUIET_LEVEL` of the MWI peak this long.
 
     Examples
     --------
@@ -113,6 +142,7 @@ class StreamingRPeakDetector:
         lookahead_s: float = 0.1,
         integration_s: float = 0.15,
         max_noise_peaks: int = 32,
+        quiet_s: float = 0.05,
     ) -> None:
         if fs < 100:
             raise ValueError(f"R-peak detection needs fs >= 100 Hz, got {fs}")
@@ -122,7 +152,9 @@ class StreamingRPeakDetector:
         self._n_mwi = round(integration_s * fs)
         self._back = round(refractory_s * fs)
         self._ahead = round(lookahead_s * fs)
+        self._quiet = max(1, round(quiet_s * fs))
         self._r_half = round(R_HALF * fs)
+        self._replace = round(REPLACE * fs)
         self._qrs_delay = round(0.045 * fs)
         self._t_wave = round(0.36 * fs)
         self._learning = round(learning_s * fs)
@@ -148,6 +180,8 @@ class StreamingRPeakDetector:
         self._held: list[_Peak] = []  # peaks seen while learning
         self._noise: deque[_Peak] = deque(maxlen=self._max_noise)  # noise peaks since the last beat
         self._last: _Peak | None = None
+        self._last_steepest = start - 1  # steepest point of the last MWI peak judged
+        self._doubt: _Peak | None = None  # a beat below the threshold, held until nothing replaces it
 
     def restart(self, start: int) -> None:
         """Start over at sample ``start`` after a long gap, keeping the learnt levels.
@@ -196,7 +230,7 @@ class StreamingRPeakDetector:
         return beats
 
     def _judge_new_peaks(self) -> list[int]:
-        peaks = [self._peak(i) for i in self._new_candidates()]
+        peaks = self._distinct(self._peak(i) for i in self._new_candidates())
         if self._spki is None:
             self._held.extend(peaks)
             if self._settled - self._first < self._learning:
@@ -208,22 +242,50 @@ class StreamingRPeakDetector:
             peaks, self._held = self._held, []
         beats = []
         for peak in peaks:
-            beats.extend(self._search_back(peak.mwi))
-            if self._is_beat(peak):
-                beats.append(self._accept(peak, 0.125))
+            beats.extend(self._resolve(peak.mwi, peak.r))
+            if self._doubt is not None:
+                beats.extend(self._replace_doubt(peak))
+            elif not self._is_beat(peak):
+                self._note_noise(peak)
+            elif peak.height <= self._threshold:
+                self._doubt = peak
             else:
-                self._npki += 0.125 * (peak.height - self._npki)
-                self._noise.append(peak)
-        beats.extend(self._search_back(self._settled))
+                beats.append(self._accept(peak, 0.125))
+        beats.extend(self._resolve(self._settled))
+        return beats
+
+    def _replace_doubt(self, peak: _Peak) -> list[int]:
+        """A peak soon after a doubtful beat: when it is above the threshold, it is the beat and
+        the doubtful one was a P wave or an artefact before it; otherwise it is noise."""
+        if peak.height > self._threshold and self._is_beat(peak):
+            self._note_noise(self._doubt)
+            self._doubt = None
+            return [self._accept(peak, 0.125)]
+        self._note_noise(peak)
+        return []
+
+    def _resolve(self, now: int, r: int | None = None) -> list[int]:
+        """Accept the doubtful beat once nothing can replace it any more, then search back.
+
+        Nothing can once a peak arrived whose R wave ``r`` is past the replacing time, or once
+        the MWI is settled up to ``now`` so late that any later peak's R wave would be.
+        """
+        if r is None:
+            r = now - self._n_mwi - self._qrs_delay - self._r_half  # the earliest R of a later peak
+        beats = []
+        if self._doubt is not None and r - self._doubt.r >= self._replace:
+            doubt, self._doubt = self._doubt, None
+            beats.append(self._accept(doubt, 0.125))
+        if self._doubt is None:
+            beats.extend(self._search_back(now))
         return beats
 
     def _new_candidates(self) -> list[int]:
         """Buffer positions of the MWI peaks that can be judged now, in order.
 
         A local maximum of the MWI is a peak when nothing was larger in the
-        ``refractory_s`` before it nor after it until its decision point: the
-        MWI falling under half of it (the QRS is over) or ``lookahead_s``,
-        whichever comes first. The definition does not depend on the chunks.
+        ``refractory_s`` before it nor after it until its decision point
+        (:meth:`_decision_point`). The definition does not depend on the chunks.
         """
         m, lo, hi = self._m, self._settled - self._start, self._end - self._start - 1
         if hi <= lo:
@@ -235,8 +297,7 @@ class StreamingRPeakDetector:
             if m[i] < m[max(0, i - self._back) : i].max(initial=0.0):
                 continue  # a ripple after a larger peak (most local maxima): no need to wait
             ahead = m[i + 1 : i + self._ahead + 1]
-            fallen = np.flatnonzero(ahead < 0.5 * m[i])
-            decided = int(fallen[0]) + 1 if fallen.size else self._ahead
+            decided = self._decision_point(i, ahead)
             if i + decided > hi:
                 self._settled = self._start + int(i)  # look at it again with the next chunk
                 return found
@@ -244,6 +305,33 @@ class StreamingRPeakDetector:
                 found.append(int(i))
         self._settled = self._start + hi
         return found
+
+    def _distinct(self, peaks) -> list[_Peak]:
+        """Leave out MWI peaks on the energy of a peak already judged (a later, higher point of
+        the plateau the MWI holds after a QRS)."""
+        kept = []
+        for peak in peaks:
+            if peak.steepest > self._last_steepest:
+                kept.append(peak)
+                self._last_steepest = peak.steepest
+        return kept
+
+    def _decision_point(self, i: int, ahead: np.ndarray) -> int:
+        """Samples after the MWI peak at buffer position i when it can be judged.
+
+        The first of: the MWI fell under half of it; the squared QRS-band
+        derivative stayed under :data:`QUIET_LEVEL` of the MWI peak for
+        ``quiet_s`` (the QRS is over: the MWI holds all its energy already);
+        ``lookahead_s``.
+        """
+        fallen = np.flatnonzero(ahead < 0.5 * self._m[i])
+        calm = self._d2[i + 1 : i + 1 + ahead.size] < QUIET_LEVEL * self._m[i]
+        runs = np.convolve(calm, np.ones(self._quiet), mode="valid")
+        quiet = np.flatnonzero(runs >= self._quiet)
+        return min(
+            int(fallen[0]) + 1 if fallen.size else self._ahead,
+            int(quiet[0]) + self._quiet if quiet.size else self._ahead,
+        )
 
     def _peak(self, i: int) -> _Peak:
         """Describe the MWI peak at buffer position i."""
@@ -255,7 +343,7 @@ class StreamingRPeakDetector:
         r_lo = max(0, centre - self._r_half)
         r = self._start + r_lo + self._dominant_wave(self._y[r_lo : centre + self._r_half + 1])
         energy = self._y[max(0, lo - self._qrs_delay) : i + 1 - self._qrs_delay]
-        return _Peak(self._start + i, float(self._m[i]), slope, float(np.ptp(energy)), r)
+        return _Peak(self._start + i, float(self._m[i]), slope, float(np.ptp(energy)), r, self._start + steepest)
 
     def _dominant_wave(self, window: np.ndarray) -> int:
         """Position of the R wave in ``window``: its extremum in the lead's polarity, unless the
@@ -268,7 +356,7 @@ class StreamingRPeakDetector:
 
     @property
     def _threshold(self) -> float:
-        return self._npki + 0.25 * (self._spki - self._npki)
+        return self._npki + THRESHOLD * (self._spki - self._npki)
 
     def _is_beat(self, peak: _Peak) -> bool:
         last = self._last
@@ -286,24 +374,36 @@ class StreamingRPeakDetector:
         return peak.height > WIDE_HEIGHT * self._threshold and peak.amplitude > WIDE_AMP * self._apki
 
     def _is_t_wave(self, peak: _Peak) -> bool:
-        """Soon after a beat, much less steep and smaller: a T wave (a premature wide beat is large)."""
+        """Soon after a beat and much less steep, and either smaller or under the threshold: a T wave.
+
+        A premature wide beat is large and above the threshold; the large T wave of a
+        ventricular beat is under it."""
         last = self._last
-        return peak.mwi - last.mwi < self._t_wave and peak.slope < 0.5 * last.slope and peak.amplitude < T_AMP * last.amplitude
+        if peak.mwi - last.mwi >= self._t_wave or peak.slope >= 0.5 * last.slope:
+            return False
+        return peak.height <= self._threshold or peak.amplitude < T_AMP * last.amplitude
 
     def _accept(self, peak: _Peak, weight: float) -> int:
         # an artefact accepted as a beat must not lift the levels above the next real beats:
         # one beat moves a level by at most a factor of CLAMP
-        self._spki += weight * (min(peak.height, CLAMP * self._spki) - self._spki)
-        if self._apki is None:
-            self._apki = peak.amplitude
-        else:
-            self._apki += weight * (min(peak.amplitude, CLAMP * self._apki) - self._apki)
+        self._spki = _level(self._spki, peak.height, weight)
+        self._apki = _level(self._apki, peak.amplitude, weight)
         if self._last is not None:
             self._rr.append(peak.r - self._last.r)
             self._rr_mean = float(np.mean(self._rr))
         self._last = peak
         self._noise = deque((p for p in self._noise if p.mwi > peak.mwi), maxlen=self._max_noise)
         return peak.r
+
+    def _note_noise(self, peak: _Peak) -> None:
+        """Update the noise level with a peak that was not a beat. Two mean RR intervals into a
+        silence, a peak that stands out from the noise pulls the signal level down to it: the
+        beats may have shrunk (electrode moved, other lead), so they are found again."""
+        last = self._last
+        if last is not None and self._rr and peak.mwi - last.mwi > 2 * self._rr_mean and peak.height > SILENT_PULL * self._npki:
+            self._spki += 0.5 * (peak.height - self._spki)
+        self._npki += 0.125 * (peak.height - self._npki)
+        self._noise.append(peak)
 
     def _search_back(self, now: int) -> list[int]:
         """Accept the best noise peak when no beat came for 1.66 mean RR intervals."""
