@@ -191,3 +191,37 @@ def test_bridge_cli_with_two_workers_keeps_stdout_json_and_exits_0(bundle, stop)
     assert "bridge: 3 board(s) in 2 worker processes" in err and "EVENT " in err and "Traceback" not in err
     summary = json.loads(err.split("summary-json: ")[1])
     assert summary["beats"] == sum("score" in r for r in rows) and [w["exit_codes"] for w in summary["workers"]] == [[0], [0]]
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its new parent to reap it does not)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return not any(line.startswith("State:") and "Z" in line for line in status)
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_end_when_the_bridge_is_killed(bundle):
+    """No orphan worker keeps reading a board after a kill -9 of the bridge (a restarted bridge would share its ports)."""
+    played = boards(2, 600)
+    cmd = [*ECGEDGE, "bridge", *[a for _, e in played for a in ("--port", e.path)], "--bundle", str(bundle), "--workers", "2", "--all-beats"]
+    bridge = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    stop = threading.Event()
+    player = threading.Thread(target=run_boards, args=(played,), kwargs={"speed": 10, "stop": stop, "wait_reader": 60})
+    player.start()
+    try:
+        bridge.stdout.readline()  # a beat: the workers serve
+        with open(f"/proc/{bridge.pid}/task/{bridge.pid}/children") as children:
+            workers = [int(pid) for pid in children.read().split()]
+        bridge.kill()
+        bridge.wait(10)
+        give_up = time.monotonic() + 10
+        while any(map(_alive, workers)) and time.monotonic() < give_up:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        player.join(10)
+        for _, endpoint in played:
+            endpoint.close()
+    assert len(workers) >= 2 and not any(map(_alive, workers))

@@ -59,7 +59,7 @@ _YOUNG_S = 60.0  # a worker that dies younger than this is restarted later each 
 _STOP_GRACE_S = 15.0  # how long stopping workers may take to commit their last beats
 #: What one commit holds, in order: ("beats", [ScoredBeat]), ("events", [Event]) or ("patients", [(stream, state)]).
 Items = list[tuple[str, list]]
-#: The sink methods that resume a stream's patient, and what the worker's Hub saves with each commit.
+#: The sink methods whose stored answers a worker's Hub resumes its streams from (see WorkerPlan.kept).
 _KEPT = ("learning_scores", "patient_state")
 
 
