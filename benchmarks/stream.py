@@ -361,6 +361,7 @@ def main() -> None:
     bundle = args.bundle or default_bundle(work / "bundle")
     scorer = load_scorer(bundle, precision=args.precision, threads=1)
     record = load_wfdb_record(lead="MLII")
+    env = environment(args, bundle)  # before the runs: the load average at start
     runs = {}
 
     if "accuracy" in args.runs:
@@ -411,7 +412,7 @@ def main() -> None:
     if "workers" in args.runs:
         runs["workers"] = workers_capacity(args, bundle, work)
 
-    report = {"environment": environment(args, bundle), "runs": runs}
+    report = {"environment": env, "runs": runs}
     write_results("stream", report, markdown(report), tag=args.tag)
     print(markdown(report))
 
