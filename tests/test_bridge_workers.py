@@ -161,7 +161,7 @@ def test_a_port_that_cannot_be_opened_stops_the_start_naming_it(bundle, tmp_path
     assert all(not w.process.is_alive() for w in pool.slots)
 
 
-@pytest.mark.parametrize("stop", ["ctrl-c", "duration"])
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm", "duration"])
 def test_bridge_cli_with_two_workers_keeps_stdout_json_and_exits_0(bundle, stop):
     played = boards(3, 600)
     cmd = [*ECGEDGE, "bridge", *[a for _, e in played for a in ("--port", e.path)], "--bundle", str(bundle), "--workers", "2", "--jsonl", "-"]
@@ -178,6 +178,8 @@ def test_bridge_cli_with_two_workers_keeps_stdout_json_and_exits_0(bundle, stop)
                 break
         if stop == "ctrl-c":
             os.killpg(bridge.pid, signal.SIGINT)  # the whole process group, workers included, as a terminal does
+        elif stop == "sigterm":
+            bridge.terminate()  # the bridge alone, as a service manager does
         out, err = bridge.communicate(timeout=60)
     finally:
         bridge.kill()
