@@ -287,7 +287,9 @@ def markdown(report: dict) -> str:
         f"Cost per sample: detector {c['detector']:.2f} us, whole pipeline (filters, detector, beat cutting) "
         f"{c['pipeline']:.2f} us ({s['jobs']} records in parallel on {m['cpus']} CPUs)."
     )
-    lines += ["", delay, cost]
+    below = [f"{name} ({_pct(row['ecgedge']['se'])} / {_pct(row['ecgedge']['ppv'])})"
+             for name, row in report["per_record"].items() if min(row["ecgedge"]["se"], row["ecgedge"]["ppv"]) < 0.99]
+    lines += ["", f"ecgedge records below 99 % (Se / +P): {', '.join(below) or 'none'}.", "", delay, cost]
     if report["noise"]:
         title = f"Noise added (baseline wander + 60 Hz hum + muscle-like, equal powers; seed {s['seed']}):"
         lines += ["", title, "", "| SNR dB | detector | Se % | +P % | FN | FP |", "|---|---|---|---|---|---|"]

@@ -53,6 +53,8 @@ THRESHOLD = 0.2
 CLAMP = 3.0
 #: A T-wave candidate is smaller than this fraction of the last beat's ECG amplitude.
 T_AMP = 0.5
+#: ... or under the threshold and this soon (s) after the beat (a ventricular beat's large T wave).
+T_PEAK = 0.3
 #: Half-width (s) of the R search around the steepest QRS-band point.
 R_HALF = 0.08
 #: Wide-complex route: at least this fraction of the threshold ...
@@ -63,7 +65,7 @@ WIDE_AMP = 0.4
 REPLACE = 0.3
 #: The QRS is over when the squared QRS-band derivative stays under this fraction of the MWI peak.
 QUIET_LEVEL = 0.5
-#: In a silence, a peak this many times the noise level pulls the signal level down.
+#: In a silence, a peak this many times the noise level brings the signal level down to it.
 SILENT_PULL = 2.0
 _DERIVATIVE = np.array([1.0, 2.0, 0.0, -2.0, -1.0]) / 8  # Pan-Tompkins five-point derivative
 
@@ -110,7 +112,7 @@ class StreamingRPeakDetector:
     max_noise_peaks : int, default=32
         Noise peaks kept for search-back (the latest ones; bounded memory
         through long stretches without beats).
-    quiet_s : float, default=0.05
+    quiet_s : float, default=0.04
         The QRS is over when the squared QRS-band derivative stayed under
         :data:`QUIET_LEVEL` of the MWI peak this long.
 
@@ -142,7 +144,7 @@ class StreamingRPeakDetector:
         lookahead_s: float = 0.1,
         integration_s: float = 0.15,
         max_noise_peaks: int = 32,
-        quiet_s: float = 0.05,
+        quiet_s: float = 0.04,
     ) -> None:
         if fs < 100:
             raise ValueError(f"R-peak detection needs fs >= 100 Hz, got {fs}")
@@ -255,14 +257,18 @@ class StreamingRPeakDetector:
         return beats
 
     def _replace_doubt(self, peak: _Peak) -> list[int]:
-        """A peak soon after a doubtful beat: when it is above the threshold, it is the beat and
-        the doubtful one was a P wave or an artefact before it; otherwise it is noise."""
-        if peak.height > self._threshold and self._is_beat(peak):
-            self._note_noise(self._doubt)
-            self._doubt = None
-            return [self._accept(peak, 0.125)]
-        self._note_noise(peak)
-        return []
+        """A peak soon after a doubtful beat: when it is a beat with more QRS-band energy, it
+        replaces the doubtful one (a P wave or an artefact before the QRS); otherwise it is noise.
+        A replacing peak above the threshold is accepted at once; one below is held in turn."""
+        if peak.height <= self._doubt.height or not self._is_beat(peak):
+            self._note_noise(peak)
+            return []
+        self._note_noise(self._doubt)
+        self._doubt = None
+        if peak.height <= self._threshold:
+            self._doubt = peak
+            return []
+        return [self._accept(peak, 0.125)]
 
     def _resolve(self, now: int, r: int | None = None) -> list[int]:
         """Accept the doubtful beat once nothing can replace it any more, then search back.
@@ -381,7 +387,9 @@ class StreamingRPeakDetector:
         last = self._last
         if peak.mwi - last.mwi >= self._t_wave or peak.slope >= 0.5 * last.slope:
             return False
-        return peak.height <= self._threshold or peak.amplitude < T_AMP * last.amplitude
+        if peak.amplitude < T_AMP * last.amplitude:
+            return True
+        return peak.height <= self._threshold and peak.r - last.r < T_PEAK * self.fs
 
     def _accept(self, peak: _Peak, weight: float) -> int:
         # an artefact accepted as a beat must not lift the levels above the next real beats:
@@ -397,11 +405,11 @@ class StreamingRPeakDetector:
 
     def _note_noise(self, peak: _Peak) -> None:
         """Update the noise level with a peak that was not a beat. Two mean RR intervals into a
-        silence, a peak that stands out from the noise pulls the signal level down to it: the
+        silence, a peak that stands out from the noise brings the signal level down to it: the
         beats may have shrunk (electrode moved, other lead), so they are found again."""
         last = self._last
         if last is not None and self._rr and peak.mwi - last.mwi > 2 * self._rr_mean and peak.height > SILENT_PULL * self._npki:
-            self._spki += 0.5 * (peak.height - self._spki)
+            self._spki = peak.height
         self._npki += 0.125 * (peak.height - self._npki)
         self._noise.append(peak)
 
