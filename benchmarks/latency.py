@@ -167,7 +167,7 @@ def markdown(result: dict) -> str:
         f"{result['machine']['platform']}; threads pinned to {s['threads']} "
         f"(torch.set_num_threads, ORT intra_op_num_threads; ORT inter_op 1).",
         f"Model: {s['model']} ({s['model_params']}). Single beat: {s['single_calls']} calls per backend after 50 warm-up, backends taking turns call by call; "
-        f"batched: batch {s['batch']}, {s['batch_beats']} ECG5000 test beats x {s['repeats']} repeats.",
+        f"batched: batch {s['batch']}, {s['batch_beats']} {s.get('data', 'ECG5000 test beats')} x {s['repeats']} repeats.",
         f"Versions: {', '.join(f'{k} {v}' for k, v in result['versions'].items())}.",
         "",
         "| backend | single beat p50 (ms) | p99 (ms) | p50 speed-up vs torch eager | batched beats/s (median) | best |",
@@ -182,7 +182,7 @@ def markdown(result: dict) -> str:
         lines += ["", f"TensorRT: {result['tensorrt']}"]
     if "accuracy" in result:
         acc = result["accuracy"]
-        lines += ["", f"Accuracy on {acc['n_beats']} ECG5000 test beats (reference: float64 score_samples, "
+        lines += ["", f"Accuracy on {acc['n_beats']} {s.get('data', 'ECG5000 test beats')} (reference: float64 score_samples, "
                       f"AUC {acc['reference_auc']:.4f}):", "",
                   "| graph | max rel. error | ROC AUC | AUC delta | flag agreement |", "|---|---:|---:|---:|---:|"]
         for precision in ONNX_PRECISIONS:
@@ -199,6 +199,22 @@ def markdown(result: dict) -> str:
                     lines.append(f"| {precision} | {batch} | {row['beats_per_s_median']:,.0f} | "
                                  f"{row['beats_per_s_best']:,.0f} |")
     return "\n".join(lines) + "\n"
+
+
+def test_beats(detector) -> tuple[np.ndarray, np.ndarray, str]:
+    """Beats in the model's own format, labels (1 = normal) and what they are.
+
+    ECG5000 TEST for a model in ECG5000's format; the bundled MIT-BIH record 100, cut at its
+    annotations, for a model with another ``beat_format`` (the population model).
+    """
+    from ecgedge.beatformat import BeatFormat
+    from ecgedge.datasets import default_record_path, load_annotated_beats, load_ecg5000
+
+    if detector.beat_format is None:
+        X, y = load_ecg5000("test", return_X_y=True)
+        return X.astype(np.float32), y, "ECG5000 test beats"
+    beats = load_annotated_beats(default_record_path().parent, BeatFormat.from_dict(detector.beat_format))
+    return beats.X, np.where(beats.aami == "N", 1, 2), "MIT-BIH 100 beats"
 
 
 def main() -> None:
@@ -222,21 +238,19 @@ def main() -> None:
 
     import ecgedge
     from ecgedge import load
-    from ecgedge.datasets import load_ecg5000
     from ecgedge.export import export_bundle
 
     torch.set_num_threads(args.threads)
     print(f"threads: torch {torch.get_num_threads()}, onnxruntime intra-op {args.threads}, inter-op 1")
     detector = load(args.model)
-    X, y = load_ecg5000("test", return_X_y=True)
-    X = X.astype(np.float32)
+    X, y, data = test_beats(detector)
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "versions": {"ecgedge": ecgedge.__version__, "torch": torch.__version__, "onnx": onnx.__version__,
                      "onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},
-        "settings": {"threads": args.threads, "single_calls": args.single_calls, "batch": args.batch,
+        "settings": {"data": data, "threads": args.threads, "single_calls": args.single_calls, "batch": args.batch,
                      "batch_beats": args.batch_beats, "repeats": args.repeats, "model": str(args.model),
                      "model_params": {k: v for k, v in detector.get_params().items()
                                       if k in ("cell", "hidden_size", "latent_size", "n_layers", "bidirectional",

@@ -12,6 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ecgedge.beatformat import BeatFormat
 from ecgedge.calibration import robust_threshold
 from ecgedge.nn import (
     BeatAutoencoder,
@@ -108,6 +109,11 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         so about that share of new normal beats is flagged; ``"auto"``
         assumes clean training beats and puts it ``AUTO_MADS`` (5) robust
         standard deviations (1.4826 MAD) below their median.
+    beat_format : dict or None, default=None
+        How the bridge cuts beats for this model
+        (:meth:`ecgedge.beatformat.BeatFormat.to_dict`), kept in the model
+        file and in every bundle exported from it. None: ECG5000's
+        whole-heartbeat windows of ``n_features_in_`` samples.
     device : str, default="auto"
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         Fitted weights always end on the CPU, so models move freely.
@@ -176,6 +182,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+        "beat_format": [dict, None],
         "device": [str],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -204,6 +211,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         validation_fraction: float = 0.1,
         patience: int = 20,
         contamination: str | float = "auto",
+        beat_format: dict | None = None,
         device: str = "auto",
         random_state=None,
         verbose: int = 0,
@@ -228,6 +236,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.contamination = contamination
+        self.beat_format = beat_format
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -276,6 +285,9 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
     def _fit(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Fit; return the validated beats and the indices of those kept as the memory."""
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        if self.beat_format is not None and BeatFormat.from_dict(self.beat_format).length != X.shape[1]:
+            raise ValueError(f"beat_format is for beats of {self.beat_format.get('length')} samples; X has "
+                             f"{X.shape[1]}")
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
         beats = X.astype(np.float32)  # training precision; the reference and threshold use X as given

@@ -150,12 +150,100 @@ def write_report(detector, X: np.ndarray, y: np.ndarray, report: dict, directory
     sections = "".join(
         f'<h2>{html.escape(caption)}</h2><img src="{name}" alt="{html.escape(caption)}">' for name, (caption, _) in figures.items()
     )
+    return _write_page(directory, title, f"<p>{report['n_beats']} beats.</p><table>{rows}</table>{sections}")
+
+
+#: How a strip marks each AAMI class (colour) and a false detection.
+_AAMI_COLOURS = {"N": "C0", "SVEB": "C1", "VEB": "C3", "F": "C4", "Q": "C7", "-": "k"}
+
+
+def strip_start(time: np.ndarray, aami: np.ndarray, flagged: np.ndarray, seconds: float, after: float) -> float:
+    """Start (s) of the ``seconds`` strip after ``after`` with the most abnormal and flagged beats."""
+    interesting = time[(time >= after) & ((aami != "N") | flagged)]
+    if not interesting.size:
+        return float(after)
+    counts = np.searchsorted(interesting, interesting + seconds) - np.arange(interesting.size)
+    return float(max(after, interesting[np.argmax(counts)] - 1.0))
+
+
+def plot_strip(signal: np.ndarray, fs: float, time: np.ndarray, aami: np.ndarray, flagged: np.ndarray,
+               start: float, seconds: float, title: str, path: Path) -> None:
+    """An ECG strip with every beat marked: its reference class (colour) and the detector's flag (filled).
+
+    Parameters
+    ----------
+    signal : ndarray of shape (n_samples,)
+        The lead (mV).
+    fs : float
+    time : ndarray of shape (n_beats,)
+        Beat times (s).
+    aami : ndarray of shape (n_beats,), str
+        AAMI class of each beat (``"-"``: a beat the reference does not have).
+    flagged : ndarray of shape (n_beats,), bool
+    start, seconds : float
+        The strip shown.
+    title : str
+    path : Path
+    """
+    fig, ax = _figure(11.0, 2.8)
+    lo, hi = int(start * fs), int(min(len(signal), (start + seconds) * fs))
+    ax.plot(np.arange(lo, hi) / fs, signal[lo:hi], c="0.25", lw=0.8)
+    top = float(np.max(signal[lo:hi])) + 0.3 if hi > lo else 1.0
+    shown = (time >= start) & (time < start + seconds)
+    for cls, colour in _AAMI_COLOURS.items():
+        for flag in (True, False):
+            mine = shown & (aami == cls) & (flagged == flag)
+            if mine.any():
+                ax.scatter(time[mine], np.full(mine.sum(), top), marker="v", s=60, c=colour if flag else "white",
+                           edgecolors=colour, label=f"{cls} {'flagged' if flag else 'not flagged'}")
+    ax.set(xlabel="time (s)", ylabel="mV", title=title, xlim=(start, start + seconds))
+    ax.legend(fontsize=7, ncol=4, loc="lower right")
+    _save(fig, path)
+
+
+def write_arrhythmia_report(records: dict, table: str, directory: Path, title: str, seconds: float = 10.0,
+                            after: float = 0.0) -> Path:
+    """One strip per record and the results table, in ``directory/index.html``.
+
+    Parameters
+    ----------
+    records : dict
+        Record name to ``(signal, fs, time, aami, flagged)`` (see :func:`plot_strip`).
+    table : str
+        The results table (Markdown), shown as text.
+    directory : Path
+    title : str
+    seconds : float, default=10.0
+        Length of each strip.
+    after : float, default=0.0
+        Strips start after this time (s): the learning window is not shown.
+
+    Returns
+    -------
+    Path
+        The ``index.html`` written.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    sections = []
+    for name, (signal, fs, time, aami, flagged) in records.items():
+        start = strip_start(time, aami, flagged, seconds, after)
+        caption = f"record {name}, {start:.0f}-{start + seconds:.0f} s"
+        plot_strip(signal, fs, time, aami, flagged, start, seconds, caption, directory / f"strip-{name}.png")
+        sections.append(f'<h2>{html.escape(caption)}</h2><img src="strip-{html.escape(name)}.png" alt="{html.escape(caption)}">')
+    legend = ("<p>Each beat is a triangle above the trace: colour is its reference class (blue N, orange SVEB, "
+              "red VEB, purple F, grey Q, black: no reference beat), filled when ecgedge flagged it.</p>")
+    return _write_page(directory, title, f"<pre>{html.escape(table)}</pre>{legend}{''.join(sections)}")
+
+
+def _write_page(directory: Path, title: str, body: str) -> Path:
+    """Write ``directory/index.html``: the title as heading, then ``body`` (HTML)."""
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}img{max-width:100%}"
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}img{max-width:100%}"
         "td{padding:2px 12px}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p>{report['n_beats']} beats.</p><table>{rows}</table>{sections}</body></html>\n"
+        f"<h1>{html.escape(title)}</h1>{body}</body></html>\n"
     )
-    index = directory / "index.html"
+    index = Path(directory) / "index.html"
     index.write_text(page)
     return index

@@ -391,7 +391,7 @@ def test_a_restart_after_kill_9_resumes_each_patients_learnt_threshold(bundle, t
         stop.set()
         player.join(10)
         endpoint.close()
-    threshold = lambda p: p[-1].split("=")[1]  # noqa: E731
+    threshold = lambda p: p[-1].split("=")[-1]  # noqa: E731
     first, second = runs
     assert [threshold(p) for p in first[:10]] == ["learning"] * 10
     learnt = {threshold(p) for p in first[10:]}
@@ -399,3 +399,39 @@ def test_a_restart_after_kill_9_resumes_each_patients_learnt_threshold(bundle, t
     assert {threshold(p) for p in second} == learnt  # no relearning: judged from the first beat after the restart
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM beats WHERE threshold IS NULL").fetchone()[0] == 10
+
+
+def test_a_restarted_hub_resumes_each_patients_memory_from_sqlite(bundle, record, tmp_path):
+    """Adaptation survives a restart: the memory is in the database, so the new hub judges from its first beat."""
+    db, adc = tmp_path / "patients.db", record.to_adc()
+    start = time.perf_counter()
+
+    def feed(hub, first_s, seconds):
+        link = hub.links[0]
+        hub._handle([BoardHello(link, hello())])
+        blocks = range(first_s * FS, (first_s + seconds) * FS, 36)
+        hub._handle([BoardSamples(link, k, adc[k : k + 36, None], start + (k + 35) / FS) for k in blocks])
+
+    scored = []
+    first = Hub(load_scorer(bundle, threads=1), adapt_s=20, on_beats=scored.extend)
+    first.add_board("loop://", name="bed1")
+    first.sinks.append(SqliteSink(db, first.fs_of))
+    feed(first, 0, 40)
+    first.sinks[0].close()  # as a kill -9 leaves it: every committed batch is in the file
+    assert [s.verdict.mode for s in scored][:5] == ["learning"] * 5 and scored[-1].verdict.mode == "adapted"
+    assert first.summary()["adapted_streams"] == ["bed1"]
+
+    again = []
+    second = Hub(load_scorer(bundle, threads=1), adapt_s=20, on_beats=again.extend)
+    second.add_board("loop://", name="bed1")
+    second.sinks.append(SqliteSink(db, second.fs_of))
+    second._resume()
+    feed(second, 40, 20)
+    assert second.summary()["resumed_patients"] == ["bed1"]
+    assert again and {s.verdict.mode for s in again} == {"adapted"}  # no relearning
+    saved = second.sinks[0].patient_state("bed1")
+    np.testing.assert_array_equal(saved["shape_limit"], first._judges["bed1"].memory.shape_limit)
+    second.sinks[0].close()
+    with sqlite3.connect(db) as conn:
+        modes = dict(conn.execute("SELECT mode, COUNT(*) FROM beats GROUP BY mode").fetchall())
+    assert set(modes) == {"learning", "adapted"} and modes["learning"] == sum(s.learning for s in scored)

@@ -98,3 +98,48 @@ def test_the_readme_training_command_reproduces_the_shipped_model_s_metrics(tmp_
     assert retrained["roc_auc"] == pytest.approx(shipped["roc_auc"], abs=0.002)
     assert retrained["balanced_accuracy"] == pytest.approx(shipped["balanced_accuracy"], abs=0.005)
     assert retrained["threshold"] == pytest.approx(shipped["threshold"], rel=0.005)
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory):
+    """A small population model trained by the CLI on the bundled MIT-BIH record, with its beat format."""
+    from ecgedge.datasets import default_record_path
+
+    out = tmp_path_factory.mktemp("population") / "population.npz"
+    wfdb = default_record_path().parent
+    result = CliRunner().invoke(main, ["train", "--wfdb", str(wfdb), "--per-record", "200", "--out", str(out),
+                                       "--max-epochs", "2", "--device", "cpu", "--quiet"])
+    assert result.exit_code == 0, result.output
+    return out, wfdb, result.output
+
+
+def test_train_on_wfdb_records_keeps_the_fixed_window_format(population):
+    from ecgedge import load
+    from ecgedge.population import POPULATION_FORMAT
+
+    out, _, output = population
+    assert "the N beats of 1 records (up to 200 each)" in output
+    detector = load(out)
+    assert detector.beat_format == POPULATION_FORMAT.to_dict() and detector.n_features_in_ == 59
+    assert not detector.standardize
+
+
+def test_evaluate_on_wfdb_records_prints_the_aami_table_and_strips(population, tmp_path):
+    out, wfdb, _ = population
+    result = CliRunner().invoke(main, ["evaluate", str(out), "--wfdb", str(wfdb), "--adapt", "120",
+                                       "--report", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    assert "| record | N beats | VEB Se |" in result.output and "| 100 |" in result.output
+    assert "first 120 s of each learnt" in result.output
+    assert (tmp_path / "report" / "strip-100.png").stat().st_size > 10_000
+    assert "record 100" in (tmp_path / "report" / "index.html").read_text()
+    as_json = CliRunner().invoke(main, ["evaluate", str(out), "--wfdb", str(wfdb), "--json"])
+    report = json.loads(as_json.output)
+    gross = report["gross"]
+    assert gross["n"]["N"] > 1500 and gross["n_flagged_share"] < 0.02  # record 100 is mostly normal rhythm
+    assert report["per_record"]["100"]["n"] == gross["n"]
+
+
+def test_evaluate_names_a_wfdb_directory_without_records(population, tmp_path):
+    result = CliRunner().invoke(main, ["evaluate", str(population[0]), "--wfdb", str(tmp_path)])
+    assert result.exit_code == 2 and "no WFDB records" in result.output

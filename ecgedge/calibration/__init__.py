@@ -3,7 +3,7 @@
 numpy only: nothing here imports torch or scikit-learn.
 """
 
-from ecgedge.calibration.memory import PatientMemory, RhythmContext, beat_features
+from ecgedge.calibration.memory import BeatContext, PatientMemory
 from ecgedge.calibration.patient import PatientCalibrator
 from ecgedge.calibration.thresholds import (
     best_f1_threshold,
@@ -15,10 +15,9 @@ from ecgedge.calibration.thresholds import (
 )
 
 __all__ = [
+    "BeatContext",
     "PatientCalibrator",
     "PatientMemory",
-    "RhythmContext",
-    "beat_features",
     "best_f1_threshold",
     "contamination_threshold",
     "false_alarm_threshold",

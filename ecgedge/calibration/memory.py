@@ -3,8 +3,10 @@
 A population model knows normal beats of many patients; the patient at the bedside has their own.
 During a learning window the memory keeps the beats the population model accepts (so a stream that
 starts in bigeminy does not learn its ventricular beats as normal), then judges every later beat by
-its distance to them. The memory is data, not graph weights: it works the same with every scoring
-backend and is saved and restored with :meth:`PatientMemory.state` / :meth:`PatientMemory.from_state`.
+two questions: is its shape far from the patient's normal beats, and did it come early for the
+patient's rhythm? Clearly normal beats keep joining the memory, so it follows slow changes of the
+patient. The memory is data, not graph weights: it works the same with every scoring backend and is
+saved and restored with :meth:`PatientMemory.state` / :meth:`PatientMemory.from_state`.
 """
 
 from __future__ import annotations
@@ -13,81 +15,93 @@ from collections import deque
 
 import numpy as np
 
-#: Weight of the two RR ratios against the morphology samples (mV) in :func:`beat_features`.
-RR_WEIGHT = 3.0
 
+class BeatContext:
+    """A stream's recent rhythm and amplitude, which put each beat in its patient's own terms.
 
-def beat_features(windows: np.ndarray, rr_ratios: np.ndarray) -> np.ndarray:
-    """What the memory compares: the beat window (mV) about its median, and weighted RR ratios.
-
-    Parameters
-    ----------
-    windows : ndarray of shape (n_beats, n_samples)
-        Beats cut in a window fixed in time around R (mV, amplitude kept).
-    rr_ratios : ndarray of shape (n_beats, n_ratios)
-        RR intervals around each beat over the patient's recent RR (see :class:`RhythmContext`).
-
-    Returns
-    -------
-    ndarray of shape (n_beats, n_samples + n_ratios), float32
-    """
-    windows = np.asarray(windows, dtype=np.float64)
-    rr_ratios = np.asarray(rr_ratios, dtype=np.float64).reshape(len(windows), -1)
-    morphology = windows - np.median(windows, axis=1, keepdims=True)
-    return np.hstack([morphology, RR_WEIGHT * rr_ratios]).astype(np.float32)
-
-
-class RhythmContext:
-    """A stream's recent rhythm: each RR interval over the mean of the last ``n_intervals``.
+    The shape of a beat is taken about its median and divided by the median
+    peak-to-peak amplitude of the stream's last ``n_amplitudes`` beats (an
+    automatic gain control: an electrode moved, or a new amplifier gain,
+    changes every beat alike and is followed within a few beats, while one
+    beat larger than its neighbours stays larger). Its rhythm is the RR
+    interval before it over the median of the ``n_intervals`` intervals before
+    that (a premature beat has a ratio well below 1).
 
     Parameters
     ----------
-    n_intervals : int, default=10
-        RR intervals averaged (the new one included).
+    n_intervals : int, default=8
+    n_amplitudes : int, default=32
 
     Examples
     --------
-    >>> rhythm = RhythmContext(n_intervals=3)
-    >>> [round(rhythm.ratio(rr), 3) for rr in (0.8, 0.8, 0.5, 0.8)]
-    [1.0, 1.0, 0.714, 1.143]
+    >>> context = BeatContext(n_intervals=3)
+    >>> window = np.array([0.0, 1.0, 0.0])
+    >>> [round(context.add(window, rr)[1], 3) for rr in (0.8, 0.8, 0.5, 0.8)]
+    [1.0, 1.0, 0.625, 1.0]
     """
 
-    def __init__(self, n_intervals: int = 10) -> None:
-        self._recent: deque[float] = deque(maxlen=n_intervals)
+    def __init__(self, n_intervals: int = 8, n_amplitudes: int = 32) -> None:
+        self._intervals: deque[float] = deque(maxlen=n_intervals)
+        self._amplitudes: deque[float] = deque(maxlen=n_amplitudes)
 
-    @property
-    def mean(self) -> float:
-        """Mean of the recent RR intervals (s); NaN before the first."""
-        return float(np.mean(self._recent)) if self._recent else float("nan")
+    def add(self, window: np.ndarray, rr: float) -> tuple[np.ndarray, float]:
+        """Put the next beat of the stream in context.
 
-    def ratio(self, rr: float) -> float:
-        """Add the next RR interval (s) and return it over the recent mean."""
-        if not np.isfinite(rr) or rr <= 0:
-            raise ValueError(f"an RR interval must be a positive number of seconds, got {rr}")
-        self._recent.append(float(rr))
-        return float(rr) / self.mean
+        Parameters
+        ----------
+        window : ndarray of shape (n_samples,)
+            The beat, cut in a window fixed in time around R (mV).
+        rr : float
+            Seconds since the previous beat (NaN or 0 when unknown: the ratio is then 1).
+
+        Returns
+        -------
+        shape : ndarray of shape (n_samples,), float32
+            The beat about its median over the stream's recent amplitude.
+        rr_ratio : float
+            ``rr`` over the median of the recent intervals.
+        """
+        window = np.asarray(window, dtype=np.float64)
+        shape = window - np.median(window)
+        self._amplitudes.append(float(np.ptp(shape)))
+        scale = max(float(np.median(self._amplitudes)), 1e-6)
+        ratio = 1.0
+        if np.isfinite(rr) and rr > 0:
+            if self._intervals:
+                ratio = rr / float(np.median(self._intervals))
+            self._intervals.append(float(rr))
+        return (shape / scale).astype(np.float32), float(ratio)
 
 
 class PatientMemory:
-    """The patient's own normal beats and the threshold learnt from them.
+    """The patient's own normal beats and the limits learnt from them.
 
     Feed the learning window's beats to :meth:`learn` with the population
-    model's verdict, then call :meth:`close`; from then on :meth:`distance`
-    scores beats (lower is more normal) and a beat is abnormal when its
-    distance exceeds :attr:`threshold`.
+    model's verdict, then :meth:`close` it. From then on :meth:`distance`
+    judges beats: the larger of the beat's shape distance to its
+    ``n_neighbors`` nearest memory beats over the shape limit, and its
+    prematurity over the rhythm limit. Above 1 a beat is abnormal.
+    :meth:`absorb` lets clearly normal beats join the memory.
 
     Parameters
     ----------
     n_neighbors : int, default=3
-        Nearest memory beats averaged into a distance.
+        Nearest memory beats averaged into a shape distance.
     quantile : float, default=99.0
-        Percentile of the memory beats' leave-one-out distances ...
+        Percentile of the memory beats' leave-one-out shape distances ...
     factor : float, default=2.0
-        ... times which is the threshold.
+        ... times which is the shape limit.
+    premature : float, default=0.85
+        A beat whose RR ratio is below this is premature, unless the patient's
+        normal beats come as early (then 95 % of their 1st percentile: atrial
+        fibrillation is irregular and must not alarm on every beat).
+    absorb_below : float, default=0.5
+        Beats judged below this distance join the memory.
     min_beats : int, default=20
         Fewest beats a memory needs. When the population model accepted
-        fewer, the learning window's more normal half (by population score)
-        is kept instead, so a patient unlike the population still gets a memory.
+        fewer than ``min_beats`` or a quarter of the learning window, the
+        window's more normal half (by population score) is kept instead, so a
+        patient unlike the population still gets a memory.
     max_beats : int, default=2048
         Most beats kept (the latest).
 
@@ -95,39 +109,46 @@ class PatientMemory:
     --------
     >>> rng = np.random.RandomState(0)
     >>> memory = PatientMemory()
-    >>> memory.learn(rng.normal(0, 0.05, (200, 4)), accepted=np.ones(200, bool), scores=np.zeros(200))
+    >>> memory.learn(rng.normal(0, 0.05, (200, 4)), np.ones(200), accepted=np.ones(200, bool), scores=np.zeros(200))
     >>> memory.close()
-    >>> memory.distance(np.array([[0.0, 0, 0, 0], [1.0, 1, 1, 1]])) > memory.threshold
-    array([False,  True])
+    >>> memory.distance(np.array([[0.0, 0, 0, 0], [1.0, 1, 1, 1], [0.0, 0, 0, 0]]), np.array([1.0, 1.0, 0.6])) > 1
+    array([False,  True,  True])
     """
 
-    def __init__(self, n_neighbors: int = 3, quantile: float = 99.0, factor: float = 2.0, min_beats: int = 20,
-                 max_beats: int = 2048) -> None:
+    def __init__(self, n_neighbors: int = 3, quantile: float = 99.0, factor: float = 2.0, premature: float = 0.85,
+                 absorb_below: float = 0.5, min_beats: int = 20, max_beats: int = 2048) -> None:
         if n_neighbors < 1 or min_beats <= n_neighbors or max_beats < min_beats:
             raise ValueError(f"need 1 <= n_neighbors < min_beats <= max_beats, got {n_neighbors}, {min_beats}, "
                              f"{max_beats}")
         if not 0 < quantile <= 100 or not np.isfinite(factor) or factor <= 0:
             raise ValueError(f"need 0 < quantile <= 100 and a finite factor > 0, got {quantile}, {factor}")
+        if not 0 < premature < 1 or not 0 <= absorb_below <= 1:
+            raise ValueError(f"need 0 < premature < 1 and 0 <= absorb_below <= 1, got {premature}, {absorb_below}")
         self.n_neighbors = n_neighbors
         self.quantile = quantile
         self.factor = factor
+        self.premature = premature
+        self.absorb_below = absorb_below
         self.min_beats = min_beats
         self.max_beats = max_beats
-        self._offered: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (features, accepted, scores)
+        self._offered: list[tuple[np.ndarray, ...]] = []  # (shapes, rr ratios, accepted, scores)
         self.beats_: np.ndarray | None = None
-        self.threshold: float | None = None
+        self.shape_limit: float | None = None
+        self.rhythm_limit: float | None = None
 
     @property
     def ready(self) -> bool:
         """Whether learning is closed and beats can be judged."""
-        return self.threshold is not None
+        return self.shape_limit is not None
 
-    def learn(self, features: np.ndarray, accepted: np.ndarray, scores: np.ndarray) -> None:
+    def learn(self, shapes: np.ndarray, rr_ratios: np.ndarray, accepted: np.ndarray, scores: np.ndarray) -> None:
         """Offer learning-window beats.
 
         Parameters
         ----------
-        features : ndarray of shape (n_beats, n_features)
+        shapes : ndarray of shape (n_beats, n_samples)
+            Beat shapes (:meth:`BeatContext.add`).
+        rr_ratios : ndarray of shape (n_beats,)
         accepted : ndarray of shape (n_beats,), bool
             Whether the population model judged each beat normal.
         scores : ndarray of shape (n_beats,)
@@ -135,64 +156,80 @@ class PatientMemory:
         """
         if self.ready:
             raise RuntimeError("learning is closed; reset() for a new patient")
-        features = np.atleast_2d(np.asarray(features, dtype=np.float32))
-        accepted, scores = np.asarray(accepted, dtype=bool), np.asarray(scores, dtype=np.float64)
-        if not len(features) == len(accepted) == len(scores):
-            raise ValueError(f"{len(features)} beats, {len(accepted)} verdicts and {len(scores)} scores differ")
-        if not np.isfinite(features).all():
-            raise ValueError("beat features contain NaN or infinite values")
-        self._offered.append((features, accepted, scores))
+        shapes = np.atleast_2d(np.asarray(shapes, dtype=np.float32))
+        ratios, accepted = np.atleast_1d(np.asarray(rr_ratios, dtype=np.float64)), np.atleast_1d(np.asarray(accepted, dtype=bool))
+        scores = np.atleast_1d(np.asarray(scores, dtype=np.float64))
+        if not len(shapes) == len(ratios) == len(accepted) == len(scores):
+            raise ValueError(f"{len(shapes)} beats, {len(ratios)} RR ratios, {len(accepted)} verdicts and "
+                             f"{len(scores)} scores differ")
+        if not (np.isfinite(shapes).all() and np.isfinite(ratios).all()):
+            raise ValueError("beat shapes or RR ratios contain NaN or infinite values")
+        self._offered.append((shapes, ratios, accepted, scores))
 
     def close(self) -> None:
-        """End learning: keep the accepted beats (or the fallback) and set the threshold.
+        """End learning: keep the accepted beats (or the fallback) and set the limits.
 
         Raises
         ------
         ValueError
             When fewer than ``min_beats`` beats were offered at all.
         """
-        n_offered = sum(len(features) for features, _, _ in self._offered)
+        n_offered = sum(len(part[0]) for part in self._offered)
         if n_offered < self.min_beats:
             raise ValueError(f"a patient memory needs at least {self.min_beats} beats, got {n_offered}")
-        features, accepted, scores = (np.concatenate(part) for part in zip(*self._offered))
-        if accepted.sum() < self.min_beats:
+        shapes, ratios, accepted, scores = (np.concatenate(part) for part in zip(*self._offered))
+        if accepted.sum() < max(self.min_beats, len(accepted) / 4):
             accepted = scores >= np.median(scores)
-        self.beats_ = features[accepted][-self.max_beats:]
-        own = self._distance(self.beats_, leave_one_out=True)
-        self.threshold = float(self.factor * np.percentile(own, self.quantile))
+        self.beats_ = shapes[accepted][-self.max_beats:]
+        own = self._shape_distance(self.beats_, leave_one_out=True)
+        self.shape_limit = float(self.factor * np.percentile(own, self.quantile))
+        self.rhythm_limit = float(min(0.95 * np.percentile(ratios[accepted], 1), self.premature))
         self._offered = []
 
-    def distance(self, features: np.ndarray) -> np.ndarray:
-        """Mean distance of each beat to its ``n_neighbors`` nearest memory beats (lower is more normal)."""
+    def distance(self, shapes: np.ndarray, rr_ratios: np.ndarray) -> np.ndarray:
+        """How far each beat is from the patient's normal beats, in limits (above 1: abnormal)."""
         if not self.ready:
             raise RuntimeError("the memory is still learning: close() it first")
-        return self._distance(np.atleast_2d(np.asarray(features, dtype=np.float32)))
+        shapes = np.atleast_2d(np.asarray(shapes, dtype=np.float32))
+        early = (1 - np.atleast_1d(np.asarray(rr_ratios, dtype=np.float64))) / (1 - self.rhythm_limit)
+        return np.maximum(self._shape_distance(shapes) / self.shape_limit, early)
 
-    def _distance(self, features: np.ndarray, leave_one_out: bool = False) -> np.ndarray:
+    def absorb(self, shapes: np.ndarray, distances: np.ndarray) -> None:
+        """Let the beats judged clearly normal (``distance < absorb_below``) join the memory."""
+        normal = np.atleast_2d(np.asarray(shapes, dtype=np.float32))[np.atleast_1d(distances) < self.absorb_below]
+        if len(normal):
+            self.beats_ = np.concatenate([self.beats_, normal])[-self.max_beats:]
+
+    def _shape_distance(self, shapes: np.ndarray, leave_one_out: bool = False) -> np.ndarray:
         memory = self.beats_
-        squared = (np.sum(features**2, axis=1)[:, None] - 2 * features @ memory.T + np.sum(memory**2, axis=1))
-        k = self.n_neighbors + int(leave_one_out)
-        nearest = np.partition(np.maximum(squared, 0), k - 1, axis=1)[:, :k]
-        nearest = np.sort(nearest, axis=1)[:, int(leave_one_out):]
+        squared = np.sum(shapes**2, axis=1)[:, None] - 2 * shapes @ memory.T + np.sum(memory**2, axis=1)
+        k = min(self.n_neighbors + int(leave_one_out), len(memory))
+        nearest = np.sort(np.partition(np.maximum(squared, 0), k - 1, axis=1)[:, :k], axis=1)[:, int(leave_one_out):]
         return np.sqrt(nearest).mean(axis=1)
 
     def reset(self) -> None:
         """Forget everything (a new patient)."""
-        self.__init__(self.n_neighbors, self.quantile, self.factor, self.min_beats, self.max_beats)
+        self.__init__(**self._settings())
+
+    def _settings(self) -> dict:
+        return {"n_neighbors": self.n_neighbors, "quantile": self.quantile, "factor": self.factor,
+                "premature": self.premature, "absorb_below": self.absorb_below, "min_beats": self.min_beats,
+                "max_beats": self.max_beats}
 
     def state(self) -> dict:
         """What a restarted device needs to resume without relearning (numpy arrays and numbers)."""
         if not self.ready:
             raise RuntimeError("only a closed memory has a state to keep")
-        return {"beats": self.beats_, "threshold": self.threshold, "n_neighbors": self.n_neighbors,
-                "quantile": self.quantile, "factor": self.factor, "min_beats": self.min_beats,
-                "max_beats": self.max_beats}
+        return {"beats": self.beats_, "shape_limit": self.shape_limit, "rhythm_limit": self.rhythm_limit,
+                **self._settings()}
 
     @classmethod
     def from_state(cls, state: dict) -> PatientMemory:
         """A memory as :meth:`state` described it."""
-        memory = cls(int(state["n_neighbors"]), float(state["quantile"]), float(state["factor"]),
-                     int(state["min_beats"]), int(state["max_beats"]))
-        memory.beats_ = np.asarray(state["beats"], dtype=np.float32)
-        memory.threshold = float(state["threshold"])
+        settings = {k: state[k] for k in ("n_neighbors", "min_beats", "max_beats")}
+        settings.update({k: float(state[k]) for k in ("quantile", "factor", "premature", "absorb_below")})
+        memory = cls(**{k: int(v) if k in ("n_neighbors", "min_beats", "max_beats") else v for k, v in settings.items()})
+        memory.beats_ = np.asarray(state["beats"], dtype=np.float32).reshape(-1, np.shape(state["beats"])[-1])
+        memory.shape_limit = float(state["shape_limit"])
+        memory.rhythm_limit = float(state["rhythm_limit"])
         return memory

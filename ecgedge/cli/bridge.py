@@ -12,6 +12,7 @@ import click
 
 from ecgedge.cli.demo import demo
 from ecgedge.cli.options import FiniteFloat
+from ecgedge.firmware_bridge.judge import DEFAULT_ADAPT_S
 
 
 @click.command()
@@ -67,21 +68,24 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _print_beats(all_beats: bool, fs_of, out):
-    """Print flagged (or all) beats of each committed micro-batch, and when a stream's threshold is learnt."""
+    """Print flagged (or all) beats of each committed micro-batch, and when a stream has learnt its patient."""
     learning: set[str] = set()
 
     def show(scored) -> None:
         for s in scored:
+            b, v = s.beat, s.verdict
             if s.learning:
-                learning.add(s.beat.stream)
-            elif s.beat.stream in learning:
-                learning.discard(s.beat.stream)
-                click.echo(f"learnt {s.beat.stream} threshold={s.threshold:.4f}: flagging from sample {s.beat.sample}", file=out)
+                learning.add(b.stream)
+            elif b.stream in learning:
+                learning.discard(b.stream)
+                learnt = "adapted to the patient" if v.mode == "adapted" else f"threshold={s.threshold:.4f}"
+                click.echo(f"learnt {b.stream} {learnt}: flagging from sample {b.sample}", file=out)
             if s.anomaly or all_beats:
-                b = s.beat
                 tag = "FLAG" if s.anomaly else "beat"
-                threshold = "learning" if s.learning else f"{s.threshold:.4f}"
-                click.echo(f"{tag} {b.stream} sample={b.sample} t={b.sample / fs_of(b.stream):.2f}s score={s.score:.4f} threshold={threshold}{' gap' if b.gap else ''}", file=out)
+                judged = (f"threshold={v.threshold:.4f}" if v.mode == "fixed"
+                          else f"distance={v.distance:.3f}" if v.mode == "adapted" else "learning")
+                click.echo(f"{tag} {b.stream} sample={b.sample} t={b.sample / fs_of(b.stream):.2f}s score={s.score:.4f} "
+                           f"{judged}{' gap' if b.gap else ''}", file=out)
         out.flush()
 
     return show
@@ -103,7 +107,8 @@ def _print_event(event) -> None:
 @click.option("--baseline", type=click.IntRange(-(2**31), 2**31 - 1), default=512, show_default=True, help="ASCII: ADC count of 0 mV.")
 @click.option("--lead", default=None, help="Lead of a multi-lead board (default: the first).")
 @click.option("--polarity", type=click.Choice(["positive", "negative", "auto"]), default="positive", show_default=True, help="R-wave direction in the board's lead (MLII: positive).")
-@click.option("--calibrate", type=click.IntRange(min=2), default=None, help="Learn each stream's threshold from its first N beats (logged, not flagged).")
+@click.option("--adapt", "adapt_s", type=click.FloatRange(min=0), default=None, help="Adapt to each patient over the stream's first S seconds (logged as learning, not flagged), then judge by the patient's memory. Default 300, unless --calibrate; 0: judge by the bundle's threshold.")
+@click.option("--calibrate", type=click.IntRange(min=2), default=None, help="Instead of --adapt: learn each stream's score threshold from its first N beats (logged, not flagged).")
 @click.option("--db", type=click.Path(dir_okay=False), default=None, help="SQLite database (WAL) of every beat, each anomaly's waveform and every event.")
 @click.option("--durable", is_flag=True, help="With --db: fsync every commit (survives power loss, not only a crash).")
 @click.option("--jsonl", type=click.Path(dir_okay=False, allow_dash=True), default=None, help="JSON lines file of every beat and event ('-': stdout, which then carries nothing else).")
@@ -116,7 +121,7 @@ def _print_event(event) -> None:
 @click.option("--no-data", "no_data_s", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="Raise no-data after S seconds connected without a valid frame.")
 @click.option("--max-lag", "max_lag_s", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="Overload: shed samples queued more than S seconds.")
 @click.option("--open-timeout", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds to try opening each port at start before giving up (exit 1).")
-def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead, polarity, calibrate, db, durable, jsonl, all_beats, duration, threads,
+def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead, polarity, adapt_s, calibrate, db, durable, jsonl, all_beats, duration, threads,
            workers, no_beats_s, no_data_s, max_lag_s, open_timeout) -> None:
     """Read ECG boards, flag abnormal beats live, log them, report every lapse of monitoring, and summarise at the end.
 
@@ -139,7 +144,10 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
         scorer = load_scorer(bundle_dir, backend=backend, precision=precision, threads=threads)
     except (BundleError, ImportError, ValueError) as exc:
         raise click.ClickException(f"cannot load bundle {bundle_dir}: {exc}") from None
-    options = {"calibration_beats": calibrate, "on_event": _print_event, "no_beats_s": no_beats_s, "no_data_s": no_data_s, "max_lag_s": max_lag_s, "open_timeout": open_timeout}
+    if calibrate and adapt_s:
+        raise click.BadParameter("a stream is either adapted (--adapt) or calibrated (--calibrate), not both", param_hint="--adapt")
+    adapt_s = (DEFAULT_ADAPT_S if adapt_s is None and not calibrate else adapt_s) or None
+    options = {"calibration_beats": calibrate, "adapt_s": adapt_s, "on_event": _print_event, "no_beats_s": no_beats_s, "no_data_s": no_data_s, "max_lag_s": max_lag_s, "open_timeout": open_timeout}
     if workers > 1:
         scorer_options = {"backend": backend, "precision": precision, "threads": threads}
         hub = WorkerPool(bundle_dir, scorer, workers=workers, scorer_options=scorer_options, **options)

@@ -1,8 +1,8 @@
 """``ecgedge demo``: the whole path on bundled data, in under a minute.
 
-Model -> INT8 bundle -> a virtual board playing an MIT-BIH record over a pty
-at high speed -> the bridge flagging beats (per-patient threshold) ->
-summary, JSON lines, SQLite and a PNG report in ``--out``.
+Population model -> INT8 bundle -> a virtual board playing an MIT-BIH record
+over a pty at high speed -> the bridge learning the patient, then flagging
+beats -> summary, JSON lines, SQLite and a PNG report in ``--out``.
 """
 
 from __future__ import annotations
@@ -16,16 +16,17 @@ import click
 import numpy as np
 
 from ecgedge.cli.options import FiniteFloat, requires
+from ecgedge.firmware_bridge.judge import DEFAULT_ADAPT_S
 
 
-def _stream(bundle: Path, record_path, minutes: float, speed: float, out: Path, calibrate: int):
+def _stream(bundle: Path, record_path, minutes: float, speed: float, out: Path, adapt_s: float):
     """Play the record into a hub; return the hub's summary and the scored beats."""
     from ecgedge.firmware_bridge.hub import Hub
     from ecgedge.firmware_bridge.simulator import PtyEndpoint, VirtualBoard, run_boards
     from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
     from ecgedge.runtime import load_scorer
 
-    hub = Hub(load_scorer(bundle, precision="int8", threads=1), calibration_beats=calibrate)
+    hub = Hub(load_scorer(bundle, precision="int8", threads=1), adapt_s=adapt_s)
     endpoint = PtyEndpoint()
     hub.add_board(endpoint.path, name="bed1")
     for name in ("beats.jsonl", "beats.db", "beats.db-wal", "beats.db-shm"):
@@ -62,7 +63,7 @@ def _against_annotations(record, scored) -> dict:
     }
 
 
-def _plot(record, scored, path: Path, calibrate: int) -> None:
+def _plot(record, scored, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,18 +71,19 @@ def _plot(record, scored, path: Path, calibrate: int) -> None:
 
     fs = record.fs
     t = np.array([s.beat.sample for s in scored]) / fs
-    score = np.array([s.score for s in scored])
-    thr = np.array([np.nan if s.learning else s.threshold for s in scored])
+    learning = np.array([s.learning for s in scored])
+    distance = np.array([np.nan if s.verdict.distance is None else s.verdict.distance for s in scored])
     flag = np.array([s.anomaly for s in scored])
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 7))
-    top.plot(t, score, ".", ms=3, color="tab:blue", label="beat score (higher = more normal)")
-    top.plot(t, thr, "-", color="k", lw=1, label="threshold")
-    top.plot(t[flag], score[flag], "o", mfc="none", color="tab:red", label=f"flagged ({flag.sum()})")
-    top.axvspan(t[0], t[min(calibrate, len(t) - 1)], color="0.9", label="learning the patient's threshold (no flags)")
-    top.set(xlabel="time (s)", ylabel="score", title="Every beat the bridge scored")
-    top.legend(loc="lower left", fontsize=8)
-    later = np.flatnonzero(flag[calibrate:])
-    centre = t[calibrate + later[0]] if later.size else t[len(t) // 2]
+    top.semilogy(t, distance, ".", ms=3, color="tab:blue", label="beat's distance to the patient's normal beats")
+    top.axhline(1.0, color="k", lw=1, label="limit (above: flagged)")
+    top.semilogy(t[flag], distance[flag], "o", mfc="none", color="tab:red", label=f"flagged ({flag.sum()})")
+    if learning.any():
+        top.axvspan(t[0], t[learning][-1], color="0.9", label="learning the patient (no flags)")
+    top.set(xlabel="time (s)", ylabel="distance (limits)", title="Every beat the bridge judged")
+    top.legend(loc="upper left", fontsize=8)
+    later = np.flatnonzero(flag)
+    centre = t[later[0]] if later.size else t[len(t) // 2]
     lo, hi = max(0.0, centre - 5), centre + 5
     span = slice(int(lo * fs), int(hi * fs))
     bottom.plot(np.arange(span.start, span.stop) / fs, record.signal[span], color="0.3", lw=0.8)
@@ -92,7 +94,7 @@ def _plot(record, scored, path: Path, calibrate: int) -> None:
     ref = record.beat_samples[(record.beat_samples >= span.start) & (record.beat_samples < span.stop)]
     for r, sym in zip(ref, record.beat_symbols[np.isin(record.beat_samples, ref)]):
         bottom.annotate(sym, (r / fs, record.signal[r]), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
-    bottom.set(xlabel="time (s)", ylabel=f"{record.lead} (mV)", title="10 s around the first flag after calibration (green: normal, red: flagged; letters: reference labels)")
+    bottom.set(xlabel="time (s)", ylabel=f"{record.lead} (mV)", title="10 s around the first flag (green: normal, red: flagged; letters: reference labels)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -103,9 +105,9 @@ def _plot(record, scored, path: Path, calibrate: int) -> None:
 @click.option("--record", type=click.Path(dir_okay=False), default=None, help="WFDB record (default: the bundled MIT-BIH 100).")
 @click.option("--minutes", type=FiniteFloat(min=1), default=10.0, show_default=True, help="Minutes of the record to stream.")
 @click.option("--speed", type=FiniteFloat(min=1), default=60.0, show_default=True, help="Times real time.")
-@click.option("--calibrate", type=click.IntRange(min=2), default=120, show_default=True, help="Beats that teach the per-patient threshold (logged, not flagged).")
+@click.option("--adapt", "adapt_s", type=FiniteFloat(min=1), default=DEFAULT_ADAPT_S, show_default=True, help="Seconds of the record the bridge learns the patient from (logged, not flagged).")
 @requires("export")
-def demo(out, record, minutes, speed, calibrate) -> None:
+def demo(out, record, minutes, speed, adapt_s) -> None:
     """Run the whole path on bundled data: model -> INT8 bundle -> board -> bridge -> report.
 
     The record is read before anything is written, so a wrong --record stops
@@ -113,7 +115,7 @@ def demo(out, record, minutes, speed, calibrate) -> None:
     """
     from ecgedge.cli.deploy import check_bundle_target, write_bundle
     from ecgedge.datasets import load_wfdb_record
-    from ecgedge.models import default_model_path
+    from ecgedge.models import population_model_path
 
     started = time.perf_counter()
     progress = lambda msg: click.echo(f"[{time.perf_counter() - started:5.1f} s] {msg}")  # noqa: E731
@@ -124,19 +126,22 @@ def demo(out, record, minutes, speed, calibrate) -> None:
     if reference.beat_samples.size < 2:
         raise click.BadParameter(f"the record {record} has no beat annotations (.atr) to judge the flags by",
                                  param_hint="--record")
+    if adapt_s >= 60 * minutes:
+        raise click.BadParameter(f"--adapt {adapt_s:g} s leaves nothing of --minutes {minutes:g} to judge", param_hint="--adapt")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise click.BadParameter(f"{out} exists and is not a directory", param_hint="--out")
     bundle = check_bundle_target(out / "bundle")
-    progress(f"model: {default_model_path()}")
-    write_bundle(default_model_path(), bundle, int8=True, fp16=False)
+    progress(f"model: {population_model_path()}")
+    write_bundle(population_model_path(), bundle, int8=True, fp16=False)
     progress(f"bundle: {bundle} (INT8)")
     progress(f"streaming {minutes:g} min of {record or 'MIT-BIH 100'} at {speed:g}x over a pty ...")
-    summary, scored = _stream(bundle, record, minutes, speed, out, calibrate)
-    if len(scored) <= calibrate:
-        raise click.ClickException(f"the bridge scored {len(scored)} beats, not more than the {calibrate} calibration beats")
-    truth = _against_annotations(reference, scored[calibrate:])  # the beats judged by the patient's threshold
-    _plot(reference, scored, out / "report.png", calibrate)
+    summary, scored = _stream(bundle, record, minutes, speed, out, adapt_s)
+    judged = [s for s in scored if not s.learning]
+    if not judged:
+        raise click.ClickException(f"the bridge judged none of its {len(scored)} beats: all came while learning")
+    truth = _against_annotations(reference, judged)
+    _plot(reference, scored, out / "report.png")
     lat = summary["latency_ms"]
     report = {"summary": {k: v for k, v in summary.items() if k != "links"}, "against_annotations": truth, "seconds": time.perf_counter() - started}
     (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -146,7 +151,7 @@ def demo(out, record, minutes, speed, calibrate) -> None:
         f"latency p50={lat['p50']:.2f} ms p99={lat['p99']:.2f} ms"
     )
     progress(
-        f"after the {calibrate} calibration beats: flagged {truth['normal_flagged']}/{truth['normal_beats']} beats labelled N and "
+        f"after {adapt_s:g} s learning the patient: flagged {truth['normal_flagged']}/{truth['normal_beats']} beats labelled N and "
         f"{truth['other_flagged']}/{truth['other_beats']} labelled otherwise ({', '.join(truth['other_labels'])})"
     )
     progress(f"report: {out / 'report.png'}, {out / 'summary.json'}, {out / 'beats.jsonl'}, {out / 'beats.db'}")

@@ -86,7 +86,7 @@ def write_bundle(model, out: Path, **options) -> str | None:
               help="TensorRT profile: largest batch.")
 @requires("export")
 def export(model: Path, out: Path, int8: bool, fp16: bool, trt: bool, opt_batch: int, max_batch: int) -> None:
-    """Export the detector in MODEL (default: the shipped model) to a deployment bundle in --out.
+    """Export the detector in MODEL (default: the shipped population model) to a deployment bundle in --out.
 
     The FP32 graph is always written, the INT8 and FP16 graphs unless
     --no-int8 / --no-fp16 (--trt needs the FP16 one). The bundle is built beside
@@ -97,9 +97,9 @@ def export(model: Path, out: Path, int8: bool, fp16: bool, trt: bool, opt_batch:
     from ecgedge.runtime import read_bundle
 
     if model is None:
-        from ecgedge.models import default_model_path
+        from ecgedge.models import population_model_path
 
-        model = default_model_path()
+        model = population_model_path()
     out = check_bundle_target(out)
     try:
         warning = write_bundle(model, out, int8=int8, fp16=fp16, trt=trt, opt_batch=opt_batch, max_batch=max_batch)

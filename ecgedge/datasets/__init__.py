@@ -1,6 +1,13 @@
 """Bundled ECG data and loaders in the style of :mod:`sklearn.datasets`."""
 
-from ecgedge.datasets._annotated import AAMI_CLASSES, AnnotatedBeats, aami_class, load_annotated_beats
+from ecgedge.datasets._annotated import (
+    AAMI_CLASSES,
+    MATCH_S,
+    AnnotatedBeats,
+    aami_class,
+    load_annotated_beats,
+    nearest_reference,
+)
 from ecgedge.datasets._ecg5000 import load_ecg5000
 from ecgedge.datasets._files import LABEL_CONVENTION, load_beats_file
 from ecgedge.datasets._wfdb import (
@@ -14,6 +21,7 @@ __all__ = [
     "AAMI_CLASSES",
     "AnnotatedBeats",
     "LABEL_CONVENTION",
+    "MATCH_S",
     "WfdbRecord",
     "aami_class",
     "cut_annotated_beats",
@@ -22,4 +30,5 @@ __all__ = [
     "load_beats_file",
     "load_ecg5000",
     "load_wfdb_record",
+    "nearest_reference",
 ]

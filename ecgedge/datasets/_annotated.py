@@ -11,6 +11,8 @@ from ecgedge.datasets._wfdb import annotated_beats, load_wfdb_record
 
 #: ANSI/AAMI EC57 beat classes and the MIT-BIH annotation symbols each one gathers.
 AAMI_CLASSES = {"N": "NLRej", "SVEB": "AaJS", "VEB": "VE", "F": "F", "Q": "/fQ"}
+#: Largest distance of a detected beat from its reference beat (ANSI/AAMI EC57), seconds.
+MATCH_S = 0.15
 _CLASS_OF = {symbol: name for name, symbols in AAMI_CLASSES.items() for symbol in symbols}
 
 
@@ -47,12 +49,13 @@ class AnnotatedBeats:
     time : ndarray of shape (n_beats,), float64
         That position in seconds from the record's start.
     symbol : ndarray of shape (n_beats,), str
-        Annotation symbol.
+        Annotation symbol; ``"-"`` for a beat the bridge found where the
+        reference has none (a false detection).
     aami : ndarray of shape (n_beats,), str
-        AAMI EC57 class (:func:`aami_class`).
+        AAMI EC57 class (:func:`aami_class`); ``"-"`` for a false detection.
     rr_before, rr_after : ndarray of shape (n_beats,), float64
-        RR intervals (s) to the previous and next annotated beat (NaN for
-        the record's last beat).
+        RR intervals (s) to the previous and next beat (NaN for the record's
+        last beat).
     """
 
     X: np.ndarray
@@ -99,15 +102,26 @@ def record_paths(directory: str | Path, records=None) -> list[Path]:
 
 
 def load_annotated_beats(
-    directory: str | Path, beat_format, *, records=None, lead: str | int = "MLII", flip: bool = False
+    directory: str | Path,
+    beat_format,
+    *,
+    records=None,
+    lead: str | int = "MLII",
+    flip: bool = False,
+    positions: str = "annotations",
 ) -> AnnotatedBeats:
-    """Cut every annotated beat of the records in a WFDB directory, as the bridge cuts a stream.
+    """Cut every beat of the records in a WFDB directory, as the bridge cuts a stream.
 
-    Each record's lead is band-passed causally in the bridge's ECG band and
-    cut at its beat annotations
-    (:func:`ecgedge.datasets.cut_annotated_beats`); the first beat of a record
-    only sizes the next window. Records are read one at a time and beats kept
-    as float32, so the whole MIT-BIH database takes tens of megabytes.
+    Each record's lead is band-passed causally in the bridge's ECG band. With
+    ``positions="annotations"`` it is cut at its beat annotations
+    (:func:`ecgedge.datasets.cut_annotated_beats`; the first beat of a record
+    only sizes the next window). With ``positions="bridge"`` the record runs
+    through the bridge's own offline path (streaming R peaks included,
+    :func:`ecgedge.firmware_bridge.offline.cut_stream`) and each beat it finds
+    takes the class of the reference beat within 150 ms (ANSI/AAMI EC57);
+    a beat with none is a false detection, class ``"-"``. Records are read one
+    at a time and beats kept as float32, so the whole MIT-BIH database takes
+    tens of megabytes.
 
     Parameters
     ----------
@@ -122,6 +136,9 @@ def load_annotated_beats(
         Lead name or index.
     flip : bool, default=False
         Negate the model inputs (R waves pointing the other way than the model's).
+    positions : {"annotations", "bridge"}, default="annotations"
+        Where beats are cut: at the reference annotations, or where the
+        bridge finds them.
 
     Returns
     -------
@@ -140,23 +157,81 @@ def load_annotated_beats(
             record = load_wfdb_record(path, lead=lead)
         except ValueError as err:
             raise ValueError(f"record {path.name}: {err}") from err
-        beats = annotated_beats(record, beat_format, flip=flip)
-        if not beats:
-            continue
-        samples = record.beat_samples
-        position = np.searchsorted(samples, [b.sample for b in beats])
-        rr = np.diff(samples) / record.fs
-        symbols = record.beat_symbols[position]
-        parts.append(AnnotatedBeats(
-            X=np.array([b.model_input for b in beats], dtype=np.float32),
-            record=np.full(len(beats), path.name),
-            sample=samples[position].astype(np.int64),
-            time=samples[position] / record.fs,
-            symbol=symbols,
-            aami=aami_class(symbols),
-            rr_before=rr[position - 1],
-            rr_after=np.append(rr, np.nan)[position],
-        ))
+        if positions not in ("annotations", "bridge"):
+            raise ValueError(f"positions must be 'annotations' or 'bridge', got {positions!r}")
+        beats = (_bridge_beats if positions == "bridge" else _at_annotations)(record, path.name, beat_format, flip)
+        if len(beats):
+            parts.append(beats)
     if not parts:
         raise ValueError(f"no annotated beats in {directory}")
     return AnnotatedBeats(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(AnnotatedBeats)})
+
+
+def _at_annotations(record, name: str, beat_format, flip: bool) -> AnnotatedBeats:
+    """A record's beats cut at its annotations."""
+    beats = annotated_beats(record, beat_format, flip=flip)
+    samples = record.beat_samples
+    position = np.searchsorted(samples, [b.sample for b in beats]).astype(np.int64)
+    rr = np.diff(samples) / record.fs
+    return _beats(name, beats, samples[position], record.beat_symbols[position], record.fs,
+                  rr_before=rr[position - 1], rr_after=np.append(rr, np.nan)[position])
+
+
+def _bridge_beats(record, name: str, beat_format, flip: bool) -> AnnotatedBeats:
+    """A record's beats as the bridge finds and cuts them, each with its matched reference symbol."""
+    from ecgedge.firmware_bridge.offline import cut_stream
+    from ecgedge.firmware_bridge.protocol import Hello
+
+    hello = Hello(fs=record.fs, adc_bits=16, gain=1.0, baseline=0, leads=(record.lead,))
+    beats = cut_stream(record.signal, hello, beat_format, polarity="negative" if flip else "positive", name=name)
+    samples = np.array([b.sample for b in beats], dtype=np.int64)
+    symbols = np.full(len(samples), "-", dtype="<U1")
+    nearest = nearest_reference(samples, record.beat_samples, round(MATCH_S * record.fs))
+    symbols[nearest >= 0] = record.beat_symbols[nearest[nearest >= 0]]
+    rr = np.array([b.rr for b in beats], dtype=float)
+    return _beats(name, beats, samples, symbols, record.fs, rr_before=rr, rr_after=np.append(rr[1:], np.nan))
+
+
+def _beats(name, beats, samples, symbols, fs, *, rr_before, rr_after) -> AnnotatedBeats:
+    aami = aami_class(symbols)
+    aami[symbols == "-"] = "-"
+    return AnnotatedBeats(
+        X=np.array([b.model_input for b in beats], dtype=np.float32).reshape(len(beats), -1),
+        record=np.full(len(beats), name),
+        sample=np.asarray(samples, dtype=np.int64),
+        time=np.asarray(samples) / fs,
+        symbol=np.asarray(symbols),
+        aami=aami,
+        rr_before=np.asarray(rr_before, dtype=float),
+        rr_after=np.asarray(rr_after, dtype=float),
+    )
+
+
+def nearest_reference(samples: np.ndarray, reference: np.ndarray, window: int) -> np.ndarray:
+    """Index of the reference beat nearest each detected beat, or -1 when none is within ``window`` samples.
+
+    Parameters
+    ----------
+    samples : ndarray of shape (n,), int
+        Detected R positions (sample indices).
+    reference : ndarray of shape (m,), int, sorted
+        Reference beat positions.
+    window : int
+        Largest distance (samples) of a match; EC57 uses 150 ms.
+
+    Returns
+    -------
+    ndarray of shape (n,), int64
+
+    Examples
+    --------
+    >>> nearest_reference(np.array([10, 100, 205]), np.array([12, 200]), window=10)
+    array([ 0, -1,  1])
+    """
+    samples, reference = np.asarray(samples, dtype=np.int64), np.asarray(reference, dtype=np.int64)
+    if not reference.size:
+        return np.full(samples.size, -1, dtype=np.int64)
+    after = np.clip(np.searchsorted(reference, samples), 0, reference.size - 1)
+    before = np.clip(after - 1, 0, reference.size - 1)
+    nearest = np.where(np.abs(samples - reference[before]) <= np.abs(reference[after] - samples), before, after)
+    return np.where(np.abs(reference[nearest] - samples) <= window, nearest, -1)

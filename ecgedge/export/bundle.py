@@ -137,7 +137,8 @@ def export_bundle(
         TensorRT optimisation profile: batch 1 to ``max_batch``, tuned for
         ``opt_batch``.
     beat_format : BeatFormat, optional
-        How beats are cut; default the ECG5000 window at the model's length.
+        How beats are cut; default the detector's own ``beat_format``, else
+        the ECG5000 window at the model's length.
 
     Returns
     -------
@@ -152,7 +153,8 @@ def export_bundle(
     """
     detector = _as_detector(detector)
     length = int(detector.n_features_in_)
-    beat_format = beat_format or BeatFormat(length=length)
+    recorded = getattr(detector, "beat_format", None)
+    beat_format = beat_format or (BeatFormat.from_dict(recorded) if recorded else BeatFormat(length=length))
     if beat_format.length != length:
         raise ValueError(f"beat_format.length={beat_format.length} but the model takes beats of {length} samples")
     check_profile(opt_batch, max_batch)

@@ -56,6 +56,7 @@ from typing import Callable
 import numpy as np
 
 from ecgedge._closing import Closing
+from ecgedge.calibration import PatientMemory
 from ecgedge.firmware_bridge.beats import Beat
 from ecgedge.firmware_bridge.decoder import AsciiDecoder, FrameDecoder, LinkStats
 from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event
@@ -188,6 +189,13 @@ class Hub(Closing):
         with ``learning_scores`` (:class:`~ecgedge.firmware_bridge.sinks.SqliteSink`)
         resumes each stream's learning from the beats it stored, so a
         restarted bridge does not learn its patients again.
+    adapt_s : float or None, default=None
+        When set, each stream adapts to its patient over its first this many
+        seconds of beats (:class:`~ecgedge.firmware_bridge.judge.BeatJudge`,
+        :class:`ecgedge.calibration.PatientMemory`); those beats are logged as
+        ``learning``, later ones judged by the patient's memory. A sink with
+        ``patient_state`` (:class:`~ecgedge.firmware_bridge.sinks.SqliteSink`)
+        keeps each memory, and a restarted bridge resumes it.
     on_beats : callable, optional
         ``on_beats(list[ScoredBeat])``, called after each micro-batch is committed.
     on_event : callable, optional
@@ -214,6 +222,7 @@ class Hub(Closing):
         *,
         sinks=(),
         calibration_beats: int | None = None,
+        adapt_s: float | None = None,
         on_beats: Callable[[list[ScoredBeat]], None] | None = None,
         on_event: Callable[[Event], None] | None = None,
         max_batch: int = 512,
@@ -232,7 +241,10 @@ class Hub(Closing):
         self.scorer = scorer
         self.beat_format = scorer.beat_format
         self.sinks = list(sinks)
+        if calibration_beats and adapt_s:
+            raise ValueError("streams are calibrated (calibration_beats) or adapted (adapt_s), not both")
         self.calibration_beats = calibration_beats
+        self.adapt_s = adapt_s
         self.on_beats = on_beats
         self.on_event = on_event
         self.max_batch = max_batch
@@ -249,6 +261,7 @@ class Hub(Closing):
         self.warmup_beats = 0
         self.internal_errors = 0
         self.resumed_beats: dict[str, int] = {}
+        self.resumed_patients: list[str] = []
         self.conditions = ConditionTracker()
         self._events: queue.Queue = queue.Queue(maxsize=max_queue)
         self._filters = FilterStage()
@@ -315,7 +328,7 @@ class Hub(Closing):
         link = BoardLink(self._events, url, pipeline, fmt, baudrate)
         self._pipelines[name] = pipeline
         self._ports[port] = name
-        self._judges[name] = BeatJudge(self.calibration_beats)
+        self._judges[name] = BeatJudge(self.calibration_beats, self.adapt_s)
         self.links.append(link)
         return link
 
@@ -390,17 +403,17 @@ class Hub(Closing):
         return self.summary()
 
     def _resume(self) -> None:
-        """Replay each stream's stored learning beats (a sink with ``learning_scores``) into its judge."""
-        if not self.calibration_beats:
-            return
-        for sink in self.sinks:
-            if hasattr(sink, "learning_scores"):
-                for name, judge in self._judges.items():
-                    scores = sink.learning_scores(name, self.calibration_beats)
-                    for score in scores:
-                        judge.judge(score, self.scorer.offset_)
-                    self.resumed_beats[name] = len(scores)
-                return
+        """Resume each stream's learnt patient from the first sink that keeps them (an SQLite database)."""
+        keeps = "learning_scores" if self.calibration_beats else "patient_state" if self.adapt_s else None
+        sink = next((sink for sink in self.sinks if keeps and hasattr(sink, keeps)), None)
+        for name, judge in self._judges.items() if sink is not None else ():
+            if self.calibration_beats:
+                scores = sink.learning_scores(name, self.calibration_beats)
+                judge.replay(scores)
+                self.resumed_beats[name] = len(scores)
+            elif (state := sink.patient_state(name)) is not None:
+                judge.resume(PatientMemory.from_state(state))
+                self.resumed_patients.append(name)
 
     def wait_until_quiet(self, quiet: float = 0.5, timeout: float = 30.0) -> bool:
         """Block until no board has delivered a frame for ``quiet`` seconds and the queue is empty.
@@ -553,12 +566,13 @@ class Hub(Closing):
         beats, scores = self._scores(beats)
         if not beats:
             return
-        scored = []
-        for beat, score in zip(beats, scores.tolist()):
-            threshold, anomaly = self._judges[beat.stream].judge(score, self.scorer.offset_)
-            scored.append(ScoredBeat(beat, score, threshold, anomaly))
+        scored = [
+            ScoredBeat(beat, score, self._judges[beat.stream].judge(score, self.scorer.offset_, beat))
+            for beat, score in zip(beats, scores.tolist())
+        ]
         for sink in self.sinks:
             sink.write(scored)
+        self._save_patients({b.stream for b in beats})
         for sink in self.sinks:
             sink.commit()
         committed = time.perf_counter()
@@ -569,6 +583,14 @@ class Hub(Closing):
         self.learning_beats += sum(s.learning for s in scored)
         if self.on_beats is not None:
             self.on_beats(scored)
+
+    def _save_patients(self, streams: set[str]) -> None:
+        """Hand new or changed patient memories to the sinks that keep them (committed with the beats)."""
+        keepers = [sink for sink in self.sinks if hasattr(sink, "save_patient")]
+        for stream in sorted(streams) if keepers else ():
+            state = self._judges[stream].state_to_save()
+            for sink in keepers if state is not None else ():
+                sink.save_patient(stream, state)
 
     def fs_of(self, stream: str) -> float:
         """Sample rate of a stream (for sinks)."""
@@ -607,6 +629,8 @@ class Hub(Closing):
             "shed_beats": sum(link.pipeline.counters.shed_beats for link in self.links),
             "internal_errors": self.internal_errors,
             "resumed_learning_beats": self.resumed_beats,
+            "adapted_streams": sorted(n for n, j in self._judges.items() if j.memory is not None and j.memory.ready),
+            "resumed_patients": self.resumed_patients,
             "events": dict(sorted(self.conditions.counts.items())),
             "filter_rows": self._filters.rows,
             "latency_ms": {

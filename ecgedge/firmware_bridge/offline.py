@@ -99,7 +99,7 @@ def score_beats(beats: list[Beat], scorer, batch: int = BATCH) -> np.ndarray:
 def judge_scores(
     scores: np.ndarray, offset: float, calibration_beats: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Judge a stream's scores in order, as the hub does (one :class:`BeatJudge`).
+    """Judge a stream's scores in order by a threshold, as the hub does without adaptation.
 
     Returns
     -------
@@ -108,10 +108,9 @@ def judge_scores(
     flags : ndarray of shape (n,), bool
     """
     judge = BeatJudge(calibration_beats)
-    decided = [judge.judge(score, offset) for score in np.asarray(scores, dtype=float).tolist()]
-    thresholds = np.array([np.nan if t is None else t for t, _ in decided], dtype=float)
-    flags = np.array([flag for _, flag in decided], dtype=bool)
-    return thresholds, flags
+    verdicts = [judge.judge(score, offset) for score in np.asarray(scores, dtype=float).tolist()]
+    thresholds = np.array([np.nan if v.threshold is None else v.threshold for v in verdicts], dtype=float)
+    return thresholds, np.array([v.anomaly for v in verdicts], dtype=bool)
 
 
 def run_offline(
@@ -120,10 +119,11 @@ def run_offline(
     scorer,
     *,
     calibration_beats: int | None = None,
+    adapt_s: float | None = None,
     polarity: str = "positive",
     name: str = "recording",
 ) -> list[ScoredBeat]:
-    """Run a whole recorded lead through the bridge's offline path: beats, scores, flags.
+    """Run a whole recorded lead through the bridge's offline path: beats, scores, verdicts.
 
     Parameters
     ----------
@@ -135,6 +135,8 @@ def run_offline(
         (:func:`ecgedge.runtime.load_scorer`).
     calibration_beats : int or None, default=None
         As the hub's (``ecgedge bridge --calibrate``).
+    adapt_s : float or None, default=None
+        As the hub's (``ecgedge bridge --adapt``).
     polarity : str, default="positive"
     name : str, default="recording"
 
@@ -145,8 +147,5 @@ def run_offline(
     """
     beats = cut_stream(counts, hello, scorer.beat_format, polarity=polarity, name=name)
     scores = score_beats(beats, scorer)
-    thresholds, flags = judge_scores(scores, scorer.offset_, calibration_beats)
-    return [
-        ScoredBeat(b, s, None if np.isnan(t) else t, bool(f))
-        for b, s, t, f in zip(beats, scores.tolist(), thresholds.tolist(), flags)
-    ]
+    judge = BeatJudge(calibration_beats, adapt_s)
+    return [ScoredBeat(b, s, judge.judge(s, scorer.offset_, b)) for b, s in zip(beats, scores.tolist())]

@@ -8,8 +8,10 @@ reports it, so an alert or event that was shown was committed.
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -19,6 +21,7 @@ import numpy as np
 from ecgedge._closing import Closing
 from ecgedge.firmware_bridge.beats import Beat
 from ecgedge.firmware_bridge.events import Event
+from ecgedge.firmware_bridge.judge import Verdict
 
 
 @dataclass
@@ -29,35 +32,43 @@ class ScoredBeat:
     ----------
     beat : Beat
     score : float
-        Higher is more normal.
-    threshold : float or None
-        The threshold it was compared with (the bundle's or the patient's);
-        None while the stream's per-patient threshold is still being learnt.
-    anomaly : bool
-        ``score < threshold`` (never while learning).
+        The model's score; higher is more normal.
+    verdict : Verdict
+        How the beat was judged (:class:`~ecgedge.firmware_bridge.judge.Verdict`).
     """
 
     beat: Beat
     score: float
-    threshold: float | None
-    anomaly: bool
+    verdict: Verdict
+
+    @property
+    def threshold(self) -> float | None:
+        """The score threshold the beat was compared with; None while learning or when adapted."""
+        return self.verdict.threshold
+
+    @property
+    def anomaly(self) -> bool:
+        """Whether the beat was flagged (never while learning)."""
+        return self.verdict.anomaly
 
     @property
     def learning(self) -> bool:
-        """Whether the beat came while its stream's threshold was being learnt."""
-        return self.threshold is None
+        """Whether the beat came while its stream was learning its patient."""
+        return self.verdict.mode == "learning"
 
     def as_dict(self) -> dict:
         """The JSON-lines object (no waveforms)."""
-        b = self.beat
+        b, v = self.beat, self.verdict
         return {
             "stream": b.stream,
             "sample": b.sample,
             "time": round(b.time, 4),
             "score": self.score,
-            "threshold": self.threshold,
+            "mode": v.mode,
+            "threshold": v.threshold,
+            "distance": None if v.distance is None else round(v.distance, 4),
             "learning": self.learning,
-            "anomaly": self.anomaly,
+            "anomaly": v.anomaly,
             "rr": round(b.rr, 4),
             "gap": b.gap,
         }
@@ -96,11 +107,13 @@ CREATE TABLE IF NOT EXISTS beats (
     stream TEXT NOT NULL,
     sample INTEGER NOT NULL,      -- R-peak index in the board's samples
     time REAL NOT NULL,           -- UNIX time of the R peak
-    score REAL NOT NULL,          -- higher is more normal
-    threshold REAL,               -- NULL while the per-patient threshold is being learnt
-    anomaly INTEGER NOT NULL,     -- 1: score < threshold
+    score REAL NOT NULL,          -- the model's score, higher is more normal
+    threshold REAL,               -- mode 'fixed': the score threshold; else NULL
+    anomaly INTEGER NOT NULL,     -- 1: flagged (score < threshold, or distance > 1)
     rr REAL NOT NULL,             -- seconds from the previous R peak
-    gap INTEGER NOT NULL          -- 1: the window covers interpolated samples
+    gap INTEGER NOT NULL,         -- 1: the window covers interpolated samples
+    mode TEXT NOT NULL DEFAULT 'fixed', -- fixed, learning or adapted
+    distance REAL                 -- mode 'adapted': distance to the patient's normal beats, in limits
 );
 CREATE INDEX IF NOT EXISTS beats_stream_sample ON beats (stream, sample);
 CREATE TABLE IF NOT EXISTS anomalies (
@@ -118,7 +131,14 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_stream_time ON events (stream, time);
+CREATE TABLE IF NOT EXISTS patients (
+    stream TEXT PRIMARY KEY,
+    time REAL NOT NULL,           -- UNIX time it was saved
+    state BLOB NOT NULL           -- PatientMemory.state() as an .npz archive (no pickle)
+);
 """
+#: Columns added to ``beats`` since the first schema, for databases written before them.
+_ADDED_COLUMNS = {"mode": "TEXT NOT NULL DEFAULT 'fixed'", "distance": "REAL"}
 
 
 class SqliteSink(Closing):
@@ -150,6 +170,10 @@ class SqliteSink(Closing):
             raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(beats)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE beats ADD COLUMN {column} {kind}")
         self._in_tx = False
 
     def learning_scores(self, stream: str, limit: int) -> list[float]:
@@ -160,8 +184,25 @@ class SqliteSink(Closing):
         a ``kill -9``) resumes the threshold learnt, or the learning, where it was.
         """
         self.commit()
-        rows = self._db.execute("SELECT score FROM beats WHERE stream = ? AND threshold IS NULL ORDER BY id LIMIT ?", (stream, limit))
+        rows = self._db.execute("SELECT score FROM beats WHERE stream = ? AND threshold IS NULL AND mode != 'adapted' ORDER BY id LIMIT ?", (stream, limit))
         return [score for (score,) in rows]
+
+    def save_patient(self, stream: str, state: dict) -> None:
+        """Keep ``stream``'s patient memory (:meth:`ecgedge.calibration.PatientMemory.state`), replacing the last."""
+        buffer = io.BytesIO()
+        np.savez(buffer, **{k: np.asarray(v) for k, v in state.items()})
+        self._begin()
+        self._db.execute("INSERT OR REPLACE INTO patients (stream, time, state) VALUES (?, ?, ?)",
+                         (stream, time.time(), buffer.getvalue()))
+
+    def patient_state(self, stream: str) -> dict | None:
+        """The patient memory last saved for ``stream``, or None."""
+        self.commit()
+        row = self._db.execute("SELECT state FROM patients WHERE stream = ?", (stream,)).fetchone()
+        if row is None:
+            return None
+        with np.load(io.BytesIO(row[0]), allow_pickle=False) as archive:
+            return {k: archive[k] for k in archive.files}
 
     def _begin(self) -> None:
         if not self._in_tx:
@@ -180,8 +221,10 @@ class SqliteSink(Closing):
         for b in beats:
             beat = b.beat
             cur = self._db.execute(
-                "INSERT INTO beats (stream, sample, time, score, threshold, anomaly, rr, gap) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (beat.stream, beat.sample, beat.time, b.score, b.threshold, int(b.anomaly), beat.rr, int(beat.gap)),
+                "INSERT INTO beats (stream, sample, time, score, threshold, anomaly, rr, gap, mode, distance) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (beat.stream, beat.sample, beat.time, b.score, b.threshold, int(b.anomaly), beat.rr, int(beat.gap),
+                 b.verdict.mode, b.verdict.distance),
             )
             if b.anomaly:
                 self._db.execute(

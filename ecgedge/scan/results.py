@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgedge.datasets import MATCH_S, nearest_reference
 from ecgedge.firmware_bridge.offline import judge_scores
 from ecgedge.scan.recordings import RecordingError
 
@@ -37,8 +38,6 @@ AAMI = {
     **dict.fromkeys("/fQ", "Q"),
 }
 AAMI_CLASSES = ("N", "SVEB", "VEB", "F", "Q")
-#: Matching window of a detected beat to a reference beat (ANSI/AAMI EC57), seconds.
-MATCH_S = 0.15
 
 
 def beat_table(
@@ -114,12 +113,8 @@ def _match(sample: np.ndarray, ref: np.ndarray, symbols: np.ndarray, window: int
     from wfdb.processing import compare_annotations
 
     label = np.full(sample.size, None, dtype=object)
-    if ref.size and sample.size:
-        after = np.clip(np.searchsorted(ref, sample), 0, ref.size - 1)
-        before = np.clip(after - 1, 0, ref.size - 1)
-        nearest = np.where(np.abs(sample - ref[before]) <= np.abs(ref[after] - sample), before, after)
-        close = np.abs(ref[nearest] - sample) <= window
-        label[close] = symbols[nearest[close]]
+    nearest = nearest_reference(sample, ref, window)
+    label[nearest >= 0] = symbols[nearest[nearest >= 0]]
     stats = {"ref_beats": int(ref.size), "qrs_se": None, "qrs_ppv": None}
     if ref.size and sample.size:
         cmp = compare_annotations(ref, sample, window)
