@@ -227,3 +227,36 @@ def test_workers_end_when_the_bridge_is_killed(bundle):
         for _, endpoint in played:
             endpoint.close()
     assert len(workers) >= 2 and not any(map(_alive, workers))
+
+
+def test_a_restarted_worker_resumes_its_patients_memory_from_the_parents_database(bundle, tmp_path):
+    pool = WorkerPool(bundle, load_scorer(bundle, threads=1), workers=2, scorer_options={"threads": 1},
+                      adapt_s=5, restart_delay=0.2, max_lag_s=60)
+    pool.sinks.append(SqliteSink(tmp_path / "beats.db", pool.fs_of))
+    played = boards(2, 120)
+    for i, (_, endpoint) in enumerate(played):
+        pool.add_board(endpoint.path, name=f"board{i}")
+    served = Served(pool)
+    stop = threading.Event()
+    player = threading.Thread(target=run_boards, args=(played,), kwargs={"speed": 10, "stop": stop, "wait_reader": 60})
+    player.start()
+
+    def adapted(stream, since=0):
+        return sum(s.beat.stream == stream and s.verdict.mode == "adapted" for s in served.beats[since:])
+
+    try:
+        served.wait_for(lambda: adapted("board1") >= 3)
+        os.kill(pool.slots[1].process.pid, signal.SIGKILL)
+        served.wait_for(lambda: any(e.name == "worker-up" for e in served.events))
+        up_at = len(served.beats)
+        served.wait_for(lambda: adapted("board1", up_at) >= 3)
+    finally:
+        stop.set()
+        player.join(10)
+        served.stop()
+        for _, endpoint in played:
+            endpoint.close()
+    after = [s.verdict.mode for s in served.beats[up_at:] if s.beat.stream == "board1"]
+    assert after and set(after) == {"adapted"}  # judged by the saved memory from its first beat: no relearning
+    with sqlite3.connect(tmp_path / "beats.db") as db:
+        assert db.execute("SELECT stream FROM patients ORDER BY stream").fetchall() == [("board0",), ("board1",)]
