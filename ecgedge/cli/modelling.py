@@ -123,6 +123,18 @@ def evaluate(model: Path | None, dataset: str, wfdb_dir: Path | None, records: s
     from ecgedge.evaluation import detection_report
 
     X, y = read_beats(dataset, "test")
+    try:
+        report = detection_report(y != 1, detector.score_samples(X), detector.offset_)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    report = {"model": str(model), "dataset": dataset, **report}
+    if report_dir is not None:
+        from ecgedge.report import write_report
+
+        write_report(detector, X, y, report, report_dir, f"ecgedge evaluation: {model.name} on {dataset}")
+    if as_json:
+        click.echo(json.dumps(report))
+        return
     (tn, fp), (fn, tp) = report["confusion_matrix"]
     click.echo(f"{report['n_beats']} beats from {dataset}, threshold {report['threshold']:.4f}")
     click.echo(f"ROC AUC            {report['roc_auc']:.4f}")
