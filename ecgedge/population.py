@@ -5,10 +5,11 @@ records, cut where the bridge itself finds them and in a window fixed in time (w
 QRS width that marks a ventricular beat), the model knows what normal beats look like across
 people; the device then adapts to its own patient (:class:`ecgedge.calibration.PatientMemory`).
 The shipped ``population.npz`` is this recipe on the 22 MIT-BIH records of the inter-patient
-training set DS1 (de Chazal et al. 2004)::
+training set DS1 (de Chazal et al. 2004), bit for bit on one CPU thread (more threads: the same
+weights to rounding, about 1e-5)::
 
-    ecgedge train --wfdb mitdb --records 101 106 108 109 112 114 115 116 118 119 122 124 \\
-        201 203 205 207 208 209 215 220 223 230 --out population.npz --seed 0 --device cpu
+    OMP_NUM_THREADS=1 ecgedge train --wfdb mitdb --records "101 106 108 109 112 114 115 116 118 119 122 \\
+        124 201 203 205 207 208 209 215 220 223 230" --out population.npz --seed 0 --device cpu
 """
 
 from __future__ import annotations
