@@ -84,19 +84,20 @@ def cluster():
         yield local, client
 
 
-def offline_beats(excerpt: Path, bundle: Path):
+def offline_beats(excerpt: Path, bundle: Path, judging: dict | None = None):
     """The whole excerpt through the offline path in one pass, in this process."""
     record = wfdb.rdrecord(str(excerpt), physical=False)
     hello = Hello(FS, 16, record.adc_gain[0], record.baseline[0], ("MLII",))
-    return run_offline(record.d_signal[:, 0], hello, load_scorer(bundle, threads=1), calibration_beats=CALIBRATE)
+    judging = judging or {"calibration_beats": CALIBRATE}
+    return run_offline(record.d_signal[:, 0], hello, load_scorer(bundle, threads=1), **judging)
 
 
-def live_beats(excerpt: Path, bundle: Path):
+def live_beats(excerpt: Path, bundle: Path, judging: dict):
     """The excerpt played by a virtual board over a real pty into the bridge's Hub."""
     from ecgedge.firmware_bridge.hub import Hub
     from ecgedge.firmware_bridge.simulator import PtyEndpoint, VirtualBoard, run_boards
 
-    hub = Hub(load_scorer(bundle, threads=1), calibration_beats=CALIBRATE)
+    hub = Hub(load_scorer(bundle, threads=1), **judging)
     endpoint = PtyEndpoint()
     hub.add_board(endpoint.path, name="bed")
     scored = []
@@ -126,18 +127,22 @@ def rows_of(out: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in (out / "summary").glob("*.json")}
 
 
-def test_offline_path_equals_the_live_bridge(excerpt, bundle):
-    live, offline = live_beats(excerpt, bundle), offline_beats(excerpt, bundle)
+@pytest.mark.parametrize("judging", [{"calibration_beats": CALIBRATE}, {"adapt_s": 40.0}], ids=["calibrated", "adapted"])
+def test_offline_path_equals_the_live_bridge(excerpt, bundle, judging):
+    live, offline = live_beats(excerpt, bundle, judging), offline_beats(excerpt, bundle, judging)
     assert len(offline) > 150
     assert [s.beat.sample for s in live] == [s.beat.sample for s in offline]
     np.testing.assert_allclose([s.score for s in live], [s.score for s in offline], rtol=1e-5, atol=1e-6)
-    assert (
-        [s.learning for s in live]
-        == [s.learning for s in offline]
-        == [True] * CALIBRATE + [False] * (len(offline) - CALIBRATE)
-    )
+    learning = [s.learning for s in offline]
+    assert [s.learning for s in live] == learning == [True] * sum(learning) + [False] * (len(offline) - sum(learning))
     assert [s.anomaly for s in live] == [s.anomaly for s in offline]
-    assert [s.threshold for s in live][-1] == pytest.approx(offline[-1].threshold, rel=1e-6)
+    if "calibration_beats" in judging:
+        assert sum(learning) == CALIBRATE
+        assert [s.threshold for s in live][-1] == pytest.approx(offline[-1].threshold, rel=1e-6)
+    else:  # 40 s of beats learnt, then judged by the same patient memory live and offline
+        assert 40 <= sum(learning) <= 60 and {s.verdict.mode for s in offline[sum(learning):]} == {"adapted"}
+        np.testing.assert_allclose([s.verdict.distance for s in live[sum(learning):]],
+                                   [s.verdict.distance for s in offline[sum(learning):]], rtol=1e-4, atol=1e-6)
 
 
 def test_segmented_scan_on_two_workers_equals_one_pass(excerpt, bundle, cluster, tmp_path):
