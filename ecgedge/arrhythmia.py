@@ -10,20 +10,12 @@ the learning window, every later beat is judged. The judged beats are counted pe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
 from ecgedge.datasets import AnnotatedBeats
 from ecgedge.evaluation import aami_report
-from ecgedge.firmware_bridge.judge import BeatJudge
-
-
-class _BeatView(NamedTuple):
-    """What a judge reads of a beat."""
-
-    model_input: np.ndarray
-    rr: float
+from ecgedge.firmware_bridge.judge import BeatJudge, BeatView
 
 
 @dataclass(frozen=True)
@@ -80,7 +72,7 @@ def judge_records(
     for name in beats.records:
         judge = BeatJudge(calibration_beats, adapt_s)
         for row in np.flatnonzero(beats.record == name):
-            view = _BeatView(beats.X[row], float(beats.rr_before[row]))
+            view = BeatView(beats.X[row], float(beats.rr_before[row]))
             verdict = judge.judge(float(scores[row]), offset, view)
             mode[row], anomaly[row] = verdict.mode, verdict.anomaly
             if verdict.distance is not None:

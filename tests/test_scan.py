@@ -176,6 +176,21 @@ def test_segmented_scan_on_two_workers_equals_one_pass(excerpt, bundle, cluster,
     assert sorted(loads.values()) in ([1, 1], [0, 1])
 
 
+def test_a_segmented_scan_adapts_to_the_patient_as_the_bridge_does(excerpt, bundle, cluster, tmp_path):
+    local, _ = cluster
+    settings = Settings(bundle=str(bundle), calibration_beats=None, adapt_s=40.0, segment_s=50, overlap_s=40, block_s=10)
+    report = scan([excerpt.parent], tmp_path, settings, scheduler=local.scheduler_address, progress=False,
+                  echo=lambda s: None)
+    assert [r["status"] for r in report.rows] == ["done"]
+    beats, offline = read_beats(tmp_path, "r100"), offline_beats(excerpt, bundle, {"adapt_s": 40.0})
+    assert beats["sample"] == [s.beat.sample for s in offline]
+    assert beats["mode"] == [s.verdict.mode for s in offline] and beats["flag"] == [s.anomaly for s in offline]
+    adapted = [i for i, mode in enumerate(beats["mode"]) if mode == "adapted"]
+    np.testing.assert_allclose([beats["distance"][i] for i in adapted],
+                               [offline[i].verdict.distance for i in adapted], rtol=1e-4, atol=1e-6)
+    assert report.rows[0]["learning"] == "adapted to the patient over the first 40 s" and len(adapted) > 100
+
+
 def test_bad_recordings_fail_alone_and_a_rerun_resumes(excerpt, bundle, cluster, tmp_path):
     archive = tmp_path / "archive"
     shutil.copytree(excerpt.parent, archive / "ward1")

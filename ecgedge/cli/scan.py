@@ -54,6 +54,13 @@ from ecgedge.cli.options import requires
     help="Beats each recording's threshold is learnt from (not flagged), as 'ecgedge bridge --calibrate'.",
 )
 @click.option("--no-calibrate", is_flag=True, help="Judge every beat by the bundle's threshold instead.")
+@click.option(
+    "--adapt",
+    "adapt_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Instead of --calibrate: adapt to each recording's patient over its first S seconds of beats, as 'ecgedge bridge --adapt' (best with a bundle of the population model, 'ecgedge export').",
+)
 @click.option("--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32", show_default=True)
 @click.option(
     "--segment-minutes",
@@ -88,6 +95,7 @@ def scan(
     polarity,
     calibrate,
     no_calibrate,
+    adapt_s,
     precision,
     segment_minutes,
     overlap_s,
@@ -118,7 +126,8 @@ def scan(
         precision=precision,
         leads=tuple(leads),
         polarity=polarity,
-        calibration_beats=None if no_calibrate else calibrate,
+        calibration_beats=None if no_calibrate or adapt_s else calibrate,
+        adapt_s=adapt_s,
         segment_s=segment_minutes * 60,
         overlap_s=overlap_s,
         block_s=block_s,

@@ -9,6 +9,7 @@ beats and scores in order.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,6 +21,13 @@ MODES = ("fixed", "learning", "adapted")
 DEFAULT_ADAPT_S = 300.0
 #: Longest RR interval counted into the learning window (s): a gap in the signal is not time spent learning.
 MAX_RR_S = 3.0
+
+
+class BeatView(NamedTuple):
+    """What a judge reads of a beat, for paths that keep arrays rather than :class:`Beat` objects."""
+
+    model_input: np.ndarray
+    rr: float
 
 
 @dataclass(frozen=True)

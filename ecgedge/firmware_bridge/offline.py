@@ -7,9 +7,9 @@ the beats are scored by the bundle's scorer and judged by the hub's own
 :class:`~ecgedge.firmware_bridge.judge.BeatJudge`. So a recording scanned offline and
 the same recording streamed live give the same beats, scores and flags.
 
-The three steps are separate so that a long recording can be cut and scored in
+The steps are separate so that a long recording can be cut and scored in
 segments in parallel (:func:`cut_stream`, :func:`score_beats`), and judged in one
-pass in stream order afterwards (:func:`judge_scores`), which is cheap.
+pass in stream order afterwards by one :class:`BeatJudge`, which is cheap.
 """
 
 from __future__ import annotations
@@ -94,23 +94,6 @@ def score_beats(beats: list[Beat], scorer, batch: int = BATCH) -> np.ndarray:
         for i in range(0, len(beats), batch)
     ]
     return np.concatenate(parts) if parts else np.empty(0)
-
-
-def judge_scores(
-    scores: np.ndarray, offset: float, calibration_beats: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Judge a stream's scores in order by a threshold, as the hub does without adaptation.
-
-    Returns
-    -------
-    thresholds : ndarray of shape (n,)
-        The threshold each beat was compared with; NaN while learning.
-    flags : ndarray of shape (n,), bool
-    """
-    judge = BeatJudge(calibration_beats)
-    verdicts = [judge.judge(score, offset) for score in np.asarray(scores, dtype=float).tolist()]
-    thresholds = np.array([np.nan if v.threshold is None else v.threshold for v in verdicts], dtype=float)
-    return thresholds, np.array([v.anomaly for v in verdicts], dtype=bool)
 
 
 def run_offline(

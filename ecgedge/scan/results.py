@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgedge.datasets import MATCH_S, nearest_reference
-from ecgedge.firmware_bridge.offline import judge_scores
+from ecgedge.firmware_bridge.judge import BeatJudge, BeatView
 from ecgedge.scan.recordings import RecordingError
 
 #: ANSI/AAMI EC57 classes of the MIT-BIH beat symbols (paced beats are class Q).
@@ -41,7 +41,8 @@ AAMI_CLASSES = ("N", "SVEB", "VEB", "F", "Q")
 
 
 def beat_table(
-    parts: list[dict], fs: float, duration_s: float, calibration_beats: int | None, annotations
+    parts: list[dict], fs: float, duration_s: float, calibration_beats: int | None, annotations,
+    adapt_s: float | None = None,
 ) -> tuple[dict, dict]:
     """Join a recording's segment results and decide its flags in one pass.
 
@@ -55,6 +56,8 @@ def beat_table(
     calibration_beats : int or None
     annotations : (ndarray, ndarray) or None
         Reference beats (sample, symbol).
+    adapt_s : float or None, default=None
+        Adapt to the patient (the parts then carry ``inputs``).
 
     Returns
     -------
@@ -70,26 +73,36 @@ def beat_table(
     """
     sample = np.concatenate([p["sample"] for p in parts])
     score = np.concatenate([p["score"] for p in parts])
+    rr = np.concatenate([p["rr"] for p in parts])
     if calibration_beats and sample.size <= calibration_beats:
         raise RecordingError(
             f"too short: {sample.size} beats found; the learning window needs {calibration_beats} beats before any beat is judged"
         )
-    threshold, flag = judge_scores(score, parts[0]["offset"], calibration_beats)
-    learning = np.isnan(threshold)
+    judge = BeatJudge(calibration_beats, adapt_s)
+    inputs = np.concatenate([p["inputs"] for p in parts]) if adapt_s else np.empty((sample.size, 0))
+    verdicts = [judge.judge(s, parts[0]["offset"], BeatView(x, r)) for s, x, r in zip(score.tolist(), inputs, rr.tolist())]
+    mode = np.array([v.mode for v in verdicts], dtype=object)
+    learning, flag = mode == "learning", np.array([v.anomaly for v in verdicts], dtype=bool)
+    if adapt_s and learning.all():
+        raise RecordingError(f"too short: {sample.size} beats found, all within the {adapt_s:g} s learning window")
+    threshold = np.array([np.nan if v.threshold is None else v.threshold for v in verdicts], dtype=float)
     columns = {
         "sample": sample,
         "time": sample / fs,
-        "rr": np.concatenate([p["rr"] for p in parts]),
+        "rr": rr,
         "score": score,
         "threshold": threshold,
         "flag": flag,
         "learning": learning,
+        "mode": mode,
+        "distance": np.array([np.nan if v.distance is None else v.distance for v in verdicts], dtype=float),
     }
+    learnt = (f"adapted to the patient over the first {adapt_s:g} s" if adapt_s
+              else f"learnt from the first {calibration_beats} beats" if calibration_beats
+              else "off: the bundle's threshold")
     stats = {
         "beats": int(sample.size),
-        "learning": f"learnt from the first {calibration_beats} beats"
-        if calibration_beats
-        else "off: the bundle's threshold",
+        "learning": learnt,
         "learning_beats": int(learning.sum()),
         "patient_threshold": float(threshold[~learning][0]) if calibration_beats and (~learning).any() else None,
         "flagged": int(flag.sum()),
@@ -139,11 +152,13 @@ def write_beats(out: Path, name: str, columns: dict) -> Path:
             ("threshold", pa.float64()),
             ("flag", pa.bool_()),
             ("learning", pa.bool_()),
+            ("mode", pa.string()),
+            ("distance", pa.float64()),
             ("label", pa.string()),
             ("aami", pa.string()),
         ]
     )
-    # from_pandas: NaN (a learning beat's threshold) is written as null
+    # from_pandas: NaN (no threshold while learning or adapted, no distance unless adapted) is written as null
     table = pa.table(
         {
             k: pa.array(v.tolist() if v.dtype == object else v, type=schema.field(k).type, from_pandas=True)

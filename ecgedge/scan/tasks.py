@@ -7,7 +7,7 @@ the R-peak detector's levels have settled as they would have in one pass) to
 keeps the beats whose R peak lies inside it. The beats of all segments, in order, are
 what one pass over the whole recording gives (the tests check it); the flags are
 decided afterwards in one pass by a task that depends on all the segments
-(:func:`finish_recording`, :func:`ecgedge.firmware_bridge.offline.judge_scores`), since
+(:func:`finish_recording`, :class:`ecgedge.firmware_bridge.judge.BeatJudge`), since
 a patient's threshold is learnt from the recording's first beats.
 
 The scorer is loaded once per worker process (:func:`worker_scorer`, cached), not
@@ -47,6 +47,10 @@ class Settings:
     polarity : str
     calibration_beats : int or None
         As ``ecgedge bridge --calibrate``.
+    adapt_s : float or None
+        As ``ecgedge bridge --adapt`` (not with ``calibration_beats``): the
+        segments then also return each beat's model input, which the patient
+        memory reads.
     segment_s, overlap_s : float
         Task length and warm-up before each segment (seconds).
     block_s : float
@@ -62,6 +66,7 @@ class Settings:
     leads: tuple[str, ...] = ()
     polarity: str = "positive"
     calibration_beats: int | None = 120
+    adapt_s: float | None = None
     segment_s: float = 3600.0
     overlap_s: float = 300.0
     block_s: float = BLOCK_S
@@ -131,6 +136,7 @@ def scan_segment(recording: Recording, header: Header, lead: int, start: int, st
         "rr": np.array([b.rr for b in beats], dtype=float),
         "score": score_beats(beats, scorer),
         "offset": float(scorer.offset_),
+        **({"inputs": np.array([b.model_input for b in beats], dtype=np.float32)} if settings.adapt_s else {}),
     }
 
 
@@ -146,6 +152,7 @@ def finish_recording(recording: Recording, header: Header, settings: Settings, o
         header.n_samples / header.fs,
         settings.calibration_beats,
         read_beat_annotations(recording),
+        adapt_s=settings.adapt_s,
     )
     write_beats(Path(out), recording.name, columns)
     return stats
