@@ -6,6 +6,7 @@ processes (``spawn``) scoring with a real exported bundle.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -103,23 +104,37 @@ def test_two_workers_find_and_score_the_same_beats_as_one_process(bundle):
     assert summary["internal_errors"] == 0 and summary["latency_ms"]["p50"] is not None
 
 
-def test_a_killed_worker_is_reported_and_restarted_while_the_others_stream(bundle, tmp_path):
-    """Its boards get worker-down / worker-up; the restarted worker judges by the thresholds learnt before (SQLite)."""
+@contextlib.contextmanager
+def two_boards_on_two_workers(bundle, db, **judging):
+    """Two boards playing at 10x into a 2-worker pool that writes ``db``: yields (pool, served, summary).
+
+    ``summary`` is filled when the block ends (players stopped, pool stopped, ptys closed).
+    """
     pool = WorkerPool(bundle, load_scorer(bundle, threads=1), workers=2, scorer_options={"threads": 1},
-                      calibration_beats=5, restart_delay=0.2, max_lag_s=60)
-    pool.sinks.append(SqliteSink(tmp_path / "beats.db", pool.fs_of))
+                      restart_delay=0.2, max_lag_s=60, **judging)
+    pool.sinks.append(SqliteSink(db, pool.fs_of))
     played = boards(2, 120)
     for i, (_, endpoint) in enumerate(played):
         pool.add_board(endpoint.path, name=f"board{i}")
-    served = Served(pool)
-    stop = threading.Event()
+    served, stop, summary = Served(pool), threading.Event(), {}
     player = threading.Thread(target=run_boards, args=(played,), kwargs={"speed": 10, "stop": stop, "wait_reader": 60})
     player.start()
+    try:
+        yield pool, served, summary
+    finally:
+        stop.set()
+        player.join(10)
+        summary.update(served.stop())
+        for _, endpoint in played:
+            endpoint.close()
 
+
+def test_a_killed_worker_is_reported_and_restarted_while_the_others_stream(bundle, tmp_path):
+    """Its boards get worker-down / worker-up; the restarted worker judges by the thresholds learnt before (SQLite)."""
     def count(stream, since=0):
         return sum(s.beat.stream == stream for s in served.beats[since:])
 
-    try:
+    with two_boards_on_two_workers(bundle, tmp_path / "beats.db", calibration_beats=5) as (pool, served, summary):
         served.wait_for(lambda: count("board0") >= 8 and count("board1") >= 8)
         victim = pool.slots[1].process.pid
         os.kill(victim, signal.SIGKILL)
@@ -128,12 +143,6 @@ def test_a_killed_worker_is_reported_and_restarted_while_the_others_stream(bundl
         served.wait_for(lambda: any(e.name == "worker-up" for e in served.events))
         up_at = len(served.beats)
         served.wait_for(lambda: count("board1", up_at) >= 3)
-    finally:
-        stop.set()
-        player.join(10)
-        summary = served.stop()
-        for _, endpoint in played:
-            endpoint.close()
     worker_events = [(e.stream, e.name) for e in served.events if e.name.startswith("worker")]
     assert worker_events == [("board1", "worker-down"), ("board1", "worker-up")]
     down = next(e for e in served.events if e.name == "worker-down")
@@ -230,32 +239,15 @@ def test_workers_end_when_the_bridge_is_killed(bundle):
 
 
 def test_a_restarted_worker_resumes_its_patients_memory_from_the_parents_database(bundle, tmp_path):
-    pool = WorkerPool(bundle, load_scorer(bundle, threads=1), workers=2, scorer_options={"threads": 1},
-                      adapt_s=5, restart_delay=0.2, max_lag_s=60)
-    pool.sinks.append(SqliteSink(tmp_path / "beats.db", pool.fs_of))
-    played = boards(2, 120)
-    for i, (_, endpoint) in enumerate(played):
-        pool.add_board(endpoint.path, name=f"board{i}")
-    served = Served(pool)
-    stop = threading.Event()
-    player = threading.Thread(target=run_boards, args=(played,), kwargs={"speed": 10, "stop": stop, "wait_reader": 60})
-    player.start()
-
     def adapted(stream, since=0):
         return sum(s.beat.stream == stream and s.verdict.mode == "adapted" for s in served.beats[since:])
 
-    try:
+    with two_boards_on_two_workers(bundle, tmp_path / "beats.db", adapt_s=5) as (pool, served, _):
         served.wait_for(lambda: adapted("board1") >= 3)
         os.kill(pool.slots[1].process.pid, signal.SIGKILL)
         served.wait_for(lambda: any(e.name == "worker-up" for e in served.events))
         up_at = len(served.beats)
         served.wait_for(lambda: adapted("board1", up_at) >= 3)
-    finally:
-        stop.set()
-        player.join(10)
-        served.stop()
-        for _, endpoint in played:
-            endpoint.close()
     after = [s.verdict.mode for s in served.beats[up_at:] if s.beat.stream == "board1"]
     assert after and set(after) == {"adapted"}  # judged by the saved memory from its first beat: no relearning
     with sqlite3.connect(tmp_path / "beats.db") as db:

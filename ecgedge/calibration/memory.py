@@ -226,10 +226,9 @@ class PatientMemory:
     @classmethod
     def from_state(cls, state: dict) -> PatientMemory:
         """A memory as :meth:`state` described it."""
-        settings = {k: state[k] for k in ("n_neighbors", "min_beats", "max_beats")}
-        settings.update({k: float(state[k]) for k in ("quantile", "factor", "premature", "absorb_below")})
-        memory = cls(**{k: int(v) if k in ("n_neighbors", "min_beats", "max_beats") else v for k, v in settings.items()})
-        memory.beats_ = np.asarray(state["beats"], dtype=np.float32).reshape(-1, np.shape(state["beats"])[-1])
+        integers, reals = ("n_neighbors", "min_beats", "max_beats"), ("quantile", "factor", "premature", "absorb_below")
+        memory = cls(**{k: int(state[k]) for k in integers}, **{k: float(state[k]) for k in reals})
+        memory.beats_ = np.atleast_2d(np.asarray(state["beats"], dtype=np.float32))
         memory.shape_limit = float(state["shape_limit"])
         memory.rhythm_limit = float(state["rhythm_limit"])
         return memory

@@ -151,14 +151,14 @@ def load_annotated_beats(
     ValueError
         When a record lacks the lead (the message names the record).
     """
+    if positions not in ("annotations", "bridge"):
+        raise ValueError(f"positions must be 'annotations' or 'bridge', got {positions!r}")
     parts = []
     for path in record_paths(directory, records):
         try:
             record = load_wfdb_record(path, lead=lead)
         except ValueError as err:
             raise ValueError(f"record {path.name}: {err}") from err
-        if positions not in ("annotations", "bridge"):
-            raise ValueError(f"positions must be 'annotations' or 'bridge', got {positions!r}")
         beats = (_bridge_beats if positions == "bridge" else _at_annotations)(record, path.name, beat_format, flip)
         if len(beats):
             parts.append(beats)
