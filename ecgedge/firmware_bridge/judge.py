@@ -15,8 +15,6 @@ import numpy as np
 
 from ecgedge.calibration import BeatContext, PatientCalibrator, PatientMemory
 
-#: How a beat was judged.
-MODES = ("fixed", "learning", "adapted")
 #: Seconds of a stream the bridge learns its patient from, unless told otherwise (a bedside monitor's 5 minutes).
 DEFAULT_ADAPT_S = 300.0
 #: Longest RR interval counted into the learning window (s): a gap in the signal is not time spent learning.
