@@ -32,7 +32,7 @@ from ecgedge.beatformat import BeatFormat
 from ecgedge.firmware_bridge.beats import Beat, BeatCutter
 from ecgedge.firmware_bridge.filters import FilterBank, bandpass_sos
 from ecgedge.firmware_bridge.protocol import PROTOCOL_VERSION, Hello, Status
-from ecgedge.firmware_bridge.rpeaks import QRS_BAND, StreamingRPeakDetector
+from ecgedge.firmware_bridge.rpeaks import StreamingRPeakDetector, qrs_band_sos
 from ecgedge.firmware_bridge.signal_quality import SignalCheck, adc_rails
 
 #: The band (Hz) beats are cut from: baseline wander and mains hum out, QRS shape kept.
@@ -364,7 +364,7 @@ class StreamPipeline:
         return chunks
 
     def process(self, chunk: Chunk, y: np.ndarray, qrs: np.ndarray) -> list[Beat]:
-        """Detect and cut beats in a filtered chunk (``y`` in ECG_BAND, ``qrs`` in QRS_BAND)."""
+        """Detect and cut beats in a filtered chunk (``y`` in ECG_BAND, ``qrs`` by the detector's QRS band-pass)."""
         if chunk.restart:
             self.detector.restart(chunk.start)
             self.cutter.restart(chunk.start)
@@ -432,7 +432,7 @@ class FilterStage:
 
     def _bank(self, fs: float) -> tuple[FilterBank, FilterBank]:
         if fs not in self._banks:
-            self._banks[fs] = (FilterBank(bandpass_sos(*ECG_BAND, fs)), FilterBank(bandpass_sos(*QRS_BAND, fs)))
+            self._banks[fs] = (FilterBank(bandpass_sos(*ECG_BAND, fs)), FilterBank(qrs_band_sos(fs)))
         return self._banks[fs]
 
     def release(self, pipeline: StreamPipeline) -> None:
