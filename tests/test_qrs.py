@@ -60,7 +60,7 @@ def test_hard_records_stay_above_their_floors(name, min_se, min_ppv):
     run = bench.stream_r_peaks(record)
     s = bench.score(record.beat_samples, run.peaks, record.fs, bench.excluded_intervals(path), run.returned_at)
     assert s["se"] >= min_se and s["ppv"] >= min_ppv, s | {"delays_s": None}
-    assert np.percentile(s["delays_s"], 50) <= 0.3
+    assert np.percentile(s["delays_s"], 50) <= 0.25  # the beat is known a quarter second after its R
 
 
 def _filtered(signal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
