@@ -40,9 +40,14 @@ def old_bundle(model, tmp_path):
 
 def test_ctrl_c_during_export_leaves_the_old_bundle_intact(model, old_bundle):
     out, before = old_bundle
-    # a Ctrl-C reaches the export even when this test runs with SIGINT ignored (a background job)
-    export = subprocess.Popen([*ECGEDGE, "export", str(model), "--out", str(out)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # an ignored SIGINT is inherited, a handler is not: the export hears Ctrl-C even when this test runs
+    # with SIGINT ignored (as a background job does)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        export = subprocess.Popen([*ECGEDGE, "export", str(model), "--out", str(out)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         deadline = time.monotonic() + 120
         # interrupt once the new bundle has begun: its directory exists and its graphs take seconds from
