@@ -25,7 +25,7 @@ amplitude, and muscle-like noise (white noise band-passed 10-150 Hz, overlapping
 bursts)); seeded per record.
 
 Usage: ``python benchmarks/qrs.py [WFDB_DIR] [--records 203 208] [--no-peers]
-[--snr 12 6 0] [--noise-peers]``. Writes ``benchmarks/results/qrs-<date>.json`` and ``.md``.
+[--snr 12 6 0] [--noise-peers] [--chunk 0.1]``. Writes ``benchmarks/results/qrs-<date>.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -203,11 +203,11 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
-def score_record(path: Path, with_peers: bool, snrs: list[float], noise_peers: bool, seed: int) -> dict:
+def score_record(path: Path, with_peers: bool, snrs: list[float], noise_peers: bool, seed: int, chunk_s: float = CHUNK_S) -> dict:
     """Everything measured on one record: ecgedge streamed (clean and noisy), the peers offline."""
     record, excluded = load_lead(path), excluded_intervals(path)
     t0 = time.perf_counter()
-    streamed = stream_r_peaks(record)
+    streamed = stream_r_peaks(record, chunk_s=chunk_s)
     row = {"lead": record.lead, "ecgedge": score(record.beat_samples, streamed.peaks, record.fs, excluded, streamed.returned_at)}
     out = {"row": row, "delays_s": row["ecgedge"].pop("delays_s"), "noise": {},
            "cost": (streamed.detector_s, streamed.total_s, streamed.samples)}
@@ -216,7 +216,7 @@ def score_record(path: Path, with_peers: bool, snrs: list[float], noise_peers: b
             row[peer] = score(record.beat_samples, found, record.fs, excluded)
     for snr in snrs:
         signal = noisy(record, snr, seed + int(path.name) if path.name.isdigit() else seed)
-        found = {"ecgedge": stream_r_peaks(record, signal).peaks}
+        found = {"ecgedge": stream_r_peaks(record, signal, chunk_s).peaks}
         if noise_peers:
             found.update(peers(signal, record.fs))
         out["noise"][f"{snr:g}"] = {who: score(record.beat_samples, peaks, record.fs, excluded) for who, peaks in found.items()}
@@ -227,9 +227,10 @@ def score_record(path: Path, with_peers: bool, snrs: list[float], noise_peers: b
     return out
 
 
-def run(folder: Path, records: list[str], with_peers: bool, snrs: list[float], noise_peers: bool, seed: int, jobs: int = 1) -> dict:
+def run(folder: Path, records: list[str], with_peers: bool, snrs: list[float], noise_peers: bool, seed: int, jobs: int = 1,
+        chunk_s: float = CHUNK_S) -> dict:
     """Score every record (in ``jobs`` processes) and pool the results."""
-    args = [(folder / name, with_peers, snrs, noise_peers, seed) for name in records]
+    args = [(folder / name, with_peers, snrs, noise_peers, seed, chunk_s) for name in records]
     if jobs > 1:
         with multiprocessing.Pool(jobs) as pool:
             results = pool.starmap(score_record, args)
@@ -245,7 +246,7 @@ def run(folder: Path, records: list[str], with_peers: bool, snrs: list[float], n
     who = ["ecgedge"] + (["xqrs", "gqrs"] if with_peers else [])
     return {
         "settings": {"wfdb_dir": str(folder), "records": records, "skip_s": SKIP_S, "match_window_s": MATCH_S,
-                     "chunk_s": CHUNK_S, "polarity": "auto", "lead": "MLII (first signal for 102, 104)",
+                     "chunk_s": chunk_s, "polarity": "auto", "lead": "MLII (first signal for 102, 104)",
                      "excluded": "ventricular flutter/fibrillation episodes ([ ... ])", "snr_db": snrs, "seed": seed,
                      "jobs": jobs},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
@@ -266,7 +267,7 @@ def markdown(report: dict) -> str:
     intro = (
         f"QRS detection, {len(s['records'])} records of {s['wfdb_dir']}: first {s['skip_s']:g} s skipped, "
         f"{1000 * s['match_window_s']:.0f} ms match window, {s['excluded']} excluded. ecgedge streamed as the "
-        f"bridge runs it ({s['chunk_s']} s chunks, causal filters, polarity {s['polarity']}, lead {s['lead']}); "
+        f"bridge runs it ({s['chunk_s']:.3g} s chunks, causal filters, polarity {s['polarity']}, lead {s['lead']}); "
         "xqrs and gqrs (wfdb) offline on the whole record."
     )
     machine = (
@@ -307,13 +308,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noise-peers", action="store_true", help="run the peers on the noisy signals too")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="records scored in parallel (costs per sample get noisier)")
+    parser.add_argument("--chunk", type=float, default=CHUNK_S, help="seconds per pushed chunk (the simulator sends 10-sample frames: 0.028 s at 360 Hz)")
     parser.add_argument("--tag", default="", help="appended to the results file name")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     if not args.wfdb_dir.is_dir():
         sys.exit(f"no WFDB directory at {args.wfdb_dir}")
     records = args.records or sorted(p.stem for p in args.wfdb_dir.glob("*.atr"))
-    report = run(args.wfdb_dir, records, not args.no_peers, args.snr, args.noise_peers, args.seed, args.jobs)
+    report = run(args.wfdb_dir, records, not args.no_peers, args.snr, args.noise_peers, args.seed, args.jobs, args.chunk)
     text = markdown(report)
     print(text)
     if not args.no_write:
