@@ -50,8 +50,7 @@ def test_ctrl_c_during_export_leaves_the_old_bundle_intact(model, old_bundle):
         signal.signal(signal.SIGINT, previous)
     try:
         deadline = time.monotonic() + 120
-        # interrupt once the new bundle has begun: its directory exists and its graphs take seconds from
-        # there (waiting for its first graph raced the rest of a small model's export, which can end first)
+        # interrupt once the new bundle has begun: its directory exists, and its graphs take seconds from there
         while not any(out.parent.glob(f".{out.name}.building-*")) and export.poll() is None:
             assert time.monotonic() < deadline, "export never started building"
             time.sleep(0.02)

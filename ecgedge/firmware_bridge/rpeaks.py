@@ -59,7 +59,7 @@ from ecgedge.firmware_bridge.filters import bandpass_sos
 #: The QRS band the detector expects its ``qrs`` input filtered to (Hz) ...
 QRS_BAND = (7.0, 17.0)
 #: ... by a Butterworth band-pass of this order: two poles delay the QRS by about 17 ms, where
-#: Pan-Tompkins' sharper 5-15 Hz band of four poles delays it by 45 ms.
+#: the four-pole 5-15 Hz band this detector first used delays it by 45 ms.
 QRS_ORDER = 1
 #: The threshold sits this far from the noise level to the signal level.
 THRESHOLD = 0.2
