@@ -45,13 +45,14 @@ needs_mitdb = pytest.mark.skipif(not (MITDB / "208.hea").exists(), reason=f"MIT-
 
 
 # Whole records, as the benchmark runs them. Floors sit below what the detector reaches
-# (benchmarks/results/qrs-*.md) with a margin. The issue asks 99 % of every record: 203
-# (atrial fibrillation, multiform ventricular beats, noise; Se) and 108 (large P waves, noise;
-# +P) are still short of it.
+# (benchmarks/results/qrs-*.md) with a margin where there is one; the issue asks 99 % of every
+# record, which 104 (paced, noise bursts before paced beats; +P 99.06 %) and 108 (P waves as
+# steep as the QRS, noise; +P 99.15 %) reach with little to spare.
 @needs_mitdb
 @pytest.mark.parametrize(
     ("name", "min_se", "min_ppv"),
-    [("108", 0.985, 0.97), ("201", 0.99, 0.995), ("203", 0.99, 0.99), ("207", 0.99, 0.99), ("208", 0.99, 0.995)],
+    [("104", 0.995, 0.99), ("108", 0.99, 0.99), ("201", 0.99, 0.995), ("203", 0.99, 0.99), ("207", 0.99, 0.99),
+     ("208", 0.99, 0.995)],
 )
 def test_hard_records_stay_above_their_floors(name, min_se, min_ppv):
     bench = _benchmark()
@@ -101,9 +102,10 @@ def test_peaks_do_not_depend_on_how_the_stream_is_chunked(bundled_100):
 
 @needs_mitdb
 def test_doubtful_beats_do_not_depend_on_how_the_stream_is_chunked():
-    """Record 108 (large P waves held as doubtful beats, then replaced) and 203 (wide beats)."""
-    for name in ("108", "203"):
-        signal = load_wfdb_record(MITDB / name, lead="MLII").signal[: 120 * FS]
+    """Record 108 where its P waves are as steep as its QRSs (the detector goes on guard, holds
+    them as doubtful beats and replaces them) and 203 (wide beats)."""
+    for name, start_s in (("108", 1650), ("203", 0)):
+        signal = load_wfdb_record(MITDB / name, lead="MLII").signal[start_s * FS : (start_s + 120) * FS]
         y, qrs = _filtered(signal)
         lengths = np.random.default_rng(int(name)).integers(1, 200, size=400)
         assert _detect(y, qrs, lengths) == _detect(y, qrs, [36])

@@ -29,9 +29,17 @@ What it adds, each for a failure seen on the MIT-BIH Arrhythmia Database
   :data:`WIDE_AMP` of the recent beats' (records 201, 203, 208). Such a
   doubtful beat is held for :data:`REPLACE` seconds: a QRS above the
   threshold in that time replaces it (it was a large P wave, record 108);
+- a guard against P waves as steep as the QRS (record 108): a peak followed
+  within 0.3 s by one more than twice as steep and higher was a P wave taken
+  for a beat. Two such sightings within :data:`P_GUARD` seconds put the
+  detector on guard; meanwhile a peak nearer the P waves' steepness than the
+  recent beats' is held as doubtful, so the QRS after it replaces it. Off
+  guard no beat waits for this;
 - T-wave rejection that also asks for a small ECG amplitude or a peak under
   the threshold, so a premature ventricular beat (large, not steep) is not
-  taken for a T wave, and the large T wave of a ventricular beat is;
+  taken for a T wave, and the large T wave of a ventricular beat is; a peak
+  under the threshold, under a quarter of the beat's steepness and less than
+  :data:`T_LATE` s after it is a late T wave;
 - the MWI judged as soon as the QRS is over, and a later point of the same
   plateau (the same steepest point) not judged again;
 - a signal level that a peak standing out from the noise pulls down two RR
@@ -81,6 +89,19 @@ REPLACE = 0.3
 QUIET_LEVEL = 0.5
 #: In a silence, a peak this many times the noise level brings the signal level down to it.
 SILENT_PULL = 2.0
+#: A P-wave sighting: a peak at least this much steeper (and higher) than the beat or doubtful
+#: beat at most :data:`P_WINDOW` seconds before it (a large P wave taken for a beat, then its QRS).
+P_STEEPER = 2.0
+P_WINDOW = 0.3
+#: Two sightings this close (s) put the detector on guard against large P waves for as long,
+#: renewed by each further sighting: meanwhile a beat as steep as the P waves is held as doubtful.
+P_GUARD = 40.0
+#: The P waves' steepness level moves this far towards each sighting's P wave.
+P_WEIGHT = 0.25
+#: A peak under the threshold, this soon (s) after a beat and under :data:`T_LATE_SLOPE` of its
+#: steepness, is a late T wave (record 108).
+T_LATE = 0.36
+T_LATE_SLOPE = 0.25
 _DERIVATIVE = np.array([1.0, 2.0, 0.0, -2.0, -1.0]) / 8  # Pan-Tompkins five-point derivative, at 200 Hz
 
 
@@ -201,6 +222,10 @@ class StreamingRPeakDetector:
         self._apki: float | None = None  # ECG amplitude level of beats
         self._rr: deque[int] = deque(maxlen=8)
         self._rr_mean = 0.0
+        self._slopes: deque[float] = deque(maxlen=4)  # steepness of the last beats
+        self._p_slope: float | None = None  # steepness level of the P waves sighted
+        self._p_sighted = -(10**12)  # R of the last P-wave sighting's QRS
+        self._p_guard_until = -1
         #: R peaks before this index were held until the levels were learnt (reported late).
         self.warmup_end = 0
         self._restart(0)
@@ -279,12 +304,13 @@ class StreamingRPeakDetector:
             peaks, self._held = self._held, []
         beats = []
         for peak in peaks:
+            self._watch_p(peak)
             beats.extend(self._resolve(peak.mwi, peak.r))
             if self._doubt is not None:
                 beats.extend(self._replace_doubt(peak))
             elif not self._is_beat(peak):
                 self._note_noise(peak)
-            elif peak.height <= self._threshold:
+            elif peak.height <= self._threshold or self._looks_like_p(peak):
                 self._doubt = peak
             else:
                 beats.append(self._accept(peak, 0.125))
@@ -300,7 +326,7 @@ class StreamingRPeakDetector:
             return []
         self._note_noise(self._doubt)
         self._doubt = None
-        if peak.height <= self._threshold:
+        if peak.height <= self._threshold or self._looks_like_p(peak):
             self._doubt = peak
             return []
         return [self._accept(peak, 0.125)]
@@ -420,13 +446,41 @@ class StreamingRPeakDetector:
         A premature wide beat is large and above the threshold; the large T wave of a
         ventricular beat is under it."""
         last = self._last
-        if peak.mwi - last.mwi >= self._t_wave or peak.slope >= 0.5 * last.slope:
+        if peak.slope >= 0.5 * last.slope:
+            return False
+        if peak.height <= self._threshold and peak.r - last.r < T_LATE * self.fs and peak.slope < T_LATE_SLOPE * last.slope:
+            return True
+        if peak.mwi - last.mwi >= self._t_wave:
             return False
         if peak.amplitude < T_AMP * last.amplitude:
             return True
         return peak.height <= self._threshold and peak.r - last.r < T_PEAK * self.fs
 
+    def _watch_p(self, peak: _Peak) -> None:
+        """Look for a large P wave taken for a beat (or held as a doubtful one) just before
+        this peak, its QRS; two such sightings put the detector on guard (:data:`P_GUARD`)."""
+        before = self._doubt if self._doubt is not None else self._last
+        if (
+            before is None
+            or peak.r - before.r >= P_WINDOW * self.fs
+            or peak.slope <= P_STEEPER * before.slope
+            or peak.height <= before.height
+        ):
+            return
+        if peak.r - self._p_sighted < P_GUARD * self.fs or peak.r < self._p_guard_until:
+            self._p_guard_until = peak.r + round(P_GUARD * self.fs)
+        self._p_sighted = peak.r
+        self._p_slope = _level(self._p_slope, before.slope, P_WEIGHT)
+
+    def _looks_like_p(self, peak: _Peak) -> bool:
+        """On guard, a peak nearer the P waves' steepness than the recent beats' (geometric
+        middle): held as doubtful, so the QRS that follows a P wave replaces it."""
+        if peak.r >= self._p_guard_until or not self._slopes:
+            return False
+        return peak.slope ** 2 < self._p_slope * max(self._slopes)
+
     def _accept(self, peak: _Peak, weight: float) -> int:
+        self._slopes.append(peak.slope)
         # an artefact accepted as a beat must not lift the levels above the next real beats:
         # one beat moves a level by at most a factor of CLAMP
         self._spki = _level(self._spki, peak.height, weight)
