@@ -33,8 +33,9 @@ What it adds, each for a failure seen on the MIT-BIH Arrhythmia Database
   within 0.3 s by one more than twice as steep and higher was a P wave taken
   for a beat. Two such sightings within :data:`P_GUARD` seconds put the
   detector on guard; meanwhile a peak nearer the P waves' steepness than the
-  recent beats' is held as doubtful, so the QRS after it replaces it. Off
-  guard no beat waits for this;
+  recent beats' is held as doubtful, so the QRS after it replaces it, and a
+  doubtful beat waits up to :data:`GUARD_HOLD` s for that QRS (noise bursts
+  before paced beats, record 104). Off guard no beat waits for this;
 - T-wave rejection that also asks for a small ECG amplitude or a peak under
   the threshold, so a premature ventricular beat (large, not steep) is not
   taken for a T wave, and the large T wave of a ventricular beat is; a peak
@@ -82,7 +83,7 @@ R_HALF = 0.08
 #: Wide-complex route: at least this fraction of the threshold ...
 WIDE_HEIGHT = 0.35
 #: ... and at least this fraction of the beats' ECG amplitude.
-WIDE_AMP = 0.4
+WIDE_AMP = 0.3
 #: A doubtful beat is held this long (s) for a QRS above the threshold that replaces it.
 REPLACE = 0.3
 #: The QRS is over when the squared QRS-band derivative stays under this fraction of the MWI peak.
@@ -98,6 +99,10 @@ P_WINDOW = 0.3
 P_GUARD = 40.0
 #: The P waves' steepness level moves this far towards each sighting's P wave.
 P_WEIGHT = 0.25
+#: On guard a doubtful beat waits for a steeper QRS up to this long (s) or :data:`GUARD_RR` of
+#: the mean RR interval, whichever is shorter, but at least :data:`REPLACE`.
+GUARD_HOLD = 0.45
+GUARD_RR = 0.55
 #: A peak under the threshold, this soon (s) after a beat and under :data:`T_LATE_SLOPE` of its
 #: steepness, is a late T wave (record 108).
 T_LATE = 0.36
@@ -244,6 +249,7 @@ class StreamingRPeakDetector:
         self._last: _Peak | None = None
         self._last_steepest = start - 1  # steepest point of the last MWI peak judged
         self._doubt: _Peak | None = None  # a beat below the threshold, held until nothing replaces it
+        self._hold = self._replace  # ... for this long after its R
 
     def restart(self, start: int) -> None:
         """Start over at sample ``start`` after a long gap, keeping the learnt levels.
@@ -310,10 +316,8 @@ class StreamingRPeakDetector:
                 beats.extend(self._replace_doubt(peak))
             elif not self._is_beat(peak):
                 self._note_noise(peak)
-            elif peak.height <= self._threshold or self._looks_like_p(peak):
-                self._doubt = peak
             else:
-                beats.append(self._accept(peak, 0.125))
+                beats.extend(self._accept_or_hold(peak))
         beats.extend(self._resolve(self._settled))
         return beats
 
@@ -326,10 +330,18 @@ class StreamingRPeakDetector:
             return []
         self._note_noise(self._doubt)
         self._doubt = None
-        if peak.height <= self._threshold or self._looks_like_p(peak):
-            self._doubt = peak
-            return []
-        return [self._accept(peak, 0.125)]
+        return self._accept_or_hold(peak)
+
+    def _accept_or_hold(self, peak: _Peak) -> list[int]:
+        """Accept a beat above the threshold at once; hold one under it, or one that looks like a
+        P wave on guard, as doubtful. On guard a doubtful beat waits longer for a steeper QRS
+        (:data:`GUARD_HOLD`; noise before paced beats, record 104)."""
+        if peak.height > self._threshold and not self._looks_like_p(peak):
+            return [self._accept(peak, 0.125)]
+        self._doubt, self._hold = peak, self._replace
+        if peak.r < self._p_guard_until:
+            self._hold = max(self._replace, min(round(GUARD_HOLD * self.fs), round(GUARD_RR * self._rr_mean)))
+        return []
 
     def _resolve(self, now: int, r: int | None = None) -> list[int]:
         """Accept the doubtful beat once nothing can replace it any more, then search back.
@@ -340,7 +352,7 @@ class StreamingRPeakDetector:
         if r is None:
             r = now - self._n_mwi - self._qrs_delay - self._r_half  # the earliest R of a later peak
         beats = []
-        if self._doubt is not None and r - self._doubt.r >= self._replace:
+        if self._doubt is not None and r - self._doubt.r >= self._hold:
             doubt, self._doubt = self._doubt, None
             beats.append(self._accept(doubt, 0.125))
         if self._doubt is None:
