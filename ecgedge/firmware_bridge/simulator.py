@@ -27,6 +27,10 @@ import serial
 
 from ecgedge.firmware_bridge.protocol import Hello, Samples, Status, encode_frame
 
+#: Seconds the boards wait once every endpoint has a reader: pyserial flushes the input at the end
+#: of ``open()``, after the open is visible to a pty's master, and would drop what came in between.
+OPEN_SETTLE_S = 0.1
+
 
 @dataclass
 class BoardStats:
@@ -550,6 +554,8 @@ def run_boards(
                 return
             if time.monotonic() > give_up:
                 raise TimeoutError(f"nobody opened {getattr(endpoint, 'path', endpoint)} within {wait_reader} s")
+    if stop.wait(OPEN_SETTLE_S):
+        return
     start = time.perf_counter()
     queue = []
     for i, (board, _) in enumerate(boards):
