@@ -339,7 +339,7 @@ class StreamingRPeakDetector:
         if peak.height > self._threshold and not self._looks_like_p(peak):
             return [self._accept(peak, 0.125)]
         self._doubt, self._hold = peak, self._replace
-        if peak.r < self._p_guard_until:
+        if self._on_guard(peak):
             self._hold = max(self._replace, min(round(GUARD_HOLD * self.fs), round(GUARD_RR * self._rr_mean)))
         return []
 
@@ -456,7 +456,8 @@ class StreamingRPeakDetector:
         """Soon after a beat and much less steep, and either smaller or under the threshold: a T wave.
 
         A premature wide beat is large and above the threshold; the large T wave of a
-        ventricular beat is under it."""
+        ventricular beat is under it. A peak under the threshold and under :data:`T_LATE_SLOPE` of
+        the beat's steepness is a T wave up to :data:`T_LATE` s after it."""
         last = self._last
         if peak.slope >= 0.5 * last.slope:
             return False
@@ -484,12 +485,13 @@ class StreamingRPeakDetector:
         self._p_sighted = peak.r
         self._p_slope = _level(self._p_slope, before.slope, P_WEIGHT)
 
+    def _on_guard(self, peak: _Peak) -> bool:
+        return peak.r < self._p_guard_until
+
     def _looks_like_p(self, peak: _Peak) -> bool:
         """On guard, a peak nearer the P waves' steepness than the recent beats' (geometric
         middle): held as doubtful, so the QRS that follows a P wave replaces it."""
-        if peak.r >= self._p_guard_until or not self._slopes:
-            return False
-        return peak.slope ** 2 < self._p_slope * max(self._slopes)
+        return self._on_guard(peak) and bool(self._slopes) and peak.slope**2 < self._p_slope * max(self._slopes)
 
     def _accept(self, peak: _Peak, weight: float) -> int:
         self._slopes.append(peak.slope)
