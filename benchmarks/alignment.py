@@ -1,7 +1,7 @@
 """How the beat window's alignment moves per-patient false alarms on MIT-BIH record 100.
 
 Cuts the first minutes of record 100 the way the bridge does (causal 0.5-40 Hz
-band-pass, :class:`~ecgedge.firmware_bridge.beats.BeatCutter`, flipped to
+band-pass, :class:`~ecgedge.analysis.beats.BeatCutter`, flipped to
 ECG5000's polarity) at two sets of R positions: the database's annotations and
 the extremum of the filtered signal near each one (where the bridge's
 streaming detector puts R), with two window starts (``before_r``). For each patch size it rebuilds the shipped
@@ -31,7 +31,7 @@ _SEARCH_S = 0.05  # half-width of the extremum search around an annotation
 def cut_beats(signal: np.ndarray, peaks: np.ndarray, fs: float, length: int, before_r: float) -> np.ndarray:
     """Model inputs (n_beats, length) cut at ``peaks`` like the bridge cuts them."""
     from ecgedge.beatformat import BeatFormat
-    from ecgedge.firmware_bridge.beats import cut_recording
+    from ecgedge.analysis.beats import cut_recording
 
     beats = cut_recording(signal, peaks, fs, BeatFormat(length=length, before_r=before_r), flip=True)
     return np.array([beat.model_input for beat in beats])
@@ -48,7 +48,7 @@ def main() -> None:
     from ecgedge import load
     from ecgedge.calibration import PatientCalibrator
     from ecgedge.datasets import default_record_path, load_ecg5000, load_wfdb_record
-    from ecgedge.firmware_bridge.filters import bandpass_sos
+    from ecgedge.analysis.filters import bandpass_sos
     from ecgedge.firmware_bridge.pipeline import ECG_BAND
     from ecgedge.models import default_model_path
 

@@ -14,7 +14,7 @@ Methods on the same beats, each at its own label-free threshold rule:
 
 - ``ecgedge: population LSTM AE + patient adaptation``: what ``ecgedge bridge`` does by default:
   :func:`ecgedge.population.fit_population` (LOPO), and each record judged by the hub's own
-  :class:`~ecgedge.firmware_bridge.judge.BeatJudge` with ``adapt_s=300``
+  :class:`~ecgedge.analysis.judge.BeatJudge` with ``adapt_s=300``
   (:class:`ecgedge.calibration.PatientMemory`).
 - ``population LSTM AE alone``: the same model, every beat judged by its own threshold.
 - ``shipped ECG5000 model + patient threshold``: the earlier default: the ECG5000 model (one

@@ -49,7 +49,7 @@ from ecgedge.beatformat import BeatFormat
 from ecgedge.datasets import WfdbRecord, load_wfdb_record
 from ecgedge.firmware_bridge.pipeline import FilterStage, StreamPipeline
 from ecgedge.firmware_bridge.protocol import Hello
-from ecgedge.firmware_bridge.rpeaks import StreamingRPeakDetector
+from ecgedge.analysis.rpeaks import StreamingRPeakDetector
 
 SKIP_S = 5.0
 MATCH_S = 0.150

@@ -2,7 +2,7 @@
 
 Each record's beats (:func:`ecgedge.datasets.load_annotated_beats`, best with
 ``positions="bridge"``: the beats the bridge itself finds) are judged in stream order by the
-hub's own :class:`~ecgedge.firmware_bridge.judge.BeatJudge`: the first ``adapt_s`` seconds are
+hub's own :class:`~ecgedge.analysis.judge.BeatJudge`: the first ``adapt_s`` seconds are
 the learning window, every later beat is judged. The judged beats are counted per AAMI class
 (:func:`ecgedge.evaluation.aami_report`), per record and gross.
 """
@@ -15,7 +15,7 @@ import numpy as np
 
 from ecgedge.datasets import AnnotatedBeats
 from ecgedge.evaluation import aami_report
-from ecgedge.firmware_bridge.judge import BeatJudge, BeatView
+from ecgedge.analysis.judge import BeatJudge, BeatView
 
 
 @dataclass(frozen=True)

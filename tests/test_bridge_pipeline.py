@@ -244,7 +244,7 @@ def test_filter_bank_matches_sosfilt_whatever_the_chunk_lengths():
     """Short chunks take the block state-space path, long ones sosfilt; the output is one filter's."""
     from scipy import signal
 
-    from ecgedge.firmware_bridge.filters import FilterBank, bandpass_sos
+    from ecgedge.analysis.filters import FilterBank, bandpass_sos
 
     rng = np.random.default_rng(0)
     sos = bandpass_sos(0.5, 40.0, FS)

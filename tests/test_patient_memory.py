@@ -7,7 +7,7 @@ import pytest
 
 from ecgedge.calibration import BeatContext, PatientMemory
 from ecgedge.datasets import default_record_path, load_annotated_beats
-from ecgedge.firmware_bridge.judge import BeatJudge
+from ecgedge.analysis.judge import BeatJudge
 from ecgedge.population import POPULATION_FORMAT
 
 

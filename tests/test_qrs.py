@@ -19,9 +19,9 @@ import pytest
 from scipy.signal import sosfilt
 
 from ecgedge.datasets import load_wfdb_record
-from ecgedge.firmware_bridge.filters import bandpass_sos
+from ecgedge.analysis.filters import bandpass_sos
 from ecgedge.firmware_bridge.pipeline import ECG_BAND
-from ecgedge.firmware_bridge.rpeaks import StreamingRPeakDetector, qrs_band_sos
+from ecgedge.analysis.rpeaks import StreamingRPeakDetector, qrs_band_sos
 
 REPO = Path(__file__).resolve().parents[1]
 MITDB = REPO.parent / "shared" / "data" / "mitdb"

@@ -12,7 +12,7 @@ import click
 
 from ecgedge.cli.demo import demo
 from ecgedge.cli.options import FiniteFloat
-from ecgedge.firmware_bridge.judge import DEFAULT_ADAPT_S
+from ecgedge.analysis.judge import DEFAULT_ADAPT_S
 
 
 @click.command()

@@ -16,7 +16,7 @@ import click
 import numpy as np
 
 from ecgedge.cli.options import FiniteFloat, requires
-from ecgedge.firmware_bridge.judge import DEFAULT_ADAPT_S
+from ecgedge.analysis.judge import DEFAULT_ADAPT_S
 
 
 def _stream(bundle: Path, record_path, minutes: float, speed: float, out: Path, adapt_s: float):

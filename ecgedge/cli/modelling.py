@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ecgedge.cli.options import FiniteFloat, dataset_option, output_file, read_beats, requires
-from ecgedge.firmware_bridge.judge import DEFAULT_ADAPT_S
+from ecgedge.analysis.judge import DEFAULT_ADAPT_S
 
 
 wfdb_option = click.option(

@@ -111,7 +111,7 @@ def cut_annotated_beats(
     """A record's annotated beats as model inputs, cut the way the bridge cuts a live stream.
 
     The lead is band-passed causally in the bridge's ECG band and cut with
-    :func:`ecgedge.firmware_bridge.beats.cut_recording` at every annotation
+    :func:`ecgedge.analysis.beats.cut_recording` at every annotation
     (the first one only sizes the next window).
 
     Parameters
@@ -142,16 +142,16 @@ def cut_annotated_beats(
 
 
 def annotated_beats(record: WfdbRecord, beat_format, *, flip: bool = False) -> list:
-    """A record's annotated beats as :class:`~ecgedge.firmware_bridge.beats.Beat` objects.
+    """A record's annotated beats as :class:`~ecgedge.analysis.beats.Beat` objects.
 
     The lead is band-passed causally in the bridge's ECG band and cut with
-    :func:`ecgedge.firmware_bridge.beats.cut_recording` at every annotation
+    :func:`ecgedge.analysis.beats.cut_recording` at every annotation
     (the first one only sizes the next window).
     """
     from scipy.signal import sosfilt
 
-    from ecgedge.firmware_bridge.beats import cut_recording
-    from ecgedge.firmware_bridge.filters import bandpass_sos
+    from ecgedge.analysis.beats import cut_recording
+    from ecgedge.analysis.filters import bandpass_sos
     from ecgedge.firmware_bridge.pipeline import ECG_BAND
 
     signal = sosfilt(bandpass_sos(*ECG_BAND, record.fs), record.signal)

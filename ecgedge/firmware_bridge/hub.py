@@ -21,7 +21,7 @@ on.
 Events (:mod:`~ecgedge.firmware_bridge.events`): link down / up, board error,
 no data (connected, but no valid frame for ``no_data_s``), lead-off (the
 board says so), no signal (flat line, ADC rails: see
-:mod:`~ecgedge.firmware_bridge.signal_quality`), no beats (no R peak for
+:mod:`~ecgedge.analysis.signal_quality`), no beats (no R peak for
 ``no_beats_s`` of signal: asystole or artefact) and overload. Each start and
 end goes to every sink, to ``on_event`` and into the summary's counts.
 
@@ -57,10 +57,10 @@ import numpy as np
 
 from ecgedge._closing import Closing
 from ecgedge.calibration import PatientMemory
-from ecgedge.firmware_bridge.beats import Beat
+from ecgedge.analysis.beats import Beat
 from ecgedge.firmware_bridge.decoder import AsciiDecoder, FrameDecoder, LinkStats
 from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event
-from ecgedge.firmware_bridge.judge import BeatJudge
+from ecgedge.analysis.judge import BeatJudge
 from ecgedge.firmware_bridge.pipeline import BoardError, FilterStage, StreamPipeline, check_hello
 from ecgedge.firmware_bridge.protocol import Hello, Status
 from ecgedge.firmware_bridge.sinks import ScoredBeat
@@ -191,7 +191,7 @@ class Hub(Closing):
         restarted bridge does not learn its patients again.
     adapt_s : float or None, default=None
         When set, each stream adapts to its patient over its first this many
-        seconds of beats (:class:`~ecgedge.firmware_bridge.judge.BeatJudge`,
+        seconds of beats (:class:`~ecgedge.analysis.judge.BeatJudge`,
         :class:`ecgedge.calibration.PatientMemory`); those beats are logged as
         ``learning``, later ones judged by the patient's memory. A sink with
         ``patient_state`` (:class:`~ecgedge.firmware_bridge.sinks.SqliteSink`)

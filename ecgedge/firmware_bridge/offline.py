@@ -4,7 +4,7 @@ A recording is fed to the same :class:`~ecgedge.firmware_bridge.pipeline.StreamP
 and :class:`~ecgedge.firmware_bridge.pipeline.FilterStage` as a live board (causal
 filters, streaming R peaks, beat cutting), in SAMPLES blocks of :data:`BLOCK_S` seconds;
 the beats are scored by the bundle's scorer and judged by the hub's own
-:class:`~ecgedge.firmware_bridge.judge.BeatJudge`. So a recording scanned offline and
+:class:`~ecgedge.analysis.judge.BeatJudge`. So a recording scanned offline and
 the same recording streamed live give the same beats, scores and flags.
 
 The steps are separate so that a long recording can be cut and scored in
@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from ecgedge.beatformat import BeatFormat
-from ecgedge.firmware_bridge.beats import Beat
-from ecgedge.firmware_bridge.judge import BeatJudge
+from ecgedge.analysis.beats import Beat
+from ecgedge.analysis.judge import BeatJudge
 from ecgedge.firmware_bridge.pipeline import FilterStage, StreamPipeline
 from ecgedge.firmware_bridge.protocol import Hello
 from ecgedge.firmware_bridge.sinks import ScoredBeat

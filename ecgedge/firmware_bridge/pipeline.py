@@ -6,8 +6,8 @@ indices, gaps and lead-off are sorted out in :meth:`StreamPipeline.push`; a
 :class:`FilterStage` band-passes the pending chunks of every stream in as
 few :func:`scipy.signal.sosfilt` calls as possible and hands each stream its
 filtered chunk; the stream then finds R peaks
-(:class:`~ecgedge.firmware_bridge.rpeaks.StreamingRPeakDetector`) and cuts
-beats (:class:`~ecgedge.firmware_bridge.beats.BeatCutter`).
+(:class:`~ecgedge.analysis.rpeaks.StreamingRPeakDetector`) and cuts
+beats (:class:`~ecgedge.analysis.beats.BeatCutter`).
 
 Times come from the board's sample clock: each stream keeps ``t0``, the
 earliest that sample 0 could have been read (``arrival - index / fs``,
@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ecgedge.beatformat import BeatFormat
-from ecgedge.firmware_bridge.beats import Beat, BeatCutter
-from ecgedge.firmware_bridge.filters import FilterBank, bandpass_sos
+from ecgedge.analysis.beats import Beat, BeatCutter
+from ecgedge.analysis.filters import FilterBank, bandpass_sos
 from ecgedge.firmware_bridge.protocol import PROTOCOL_VERSION, Hello, Status
-from ecgedge.firmware_bridge.rpeaks import StreamingRPeakDetector, qrs_band_sos
-from ecgedge.firmware_bridge.signal_quality import SignalCheck, adc_rails
+from ecgedge.analysis.rpeaks import StreamingRPeakDetector, qrs_band_sos
+from ecgedge.analysis.signal_quality import SignalCheck, adc_rails
 
 #: The band (Hz) beats are cut from: baseline wander and mains hum out, QRS shape kept.
 ECG_BAND = (0.5, 40.0)

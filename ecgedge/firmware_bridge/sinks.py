@@ -19,9 +19,9 @@ from typing import IO
 import numpy as np
 
 from ecgedge._closing import Closing
-from ecgedge.firmware_bridge.beats import Beat
+from ecgedge.analysis.beats import Beat
 from ecgedge.firmware_bridge.events import Event
-from ecgedge.firmware_bridge.judge import Verdict
+from ecgedge.analysis.judge import Verdict
 
 
 @dataclass
@@ -34,7 +34,7 @@ class ScoredBeat:
     score : float
         The model's score; higher is more normal.
     verdict : Verdict
-        How the beat was judged (:class:`~ecgedge.firmware_bridge.judge.Verdict`).
+        How the beat was judged (:class:`~ecgedge.analysis.judge.Verdict`).
     """
 
     beat: Beat
@@ -180,7 +180,7 @@ class SqliteSink(Closing):
         """The scores of ``stream``'s first learning beats stored here (at most ``limit``), oldest first.
 
         The database is the patient's state: replaying these through a new
-        :class:`~ecgedge.firmware_bridge.judge.BeatJudge` after a restart (even
+        :class:`~ecgedge.analysis.judge.BeatJudge` after a restart (even
         a ``kill -9``) resumes the threshold learnt, or the learning, where it was.
         """
         self.commit()

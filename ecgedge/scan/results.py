@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgedge.datasets import MATCH_S, nearest_reference
-from ecgedge.firmware_bridge.judge import BeatJudge, BeatView
+from ecgedge.analysis.judge import BeatJudge, BeatView
 from ecgedge.scan.recordings import RecordingError
 
 #: ANSI/AAMI EC57 classes of the MIT-BIH beat symbols (paced beats are class Q).

@@ -7,7 +7,7 @@ the R-peak detector's levels have settled as they would have in one pass) to
 keeps the beats whose R peak lies inside it. The beats of all segments, in order, are
 what one pass over the whole recording gives (the tests check it); the flags are
 decided afterwards in one pass by a task that depends on all the segments
-(:func:`finish_recording`, :class:`ecgedge.firmware_bridge.judge.BeatJudge`), since
+(:func:`finish_recording`, :class:`ecgedge.analysis.judge.BeatJudge`), since
 a patient's threshold is learnt from the recording's first beats.
 
 The scorer is loaded once per worker process (:func:`worker_scorer`, cached), not

@@ -4,7 +4,7 @@ Written here because no library does streaming QRS detection: wfdb's
 ``xqrs_detect``/``gqrs_detect``, neurokit2, biosppy and scipy's ``find_peaks``
 all need the whole record (or look ahead without bound). It starts from
 Pan & Tompkins (1985): a band-pass (done by the caller, so that many
-streams filter in one call; see :class:`~ecgedge.firmware_bridge.filters.FilterBank`),
+streams filter in one call; see :class:`~ecgedge.analysis.filters.FilterBank`),
 a derivative, squaring and a moving-window integral (MWI), adaptive signal /
 noise peak levels, T-wave rejection, and a search back for a missed beat when
 no beat came for 1.66 average RR intervals. Its look-ahead is bounded: an MWI
@@ -63,7 +63,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import sosfilt
 
-from ecgedge.firmware_bridge.filters import bandpass_sos
+from ecgedge.analysis.filters import bandpass_sos
 
 #: The QRS band the detector expects its ``qrs`` input filtered to (Hz) ...
 QRS_BAND = (7.0, 17.0)
@@ -180,7 +180,7 @@ class StreamingRPeakDetector:
     Examples
     --------
     >>> import numpy as np
-    >>> from ecgedge.firmware_bridge.filters import FilterBank
+    >>> from ecgedge.analysis.filters import FilterBank
     >>> fs = 360.0
     >>> t = np.arange(int(10 * fs)) / fs
     >>> ecg = np.exp(-((t % 0.8 - 0.4) ** 2) / (2 * 0.01 ** 2))  # a spike every 0.8 s
