@@ -31,7 +31,8 @@ median over the stream's recent amplitude, and its RR interval over the recent m
 (:class:`ecgedge.calibration.BeatContext`), the ratio weighted 3.
 
 The patient memory's settings (``factor=2``, the rhythm limit 0.85) were chosen on these DS1 records,
-so the ecgedge row is a development figure; the 21 MIT-BIH records outside the shared set are the
+and the rhythm analyser's and noise judge's constants checked on them (``docs/rhythm.md``), so the
+ecgedge row is a development figure; the 21 MIT-BIH records outside the shared set are the
 held-out check. ``at ecgedge's N rate``: each method's VEB and SVEB sensitivity when its threshold
 is instead set (with the labels, an advantage no device has) to flag the same share of N beats as
 ecgedge: a comparison at one false-alarm rate.
@@ -46,11 +47,13 @@ import os
 import platform
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
-from ecgedge.arrhythmia import Verdicts, arrhythmia_report, format_report, judge_records
+from ecgedge.arrhythmia import (Verdicts, arrhythmia_report, format_report, format_rhythm_report, judge_records,
+                                rhythm_report)
 from ecgedge.beatformat import BeatFormat
 from ecgedge.calibration import BeatContext, robust_threshold
 from ecgedge.datasets import AnnotatedBeats, load_annotated_beats
@@ -160,26 +163,29 @@ def run(directory: Path, records: list[str], models: Path | None) -> dict:
         methods.setdefault(ECGEDGE, []).append(adapted)
         alone = judge_records(beats[mine], scores, detector.offset_, adapt_s=None)
         learning = adapted.mode == "learning"  # every method is judged on the same beats
-        methods.setdefault("population LSTM AE alone", []).append(Verdicts(adapted.mode, alone.anomaly & ~learning, scores))
+        methods.setdefault("population LSTM AE alone", []).append(
+            Verdicts(adapted.mode, alone.anomaly & ~learning, scores, adapted.rhythm, adapted.quality))
         annotated_parts.append(judge_records(annotated[mine_annotated], detector.score_samples(annotated.X[mine_annotated]),
                                              detector.offset_, adapt_s=LEARNING_S))
         others = normal_rows(beats[beats.record != record])
         others = np.flatnonzero(beats.record != record)[others]
         for name, (normality, flagged) in peers(record, beats, F, shipped_scores[mine], others).items():
-            methods.setdefault(name, []).append(Verdicts(adapted.mode, flagged & ~learning, normality))
+            methods.setdefault(name, []).append(Verdicts(adapted.mode, flagged & ~learning, normality, adapted.rhythm,
+                                                         adapted.quality))
         print(f"{record}: {time.time() - started:.0f} s", flush=True)
     reports = {}
     for name, parts in methods.items():
-        verdicts = Verdicts(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("mode", "anomaly", "normality")))
+        verdicts = Verdicts(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Verdicts)))
         reports[name] = arrhythmia_report(beats, verdicts)
+        if name == ECGEDGE:
+            rhythm = rhythm_report(beats, verdicts)
         reports[name]["verdicts"] = verdicts
     n_share = reports[ECGEDGE]["gross"]["n_flagged_share"]
     judged = reports[ECGEDGE]["verdicts"].mode != "learning"
     for report in reports.values():
         report["gross"]["at_ecgedge_n_rate"] = at_rate(beats.aami[judged], report.pop("verdicts").normality[judged], n_share)
-    annotated_verdicts = Verdicts(*(np.concatenate([getattr(p, f) for p in annotated_parts])
-                                    for f in ("mode", "anomaly", "normality")))
-    return {"bridge": reports, "annotated": arrhythmia_report(annotated, annotated_verdicts),
+    annotated_verdicts = Verdicts(*(np.concatenate([getattr(p, f.name) for p in annotated_parts]) for f in fields(Verdicts)))
+    return {"bridge": reports, "rhythm": rhythm, "annotated": arrhythmia_report(annotated, annotated_verdicts),
             "qrs": {"beats_found": len(beats), "false_detections": int(np.sum(beats.aami == "-")),
                     "beats_the_ecg5000_cut_lacks": dropped,
                     "annotated_beats": len(annotated)}}
@@ -239,6 +245,8 @@ def markdown(report: dict) -> str:
             f"| {g['median_record_auc']:.3f} | {_pct(rate['se_VEB'])} / {_pct(rate['se_SVEB'])} |"
         )
     lines += ["", f"{ECGEDGE}, per record (bridge's beats):", "", format_report(report["bridge"][ECGEDGE]),
+              "", "Rhythm and signal quality (every beat; AF = the reference's (AFIB and (AFL):", "",
+              format_rhythm_report(report["rhythm"]),
               "", f"{ECGEDGE} on the annotated beat positions (beat finding left out):", "",
               format_report(report["annotated"], per_record=False)]
     return "\n".join(lines)

@@ -46,7 +46,7 @@ import wfdb.processing
 from results_file import write_results
 
 from ecgedge.beatformat import BeatFormat
-from ecgedge.datasets import WfdbRecord, load_wfdb_record
+from ecgedge.datasets import WfdbRecord, add_noise, load_wfdb_record
 from ecgedge.firmware_bridge.pipeline import FilterStage, StreamPipeline
 from ecgedge.firmware_bridge.protocol import Hello
 from ecgedge.analysis.rpeaks import StreamingRPeakDetector
@@ -171,18 +171,7 @@ def score(ref: np.ndarray, det: np.ndarray, fs: float, excluded: list[tuple[int,
 
 def noisy(record: WfdbRecord, snr_db: float, seed: int) -> np.ndarray:
     """The lead plus baseline wander, 60 Hz hum and muscle-like noise, at ``snr_db`` over the lead's variance."""
-    from scipy.signal import butter, sosfilt
-
-    rng = np.random.default_rng(seed)
-    fs, n = record.fs, record.signal.size
-    t = np.arange(n) / fs
-    wander = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) for f in rng.uniform(0.1, 0.5, 4))
-    hum = np.sin(2 * np.pi * 60.0 * t) * (1 + 0.3 * np.sin(2 * np.pi * 0.05 * t + rng.uniform(0, 2 * np.pi)))
-    burst = sosfilt(butter(1, 0.5, fs=fs, output="sos"), np.abs(rng.normal(size=n)))  # slow envelope
-    muscle = sosfilt(butter(2, [10, 150], btype="bandpass", fs=fs, output="sos"), rng.normal(size=n)) * burst
-    noise = sum(part / part.std() for part in (wander, hum, muscle))
-    noise *= np.sqrt(record.signal.var() / noise.var() / 10 ** (snr_db / 10))
-    return record.signal + noise
+    return add_noise(record.signal, record.fs, snr_db, ("wander", "mains", "muscle"), seed)
 
 
 def peers(signal: np.ndarray, fs: float) -> dict[str, np.ndarray]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecgedge.datasets import AnnotatedBeats
-from ecgedge.evaluation import aami_report
+from ecgedge.evaluation import AF_RHYTHMS, aami_report, af_report
 from ecgedge.analysis.judge import BeatJudge, BeatView
 
 
@@ -30,11 +30,17 @@ class Verdicts:
     normality : ndarray of float
         Higher is more normal: minus the distance to the patient's memory
         when adapted, else the model's score (for ROC curves).
+    rhythm : ndarray of str
+        ``"sinus"``, ``"af"`` or ``"unknown"`` (:class:`~ecgedge.analysis.rhythm.RhythmAnalyser`).
+    quality : ndarray of str
+        ``"ok"`` or ``"noisy"`` (:class:`~ecgedge.analysis.noise.NoiseTracker`).
     """
 
     mode: np.ndarray
     anomaly: np.ndarray
     normality: np.ndarray
+    rhythm: np.ndarray
+    quality: np.ndarray
 
 
 def judge_records(
@@ -67,17 +73,21 @@ def judge_records(
     if len(scores) != len(beats):
         raise ValueError(f"{len(scores)} scores for {len(beats)} beats")
     mode = np.empty(len(beats), dtype="<U8")
+    rhythm = np.empty(len(beats), dtype="<U7")
+    quality = np.empty(len(beats), dtype="<U5")
     anomaly = np.zeros(len(beats), dtype=bool)
     normality = scores.copy()
     for name in beats.records:
         judge = BeatJudge(calibration_beats, adapt_s)
         for row in np.flatnonzero(beats.record == name):
-            view = BeatView(beats.X[row], float(beats.rr_before[row]))
+            view = BeatView(beats.X[row], float(beats.rr_before[row]), int(beats.sample[row]),
+                            int(beats.own_length[row]), float(beats.noise[row]))
             verdict = judge.judge(float(scores[row]), offset, view)
             mode[row], anomaly[row] = verdict.mode, verdict.anomaly
+            rhythm[row], quality[row] = verdict.rhythm, verdict.quality
             if verdict.distance is not None:
                 normality[row] = -verdict.distance
-    return Verdicts(mode, anomaly, normality)
+    return Verdicts(mode, anomaly, normality, rhythm, quality)
 
 
 def arrhythmia_report(beats: AnnotatedBeats, verdicts: Verdicts) -> dict:
@@ -107,6 +117,44 @@ def _report(aami: np.ndarray, flagged: np.ndarray, normality: np.ndarray, hours:
     report = aami_report(aami, flagged, normality, max(hours, 1e-9))
     report["false_detections_flagged"] = int(np.sum(flagged & (aami == "-")))
     return report
+
+
+def rhythm_report(beats: AnnotatedBeats, verdicts: Verdicts) -> dict:
+    """The rhythm analyser and the signal-quality judge against the reference annotations.
+
+    Every beat counts (the learning window too: the rhythm is read from the first beats on).
+    AF is the reference's atrial fibrillation or flutter (``(AFIB``, ``(AFL``), judged by
+    :func:`ecgedge.evaluation.af_report`.
+
+    Returns
+    -------
+    dict
+        ``per_record`` and ``gross``: :func:`ecgedge.evaluation.af_report`'s figures plus
+        ``af_share_detected`` (share of beats read as AF), ``noisy_share`` (share of beats in
+        noisy stretches) and ``beats``.
+    """
+    reference = np.isin(beats.rhythm, AF_RHYTHMS)
+    detected = verdicts.rhythm == "af"
+
+    def figures(rows: np.ndarray) -> dict:
+        return {**af_report(beats.record[rows], reference[rows], detected[rows]), "beats": int(rows.sum()),
+                "af_share_detected": float(detected[rows].mean()) if rows.any() else None,
+                "noisy_share": float(np.mean(verdicts.quality[rows] == "noisy")) if rows.any() else None}
+
+    per_record = {name: figures(beats.record == name) for name in beats.records}
+    return {"per_record": per_record, "gross": figures(np.ones(len(beats), dtype=bool))}
+
+
+def format_rhythm_report(report: dict) -> str:
+    """A Markdown table of :func:`rhythm_report`: the records with AF in the reference or read, then gross."""
+    lines = ["| record | beats | AF beats (reference) | AF read | AF duration Se | AF duration +P | AF episodes "
+             "Se | AF episodes +P | noisy |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [(n, r) for n, r in report["per_record"].items() if r["reference_beats"] or r["detected_beats"]]
+    for name, r in rows + [("gross", report["gross"])]:
+        lines.append(f"| {name} | {r['beats']} | {r['reference_beats']} | {_pct(r['af_share_detected'])} "
+                     f"| {_pct(r['duration_se'])} | {_pct(r['duration_p'])} | {_pct(r['episode_se'])} "
+                     f"| {_pct(r['episode_p'])} | {_pct(r['noisy_share'])} |")
+    return "\n".join(lines)
 
 
 def _pct(value: float | None) -> str:

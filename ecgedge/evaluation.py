@@ -104,3 +104,60 @@ def aami_report(aami: np.ndarray, flagged: np.ndarray, scores: np.ndarray, hours
         "auc": float(roc_auc_score(abnormal[judged], -scores[judged])) if both else None,
     }
     return report
+
+
+#: Reference rhythm annotations (MIT-BIH ``aux_note``) that the rhythm analyser's ``"af"`` stands for.
+AF_RHYTHMS = ("(AFIB", "(AFL")
+
+
+def _episodes(record: np.ndarray, in_af: np.ndarray) -> list[np.ndarray]:
+    """Row indices of each maximal run of consecutive AF beats within a record."""
+    starts = in_af & ~np.r_[False, in_af[:-1] & (record[1:] == record[:-1])]
+    run = np.cumsum(starts)
+    return [np.flatnonzero(in_af & (run == k)) for k in range(1, run[-1] + 1)] if in_af.size else []
+
+
+def af_report(record: np.ndarray, reference_af: np.ndarray, detected_af: np.ndarray) -> dict:
+    """Atrial fibrillation detection against reference rhythm annotations, beat-wise and by episode.
+
+    Beats are in stream order within each record. AF duration is counted in beats (the beats
+    the reference puts in AF or flutter against those the detector does). An episode is a run of
+    consecutive AF beats of a record; a reference episode is found when a detected episode shares
+    a beat with it, and a detected episode is true when it shares a beat with a reference one
+    (the overlap rule of ANSI/AAMI EC57 for episodes).
+
+    Parameters
+    ----------
+    record : ndarray of shape (n_beats,), str
+    reference_af, detected_af : ndarray of shape (n_beats,), bool
+
+    Returns
+    -------
+    dict
+        ``duration_se``, ``duration_p`` (None without reference or detected AF beats),
+        ``episode_se``, ``episode_p``, and the counts behind them.
+
+    Examples
+    --------
+    >>> rec = np.array(["a"] * 6)
+    >>> r = af_report(rec, np.array([0, 1, 1, 1, 0, 0], bool), np.array([0, 0, 1, 1, 1, 0], bool))
+    >>> r["duration_se"], r["duration_p"], r["episode_se"]
+    (0.6666666666666666, 0.6666666666666666, 1.0)
+    """
+    record, reference_af, detected_af = np.asarray(record), np.asarray(reference_af, bool), np.asarray(detected_af, bool)
+    if not record.shape == reference_af.shape == detected_af.shape:
+        raise ValueError(f"records {record.shape}, reference {reference_af.shape} and detections {detected_af.shape} must match")
+    both = int(np.sum(reference_af & detected_af))
+    reference, detected = _episodes(record, reference_af), _episodes(record, detected_af)
+    found = sum(bool(detected_af[e].any()) for e in reference)
+    true = sum(bool(reference_af[e].any()) for e in detected)
+    return {
+        "reference_beats": int(reference_af.sum()),
+        "detected_beats": int(detected_af.sum()),
+        "duration_se": both / int(reference_af.sum()) if reference_af.any() else None,
+        "duration_p": both / int(detected_af.sum()) if detected_af.any() else None,
+        "reference_episodes": len(reference),
+        "detected_episodes": len(detected),
+        "episode_se": found / len(reference) if reference else None,
+        "episode_p": true / len(detected) if detected else None,
+    }

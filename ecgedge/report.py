@@ -166,9 +166,19 @@ def strip_start(time: np.ndarray, aami: np.ndarray, flagged: np.ndarray, seconds
     return float(max(after, interesting[np.argmax(counts)] - 1.0))
 
 
+def _spans(time: np.ndarray, on: np.ndarray) -> list[tuple[float, float]]:
+    """(first, last) times of each run of consecutive beats where ``on`` holds."""
+    starts = np.flatnonzero(on & ~np.r_[False, on[:-1]])
+    ends = np.flatnonzero(on & ~np.r_[on[1:], False])
+    return [(float(time[a]), float(time[b])) for a, b in zip(starts, ends)]
+
+
 def plot_strip(signal: np.ndarray, fs: float, time: np.ndarray, aami: np.ndarray, flagged: np.ndarray,
-               start: float, seconds: float, title: str, path: Path) -> None:
+               start: float, seconds: float, title: str, path: Path, rhythm: np.ndarray | None = None,
+               quality: np.ndarray | None = None) -> None:
     """An ECG strip with every beat marked: its reference class (colour) and the detector's flag (filled).
+
+    Stretches the rhythm analyser reads as AF are shaded orange, noisy stretches grey.
 
     Parameters
     ----------
@@ -184,8 +194,13 @@ def plot_strip(signal: np.ndarray, fs: float, time: np.ndarray, aami: np.ndarray
         The strip shown.
     title : str
     path : Path
+    rhythm, quality : ndarray of shape (n_beats,), str, optional
+        Each beat's rhythm (``"af"`` shaded) and quality (``"noisy"`` shaded).
     """
     fig, ax = _figure(11.0, 2.8)
+    for marks, value, colour, label in ((rhythm, "af", "C1", "read as AF"), (quality, "noisy", "0.6", "noisy")):
+        for i, (a, b) in enumerate(_spans(time, np.asarray(marks) == value) if marks is not None else []):
+            ax.axvspan(a, b, color=colour, alpha=0.15, lw=0, label=label if i == 0 else None)
     lo, hi = int(start * fs), int(min(len(signal), (start + seconds) * fs))
     ax.plot(np.arange(lo, hi) / fs, signal[lo:hi], c="0.25", lw=0.8)
     top = float(np.max(signal[lo:hi])) + 0.3 if hi > lo else 1.0
@@ -208,7 +223,7 @@ def write_arrhythmia_report(records: dict, table: str, directory: Path, title: s
     Parameters
     ----------
     records : dict
-        Record name to ``(signal, fs, time, aami, flagged)`` (see :func:`plot_strip`).
+        Record name to ``(signal, fs, time, aami, flagged, rhythm, quality)`` (see :func:`plot_strip`).
     table : str
         The results table (Markdown), shown as text.
     directory : Path
@@ -226,13 +241,15 @@ def write_arrhythmia_report(records: dict, table: str, directory: Path, title: s
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     sections = []
-    for name, (signal, fs, time, aami, flagged) in records.items():
+    for name, (signal, fs, time, aami, flagged, rhythm, quality) in records.items():
         start = strip_start(time, aami, flagged, seconds, after)
         caption = f"record {name}, {start:.0f}-{start + seconds:.0f} s"
-        plot_strip(signal, fs, time, aami, flagged, start, seconds, caption, directory / f"strip-{name}.png")
+        plot_strip(signal, fs, time, aami, flagged, start, seconds, caption, directory / f"strip-{name}.png",
+                   rhythm, quality)
         sections.append(f'<h2>{html.escape(caption)}</h2><img src="strip-{html.escape(name)}.png" alt="{html.escape(caption)}">')
     legend = ("<p>Each beat is a triangle above the trace: colour is its reference class (blue N, orange SVEB, "
-              "red VEB, purple F, grey Q, black: no reference beat), filled when ecgedge flagged it.</p>")
+              "red VEB, purple F, grey Q, black: no reference beat), filled when ecgedge flagged it; orange shading: "
+              "read as atrial fibrillation or flutter; grey shading: noisy (beats not judged).</p>")
     return _write_page(directory, title, f"<pre>{html.escape(table)}</pre>{legend}{''.join(sections)}")
 
 

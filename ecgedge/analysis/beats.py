@@ -1,4 +1,12 @@
-"""Cutting beats out of a stream the way the model's training beats were cut."""
+"""Cutting beats out of a stream the way the model's training beats were cut.
+
+A beat's window may reach into the next beat when that one comes early (an early ventricular beat
+after a normal one): what lies after the next beat's onset is not this beat. So a beat is cut once
+the next R peak is known, or once the R-peak detector has decided every R peak that could start
+inside its window (:attr:`~ecgedge.analysis.rpeaks.StreamingRPeakDetector.decided_until`), and it
+carries how much of its window is its own (``own_length``). Its noise level (:func:`ecgedge.analysis.noise.beat_noise`) is
+measured over that part.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ecgedge.analysis.noise import beat_noise
 from ecgedge.beatformat import BeatFormat
+
+#: A QRS complex starts about this long (s) before its R peak (half of a wide QRS): the previous beat ends there.
+ONSET_BEFORE_R_S = 0.1
 
 
 @dataclass
@@ -40,6 +52,11 @@ class Beat:
         Whether the beat waited for the R-peak detector to learn its levels
         (the first seconds of a stream), so its latency says nothing of the
         steady state.
+    own_length : int
+        How many of ``model_input``'s samples (from the first) lie before the
+        next beat's onset: all of them unless the next beat came early.
+    noise : float
+        The window's noise level (:func:`ecgedge.analysis.noise.beat_noise`).
     """
 
     stream: str
@@ -53,6 +70,8 @@ class Beat:
     time: float = 0.0
     gap: bool = False
     warmup: bool = False
+    own_length: int = 0
+    noise: float = 0.0
 
 
 class BeatCutter:
@@ -74,8 +93,10 @@ class BeatCutter:
         Negate the model input (the stream's R waves point the other way
         than the training beats').
     max_rr_s : float, default=2.0
-        Longer RR intervals (a pause, a missed beat) are not used to size a
-        window; such a beat is skipped.
+        With a window in RR intervals, longer RR intervals (a pause, a missed
+        beat) are not used to size a window; such a beat is skipped. A window
+        fixed in time needs no RR interval: the beat after a pause of any
+        length is cut.
     """
 
     def __init__(self, stream: str, fs: float, beat_format: BeatFormat, *, flip: bool = False, max_rr_s: float = 2.0) -> None:
@@ -88,7 +109,8 @@ class BeatCutter:
         self._y = np.empty(0)
         self._start = 0
         self._last_r: int | None = None
-        self._pending: list[tuple[int, int, float, float, int]] = []  # (R, last sample, start, end, RR)
+        self._onset = round(ONSET_BEFORE_R_S * fs)
+        self._pending: list[list] = []  # [R, last sample, start, end, RR, next R or None]
 
     def restart(self, start: int) -> None:
         """Forget signal and peaks; the next chunk starts at ``start``."""
@@ -115,27 +137,43 @@ class BeatCutter:
 
     def add_peak(self, r: int) -> None:
         """Register an R peak; its beat is cut once its window has arrived."""
-        if self._last_r is not None and 0 < r - self._last_r <= self.max_rr:
+        if self._pending and self._pending[-1][5] is None:
+            self._pending[-1][5] = r
+        if self._last_r is not None and 0 < r - self._last_r and (self.format.window_unit == "s" or r - self._last_r <= self.max_rr):
             rr = r - self._last_r
             before, after = self.format.window(rr, self.fs)
             lo, hi = r - before, r + after
-            self._pending.append((r, math.ceil(hi), lo, hi, rr))
+            self._pending.append([r, math.ceil(hi), lo, hi, rr, None])
         self._last_r = r
 
-    def cut(self) -> list[Beat]:
-        """Beats whose window has fully arrived, oldest first."""
+    def cut(self, decided_until: float = math.inf) -> list[Beat]:
+        """Beats whose window has arrived and whose next beat's onset is known, oldest first.
+
+        Parameters
+        ----------
+        decided_until : float, default=inf
+            The earliest R sample of a peak not yet added (the detector's
+            :attr:`~ecgedge.analysis.rpeaks.StreamingRPeakDetector.decided_until`);
+            a beat whose window could still hold a later beat's onset waits.
+            The default: every peak is known (a whole recording).
+        """
         end = self._start + self._y.size  # one past the last sample held
         beats = []
-        while self._pending and self._pending[0][1] < end:
-            r, last, lo, hi, rr = self._pending.pop(0)
+        while self._pending and self._pending[0][1] < end and (self._pending[0][5] is not None
+                                                                or self._pending[0][3] + self._onset < decided_until):
+            r, last, lo, hi, rr, next_r = self._pending.pop(0)
             first = math.floor(lo)
             if first < self._start:
                 continue  # window reaches back past the buffer (a restart): skip it
             window = self._y[first - self._start : last - self._start + 1]
-            positions = np.linspace(lo, hi, self.format.length) - first
-            resampled = np.interp(positions, np.arange(window.size), window)
+            positions = np.linspace(lo, hi, self.format.length)
+            own_end = hi if next_r is None else min(hi, next_r - self._onset)
+            resampled = np.interp(positions - first, np.arange(window.size), window)
             model_input = (-resampled if self.flip else resampled).astype(np.float32)
-            beats.append(Beat(self.stream, r, rr / self.fs, first, window.astype(np.float32), model_input, last))
+            own = window[: max(1, math.floor(own_end) - first + 1)]
+            beats.append(Beat(self.stream, r, rr / self.fs, first, window.astype(np.float32), model_input, last,
+                              own_length=max(1, int(np.sum(positions <= own_end))),
+                              noise=beat_noise(own, r - first, self.fs)))
         return beats
 
     def _trim(self) -> None:
@@ -176,8 +214,6 @@ def cut_recording(signal: np.ndarray, peaks, fs: float, beat_format: BeatFormat,
     """
     cutter = BeatCutter("recording", fs, beat_format, flip=flip)
     cutter.add_signal(np.asarray(signal, dtype=float), 0)
-    beats = []
     for r in peaks:
         cutter.add_peak(int(r))
-        beats += cutter.cut()
-    return beats
+    return cutter.cut()

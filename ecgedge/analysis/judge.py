@@ -1,9 +1,25 @@
-"""The per-beat decision of a stream: learning, adapted to the patient, or by a fixed threshold.
+"""The per-beat decision of a stream, within its rhythm and signal quality.
 
 One definition for every path that flags beats: the live :class:`~ecgedge.firmware_bridge.hub.Hub`
 and the offline path (:mod:`ecgedge.firmware_bridge.offline`, which ``ecgedge scan`` and
 ``ecgedge evaluate`` run) both keep one :class:`BeatJudge` per stream and feed it the stream's
-beats and scores in order.
+beats and scores in order. For each beat the judge reads, in order:
+
+1. its signal quality (:class:`~ecgedge.analysis.noise.NoiseTracker`): a beat in a noisy stretch
+   is never flagged and never learnt;
+2. its verdict: learning, adapted to the patient (shape and prematurity against the patient's
+   memory, shape measured up to the next beat's onset), or by a score threshold;
+3. the rhythm (:class:`~ecgedge.analysis.rhythm.RhythmAnalyser`), fed with the beats of normal
+   shape: in atrial fibrillation prematurity means nothing, so only the shape is judged (a
+   ventricular beat in AF is still flagged).
+
+The patient memory is kept across rhythm changes: the atrial rhythm does not change how the
+ventricles conduct, so the patient's normal QRS shapes stay the reference; beats are absorbed
+into it in AF too (by shape), and the prematurity limit, learnt in the learning window, is
+used only outside AF.
+
+Rhythm changes and noisy stretches are reported as :class:`StreamEvent` s
+(:meth:`BeatJudge.take_events`), which the bridge turns into typed events in every sink.
 """
 
 from __future__ import annotations
@@ -13,6 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ecgedge.analysis.noise import NoiseTracker
+from ecgedge.analysis.rhythm import RhythmAnalyser
 from ecgedge.calibration import BeatContext, PatientCalibrator, PatientMemory
 
 #: Seconds of a stream the bridge learns its patient from, unless told otherwise (a bedside monitor's 5 minutes).
@@ -26,6 +44,26 @@ class BeatView(NamedTuple):
 
     model_input: np.ndarray
     rr: float
+    sample: int = 0
+    own_length: int = 0
+    noise: float = 0.0
+
+
+class StreamEvent(NamedTuple):
+    """A change of a stream's state found while judging its beats.
+
+    Attributes
+    ----------
+    kind : {"rhythm-change", "noisy", "noise-over"}
+    sample : int
+        The R sample of the beat that made it (for ``"noisy"``: the stretch's first beat).
+    rhythm : str or None
+        The rhythm entered (``"rhythm-change"`` only).
+    """
+
+    kind: str
+    sample: int
+    rhythm: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,13 +82,21 @@ class Verdict:
         An ``"adapted"`` beat's distance to the patient's normal beats, in
         limits (:meth:`ecgedge.calibration.PatientMemory.distance`).
     anomaly : bool
-        Score below the threshold, or distance above 1.
+        Score below the threshold, or distance above 1; never in a noisy stretch.
+    rhythm : {"sinus", "af", "unknown"}, default="unknown"
+        The stream's rhythm at this beat.
+    quality : {"ok", "noisy"}, default="ok"
+    reason : {"shape", "timing"} or None, default=None
+        Why an adapted beat was flagged: its shape, or its prematurity alone.
     """
 
     mode: str
     threshold: float | None
     distance: float | None
     anomaly: bool
+    rhythm: str = "unknown"
+    quality: str = "ok"
+    reason: str | None = None
 
 
 class BeatJudge:
@@ -71,25 +117,34 @@ class BeatJudge:
     memory : PatientMemory, optional
         A memory to start from (a restarted bridge resumes the patient's);
         default: a new one with default settings.
+    rhythm : RhythmAnalyser, optional
+        Default: a new one with default settings.
+    noise : NoiseTracker, optional
+        Default: a new one with default settings.
 
     Without either, every beat is judged by the model's threshold.
 
     Examples
     --------
     >>> BeatJudge().judge(-0.5, offset=-0.2)
-    Verdict(mode='fixed', threshold=-0.2, distance=None, anomaly=True)
+    Verdict(mode='fixed', threshold=-0.2, distance=None, anomaly=True, rhythm='unknown', quality='ok', reason=None)
     >>> BeatJudge(calibration_beats=2).judge(-0.1, offset=-0.2).mode
     'learning'
     """
 
     def __init__(self, calibration_beats: int | None = None, adapt_s: float | None = None,
-                 memory: PatientMemory | None = None) -> None:
+                 memory: PatientMemory | None = None, rhythm: RhythmAnalyser | None = None,
+                 noise: NoiseTracker | None = None) -> None:
         if calibration_beats and adapt_s:
             raise ValueError("a stream is calibrated (calibration_beats) or adapted (adapt_s), not both")
         self.calibrator = PatientCalibrator(calibration_beats) if calibration_beats else None
         self.adapt_s = adapt_s
         self.memory = memory if memory is not None else (PatientMemory() if adapt_s else None)
         self.context = BeatContext()
+        self.rhythm = rhythm if rhythm is not None else RhythmAnalyser()
+        self.noise = noise if noise is not None else NoiseTracker()
+        self._events: list[StreamEvent] = []
+        self._last_normal = True  # whether the last adapted beat was normal (its interval ends an NN pair)
         self._learnt_s = 0.0
         self._unsaved = 0
         self._saved = False
@@ -117,6 +172,11 @@ class BeatJudge:
         self._saved, self._unsaved = True, 0
         return self.memory.state()
 
+    def take_events(self) -> list[StreamEvent]:
+        """The rhythm changes and noisy stretches found since the last call, oldest first."""
+        events, self._events = self._events, []
+        return events
+
     def judge(self, score: float, offset: float, beat=None) -> Verdict:
         """Decide one beat (the next in stream order).
 
@@ -126,18 +186,40 @@ class BeatJudge:
             The model's score (higher is more normal).
         offset : float
             The model's threshold (``scorer.offset_``).
-        beat : Beat, optional
-            Needed to adapt: its ``model_input`` (a window fixed in time
-            around R) and ``rr`` are read.
+        beat : Beat or BeatView, optional
+            Its ``rr``, ``sample``, ``own_length`` and ``noise`` are read (without it the beat is
+            taken as clean, of unknown rhythm); to adapt, also its ``model_input`` (a window
+            fixed in time around R).
 
         Returns
         -------
         Verdict
         """
+        sample = int(getattr(beat, "sample", 0))
+        rr = float(beat.rr) if beat is not None else float("nan")
+        was_noisy = self.noise.noisy
+        quality = self.noise.add(getattr(beat, "noise", 0.0), sample) if beat is not None else "ok"
+        if self.noise.noisy != was_noisy:
+            self._events.append(StreamEvent("noisy" if self.noise.noisy else "noise-over",
+                                            self.noise.since if self.noise.noisy else sample))
         if self.memory is not None:
             if beat is None:
                 raise ValueError("an adapting judge needs each beat, not only its score")
-            return self._adapted(beat, score, offset)
+            verdict, normal = self._adapted(beat, score, offset, quality)
+        else:
+            verdict = self._by_threshold(score, offset)
+            normal = verdict.threshold is None or score >= verdict.threshold
+        rhythm_before = self.rhythm.rhythm
+        rhythm = self.rhythm.add(rr, normal=normal, usable=quality == "ok")
+        if rhythm != rhythm_before:
+            self._events.append(StreamEvent("rhythm-change", sample, rhythm))
+        anomaly = verdict.anomaly and quality == "ok"
+        if verdict.reason == "timing" and rhythm == "af":
+            anomaly = False
+        return Verdict(verdict.mode, verdict.threshold, verdict.distance, anomaly, rhythm, quality,
+                       verdict.reason if anomaly else None)
+
+    def _by_threshold(self, score: float, offset: float) -> Verdict:
         threshold = offset
         if self.calibrator is not None:
             threshold = self.calibrator.threshold  # None for the calibration beats themselves
@@ -146,20 +228,33 @@ class BeatJudge:
             return Verdict("learning", None, None, False)
         return Verdict("fixed", threshold, None, score < threshold)
 
-    def _adapted(self, beat, score: float, offset: float) -> Verdict:
-        """Learn the patient from the window's beats, then judge by the patient's memory."""
-        shape, ratio = self.context.add(beat.model_input, beat.rr)
+    def _adapted(self, beat, score: float, offset: float, quality: str) -> tuple[Verdict, bool]:
+        """Learn the patient from the window's beats, then judge by the patient's memory.
+
+        Returns the verdict (before rhythm and quality) and whether the beat's shape is normal.
+        """
+        shape, ratio = self.context.add(beat.model_input, beat.rr, keep=not self.memory.ready)
+        own = int(getattr(beat, "own_length", 0)) or shape.size
         if self.memory.ready:
-            distance = self.memory.distance(shape[None], np.array([ratio]))
-            self.memory.absorb(shape[None], distance)
-            self._unsaved += 1
-            return Verdict("adapted", None, float(distance[0]), bool(distance[0] > 1))
-        self.memory.learn(shape[None], np.array([ratio]), np.array([score >= offset]), np.array([score]))
-        if np.isfinite(beat.rr) and beat.rr > 0:
-            self._learnt_s += min(beat.rr, MAX_RR_S)
-        if self._learnt_s >= self.adapt_s:
-            try:
-                self.memory.close()
-            except ValueError:  # too few beats yet: keep learning
-                pass
-        return Verdict("learning", None, None, False)
+            shape_d, timing_d = (float(d[0]) for d in self.memory.distances(shape[None], np.array([ratio]), [own]))
+            in_af = self.rhythm.rhythm == "af"
+            normal = shape_d <= 1 and (timing_d <= 1 or in_af)
+            self.context.keep(beat.rr, normal_to_normal=normal and self._last_normal)
+            self._last_normal = normal
+            distance = shape_d if in_af else max(shape_d, timing_d)
+            if quality == "ok" and own == shape.size:
+                self.memory.absorb(shape[None], np.array([distance]))
+                self._unsaved += 1
+            reason = "shape" if shape_d > 1 else "timing" if timing_d > 1 else None
+            return Verdict("adapted", None, distance, distance > 1, reason=reason), shape_d <= 1
+        looks_normal = self.memory.looks_normal(shape)
+        if quality == "ok":
+            self.memory.learn(shape[None], np.array([ratio]), np.array([score >= offset]), np.array([score]))
+            if np.isfinite(beat.rr) and beat.rr > 0:
+                self._learnt_s += min(beat.rr, MAX_RR_S)
+            if self._learnt_s >= self.adapt_s:
+                try:
+                    self.memory.close()
+                except ValueError:  # too few beats yet: keep learning
+                    pass
+        return Verdict("learning", None, None, False), looks_normal is not False

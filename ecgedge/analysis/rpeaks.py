@@ -263,6 +263,12 @@ class StreamingRPeakDetector:
         """Index the next chunk must start at."""
         return self._end
 
+    @property
+    def decided_until(self) -> int:
+        """The earliest R sample a beat not yet returned can have (a search back aside)."""
+        later = self._settled - self._n_mwi - self._qrs_delay - self._r_half
+        return min(later, self._doubt.r) if self._doubt is not None else later
+
     def process(self, y: np.ndarray, qrs: np.ndarray, start: int) -> list[int]:
         """Feed the next chunk; return the R peaks confirmed by it.
 

@@ -43,8 +43,9 @@ class BeatContext:
     def __init__(self, n_intervals: int = 8, n_amplitudes: int = 32) -> None:
         self._intervals: deque[float] = deque(maxlen=n_intervals)
         self._amplitudes: deque[float] = deque(maxlen=n_amplitudes)
+        self._held = 0
 
-    def add(self, window: np.ndarray, rr: float) -> tuple[np.ndarray, float]:
+    def add(self, window: np.ndarray, rr: float, keep: bool = True) -> tuple[np.ndarray, float]:
         """Put the next beat of the stream in context.
 
         Parameters
@@ -53,6 +54,8 @@ class BeatContext:
             The beat, cut in a window fixed in time around R (mV).
         rr : float
             Seconds since the previous beat (NaN or 0 when unknown: the ratio is then 1).
+        keep : bool, default=True
+            Keep ``rr`` among the recent intervals now; False: the caller calls :meth:`keep`.
 
         Returns
         -------
@@ -66,11 +69,21 @@ class BeatContext:
         self._amplitudes.append(float(np.ptp(shape)))
         scale = max(float(np.median(self._amplitudes)), 1e-6)
         ratio = 1.0
-        if np.isfinite(rr) and rr > 0:
-            if self._intervals:
-                ratio = rr / float(np.median(self._intervals))
-            self._intervals.append(float(rr))
+        if np.isfinite(rr) and rr > 0 and self._intervals:
+            ratio = rr / float(np.median(self._intervals))
+        if keep:
+            self.keep(rr)
         return (shape / scale).astype(np.float32), float(ratio)
+
+    def keep(self, rr: float, normal_to_normal: bool = True) -> None:
+        """Keep a beat's interval among the recent ones; others only after ``n_intervals`` held back in a row."""
+        if not (np.isfinite(rr) and rr > 0):
+            return
+        if not normal_to_normal and self._held < self._intervals.maxlen:
+            self._held += 1
+            return
+        self._held = 0
+        self._intervals.append(float(rr))
 
 
 class PatientMemory:
@@ -132,7 +145,9 @@ class PatientMemory:
         self.min_beats = min_beats
         self.max_beats = max_beats
         self._offered: list[tuple[np.ndarray, ...]] = []  # (shapes, rr ratios, accepted, scores)
-        self.beats_: np.ndarray | None = None
+        self._ring: np.ndarray | None = None  # max_beats rows, the first _count in use, _next written next
+        self._count = self._next = 0
+        self._provisional: tuple[float, int] | None = None  # (shape limit, accepted beats) while learning
         self.shape_limit: float | None = None
         self.rhythm_limit: float | None = None
 
@@ -166,6 +181,23 @@ class PatientMemory:
             raise ValueError("beat shapes or RR ratios contain NaN or infinite values")
         self._offered.append((shapes, ratios, accepted, scores))
 
+    def looks_normal(self, shape: np.ndarray) -> bool | None:
+        """While learning: whether a shape is as near the beats accepted so far as they are to each other.
+
+        The rule :meth:`close` sets the shape limit by, applied to the accepted beats offered so
+        far (the limit is refreshed each time their number grows by a quarter). None while fewer
+        than ``min_beats`` were accepted.
+        """
+        accepted = [part[0][part[2]] for part in self._offered]
+        accepted = np.concatenate(accepted) if accepted else np.empty((0, 0), np.float32)
+        if len(accepted) < self.min_beats:
+            return None
+        if self._provisional is None or len(accepted) >= 1.25 * self._provisional[1]:
+            own = self._nearest(accepted, accepted, leave_one_out=True)
+            self._provisional = (float(self.factor * np.percentile(own, self.quantile)), len(accepted))
+        distance = self._nearest(np.atleast_2d(np.asarray(shape, dtype=np.float32)), accepted)[0]
+        return bool(distance <= self._provisional[0])
+
     def close(self) -> None:
         """End learning: keep the accepted beats (or the fallback) and set the limits.
 
@@ -180,29 +212,72 @@ class PatientMemory:
         shapes, ratios, accepted, scores = (np.concatenate(part) for part in zip(*self._offered))
         if accepted.sum() < max(self.min_beats, len(accepted) / 4):
             accepted = scores >= np.median(scores)
-        self.beats_ = shapes[accepted][-self.max_beats:]
+        self._keep(shapes[accepted])
         own = self._shape_distance(self.beats_, leave_one_out=True)
         self.shape_limit = float(self.factor * np.percentile(own, self.quantile))
         self.rhythm_limit = float(min(0.95 * np.percentile(ratios[accepted], 1), self.premature))
         self._offered = []
 
-    def distance(self, shapes: np.ndarray, rr_ratios: np.ndarray) -> np.ndarray:
-        """How far each beat is from the patient's normal beats, in limits (above 1: abnormal)."""
+    def distance(self, shapes: np.ndarray, rr_ratios: np.ndarray, own_lengths=None) -> np.ndarray:
+        """How far each beat is from the patient's normal beats, in limits (above 1: abnormal).
+
+        The larger of the two parts of :meth:`distances`.
+        """
+        return np.maximum(*self.distances(shapes, rr_ratios, own_lengths))
+
+    def distances(self, shapes: np.ndarray, rr_ratios: np.ndarray, own_lengths=None) -> tuple[np.ndarray, np.ndarray]:
+        """Each beat's shape distance and prematurity, both in limits (above 1: abnormal).
+
+        Parameters
+        ----------
+        shapes : ndarray of shape (n_beats, n_samples)
+        rr_ratios : ndarray of shape (n_beats,)
+        own_lengths : array-like of int of shape (n_beats,), optional
+            Compare only each shape's first this many samples (the part before the next beat's
+            onset); default: all.
+
+        Returns
+        -------
+        shape : ndarray of shape (n_beats,)
+        timing : ndarray of shape (n_beats,)
+        """
         if not self.ready:
             raise RuntimeError("the memory is still learning: close() it first")
         shapes = np.atleast_2d(np.asarray(shapes, dtype=np.float32))
         early = (1 - np.atleast_1d(np.asarray(rr_ratios, dtype=np.float64))) / (1 - self.rhythm_limit)
-        return np.maximum(self._shape_distance(shapes) / self.shape_limit, early)
+        return self._shape_distance(shapes, own_lengths=own_lengths) / self.shape_limit, early
 
     def absorb(self, shapes: np.ndarray, distances: np.ndarray) -> None:
-        """Let the beats judged clearly normal (``distance < absorb_below``) join the memory."""
-        normal = np.atleast_2d(np.asarray(shapes, dtype=np.float32))[np.atleast_1d(distances) < self.absorb_below]
-        if len(normal):
-            self.beats_ = np.concatenate([self.beats_, normal])[-self.max_beats:]
+        """Let the beats judged clearly normal (``distance < absorb_below``) join the memory (the oldest leave)."""
+        for shape in np.atleast_2d(np.asarray(shapes, dtype=np.float32))[np.atleast_1d(distances) < self.absorb_below]:
+            self._ring[self._next] = shape
+            self._next = (self._next + 1) % self.max_beats
+            self._count = min(self._count + 1, self.max_beats)
 
-    def _shape_distance(self, shapes: np.ndarray, leave_one_out: bool = False) -> np.ndarray:
-        memory = self.beats_
-        squared = np.sum(shapes**2, axis=1)[:, None] - 2 * shapes @ memory.T + np.sum(memory**2, axis=1)
+    @property
+    def beats_(self) -> np.ndarray | None:
+        """The memory's beats, shape (n_beats, n_samples); None while learning."""
+        return None if self._ring is None else self._ring[: self._count]
+
+    def _keep(self, beats: np.ndarray) -> None:
+        """Start the memory from ``beats`` (the latest ``max_beats`` of them)."""
+        beats = np.asarray(beats, dtype=np.float32)[-self.max_beats:]
+        self._ring = np.empty((self.max_beats, beats.shape[1]), dtype=np.float32)
+        self._ring[: len(beats)] = beats
+        self._count, self._next = len(beats), len(beats) % self.max_beats
+
+    def _shape_distance(self, shapes: np.ndarray, leave_one_out: bool = False, own_lengths=None) -> np.ndarray:
+        return self._nearest(shapes, self.beats_, leave_one_out, own_lengths)
+
+    def _nearest(self, shapes: np.ndarray, memory: np.ndarray, leave_one_out: bool = False, own_lengths=None) -> np.ndarray:
+        """Mean distance of each shape to its ``n_neighbors`` nearest rows of ``memory``."""
+        if own_lengths is None:
+            squared = np.sum(shapes**2, axis=1)[:, None] - 2 * shapes @ memory.T + np.sum(memory**2, axis=1)
+        else:  # each beat's own part only: masked sums of squares
+            own = np.clip(np.atleast_1d(np.asarray(own_lengths)), 1, shapes.shape[1])
+            mask = (np.arange(shapes.shape[1]) < own[:, None]).astype(np.float32)
+            squared = (np.sum(mask * shapes**2, axis=1)[:, None] - 2 * (mask * shapes) @ memory.T
+                       + mask @ (memory**2).T)
         k = min(self.n_neighbors + int(leave_one_out), len(memory))
         nearest = np.sort(np.partition(np.maximum(squared, 0), k - 1, axis=1)[:, :k], axis=1)[:, int(leave_one_out):]
         return np.sqrt(nearest).mean(axis=1)
@@ -228,7 +303,7 @@ class PatientMemory:
         """A memory as :meth:`state` described it."""
         integers, reals = ("n_neighbors", "min_beats", "max_beats"), ("quantile", "factor", "premature", "absorb_below")
         memory = cls(**{k: int(state[k]) for k in integers}, **{k: float(state[k]) for k in reals})
-        memory.beats_ = np.atleast_2d(np.asarray(state["beats"], dtype=np.float32))
+        memory._keep(np.atleast_2d(np.asarray(state["beats"], dtype=np.float32)))
         memory.shape_limit = float(state["shape_limit"])
         memory.rhythm_limit = float(state["rhythm_limit"])
         return memory

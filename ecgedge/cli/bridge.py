@@ -84,8 +84,9 @@ def _print_beats(all_beats: bool, fs_of, out):
                 tag = "FLAG" if s.anomaly else "beat"
                 judged = (f"threshold={v.threshold:.4f}" if v.mode == "fixed"
                           else f"distance={v.distance:.3f}" if v.mode == "adapted" else "learning")
+                why = f"reason={v.reason} " if v.reason else ""
                 click.echo(f"{tag} {b.stream} sample={b.sample} t={b.sample / fs_of(b.stream):.2f}s score={s.score:.4f} "
-                           f"{judged}{' gap' if b.gap else ''}", file=out)
+                           f"rhythm={v.rhythm} quality={v.quality} {why}{judged}{' gap' if b.gap else ''}", file=out)
         out.flush()
 
     return show

@@ -150,14 +150,15 @@ def evaluate(model: Path | None, dataset: str, wfdb_dir: Path | None, records: s
 def _evaluate_records(detector, model: Path, wfdb_dir: Path, records: str | None, adapt_s: float, as_json: bool,
                       report_dir: Path | None) -> None:
     """``evaluate --wfdb``: the bridge's verdicts on annotated records, in AAMI terms."""
-    from ecgedge.arrhythmia import arrhythmia_report, format_report, judge_records
+    from ecgedge.arrhythmia import arrhythmia_report, format_report, format_rhythm_report, judge_records, rhythm_report
     from ecgedge.beatformat import BeatFormat
 
     beat_format = BeatFormat.from_dict(detector.beat_format) if detector.beat_format else BeatFormat(detector.n_features_in_)
     beats = read_records(wfdb_dir, records, beat_format)
     verdicts = judge_records(beats, detector.score_samples(beats.X), detector.offset_, adapt_s=adapt_s or None)
-    report = arrhythmia_report(beats, verdicts)
-    table = format_report(report)
+    report = {**arrhythmia_report(beats, verdicts), "rhythm": rhythm_report(beats, verdicts)}
+    table = (f"{format_report(report)}\n\nRhythm (every beat; AF = the reference's (AFIB and (AFL) and signal "
+             f"quality:\n\n{format_rhythm_report(report['rhythm'])}")
     if report_dir is not None:
         from ecgedge.datasets import load_wfdb_record
         from ecgedge.report import write_arrhythmia_report
@@ -165,7 +166,8 @@ def _evaluate_records(detector, model: Path, wfdb_dir: Path, records: str | None
         strips = {}
         for name in beats.records:
             record, mine = load_wfdb_record(wfdb_dir / name, lead="MLII"), beats.record == name
-            strips[name] = (record.signal, record.fs, beats.time[mine], beats.aami[mine], verdicts.anomaly[mine])
+            strips[name] = (record.signal, record.fs, beats.time[mine], beats.aami[mine], verdicts.anomaly[mine],
+                            verdicts.rhythm[mine], verdicts.quality[mine])
         write_arrhythmia_report(strips, table, report_dir, f"ecgedge: {model.name} on {wfdb_dir}", after=adapt_s)
     if as_json:
         click.echo(json.dumps({"model": str(model), "wfdb": str(wfdb_dir), "adapt_s": adapt_s, **report}))

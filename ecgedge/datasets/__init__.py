@@ -10,6 +10,7 @@ from ecgedge.datasets._annotated import (
 )
 from ecgedge.datasets._ecg5000 import load_ecg5000
 from ecgedge.datasets._files import LABEL_CONVENTION, load_beats_file
+from ecgedge.datasets._noise import NOISE_KINDS, add_noise
 from ecgedge.datasets._wfdb import (
     WfdbRecord,
     cut_annotated_beats,
@@ -22,8 +23,10 @@ __all__ = [
     "AnnotatedBeats",
     "LABEL_CONVENTION",
     "MATCH_S",
+    "NOISE_KINDS",
     "WfdbRecord",
     "aami_class",
+    "add_noise",
     "cut_annotated_beats",
     "default_record_path",
     "load_annotated_beats",

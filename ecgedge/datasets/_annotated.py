@@ -56,6 +56,14 @@ class AnnotatedBeats:
     rr_before, rr_after : ndarray of shape (n_beats,), float64
         RR intervals (s) to the previous and next beat (NaN for the record's
         last beat).
+    own_length : ndarray of shape (n_beats,), int64
+        Samples of each model input before the next beat's onset
+        (:class:`ecgedge.analysis.beats.Beat`).
+    noise : ndarray of shape (n_beats,), float64
+        Each beat's noise level (:func:`ecgedge.analysis.noise.beat_noise`).
+    rhythm : ndarray of shape (n_beats,), str
+        The reference rhythm annotated at each beat (``"(N"``, ``"(AFIB"``, ...; ``""`` where
+        the record has none).
     """
 
     X: np.ndarray
@@ -66,6 +74,9 @@ class AnnotatedBeats:
     aami: np.ndarray
     rr_before: np.ndarray
     rr_after: np.ndarray
+    own_length: np.ndarray
+    noise: np.ndarray
+    rhythm: np.ndarray
 
     def __len__(self) -> int:
         return len(self.sample)
@@ -173,7 +184,7 @@ def _at_annotations(record, name: str, beat_format, flip: bool) -> AnnotatedBeat
     samples = record.beat_samples
     position = np.searchsorted(samples, [b.sample for b in beats]).astype(np.int64)
     rr = np.diff(samples) / record.fs
-    return _beats(name, beats, samples[position], record.beat_symbols[position], record.fs,
+    return _beats(name, beats, samples[position], record.beat_symbols[position], record,
                   rr_before=rr[position - 1], rr_after=np.append(rr, np.nan)[position])
 
 
@@ -189,21 +200,24 @@ def _bridge_beats(record, name: str, beat_format, flip: bool) -> AnnotatedBeats:
     nearest = nearest_reference(samples, record.beat_samples, round(MATCH_S * record.fs))
     symbols[nearest >= 0] = record.beat_symbols[nearest[nearest >= 0]]
     rr = np.array([b.rr for b in beats], dtype=float)
-    return _beats(name, beats, samples, symbols, record.fs, rr_before=rr, rr_after=np.append(rr[1:], np.nan))
+    return _beats(name, beats, samples, symbols, record, rr_before=rr, rr_after=np.append(rr[1:], np.nan))
 
 
-def _beats(name, beats, samples, symbols, fs, *, rr_before, rr_after) -> AnnotatedBeats:
+def _beats(name, beats, samples, symbols, record, *, rr_before, rr_after) -> AnnotatedBeats:
     aami = aami_class(symbols)
     aami[symbols == "-"] = "-"
     return AnnotatedBeats(
         X=np.array([b.model_input for b in beats], dtype=np.float32).reshape(len(beats), -1),
         record=np.full(len(beats), name),
         sample=np.asarray(samples, dtype=np.int64),
-        time=np.asarray(samples) / fs,
+        time=np.asarray(samples) / record.fs,
         symbol=np.asarray(symbols),
         aami=aami,
         rr_before=np.asarray(rr_before, dtype=float),
         rr_after=np.asarray(rr_after, dtype=float),
+        own_length=np.array([b.own_length for b in beats], dtype=np.int64),
+        noise=np.array([b.noise for b in beats], dtype=float),
+        rhythm=record.rhythm_at(samples).astype("<U8"),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -33,6 +33,10 @@ class WfdbRecord:
         ADC units per mV.
     baseline : int
         ADC value of 0 mV.
+    rhythm_samples : ndarray of shape (n_changes,)
+        Where the reference rhythm changes (rhythm annotations, ``+``).
+    rhythms : ndarray of shape (n_changes,), str
+        The rhythm entered there, as annotated (``"(N"``, ``"(AFIB"``, ``"(AFL"``, ...).
     """
 
     signal: np.ndarray
@@ -42,6 +46,13 @@ class WfdbRecord:
     beat_symbols: np.ndarray
     adc_gain: float
     baseline: int
+    rhythm_samples: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    rhythms: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="<U8"))
+
+    def rhythm_at(self, samples) -> np.ndarray:
+        """The annotated rhythm at each sample (``""`` before the first rhythm annotation)."""
+        index = np.searchsorted(self.rhythm_samples, np.asarray(samples), side="right") - 1
+        return np.where(index >= 0, np.append(self.rhythms, "")[index], "")
 
     def to_adc(self) -> np.ndarray:
         """Return the lead as integer ADC counts, as a board would send them."""
@@ -87,13 +98,16 @@ def load_wfdb_record(
         if not 0 <= lead < record.n_sig:
             raise ValueError(f"lead index {lead} out of range 0..{record.n_sig - 1}")
         channel = lead
-    samples = np.empty(0, dtype=np.int64)
-    symbols = np.empty(0, dtype="<U1")
+    samples = rhythm_samples = np.empty(0, dtype=np.int64)
+    symbols, rhythms = np.empty(0, dtype="<U1"), np.empty(0, dtype="<U8")
     if annotator and path.with_suffix(f".{annotator}").exists():
         ann = wfdb.rdann(str(path), annotator)
         is_beat = np.array([s in BEAT_SYMBOLS for s in ann.symbol], dtype=bool)
         samples = np.asarray(ann.sample, dtype=np.int64)[is_beat]
         symbols = np.asarray(ann.symbol)[is_beat]
+        notes = np.array([(note or "").strip("\x00 ") for note in ann.aux_note])
+        is_rhythm = (np.asarray(ann.symbol) == "+") & np.char.startswith(notes, "(")
+        rhythm_samples, rhythms = np.asarray(ann.sample, dtype=np.int64)[is_rhythm], notes[is_rhythm]
     return WfdbRecord(
         signal=np.asarray(record.p_signal[:, channel], dtype=np.float64),
         fs=float(record.fs),
@@ -102,6 +116,8 @@ def load_wfdb_record(
         beat_symbols=symbols,
         adc_gain=float(record.adc_gain[channel]),
         baseline=int(record.baseline[channel]),
+        rhythm_samples=rhythm_samples,
+        rhythms=rhythms,
     )
 
 

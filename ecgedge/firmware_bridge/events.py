@@ -4,9 +4,10 @@ A bedside monitor must say when it is not monitoring. Each stream has a few
 :class:`Condition` s that start and end (the link is down, the board sent
 something the bridge cannot use, the electrodes are off, the signal is not
 an ECG, no beat for a while, samples shed under overload, the worker process
-serving it died). The hub emits a
-:class:`Raised` when a condition starts and a :class:`Cleared` when it ends;
-sinks store both (``as_dict`` gives the JSON object, with an ``"event"``
+serving it died, the signal is too noisy to judge beats). The hub emits a
+:class:`Raised` when a condition starts and a :class:`Cleared` when it ends,
+and a :class:`RhythmChange` when the stream's rhythm changes
+(:mod:`ecgedge.analysis.rhythm`); sinks store them all (``as_dict`` gives the JSON object, with an ``"event"``
 field naming it) and the command line prints them on stderr.
 """
 
@@ -28,6 +29,7 @@ class Condition(Enum):
     NO_BEATS = ("no-beats", "beats-back")
     OVERLOAD = ("overload", "caught-up")
     WORKER_DOWN = ("worker-down", "worker-up")
+    NOISY = ("noisy", "noise-over")
 
     @property
     def raised_name(self) -> str:
@@ -105,7 +107,36 @@ class Cleared(_Described):
         return f"{self.condition.raised_name} for {self.lasted:.1f} s"
 
 
-Event = Raised | Cleared
+@dataclass(frozen=True)
+class RhythmChange(_Described):
+    """A stream's rhythm changed (:class:`ecgedge.analysis.rhythm.RhythmAnalyser`).
+
+    Attributes
+    ----------
+    stream : str
+    time : float
+        UNIX time of the beat at which it was read.
+    rhythm : {"sinus", "af", "unknown"}
+        The rhythm entered.
+    sample : int
+        The R sample of that beat.
+    """
+
+    stream: str
+    time: float
+    rhythm: str
+    sample: int
+    name = "rhythm-change"
+
+    @property
+    def detail(self) -> str:
+        return f"{self.rhythm} from sample {self.sample}"
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "rhythm": self.rhythm, "sample": self.sample}
+
+
+Event = Raised | Cleared | RhythmChange
 
 
 def _iso(t: float) -> str:
@@ -121,7 +152,8 @@ class ConditionTracker:
     a flapping one (a loose electrode, a board toggling its flags every frame)
     makes one event pair, not thousands. The link's and the worker process's
     states are facts and end at once (reconnection and restart backoffs
-    already limit how often they change).
+    already limit how often they change), and so does a noisy stretch (the
+    judge already waits for clean beats before it ends one).
 
     Parameters
     ----------
@@ -130,7 +162,7 @@ class ConditionTracker:
 
     def __init__(self, hold: float = 1.0) -> None:
         self.hold = hold
-        self._holds = {Condition.LINK_DOWN: 0.0, Condition.WORKER_DOWN: 0.0}
+        self._holds = {Condition.LINK_DOWN: 0.0, Condition.WORKER_DOWN: 0.0, Condition.NOISY: 0.0}
         self._active: dict[tuple[str, Condition], tuple[float, str, float]] = {}  # (since, detail, last seen)
         self.counts: dict[str, int] = {}
 

@@ -22,8 +22,9 @@ Events (:mod:`~ecgedge.firmware_bridge.events`): link down / up, board error,
 no data (connected, but no valid frame for ``no_data_s``), lead-off (the
 board says so), no signal (flat line, ADC rails: see
 :mod:`~ecgedge.analysis.signal_quality`), no beats (no R peak for
-``no_beats_s`` of signal: asystole or artefact) and overload. Each start and
-end goes to every sink, to ``on_event`` and into the summary's counts.
+``no_beats_s`` of signal: asystole or artefact), overload, a noisy stretch
+(beats there are not judged) and rhythm changes (:class:`~ecgedge.analysis.judge.BeatJudge`).
+Each goes to every sink, to ``on_event`` and into the summary's counts.
 
 Overload policy. The queue holds at most ``max_queue`` messages; a full
 queue blocks the reader, so the backlog waits in the kernel (bounded by
@@ -59,7 +60,7 @@ from ecgedge._closing import Closing
 from ecgedge.calibration import PatientMemory
 from ecgedge.analysis.beats import Beat
 from ecgedge.firmware_bridge.decoder import AsciiDecoder, FrameDecoder, LinkStats
-from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event
+from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event, RhythmChange
 from ecgedge.analysis.judge import BeatJudge
 from ecgedge.firmware_bridge.pipeline import BoardError, FilterStage, StreamPipeline, check_hello
 from ecgedge.firmware_bridge.protocol import Hello, Status
@@ -566,15 +567,18 @@ class Hub(Closing):
         beats, scores = self._scores(beats)
         if not beats:
             return
-        scored = [
-            ScoredBeat(beat, score, self._judges[beat.stream].judge(score, self.scorer.offset_, beat))
-            for beat, score in zip(beats, scores.tolist())
-        ]
+        scored = []
+        for beat, score in zip(beats, scores.tolist()):
+            judge = self._judges[beat.stream]
+            scored.append(ScoredBeat(beat, score, judge.judge(score, self.scorer.offset_, beat)))
+            for change in judge.take_events():
+                self._stream_event(beat, change)
         for sink in self.sinks:
             sink.write(scored)
         self._save_patients({b.stream for b in beats})
         for sink in self.sinks:
             sink.commit()
+        self._flush_events()
         committed = time.perf_counter()
         self.latencies.extend(committed - b.arrival for b in beats if not b.warmup)
         self.warmup_beats += sum(b.warmup for b in beats)
@@ -583,6 +587,15 @@ class Hub(Closing):
         self.learning_beats += sum(s.learning for s in scored)
         if self.on_beats is not None:
             self.on_beats(scored)
+
+    def _stream_event(self, beat: Beat, change) -> None:
+        """A rhythm change or noisy stretch the judge found, as the bridge's typed event."""
+        if change.kind == "rhythm-change":
+            self.conditions.counts[RhythmChange.name] = self.conditions.counts.get(RhythmChange.name, 0) + 1
+            self._outbox.append(RhythmChange(beat.stream, beat.time, change.rhythm, change.sample))
+        else:
+            self._condition(self._pipelines[beat.stream], Condition.NOISY, change.kind == "noisy",
+                            f"noisy signal from sample {change.sample}: beats there are not judged")
 
     def _save_patients(self, streams: set[str]) -> None:
         """Hand new or changed patient memories to the sinks that keep them (committed with the beats)."""

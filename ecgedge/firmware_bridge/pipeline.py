@@ -381,7 +381,7 @@ class StreamPipeline:
             self.cutter.add_peak(r)
         if self.detector.polarity == 0:
             return []
-        beats = self.cutter.cut()
+        beats = self.cutter.cut(self.detector.decided_until)
         for beat in beats:
             beat.arrival = self._arrival_of(beat.last_sample)
             # never earlier than the stream's previous beat, whatever the clock estimate did

@@ -71,6 +71,9 @@ class ScoredBeat:
             "anomaly": v.anomaly,
             "rr": round(b.rr, 4),
             "gap": b.gap,
+            "rhythm": v.rhythm,
+            "quality": v.quality,
+            "reason": v.reason,
         }
 
 
@@ -113,7 +116,10 @@ CREATE TABLE IF NOT EXISTS beats (
     rr REAL NOT NULL,             -- seconds from the previous R peak
     gap INTEGER NOT NULL,         -- 1: the window covers interpolated samples
     mode TEXT NOT NULL DEFAULT 'fixed', -- fixed, learning or adapted
-    distance REAL                 -- mode 'adapted': distance to the patient's normal beats, in limits
+    distance REAL,                -- mode 'adapted': distance to the patient's normal beats, in limits
+    rhythm TEXT NOT NULL DEFAULT 'unknown', -- sinus, af (fibrillation or flutter) or unknown
+    quality TEXT NOT NULL DEFAULT 'ok',     -- ok or noisy (a noisy beat is never flagged)
+    reason TEXT                   -- why a flagged adapted beat was flagged: shape or timing
 );
 CREATE INDEX IF NOT EXISTS beats_stream_sample ON beats (stream, sample);
 CREATE TABLE IF NOT EXISTS anomalies (
@@ -127,7 +133,7 @@ CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     stream TEXT NOT NULL,
     time REAL NOT NULL,           -- UNIX time it was detected
-    event TEXT NOT NULL,          -- link-down, link-up, board-error, no-signal, no-beats, ...
+    event TEXT NOT NULL,          -- link-down, link-up, board-error, no-signal, no-beats, noisy, rhythm-change, ...
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_stream_time ON events (stream, time);
@@ -138,7 +144,8 @@ CREATE TABLE IF NOT EXISTS patients (
 );
 """
 #: Columns added to ``beats`` since the first schema, for databases written before them.
-_ADDED_COLUMNS = {"mode": "TEXT NOT NULL DEFAULT 'fixed'", "distance": "REAL"}
+_ADDED_COLUMNS = {"mode": "TEXT NOT NULL DEFAULT 'fixed'", "distance": "REAL", "rhythm": "TEXT NOT NULL DEFAULT 'unknown'",
+                  "quality": "TEXT NOT NULL DEFAULT 'ok'", "reason": "TEXT"}
 
 
 class SqliteSink(Closing):
@@ -221,10 +228,10 @@ class SqliteSink(Closing):
         for b in beats:
             beat = b.beat
             cur = self._db.execute(
-                "INSERT INTO beats (stream, sample, time, score, threshold, anomaly, rr, gap, mode, distance) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO beats (stream, sample, time, score, threshold, anomaly, rr, gap, mode, distance, rhythm, "
+                "quality, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (beat.stream, beat.sample, beat.time, b.score, b.threshold, int(b.anomaly), beat.rr, int(beat.gap),
-                 b.verdict.mode, b.verdict.distance),
+                 b.verdict.mode, b.verdict.distance, b.verdict.rhythm, b.verdict.quality, b.verdict.reason),
             )
             if b.anomaly:
                 self._db.execute(

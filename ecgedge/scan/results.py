@@ -2,14 +2,17 @@
 
 ``OUT/beats/recording=NAME/part-0.parquet``
     One row per beat: ``sample``, ``time`` (s from the recording's start), ``rr`` (s),
-    ``score``, ``threshold`` (null while learning), ``flag``, ``learning``, and where the
+    ``score``, ``threshold`` (null while learning), ``flag``, ``learning``, ``mode``,
+    ``distance``, ``rhythm`` (``sinus``, ``af`` or ``unknown``), ``quality`` (``ok`` or
+    ``noisy``: never flagged), and where the
     recording has reference annotations ``label`` (the matched reference beat's symbol)
     and ``aami`` (its ANSI/AAMI EC57 class), else null; a Hive-partitioned dataset
     (``pyarrow.dataset.dataset(OUT / "beats", partitioning="hive")``).
 ``OUT/summary/NAME.json``
     The recording's summary row, written after its beats: status ``done`` or ``failed``
     with the error, the content hash and settings it was scanned with (what resuming
-    compares), beats, flags per hour, learning status, and against annotations the QRS
+    compares), beats, flags per hour, learning status, noisy beats, AF burden and AF
+    episodes (:func:`rhythm_summary`), and against annotations the QRS
     detection sensitivity / positive predictivity (150 ms, :func:`wfdb.processing.compare_annotations`)
     and beats and flags per AAMI class.
 ``OUT/summary.parquet``, ``OUT/summary.csv``
@@ -78,9 +81,14 @@ def beat_table(
         raise RecordingError(
             f"too short: {sample.size} beats found; the learning window needs {calibration_beats} beats before any beat is judged"
         )
+    own = np.concatenate([p["own_length"] for p in parts])
+    noise = np.concatenate([p["noise"] for p in parts])
     judge = BeatJudge(calibration_beats, adapt_s)
     inputs = np.concatenate([p["inputs"] for p in parts]) if adapt_s else np.empty((sample.size, 0))
-    verdicts = [judge.judge(s, parts[0]["offset"], BeatView(x, r)) for s, x, r in zip(score.tolist(), inputs, rr.tolist())]
+    verdicts = [judge.judge(s, parts[0]["offset"], BeatView(x, r, i, o, q))
+                for s, x, r, i, o, q in zip(score.tolist(), inputs, rr.tolist(), sample.tolist(), own.tolist(), noise.tolist())]
+    rhythm = np.array([v.rhythm for v in verdicts], dtype=object)
+    quality = np.array([v.quality for v in verdicts], dtype=object)
     mode = np.array([v.mode for v in verdicts], dtype=object)
     learning, flag = mode == "learning", np.array([v.anomaly for v in verdicts], dtype=bool)
     if adapt_s and learning.all():
@@ -96,6 +104,8 @@ def beat_table(
         "learning": learning,
         "mode": mode,
         "distance": np.array([np.nan if v.distance is None else v.distance for v in verdicts], dtype=float),
+        "rhythm": rhythm,
+        "quality": quality,
     }
     learnt = (f"adapted to the patient over the first {adapt_s:g} s" if adapt_s
               else f"learnt from the first {calibration_beats} beats" if calibration_beats
@@ -107,6 +117,8 @@ def beat_table(
         "patient_threshold": float(threshold[~learning][0]) if calibration_beats and (~learning).any() else None,
         "flagged": int(flag.sum()),
         "flags_per_hour": float(flag.sum() / (duration_s / 3600)),
+        "noisy_beats": int(np.sum(quality == "noisy")),
+        **rhythm_summary(sample / fs, rr, rhythm),
     }
     columns["label"] = columns["aami"] = np.full(sample.size, None, dtype=object)
     if annotations is not None:
@@ -119,6 +131,40 @@ def beat_table(
             mine = judged & (columns["aami"] == cls)
             stats[f"{cls}_beats"], stats[f"{cls}_flagged"] = int(mine.sum()), int(flag[mine].sum())
     return columns, stats
+
+
+def rhythm_summary(time: np.ndarray, rr: np.ndarray, rhythm: np.ndarray) -> dict:
+    """AF burden (share of the time of beats whose rhythm is read) and AF episodes of one recording.
+
+    Parameters
+    ----------
+    time : ndarray of shape (n_beats,)
+        R times (s).
+    rr : ndarray of shape (n_beats,)
+        Each beat's RR interval (s): the time it stands for.
+    rhythm : ndarray of shape (n_beats,), str
+
+    Returns
+    -------
+    dict
+        ``af_burden`` (None when no beat's rhythm is known), ``af_episode_count`` and
+        ``af_episodes`` (a list of ``[onset_s, offset_s]``: the first and last beat of each
+        run read as AF).
+
+    Examples
+    --------
+    >>> rhythm_summary(np.arange(6.0), np.ones(6), np.array(["unknown", "sinus", "af", "af", "sinus", "sinus"]))
+    {'af_burden': 0.4, 'af_episode_count': 1, 'af_episodes': [[2.0, 3.0]]}
+    """
+    rhythm = np.asarray(rhythm).astype(str)
+    weight = np.nan_to_num(np.asarray(rr, dtype=float))
+    known = rhythm != "unknown"
+    in_af = rhythm == "af"
+    burden = float(weight[in_af].sum() / weight[known].sum()) if weight[known].sum() > 0 else None
+    starts = np.flatnonzero(in_af & ~np.r_[False, in_af[:-1]])
+    ends = np.flatnonzero(in_af & ~np.r_[in_af[1:], False])
+    episodes = [[float(time[a]), float(time[b])] for a, b in zip(starts, ends)]
+    return {"af_burden": burden, "af_episode_count": len(episodes), "af_episodes": episodes}
 
 
 def _match(sample: np.ndarray, ref: np.ndarray, symbols: np.ndarray, window: int) -> tuple[np.ndarray, dict]:
@@ -154,6 +200,8 @@ def write_beats(out: Path, name: str, columns: dict) -> Path:
             ("learning", pa.bool_()),
             ("mode", pa.string()),
             ("distance", pa.float64()),
+            ("rhythm", pa.string()),
+            ("quality", pa.string()),
             ("label", pa.string()),
             ("aami", pa.string()),
         ]
@@ -201,12 +249,12 @@ def read_row(out: Path, name: str) -> dict | None:
 
 
 def write_summary(out: Path, rows: list[dict]) -> Path:
-    """``summary.parquet`` and ``summary.csv`` of this run's recordings (settings left in the JSON rows)."""
+    """``summary.parquet`` and ``summary.csv`` of this run's recordings (settings and AF episode lists left in the JSON rows)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
-    keys = list(dict.fromkeys(k for row in rows for k in row if k not in ("settings", "stamp")))
+    keys = list(dict.fromkeys(k for row in rows for k in row if k not in ("settings", "stamp", "af_episodes")))
     table = pa.table({k: [row.get(k) for row in rows] for k in keys}) if rows else pa.table({})
     pq.write_table(table, out / "summary.parquet")
     pcsv.write_csv(table, out / "summary.csv")

@@ -113,9 +113,9 @@ def scan_segment(recording: Recording, header: Header, lead: int, start: int, st
     Returns
     -------
     dict
-        ``sample`` (int64), ``rr`` (s), ``score`` (float64) arrays of the
-        beats whose R peak is in the segment, in order, and the scorer's
-        ``offset`` (the model's threshold).
+        ``sample`` (int64), ``rr`` (s), ``own_length``, ``noise``, ``score``
+        (float64) arrays of the beats whose R peak is in the segment, in order,
+        and the scorer's ``offset`` (the model's threshold).
     """
     scorer = worker_scorer(settings)
     first = max(0, start - round(settings.overlap_s * header.fs))
@@ -134,6 +134,8 @@ def scan_segment(recording: Recording, header: Header, lead: int, start: int, st
     return {
         "sample": np.array([b.sample for b in beats], dtype=np.int64),
         "rr": np.array([b.rr for b in beats], dtype=float),
+        "own_length": np.array([b.own_length for b in beats], dtype=np.int64),
+        "noise": np.array([b.noise for b in beats], dtype=float),
         "score": score_beats(beats, scorer),
         "offset": float(scorer.offset_),
         **({"inputs": np.array([b.model_input for b in beats], dtype=np.float32)} if settings.adapt_s else {}),
