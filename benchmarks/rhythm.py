@@ -156,7 +156,8 @@ def noise_run(models: Path | None) -> list[dict]:
                     judged = np.array([v.mode == "adapted" for v in verdicts])
                     flagged = np.array([v.anomaly for v in verdicts])
                     row[f"noisy_share_{rule}"] = float(np.mean([v.quality == "noisy" for v in verdicts]))
-                    row[f"n_flagged_{rule}"] = float(flagged[judged & (symbol == "N")].mean())
+                    judged_n = flagged[judged & (symbol == "N")]
+                    row[f"n_flagged_{rule}"] = float(judged_n.mean()) if judged_n.size else None
                     row[f"false_flagged_{rule}"] = int((flagged & judged & (symbol == "-")).sum())
                 rows.append(row)
                 print(f"noise {name} {kind} {snr:g} dB", flush=True)

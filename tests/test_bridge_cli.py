@@ -71,6 +71,13 @@ def test_simulate_then_bridge(bundle, tmp_path, fmt, transport):
     else:  # 20 s of beats at about 75 a minute
         assert 20 <= summary["learning_beats"] <= 30 and summary["adapted_streams"] == [where]
     assert "learnt " in bridge.stdout
+    # record 100 is sinus rhythm: unknown until the rhythm analyser's window has read it, then sinus, once
+    rhythms = [r["rhythm"] for r in rows]
+    first_sinus = rhythms.index("sinus")
+    assert set(rhythms[:first_sinus]) == {"unknown"} and set(rhythms[first_sinus:]) == {"sinus"} and first_sinus < 40
+    changes = [r for r in lines if r.get("event") == "rhythm-change"]
+    assert [(c["rhythm"], c["sample"]) for c in changes] == [("sinus", rows[first_sinus]["sample"])]
+    assert {r["quality"] for r in rows} == {"ok"} and "noisy" not in events
 
 
 def test_simulate_needs_exactly_one_transport():
