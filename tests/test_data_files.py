@@ -96,3 +96,33 @@ def test_cut_annotated_beats_takes_a_path_or_a_record():
     by_record, same_symbols = cut_annotated_beats(load_wfdb_record(default_record_path()), fmt)
     np.testing.assert_array_equal(by_path, by_record)
     assert len(by_path) > 2000 and symbols.tolist() == same_symbols.tolist()
+
+
+def test_the_format_212_reader_gives_wfdb_s_counts():
+    """The simulator reads MIT-BIH records with numpy alone (the lean install has no wfdb)."""
+    import wfdb
+
+    from ecgedge.datasets import default_record_path
+    from ecgedge.datasets._format212 import NotFormat212, read_format212
+
+    path = default_record_path()
+    reference = wfdb.rdrecord(str(path), physical=False)
+    for index, name in enumerate(reference.sig_name):
+        mine = read_format212(path, name)
+        assert np.array_equal(mine.adc, reference.d_signal[:, index]) and mine.lead == name
+        assert (mine.fs, mine.gain, mine.baseline) == (reference.fs, reference.adc_gain[index], reference.baseline[index])
+    with pytest.raises(ValueError, match="lead 'V9' not in record 100"):
+        read_format212(path, "V9")
+    assert issubclass(NotFormat212, ValueError)
+
+
+def test_the_simulator_plays_other_wfdb_formats_through_wfdb(tmp_path):
+    import wfdb
+
+    from ecgedge.firmware_bridge.simulator import VirtualBoard
+
+    counts = load_wfdb_record(lead="MLII").to_adc()[:3600]
+    wfdb.wrsamp("rec16", fs=360, units=["mV"], sig_name=["MLII"], d_signal=counts[:, None].astype(np.int32),
+                fmt=["16"], adc_gain=[200.0], baseline=[1024], write_dir=str(tmp_path))
+    board = VirtualBoard.from_record(tmp_path / "rec16", lead="MLII")
+    assert np.array_equal(board.adc, counts) and board.fs == 360

@@ -38,7 +38,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
 EXTRAS_HELP = (
     "The base install runs 'bridge' (ONNX Runtime); 'train' and 'evaluate' need the [train] extra, "
     "'export', 'calibrate' and 'demo' the [export] extra, "
-    "'simulate' the [records] extra (WFDB records), 'scan' the [scan] extra, --backend tensorrt the [tensorrt] extra: "
+    "'simulate' plays MIT-BIH (format 212) records, the bundled one included, on the base install and other WFDB "
+    "formats with the [records] extra, 'scan' the [scan] extra, --backend tensorrt the [tensorrt] extra: "
     "pip install 'ecgedge[train,export]'."
 )
 

@@ -130,16 +130,30 @@ class VirtualBoard:
     def from_record(
         cls, path: str | Path | None = None, *, lead: str = "MLII", start_s: float = 0.0, duration_s: float | None = None, **kwargs
     ) -> "VirtualBoard":
-        """A board playing one lead of a WFDB record (MIT-BIH 100 by default)."""
-        from ecgedge.datasets import load_wfdb_record  # host-side tool; not on the bedside path
+        """A board playing one lead of a WFDB record (MIT-BIH 100 by default).
 
-        record = load_wfdb_record(path, lead=lead)
-        first = int(start_s * record.fs)
-        last = None if duration_s is None else first + int(duration_s * record.fs)
-        adc = record.to_adc()[first:last]
+        Records in format 212 (MIT-BIH's, the bundled one among them) are read with numpy
+        alone, so the base install plays them; others need the ``records`` extra (wfdb).
+        """
+        from ecgedge.datasets._format212 import NotFormat212, read_format212
+        from ecgedge.datasets._wfdb import default_record_path
+
+        try:
+            where = Path(path) if path is not None else default_record_path()
+            record = read_format212(where.with_suffix("") if where.suffix in {".hea", ".dat", ".atr"} else where, lead)
+            adc, fs, gain, baseline, name = record.adc, record.fs, record.gain, record.baseline, record.lead
+        except NotFormat212:
+            from ecgedge.datasets import load_wfdb_record  # other formats: wfdb, a host-side extra
+
+            wfdb_record = load_wfdb_record(path, lead=lead)
+            adc, fs, gain, baseline = wfdb_record.to_adc(), wfdb_record.fs, wfdb_record.adc_gain, wfdb_record.baseline
+            name = wfdb_record.lead
+        first = int(start_s * fs)
+        last = None if duration_s is None else first + int(duration_s * fs)
+        adc = adc[first:last]
         if adc.size == 0:
             raise ValueError(f"no samples in [{start_s}, {start_s + (duration_s or 0)}] s of the record")
-        return cls(adc, record.fs, record.adc_gain, record.baseline, lead=record.lead, **kwargs)
+        return cls(adc, fs, gain, baseline, lead=name, **kwargs)
 
     def chunks(self) -> Iterator[tuple[int, bytes]]:
         """Yield ``(samples taken so far, bytes to send now)``, frame by frame."""
