@@ -269,3 +269,33 @@ def test_a_hub_that_never_ran_closes_its_ports_and_sinks(bundle, tmp_path):
         hub.sinks.append(SqliteSink(tmp_path / "beats.db", hub.fs_of))
     assert hub.sinks[0]._db is None and link.source._stop.is_set()
     endpoint.close()
+
+
+def test_a_noise_burst_and_the_rhythm_reach_every_sink_as_typed_events(bundle, record, tmp_path):
+    """Record 100 with 15 s of muscle noise at -6 dB, live over a pty: the burst is one noisy /
+    noise-over pair, its beats are noisy and unflagged, and the rhythm is read once as sinus."""
+    from ecgedge.datasets import add_noise
+
+    signal = record.signal[: 240 * FS].copy()
+    burst = slice(150 * FS, 165 * FS)
+    signal[burst] = add_noise(signal, FS, -6.0, ["muscle"], seed=5)[burst]
+    adc = np.round(signal * record.adc_gain + record.baseline).astype(np.int32)
+    hub = Hub(load_scorer(bundle, threads=1), adapt_s=60)
+    endpoint = PtyEndpoint()
+    hub.add_board(endpoint.path, name="bed1")
+    hub.sinks += [JsonlSink(tmp_path / "beats.jsonl"), SqliteSink(tmp_path / "beats.db", hub.fs_of)]
+    summary = play(hub, [(VirtualBoard(adc, FS, record.adc_gain, record.baseline), endpoint)], speed=60)
+    lines = [json.loads(line) for line in (tmp_path / "beats.jsonl").read_text().splitlines()]
+    rows = [r for r in lines if "event" not in r]
+    events = [r for r in lines if "event" in r and r["event"] != "link-up"]
+    noisy = [r for r in rows if r["quality"] == "noisy"]
+    assert [e["event"] for e in events if e["event"] in ("noisy", "noise-over")] == ["noisy", "noise-over"]
+    assert all(149 * FS <= r["sample"] <= 170 * FS for r in noisy) and len(noisy) >= 10
+    assert not any(r["anomaly"] for r in noisy)
+    assert [(e["rhythm"], e["sample"]) for e in events if e["event"] == "rhythm-change"][0][0] == "sinus"
+    assert summary["events"]["noisy"] == summary["events"]["noise-over"] == 1
+    with sqlite3.connect(tmp_path / "beats.db") as db:
+        stored = db.execute("SELECT quality, rhythm, COUNT(*) FROM beats GROUP BY quality, rhythm").fetchall()
+        kinds = [k for (k,) in db.execute("SELECT event FROM events ORDER BY id")]
+    assert dict(((q, r), n) for q, r, n in stored)[("noisy", "sinus")] == len([r for r in noisy if r["rhythm"] == "sinus"])
+    assert {"noisy", "noise-over", "rhythm-change"} <= set(kinds)

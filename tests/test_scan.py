@@ -189,6 +189,11 @@ def test_a_segmented_scan_adapts_to_the_patient_as_the_bridge_does(excerpt, bund
     np.testing.assert_allclose([beats["distance"][i] for i in adapted],
                                [offline[i].verdict.distance for i in adapted], rtol=1e-4, atol=1e-6)
     assert report.rows[0]["learning"] == "adapted to the patient over the first 40 s" and len(adapted) > 100
+    # the rhythm and quality of every beat, as the offline path reads them; record 100 is sinus rhythm
+    assert beats["rhythm"] == [s.verdict.rhythm for s in offline] and beats["quality"] == [s.verdict.quality for s in offline]
+    assert set(beats["rhythm"][40:]) == {"sinus"}
+    row = report.rows[0]
+    assert row["af_burden"] == 0.0 and row["af_episode_count"] == 0 and row["af_episodes"] == [] and row["noisy_beats"] == 0
 
 
 def test_bad_recordings_fail_alone_and_a_rerun_resumes(excerpt, bundle, cluster, tmp_path):
