@@ -131,7 +131,7 @@ def stream_r_peaks(record: WfdbRecord, signal: np.ndarray | None = None, chunk_s
     adc = np.round(mv * record.adc_gain + record.baseline).astype(np.int64)
     pipeline = StreamPipeline("bench", BeatFormat(140), polarity="auto")
     pipeline.configure(Hello(record.fs, 11, record.adc_gain, record.baseline, (record.lead,)))
-    pipeline.detector = detector = _RecordingDetector(record.fs, polarity=pipeline.polarity)
+    pipeline.finder.detector = detector = _RecordingDetector(record.fs, polarity=pipeline.polarity)
     stage, step = FilterStage(), max(1, round(chunk_s * record.fs))
     t0 = time.perf_counter()
     for first in range(0, adc.size, step):

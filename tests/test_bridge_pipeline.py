@@ -217,7 +217,7 @@ def test_auto_polarity_finds_the_r_waves_of_an_inverted_lead(record):
         pipeline = StreamPipeline(name, BeatFormat(140), polarity=polarity)
         pipeline.configure(Hello(FS, 11, record.adc_gain, record.baseline, ("MLII",)))
         inputs[name] = {b.sample: b.model_input for b in feed(pipeline, counts, {})}
-        assert pipeline.detector.polarity == (1 if name == "up" else -1)
+        assert pipeline.finder.detector.polarity == (1 if name == "up" else -1)
     shared = sorted(set(inputs["up"]) & set(inputs["down"]))
     assert len(shared) > 50
     # an inverted lead, once its polarity is known, gives the model the same beats

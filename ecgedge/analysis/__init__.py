@@ -1,10 +1,22 @@
 """The analysis of one ECG stream: the clinical logic, with no I/O.
 
 Everything that decides what a stream's samples mean lives here, and the bridge
-(:mod:`ecgedge.firmware_bridge`), ``ecgedge scan`` and ``ecgedge evaluate`` all run it:
-:mod:`.filters` (causal band-pass filters with state), :mod:`.rpeaks` (streaming R-peak
-detection), :mod:`.beats` (cutting beats as the model's were cut), :mod:`.signal_quality`
-(flat lines and ADC rails), :mod:`.judge` (a beat's verdict: learning, adapted to the patient,
-or by a threshold). Numpy and scipy only: nothing here imports torch or scikit-learn, or opens a
-port or a file.
+(:mod:`ecgedge.firmware_bridge`), ``ecgedge scan`` and ``ecgedge evaluate`` all run it, as two
+calls per stream with the model's score between them (so the bridge scores the beats of all its
+boards at once):
+
+- :class:`~ecgedge.analysis.finder.BeatFinder`: filtered samples in, beats out;
+- :class:`~ecgedge.analysis.judge.BeatJudge`: a beat and its score in, its verdict out, with the
+  stream's rhythm and signal quality, and the rhythm changes and noisy stretches as events.
+
+The modules under them: :mod:`.filters` (causal band-pass filters with state), :mod:`.rpeaks`
+(streaming R-peak detection), :mod:`.beats` (cutting beats as the model's were cut, up to the next
+beat's onset), :mod:`.noise` (a beat's noise level, noisy stretches), :mod:`.rhythm` (sinus, AF or
+unknown from the RR series), :mod:`.signal_quality` (flat lines and ADC rails). Numpy and scipy
+only: nothing here imports torch or scikit-learn, or opens a port or a file.
 """
+
+from ecgedge.analysis.finder import BeatFinder
+from ecgedge.analysis.judge import BeatJudge, BeatView, StreamEvent, Verdict
+
+__all__ = ["BeatFinder", "BeatJudge", "BeatView", "StreamEvent", "Verdict"]

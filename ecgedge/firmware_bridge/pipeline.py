@@ -5,9 +5,8 @@ the board says is checked (:func:`check_hello`, the block's shape), board
 indices, gaps and lead-off are sorted out in :meth:`StreamPipeline.push`; a
 :class:`FilterStage` band-passes the pending chunks of every stream in as
 few :func:`scipy.signal.sosfilt` calls as possible and hands each stream its
-filtered chunk; the stream then finds R peaks
-(:class:`~ecgedge.analysis.rpeaks.StreamingRPeakDetector`) and cuts
-beats (:class:`~ecgedge.analysis.beats.BeatCutter`).
+filtered chunk; the stream's :class:`~ecgedge.analysis.finder.BeatFinder`
+then finds and cuts its beats.
 
 Times come from the board's sample clock: each stream keeps ``t0``, the
 earliest that sample 0 could have been read (``arrival - index / fs``,
@@ -29,10 +28,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ecgedge.beatformat import BeatFormat
-from ecgedge.analysis.beats import Beat, BeatCutter
+from ecgedge.analysis.beats import Beat
+from ecgedge.analysis.finder import BeatFinder
 from ecgedge.analysis.filters import FilterBank, bandpass_sos
 from ecgedge.firmware_bridge.protocol import PROTOCOL_VERSION, Hello, Status
-from ecgedge.analysis.rpeaks import StreamingRPeakDetector, qrs_band_sos
+from ecgedge.analysis.rpeaks import qrs_band_sos
 from ecgedge.analysis.signal_quality import SignalCheck, adc_rails
 
 #: The band (Hz) beats are cut from: baseline wander and mains hum out, QRS shape kept.
@@ -204,9 +204,7 @@ class StreamPipeline:
         self._shed = False  # blocks were shed since the last one taken
         self._unformatted_since: float | None = None  # arrival of the first sample dropped for want of a HELLO
         self._gaps: deque[tuple[int, int]] = deque()  # interpolated [start, end) ranges
-        self._votes: list[float] = []
-        self.detector: StreamingRPeakDetector | None = None
-        self.cutter: BeatCutter | None = None
+        self.finder: BeatFinder | None = None
 
     @property
     def fs(self) -> float | None:
@@ -243,8 +241,7 @@ class StreamPipeline:
         self.hello = hello
         self._unformatted_since = None
         self._lead_index = hello.leads.index(self.lead) if self.lead else 0
-        self.detector = StreamingRPeakDetector(hello.fs, polarity=self.polarity)
-        self.cutter = BeatCutter(self.name, hello.fs, self.beat_format, flip=self.polarity == -self.beat_format.r_polarity)
+        self.finder = BeatFinder(self.name, hello.fs, self.beat_format, polarity=self.polarity, auto_beats=self.auto_beats)
         self.check = self._signal_check(hello)
 
     def _signal_check(self, hello: Hello) -> SignalCheck:
@@ -366,38 +363,24 @@ class StreamPipeline:
     def process(self, chunk: Chunk, y: np.ndarray, qrs: np.ndarray) -> list[Beat]:
         """Detect and cut beats in a filtered chunk (``y`` in ECG_BAND, ``qrs`` by the detector's QRS band-pass)."""
         if chunk.restart:
-            self.detector.restart(chunk.start)
-            self.cutter.restart(chunk.start)
+            self.finder.restart(chunk.start)
             self._ends = deque()  # a new segment: nothing of the old one's timing is reused
             self._gaps = deque(g for g in self._gaps if g[0] >= chunk.start)
         self._seg_t0 = chunk.t0
         self._ends.extend(chunk.ends)
-        self.cutter.add_signal(y, chunk.start)
-        for r in self.detector.process(y, qrs, chunk.start):
+        peaks, beats = self.finder.process(y, qrs, chunk.start)
+        for r in peaks:
             self.counters.peaks += 1
             self._since_peak = min(self._since_peak, max(0, self.next_index - r)) if self.next_index is not None else 0
-            if self.detector.polarity == 0:
-                self._vote(self.cutter.value_at(r))
-            self.cutter.add_peak(r)
-        if self.detector.polarity == 0:
-            return []
-        beats = self.cutter.cut(self.detector.decided_until)
         for beat in beats:
             beat.arrival = self._arrival_of(beat.last_sample)
             # never earlier than the stream's previous beat, whatever the clock estimate did
             beat.time = max(WALL_OFFSET + self._seg_t0 + beat.sample / self.fs, self._last_time)
             self._last_time = beat.time
-            beat.warmup = beat.last_sample < self.detector.warmup_end
+            beat.warmup = beat.last_sample < self.finder.detector.warmup_end
             beat.gap = any(lo <= beat.last_sample and beat.window_start < hi for lo, hi in self._gaps)
-        self._forget_before(self.cutter.buffer_start)
+        self._forget_before(self.finder.cutter.buffer_start)
         return beats
-
-    def _vote(self, amplitude: float) -> None:
-        self._votes.append(amplitude)
-        if len(self._votes) >= self.auto_beats:
-            sign = 1 if np.median(self._votes) > 0 else -1
-            self.detector.polarity = sign
-            self.cutter.flip = sign == -self.beat_format.r_polarity
 
     def _arrival_of(self, sample: int) -> float:
         """When the block holding ``sample`` would have been read had nothing waited."""
@@ -459,11 +442,12 @@ class FilterStage:
             ecg.reset(p.slot[1], chunk.x[0])
             qrs.reset(p.slot[1], 0.0)
 
-    def run(self, pipelines: list[StreamPipeline]) -> tuple[list[Beat], list[tuple[StreamPipeline, Exception]]]:
+    def run(self, pipelines: list[StreamPipeline], on_signal=None) -> tuple[list[Beat], list[tuple[StreamPipeline, Exception]]]:
         """Filter every queued chunk and return the beats they complete, stream by stream.
 
         A stream whose processing fails is reset and left out of the rest of
         this call, so one stream's failure costs no other stream anything.
+        ``on_signal(stream, fs, start, y)``, when given, gets each filtered chunk.
 
         Returns
         -------
@@ -492,6 +476,8 @@ class FilterStage:
                 q = qrs.filter(rows, y)
                 for i, (p, chunk) in enumerate(members):
                     try:
+                        if on_signal is not None:
+                            on_signal(p.name, fs, chunk.start, y[i])
                         beats.extend(p.process(chunk, y[i], q[i]))
                     except Exception as exc:  # noqa: BLE001 - contained to this stream, reported by the hub
                         p.reset()
