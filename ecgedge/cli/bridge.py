@@ -11,7 +11,7 @@ import threading
 import click
 
 from ecgedge.cli.demo import demo
-from ecgedge.cli.options import FiniteFloat
+from ecgedge.cli.options import FiniteFloat, MissingExtra
 from ecgedge.analysis.judge import DEFAULT_ADAPT_S
 
 
@@ -122,8 +122,10 @@ def _print_event(event) -> None:
 @click.option("--no-data", "no_data_s", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="Raise no-data after S seconds connected without a valid frame.")
 @click.option("--max-lag", "max_lag_s", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="Overload: shed samples queued more than S seconds.")
 @click.option("--open-timeout", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds to try opening each port at start before giving up (exit 1).")
+@click.option("--http", "http", default=None, metavar="HOST:PORT", help="Serve the live bedside page here (the [view] extra; loopback unless you name another address).")
+@click.option("--http-token", envvar="ECGEDGE_HTTP_TOKEN", default=None, help="The page's access token, at least 16 characters (env ECGEDGE_HTTP_TOKEN; default: a new random one, printed on stderr).")
 def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead, polarity, adapt_s, calibrate, db, durable, jsonl, all_beats, duration, threads,
-           workers, no_beats_s, no_data_s, max_lag_s, open_timeout) -> None:
+           workers, no_beats_s, no_data_s, max_lag_s, open_timeout, http, http_token) -> None:
     """Read ECG boards, flag abnormal beats live, log them, report every lapse of monitoring, and summarise at the end.
 
     Events (link-down/up, board-error, no-data, lead-off, no-signal, no-beats,
@@ -141,6 +143,7 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
     from ecgedge.runtime import BundleError, load_scorer
 
     out = sys.stderr if jsonl == "-" else sys.stdout  # --jsonl -: stdout is JSON only
+    address = _http_address(http, http_token, workers) if http else None
     try:
         scorer = load_scorer(bundle_dir, backend=backend, precision=precision, threads=threads)
     except (BundleError, ImportError, ValueError) as exc:
@@ -155,9 +158,12 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
     else:
         hub = Hub(scorer, **options)
     hub.on_beats = _print_beats(all_beats, hub.fs_of, out)
+    view = _serve_page(hub, address, http_token, adapt_s) if address else None
     try:
         for i, url in enumerate(ports):
             hub.add_board(url, name=url if len(ports) == 1 else f"board{i}", fmt=fmt, fs=fs, gain=gain, baseline=baseline, lead=lead, polarity=polarity)
+            if view is not None:
+                view.feed.add_board(url if len(ports) == 1 else f"board{i}")
         if jsonl:
             hub.sinks.append(JsonlSink(sys.stdout if jsonl == "-" else jsonl))
         if db:
@@ -173,6 +179,9 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
         summary = hub.run(duration=duration, stop=_stop_on_signals())
     except PortError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        if view is not None:
+            view.close()
     lat = summary["latency_ms"]
     fmt_ms = lambda v: "n/a" if v is None else f"{v:.2f} ms"  # noqa: E731
     events = " ".join(f"{k}={v}" for k, v in summary["events"].items()) or "none"
@@ -185,6 +194,52 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
         file=out,
     )
     click.echo("summary-json: " + json.dumps(summary), file=out)
+
+
+def _http_address(http: str, token: str | None, workers: int) -> tuple[str, int]:
+    """``HOST:PORT`` of --http, checked before anything starts."""
+    import ipaddress
+
+    if workers > 1:
+        raise click.BadParameter("the page is served by a one-process bridge (--workers 1) for now", param_hint="--http")
+    host, _, port = http.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise click.BadParameter(f"{http!r} is not HOST:PORT", param_hint="--http")
+    if token is not None and len(token) < 16:
+        raise click.BadParameter("the access token needs at least 16 characters", param_hint="--http-token")
+    host = host.strip("[]")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        click.echo(f"warning: the page is served on {host}, beyond this machine: patient data on the network; keep the "
+                   "access token secret and the network closed", err=True)
+    return host, int(port)
+
+
+def _serve_page(hub, address: tuple[str, int], token: str | None, adapt_s: float | None):
+    """Start the page's server and feed it from the hub's callbacks."""
+    import secrets
+
+    try:
+        from ecgedge.view.feed import LiveFeed
+        from ecgedge.view.server import ViewServer
+    except ImportError as exc:
+        raise MissingExtra("ecgedge bridge --http", "view", exc.name or "aiohttp") from None
+    shown = token is None
+    token = token or secrets.token_urlsafe(24)
+    feed = LiveFeed(adapt_s=adapt_s)
+    printer, echo_event = hub.on_beats, hub.on_event
+    hub.on_beats = lambda scored: (printer(scored), feed.on_beats(scored))
+    hub.on_event = lambda event: (echo_event(event), feed.on_event(event))
+    hub.on_signal = feed.on_signal
+    try:
+        server = ViewServer(feed, *address, token)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve the page on {address[0]}:{address[1]}: {exc}") from None
+    click.echo(f"bridge: page at {server.url}" + (f" (access token: {token})" if shown else ""), err=True)
+    return server
 
 
 COMMANDS = (simulate, bridge, demo)

@@ -33,6 +33,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "export": ("torch", "sklearn", "matplotlib", "tqdm", "wfdb", "onnx", "onnxscript", "onnx_ir"),
     "tensorrt": ("tensorrt", "cuda"),
     "scan": ("wfdb", "dask", "distributed", "pyarrow", "pyedflib"),
+    "view": ("aiohttp",),
 }
 
 EXTRAS_HELP = (

@@ -201,6 +201,9 @@ class Hub(Closing):
         ``on_beats(list[ScoredBeat])``, called after each micro-batch is committed.
     on_event : callable, optional
         ``on_event(Event)``, called for each event after it is committed.
+    on_signal : callable, optional
+        ``on_signal(stream, fs, start, y)``, called with each filtered chunk of a stream (mV,
+        from board index ``start``), for a display (:class:`ecgedge.view.feed.LiveFeed`).
     max_batch : int, default=512
         Largest number of beats scored in one call.
     no_beats_s : float, default=10.0
@@ -226,6 +229,7 @@ class Hub(Closing):
         adapt_s: float | None = None,
         on_beats: Callable[[list[ScoredBeat]], None] | None = None,
         on_event: Callable[[Event], None] | None = None,
+        on_signal: Callable[[str, float, int, np.ndarray], None] | None = None,
         max_batch: int = 512,
         no_beats_s: float = 10.0,
         no_data_s: float = 5.0,
@@ -248,6 +252,7 @@ class Hub(Closing):
         self.adapt_s = adapt_s
         self.on_beats = on_beats
         self.on_event = on_event
+        self.on_signal = on_signal
         self.max_batch = max_batch
         self.no_beats_s = no_beats_s
         self.no_data_s = no_data_s
@@ -485,7 +490,7 @@ class Hub(Closing):
             self._condition(pipeline, Condition.NO_SIGNAL, pipeline.signal_problem is not None, pipeline.signal_problem or "")
         beats: list[Beat] = []
         if touched:
-            beats, failures = self._filters.run(list(touched.values()))
+            beats, failures = self._filters.run(list(touched.values()), self.on_signal)
             for pipeline, exc in failures:
                 self._fail(pipeline, exc)
         for pipeline in touched.values():

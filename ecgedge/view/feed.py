@@ -1,0 +1,213 @@
+"""What the bedside page shows, gathered on the hub's side without ever making the hub wait.
+
+The hub calls :class:`LiveFeed`'s ``on_signal``, ``on_beats`` and ``on_event`` from its own thread.
+Each call updates the boards' state and appends display frames (plain dicts, sent as JSON) to every
+viewer's own bounded queue: a viewer that reads slowly, pauses or died loses its oldest display
+frames (counted), never a beat, and the hub never waits for it. Beats, flags and events are
+written to the sinks before the hub reports them, whatever a viewer does; the page is a view.
+
+The strip is the filtered ECG (the bridge's 0.5-40 Hz band) decimated to about :data:`DISPLAY_HZ`
+by averaging, the last :data:`STRIP_S` seconds of each board kept for a page that connects.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Samples per second the page draws.
+DISPLAY_HZ = 90.0
+#: Seconds of strip kept for each board (what a page shows when it connects).
+STRIP_S = 10.0
+#: Display frames a viewer's queue holds; older ones are dropped for a viewer that falls behind.
+QUEUE_FRAMES = 512
+#: Alarms kept for the page's list across boards.
+ALARMS_KEPT = 200
+#: Conditions that are alarms (and the rhythm changes); their end clears them on the tile.
+ALARMS = ("link-down", "board-error", "no-data", "lead-off", "no-signal", "no-beats", "overload", "noisy",
+          "worker-down")
+
+
+class Viewer:
+    """One connected page: a bounded queue of display frames and a way to wake its writer.
+
+    Parameters
+    ----------
+    wake : callable, optional
+        Called (from the hub's thread) after frames were added; the server passes one that is
+        safe to call from another thread.
+    size : int, default=QUEUE_FRAMES
+    """
+
+    def __init__(self, wake=None, size: int = QUEUE_FRAMES) -> None:
+        self.frames: deque[dict] = deque(maxlen=size)
+        self.dropped = 0
+        self.wake = wake
+
+    def put(self, frame: dict) -> None:
+        if len(self.frames) == self.frames.maxlen:
+            self.dropped += 1
+        self.frames.append(frame)
+
+    def take(self) -> list[dict]:
+        """Every frame queued so far, oldest first."""
+        out = []
+        while self.frames:
+            out.append(self.frames.popleft())
+        return out
+
+
+@dataclass
+class BoardState:
+    """What a tile shows of one board."""
+
+    name: str
+    fs: float | None = None
+    link: str = "connecting"
+    mode: str = "waiting"
+    learning_left_s: float | None = None
+    rhythm: str = "unknown"
+    quality: str = "ok"
+    heart_rate: float | None = None
+    beats: int = 0
+    flagged: int = 0
+    alarms: dict = field(default_factory=dict)  # name -> detail
+    strip: deque = field(default_factory=lambda: deque(maxlen=round(STRIP_S * DISPLAY_HZ)))
+    strip_end: float = 0.0  # seconds of board signal up to the strip's last value
+    marks: deque = field(default_factory=lambda: deque(maxlen=64))  # recent beats drawn on the strip
+    _rest: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    def public(self) -> dict:
+        return {"board": self.name, "link": self.link, "mode": self.mode, "learning_left_s": self.learning_left_s,
+                "rhythm": self.rhythm, "quality": self.quality, "heart_rate": self.heart_rate, "beats": self.beats,
+                "flagged": self.flagged, "alarms": dict(self.alarms)}
+
+
+class LiveFeed:
+    """The boards' state and the display frames of every viewer.
+
+    Parameters
+    ----------
+    adapt_s : float or None, default=None
+        The hub's learning window, to show the time left while a board learns.
+    """
+
+    def __init__(self, adapt_s: float | None = None) -> None:
+        self.adapt_s = adapt_s
+        self.boards: dict[str, BoardState] = {}
+        self.alarms: deque[dict] = deque(maxlen=ALARMS_KEPT)
+        self.viewers: set[Viewer] = set()
+        self._lock = threading.Lock()
+        self._learnt: dict[str, float] = {}
+
+    # -- viewers (the server's side) --
+    def subscribe(self, viewer: Viewer) -> dict:
+        """Add a viewer; return the snapshot it starts from (boards, their strips, the alarm list)."""
+        with self._lock:
+            self.viewers.add(viewer)
+            return self.snapshot()
+
+    def unsubscribe(self, viewer: Viewer) -> None:
+        with self._lock:
+            self.viewers.discard(viewer)
+
+    def snapshot(self) -> dict:
+        boards = []
+        for state in self.boards.values():
+            boards.append({**state.public(), "fs": DISPLAY_HZ, "strip": [round(v, 3) for v in state.strip],
+                           "strip_end": state.strip_end, "marks": list(state.marks)})
+        return {"type": "snapshot", "boards": boards, "alarms": list(self.alarms), "time": time.time()}
+
+    # -- the hub's side --
+    def add_board(self, name: str) -> None:
+        with self._lock:
+            self.boards.setdefault(name, BoardState(name))
+            self._publish({"type": "board", **self.boards[name].public()})
+            self._wake()
+
+    def on_signal(self, stream: str, fs: float, start: int, y: np.ndarray) -> None:
+        """A filtered chunk of a board (mV), starting at board index ``start``."""
+        with self._lock:
+            state = self.boards.setdefault(stream, BoardState(stream))
+            state.fs = fs
+            step = max(1, round(fs / DISPLAY_HZ))
+            values = np.concatenate((state._rest, np.asarray(y, dtype=float)))
+            n = values.size // step * step
+            state._rest = values[n:]
+            shown = values[:n].reshape(-1, step).mean(axis=1) if n else np.empty(0)
+            if not shown.size:
+                return
+            state.strip.extend(shown.tolist())
+            state.strip_end = (start + y.size - state._rest.size) / fs
+            self._publish({"type": "signal", "board": stream, "end": round(state.strip_end, 3),
+                           "values": [round(v, 3) for v in shown.tolist()]})
+            self._wake()
+
+    def on_beats(self, scored) -> None:
+        """A committed micro-batch of :class:`~ecgedge.firmware_bridge.sinks.ScoredBeat`."""
+        with self._lock:
+            touched = {}
+            for s in scored:
+                b, v = s.beat, s.verdict
+                state = self.boards.setdefault(b.stream, BoardState(b.stream))
+                state.beats += 1
+                state.flagged += int(v.anomaly)
+                state.mode, state.rhythm, state.quality = v.mode, v.rhythm, v.quality
+                if b.rr > 0 and np.isfinite(b.rr) and v.quality == "ok":
+                    state.heart_rate = round(60.0 / b.rr) if state.heart_rate is None else round(
+                        0.8 * state.heart_rate + 0.2 * 60.0 / b.rr)
+                if v.mode == "learning" and self.adapt_s:
+                    self._learnt[b.stream] = self._learnt.get(b.stream, 0.0) + min(max(b.rr, 0.0), 3.0)
+                    state.learning_left_s = max(0.0, round(self.adapt_s - self._learnt[b.stream]))
+                else:
+                    state.learning_left_s = None
+                mark = {"t": round(b.sample / state.fs, 3) if state.fs else None, "flag": v.anomaly,
+                        "why": v.reason if v.anomaly else None, "quality": v.quality}
+                state.marks.append(mark)
+                touched[b.stream] = state
+                self._publish({"type": "beat", "board": b.stream, **mark})
+            for state in touched.values():
+                self._publish({"type": "board", **state.public()})
+            self._wake()
+
+    def on_event(self, event) -> None:
+        """A committed :mod:`~ecgedge.firmware_bridge.events` event."""
+        with self._lock:
+            state = self.boards.setdefault(event.stream, BoardState(event.stream))
+            name = event.name
+            condition = getattr(event, "condition", None)
+            if condition is not None and name == condition.raised_name:
+                state.alarms[name] = event.detail
+            elif condition is not None:
+                state.alarms.pop(condition.raised_name, None)
+            if name in ("link-down", "link-up"):
+                state.link = "down" if name == "link-down" else "up"
+            if name == "rhythm-change":
+                state.rhythm = event.rhythm
+            alarm = {"time": round(event.time, 3), "board": event.stream, "event": name, "detail": event.detail,
+                     "alarm": name in ALARMS or name == "rhythm-change"}
+            self.alarms.appendleft(alarm)
+            self._publish({"type": "alarm", **alarm})
+            self._publish({"type": "board", **state.public()})
+            self._wake()
+
+    def _publish(self, frame: dict) -> None:
+        """Queue a frame for every viewer (the lock is held); never blocks."""
+        for viewer in self.viewers:
+            viewer.put(frame)
+
+    def _wake(self) -> None:
+        """Tell each viewer's writer that frames wait (once per hub call, not per frame)."""
+        for viewer in self.viewers:
+            if viewer.wake is not None and viewer.frames:
+                viewer.wake()
+
+    @property
+    def dropped(self) -> int:
+        """Display frames dropped for the viewers connected now."""
+        with self._lock:
+            return sum(v.dropped for v in self.viewers)

@@ -1,0 +1,164 @@
+"""The bedside page's server and feed: what it shows, who may see it, and that no viewer slows the hub.
+
+A real aiohttp server on a loopback port, real sockets; the feed is fed real filtered ECG.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("aiohttp")
+
+from ecgedge.datasets import load_wfdb_record  # noqa: E402
+from ecgedge.view.feed import DISPLAY_HZ, STRIP_S, LiveFeed, Viewer  # noqa: E402
+from ecgedge.view.server import ViewServer  # noqa: E402
+
+TOKEN = "a-token-for-tests-0123"
+
+
+@pytest.fixture
+def served():
+    feed = LiveFeed(adapt_s=300)
+    server = ViewServer(feed, "127.0.0.1", 0, TOKEN, max_viewers=3)
+    yield feed, server
+    server.close()
+
+
+def get(server, path, token=TOKEN, **headers):
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    conn.request("GET", path, headers=headers)
+    response = conn.getresponse()
+    return response, conn
+
+
+def test_the_page_and_its_assets_come_with_a_strict_content_security_policy(served):
+    _, server = served
+    for path, kind in (("/", "text/html"), ("/static/app.js", "text/javascript"), ("/static/style.css", "text/css")):
+        response, conn = get(server, path, token=None)
+        body = response.read()
+        assert response.status == 200 and response.getheader("Content-Type").startswith(kind) and body
+        csp = response.getheader("Content-Security-Policy")
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert response.getheader("X-Content-Type-Options") == "nosniff" and response.getheader("Cache-Control") == "no-store"
+        conn.close()
+    html = get(server, "/", token=None)[0].read().decode()
+    assert "http://" not in html and "https://" not in html  # every asset is the package's own: no CDN
+
+
+@pytest.mark.parametrize("path", ["/static/feed.py", "/static/../server.py", "/static/%2e%2e/server.py", "/etc/passwd",
+                                  "/static/", "/api/../../pyproject.toml"])
+def test_nothing_of_the_file_system_is_served_beyond_the_assets(served, path):
+    response, conn = get(served[1], path)
+    assert response.status == 404
+    conn.close()
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong-token-0123456789", TOKEN + "x", TOKEN[:-1]])
+def test_the_data_needs_the_token(served, token):
+    for path in ("/api/state", "/api/events"):
+        response, conn = get(served[1], path, token=token)
+        assert response.status == 401 and b"token" in response.read()
+        conn.close()
+    response, conn = get(served[1], "/api/state")
+    assert response.status == 200 and json.loads(response.read())["type"] == "snapshot"
+    conn.close()
+
+
+def test_the_server_is_read_only_and_refuses_huge_headers(served):
+    _, server = served
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    conn.request("POST", "/api/state", body=b"x" * 100, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert conn.getresponse().status == 405
+    conn.close()
+    response, conn = get(server, "/api/state", **{"X-Padding": "x" * 20_000})
+    assert response.status == 400
+    conn.close()
+
+
+def _events(server, token=TOKEN) -> socket.socket:
+    """An event stream opened on a raw socket that reads nothing (a paused or dead browser)."""
+    sock = socket.create_connection((server.host, server.port), timeout=5)
+    sock.sendall(f"GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+    return sock
+
+
+def _chunk(record, i: int, n: int = 36) -> tuple[int, np.ndarray]:
+    return i * n, record.signal[i * n : (i + 1) * n]
+
+
+def test_a_viewer_that_never_reads_loses_display_frames_and_never_delays_the_hub(served):
+    feed, server = served
+    record = load_wfdb_record(lead="MLII")
+    stalled = _events(server)  # never reads
+    deadline = time.monotonic() + 5
+    while not feed.viewers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(feed.viewers) == 1
+    slowest = 0.0
+    for i in range(20_000):  # 2,000 s of a board's signal, far more than any socket buffer holds
+        started = time.perf_counter()
+        feed.on_signal("bed1", 360.0, *_chunk(record, i % 18_000))
+        slowest = max(slowest, time.perf_counter() - started)
+    assert slowest < 0.05  # the hub's call never waits for the viewer
+    assert feed.dropped > 0 and all(len(v.frames) <= v.frames.maxlen for v in feed.viewers)
+    stalled.close()
+
+
+def test_at_most_max_viewers_streams_and_idle_sockets_do_not_stop_the_page(served):
+    feed, server = served
+    streams = [_events(server) for _ in range(3)]
+    deadline = time.monotonic() + 5
+    while len(feed.viewers) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    response, conn = get(server, "/api/events")
+    assert response.status == 503 and b"at most 3 viewers" in response.read()
+    conn.close()
+    idle = [socket.create_connection((server.host, server.port), timeout=5) for _ in range(300)]  # open, send nothing
+    response, conn = get(server, "/", token=None)
+    assert response.status == 200
+    conn.close()
+    for sock in idle + streams:
+        sock.close()
+
+
+def test_a_stream_starts_from_a_snapshot_and_then_follows_the_hub(served):
+    feed, server = served
+    record = load_wfdb_record(lead="MLII")
+    feed.add_board("bed1")
+    for i in range(400):  # 40 s at 360 Hz in 0.1 s chunks
+        feed.on_signal("bed1", 360.0, *_chunk(record, i))
+    response, conn = get(server, "/api/events")
+    assert response.status == 200 and response.getheader("Content-Type") == "text/event-stream"
+    first = json.loads(response.readline().decode().removeprefix("data: "))
+    response.readline()
+    assert first["type"] == "snapshot" and first["boards"][0]["board"] == "bed1"
+    strip = first["boards"][0]["strip"]
+    assert len(strip) == round(STRIP_S * DISPLAY_HZ) and first["boards"][0]["strip_end"] == pytest.approx(40.0)
+    assert max(strip) > 0.5  # the R waves of record 100, in mV, survive the decimation
+    feed.on_signal("bed1", 360.0, *_chunk(record, 400))
+    frame = json.loads(response.readline().decode().removeprefix("data: "))
+    assert frame["type"] == "signal" and len(frame["values"]) == 9 and frame["end"] == pytest.approx(40.1)
+    conn.close()
+
+
+def test_the_feed_keeps_the_alarm_list_and_each_board_s_active_alarms():
+    from ecgedge.firmware_bridge.events import Cleared, Condition, Raised, RhythmChange
+
+    feed = LiveFeed()
+    viewer = Viewer()
+    feed.subscribe(viewer)
+    feed.on_event(Raised("bed1", 10.0, Condition.LEAD_OFF, "the board reports electrodes off"))
+    feed.on_event(RhythmChange("bed2", 11.0, "af", 4000))
+    assert feed.boards["bed1"].alarms == {"lead-off": "the board reports electrodes off"}
+    feed.on_event(Cleared("bed1", 12.0, Condition.LEAD_OFF, 2.0))
+    assert feed.boards["bed1"].alarms == {} and feed.boards["bed2"].rhythm == "af"
+    assert [a["event"] for a in feed.alarms] == ["lead-on", "rhythm-change", "lead-off"]  # newest first
+    assert [f["type"] for f in viewer.take()].count("alarm") == 3
