@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -35,3 +39,37 @@ def test_subset(ecg5000):
     rng = np.random.RandomState(0)
     idx = np.concatenate([rng.choice(np.flatnonzero(y == 1), 150, False), rng.choice(np.flatnonzero(y != 1), 150, False)])
     return X[idx], y[idx]
+
+
+@pytest.fixture(scope="session")
+def population_bundle(tmp_path_factory):
+    """The shipped population model exported as a user exports it (the bridge's default model)."""
+    from ecgedge.models import population_model_path
+
+    out = tmp_path_factory.mktemp("population") / "bundle"
+    subprocess.run([sys.executable, "-c", "from ecgedge.cli import main; main()", "export", str(population_model_path()),
+                    "--out", str(out)], check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def bridge_session(population_bundle, tmp_path_factory):
+    """A finished bridge session's SQLite database and summary: 200 s of MIT-BIH 208 (or the bundled 100,
+    without ../shared/data) live over a pty, learnt for 60 s."""
+    from fixtures.bridge_support import play
+
+    from ecgedge.datasets import load_wfdb_record
+    from ecgedge.firmware_bridge.hub import Hub
+    from ecgedge.firmware_bridge.simulator import PtyEndpoint, VirtualBoard
+    from ecgedge.firmware_bridge.sinks import SqliteSink
+    from ecgedge.runtime import load_scorer
+
+    record_208 = Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb" / "208"
+    record = load_wfdb_record(record_208 if record_208.with_suffix(".hea").exists() else None, lead="MLII")
+    db = tmp_path_factory.mktemp("session") / "beats.db"
+    hub = Hub(load_scorer(population_bundle, threads=1), adapt_s=60)
+    endpoint = PtyEndpoint()
+    hub.add_board(endpoint.path, name="bed1")
+    hub.sinks.append(SqliteSink(db, hub.fs_of))
+    board = VirtualBoard(record.to_adc()[: 200 * 360], record.fs, record.adc_gain, record.baseline)
+    return db, play(hub, [(board, endpoint)], speed=40)

@@ -29,18 +29,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    """The shipped population model, exported as a user exports it (the bridge's default model)."""
-    from ecgedge.models import population_model_path
-
-    out = tmp_path_factory.mktemp("view") / "bundle"
-    subprocess.run([*ECGEDGE, "export", str(population_model_path()), "--out", str(out)], check=True, capture_output=True)
-    return out
-
-
 @pytest.fixture
-def live(bundle, tmp_path):
+def live(population_bundle, tmp_path):
     """Two simulated boards and a bridge serving the page; yields (page URL, the boards' processes)."""
     records = [[], ["--record", str(RECORD_208)] if RECORD_208.with_suffix(".hea").exists() else []]
     boards = []
@@ -50,7 +40,7 @@ def live(bundle, tmp_path):
                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
         assert boards[-1].stdout.readline().startswith("port: ")
     bridge = subprocess.Popen([*ECGEDGE, "bridge", "--port", str(tmp_path / "board0"), "--port", str(tmp_path / "board1"),
-                               "--bundle", str(bundle), "--adapt", "20", "--http", "127.0.0.1:0", "--http-token", TOKEN,
+                               "--bundle", str(population_bundle), "--adapt", "20", "--http", "127.0.0.1:0", "--http-token", TOKEN,
                                "--duration", "120"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         line = bridge.stderr.readline()
@@ -113,3 +103,28 @@ def test_the_live_page_shows_every_board_its_beats_flags_and_a_lost_link(live, b
     assert tiles["board1"]["link"] == "down" and "link-down" in tiles["board1"]["alarms"] and shown < 2.0
     assert page.locator("#alarms li[data-event=link-down][data-board=board1]").count() == 1
     assert tiles["board0"]["link"] == "up"
+
+
+def test_the_review_page_of_a_finished_session_lists_its_alarms_and_draws_a_strip(bridge_session, browser, tmp_path):
+    db, summary = bridge_session
+    review = subprocess.Popen([*ECGEDGE, "review", "--db", str(db), "--http", "127.0.0.1:0", "--http-token", TOKEN,
+                               "--duration", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        line = review.stderr.readline()
+        url = re.search(r"page at (http://\S+)", line)
+        assert url, line + review.stderr.read()
+        page = browser.new_page(viewport={"width": 1400, "height": 700})
+        page.goto(url.group(1))
+        page.fill("#token", TOKEN)
+        page.click("button")
+        page.wait_for_selector("#status[data-state=review]", timeout=10_000)
+        page.wait_for_selector("#alarms li[data-strip]", timeout=10_000)
+        kept = page.locator("#alarms li[data-strip]")
+        assert kept.count() >= 1 and page.locator("#alarms li[data-event=rhythm-change]").count() >= 1
+        assert _tiles(page)["bed1"]["beats"] == str(summary["beats"])
+        kept.first.click()
+        page.wait_for_selector("#strip canvas[data-drawn]", timeout=5_000)
+        page.screenshot(path=str(tmp_path / "review.png"))
+    finally:
+        review.kill()
+        review.wait(10)

@@ -29,9 +29,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from ecgedge.cli import bridge, deploy, modelling, scan
+    from ecgedge.cli import bridge, deploy, modelling, review, scan
 
-    for module in (modelling, deploy, bridge, scan):
+    for module in (modelling, deploy, bridge, scan, review):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -11,7 +11,7 @@ import threading
 import click
 
 from ecgedge.cli.demo import demo
-from ecgedge.cli.options import FiniteFloat, MissingExtra
+from ecgedge.cli.options import FiniteFloat, http_address, serve_page
 from ecgedge.analysis.judge import DEFAULT_ADAPT_S
 
 
@@ -143,7 +143,9 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
     from ecgedge.runtime import BundleError, load_scorer
 
     out = sys.stderr if jsonl == "-" else sys.stdout  # --jsonl -: stdout is JSON only
-    address = _http_address(http, http_token, workers) if http else None
+    if http and workers > 1:
+        raise click.BadParameter("the page is served by a one-process bridge (--workers 1) for now", param_hint="--http")
+    address = http_address(http, http_token) if http else None
     try:
         scorer = load_scorer(bundle_dir, backend=backend, precision=precision, threads=threads)
     except (BundleError, ImportError, ValueError) as exc:
@@ -196,50 +198,16 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
     click.echo("summary-json: " + json.dumps(summary), file=out)
 
 
-def _http_address(http: str, token: str | None, workers: int) -> tuple[str, int]:
-    """``HOST:PORT`` of --http, checked before anything starts."""
-    import ipaddress
-
-    if workers > 1:
-        raise click.BadParameter("the page is served by a one-process bridge (--workers 1) for now", param_hint="--http")
-    host, _, port = http.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise click.BadParameter(f"{http!r} is not HOST:PORT", param_hint="--http")
-    if token is not None and len(token) < 16:
-        raise click.BadParameter("the access token needs at least 16 characters", param_hint="--http-token")
-    host = host.strip("[]")
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
-        click.echo(f"warning: the page is served on {host}, beyond this machine: patient data on the network; keep the "
-                   "access token secret and the network closed", err=True)
-    return host, int(port)
-
-
 def _serve_page(hub, address: tuple[str, int], token: str | None, adapt_s: float | None):
     """Start the page's server and feed it from the hub's callbacks."""
-    import secrets
+    from ecgedge.view.feed import LiveFeed
 
-    try:
-        from ecgedge.view.feed import LiveFeed
-        from ecgedge.view.server import ViewServer
-    except ImportError as exc:
-        raise MissingExtra("ecgedge bridge --http", "view", exc.name or "aiohttp") from None
-    shown = token is None
-    token = token or secrets.token_urlsafe(24)
     feed = LiveFeed(adapt_s=adapt_s)
     printer, echo_event = hub.on_beats, hub.on_event
     hub.on_beats = lambda scored: (printer(scored), feed.on_beats(scored))
     hub.on_event = lambda event: (echo_event(event), feed.on_event(event))
     hub.on_signal = feed.on_signal
-    try:
-        server = ViewServer(feed, *address, token)
-    except OSError as exc:
-        raise click.ClickException(f"cannot serve the page on {address[0]}:{address[1]}: {exc}") from None
-    click.echo(f"bridge: page at {server.url}" + (f" (access token: {token})" if shown else ""), err=True)
-    return server
+    return serve_page(feed, address, token, "bridge")
 
 
 COMMANDS = (simulate, bridge, demo)

@@ -133,3 +133,44 @@ dataset_option = click.option(
     help="'ecg5000' (bundled) or a file: .npz with X, y, or a .csv/.tsv table, one beat a row, label first "
     "(a header row and a pandas index column are understood). Labels: 1 = normal, any other integer = abnormal.",
 )
+
+
+def http_address(http: str, token: str | None) -> tuple[str, int]:
+    """``HOST:PORT`` of an ``--http`` option (and its ``--http-token``), checked before anything starts.
+
+    A host beyond this machine is served, with a warning on stderr: patient data on the network.
+    """
+    import ipaddress
+
+    host, _, port = http.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise click.BadParameter(f"{http!r} is not HOST:PORT", param_hint="--http")
+    if token is not None and len(token) < 16:
+        raise click.BadParameter("the access token needs at least 16 characters", param_hint="--http-token")
+    host = host.strip("[]")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        click.echo(f"warning: the page is served on {host}, beyond this machine: patient data on the network; keep the "
+                   "access token secret and the network closed", err=True)
+    return host, int(port)
+
+
+def serve_page(feed, address: tuple[str, int], token: str | None, command: str):
+    """Serve the bedside page over ``feed`` (the [view] extra); say where on stderr, with the token if made here."""
+    import secrets
+
+    try:
+        from ecgedge.view.server import ViewServer
+    except ImportError as exc:
+        raise MissingExtra(f"ecgedge {command} --http", "view", exc.name or "aiohttp") from None
+    shown = token is None
+    token = token or secrets.token_urlsafe(24)
+    try:
+        server = ViewServer(feed, *address, token)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve the page on {address[0]}:{address[1]}: {exc}") from None
+    click.echo(f"{command}: page at {server.url}" + (f" (access token: {token})" if shown else ""), err=True)
+    return server

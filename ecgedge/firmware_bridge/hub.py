@@ -65,9 +65,15 @@ from ecgedge.analysis.judge import BeatJudge
 from ecgedge.firmware_bridge.pipeline import BoardError, FilterStage, StreamPipeline, check_hello
 from ecgedge.firmware_bridge.protocol import Hello, Status
 from ecgedge.firmware_bridge.sinks import ScoredBeat
+from ecgedge.firmware_bridge.strips import StripKeeper
 from ecgedge.firmware_bridge.source import PortError, SerialSource
 
 FORMATS = ("binary", "ascii")
+#: Events whose strip is kept (besides every flagged beat's).
+STRIP_ALARMS = frozenset({"link-down", "board-error", "no-data", "lead-off", "no-signal", "no-beats", "overload",
+                          "noisy", "rhythm-change"})
+#: Alarms after which the stream may send nothing: their strip is what came before them.
+ENDING_ALARMS = frozenset({"link-down", "board-error", "no-data", "lead-off", "no-signal"})
 _log = logging.getLogger(__name__)
 
 
@@ -271,6 +277,7 @@ class Hub(Closing):
         self.conditions = ConditionTracker()
         self._events: queue.Queue = queue.Queue(maxsize=max_queue)
         self._filters = FilterStage()
+        self._strips = StripKeeper()
         self._judges: dict[str, BeatJudge] = {}
         self._pipelines: dict[str, StreamPipeline] = {}
         self._ports: dict[str, str] = {}
@@ -404,6 +411,7 @@ class Hub(Closing):
                 link.source.stop()
             self._handle(self._drain())
             self._flush_events()
+            self._keep_strips(ended=True)
             for sink in self.sinks:
                 sink.close()
         return self.summary()
@@ -490,7 +498,7 @@ class Hub(Closing):
             self._condition(pipeline, Condition.NO_SIGNAL, pipeline.signal_problem is not None, pipeline.signal_problem or "")
         beats: list[Beat] = []
         if touched:
-            beats, failures = self._filters.run(list(touched.values()), self.on_signal)
+            beats, failures = self._filters.run(list(touched.values()), self._signal)
             for pipeline, exc in failures:
                 self._fail(pipeline, exc)
         for pipeline in touched.values():
@@ -500,6 +508,7 @@ class Hub(Closing):
         beats = self._meet_deadline(beats)
         for start in range(0, len(beats), self.max_batch):
             self._score(beats[start : start + self.max_batch])
+        self._keep_strips()
 
     def _shed(self, pipeline: StreamPipeline, message: BoardSamples, now: float) -> bool:
         """Apply the overload policy to a block; True when it is shed."""
@@ -539,10 +548,33 @@ class Hub(Closing):
             self._condition(link.pipeline, Condition.NO_DATA, quiet > self.no_data_s, detail)
         self._flush_events()
 
+    def _signal(self, stream: str, fs: float, start: int, y: np.ndarray) -> None:
+        """Each filtered chunk: held for alarm strips (when a sink keeps them) and shown (``on_signal``)."""
+        if self._keepers():
+            self._strips.add(stream, fs, start, y)
+        if self.on_signal is not None:
+            self.on_signal(stream, fs, start, y)
+
+    def _keepers(self) -> list:
+        return [sink for sink in self.sinks if hasattr(sink, "write_strips")]
+
+    def _keep_strips(self, ended: bool = False) -> None:
+        """Hand the alarm strips whose signal has arrived to the sinks that keep them."""
+        keepers = self._keepers()
+        strips = self._strips.ready(ended=ended) if keepers else []
+        for sink in keepers if strips else ():
+            sink.write_strips(strips)
+            sink.commit()
+
     def _flush_events(self) -> None:
         if not self._outbox:
             return
         events, self._outbox = self._outbox, []
+        if self._keepers():
+            for event in events:
+                if event.name in STRIP_ALARMS:
+                    self._strips.request(event.stream, getattr(event, "sample", None), event.time, event.name,
+                                         event.detail, after=event.name not in ENDING_ALARMS)
         for sink in self.sinks:
             sink.write_events(events)
         for sink in self.sinks:
@@ -580,6 +612,11 @@ class Hub(Closing):
                 self._stream_event(beat, change)
         for sink in self.sinks:
             sink.write(scored)
+        if self._keepers():
+            for s in scored:
+                if s.anomaly:
+                    why = f"{s.verdict.reason} " if s.verdict.reason else ""
+                    self._strips.request(s.beat.stream, s.beat.sample, s.beat.time, "beat", f"flagged beat ({why}{s.verdict.mode})")
         self._save_patients({b.stream for b in beats})
         for sink in self.sinks:
             sink.commit()
@@ -618,6 +655,7 @@ class Hub(Closing):
         """Stop every board's port and close the sinks, as the end of :meth:`run` does; safe to repeat."""
         for link in self.links:
             link.source.stop()
+        self._keep_strips(ended=True)
         for sink in self.sinks:
             sink.close()
 

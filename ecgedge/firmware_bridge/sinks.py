@@ -1,4 +1,4 @@
-"""Where scored beats and stream events go: JSON lines and an SQLite database.
+"""Where scored beats, stream events and alarm strips go: JSON lines and an SQLite database.
 
 Both take a micro-batch of beats with ``write`` and of events
 (:mod:`~ecgedge.firmware_bridge.events`) with ``write_events``, and make
@@ -137,6 +137,17 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_stream_time ON events (stream, time);
+CREATE TABLE IF NOT EXISTS strips (
+    id INTEGER PRIMARY KEY,
+    stream TEXT NOT NULL,
+    time REAL NOT NULL,           -- UNIX time of the flag or alarm that opened it
+    kind TEXT NOT NULL,           -- beat (a flagged beat) or the event: link-down, rhythm-change, noisy, ...
+    detail TEXT NOT NULL,
+    fs REAL NOT NULL,
+    start INTEGER NOT NULL,       -- board index of samples[0]
+    samples BLOB NOT NULL         -- float32 little-endian, filtered ECG in mV (4 s before to 4 s after)
+);
+CREATE INDEX IF NOT EXISTS strips_time ON strips (time);
 CREATE TABLE IF NOT EXISTS patients (
     stream TEXT PRIMARY KEY,
     time REAL NOT NULL,           -- UNIX time it was saved
@@ -163,9 +174,12 @@ class SqliteSink(Closing):
     fs_of : callable
         ``fs_of(stream_name) -> float``, the sample rate of a stream.
     synchronous : {"NORMAL", "FULL"}, default="NORMAL"
+    max_strips : int, default=2000
+        Alarm strips kept (:mod:`~ecgedge.firmware_bridge.strips`); past this the oldest are
+        deleted. A strip of 8 s at 360 Hz takes about 12 KB: 2,000 take about 23 MB.
     """
 
-    def __init__(self, path: str | Path, fs_of, *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str | Path, fs_of, *, synchronous: str = "NORMAL", max_strips: int = 2000) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
         self.path = Path(path)
@@ -182,6 +196,7 @@ class SqliteSink(Closing):
             if column not in present:
                 self._db.execute(f"ALTER TABLE beats ADD COLUMN {column} {kind}")
         self._in_tx = False
+        self.max_strips = max_strips
 
     def learning_scores(self, stream: str, limit: int) -> list[float]:
         """The scores of ``stream``'s first learning beats stored here (at most ``limit``), oldest first.
@@ -244,6 +259,15 @@ class SqliteSink(Closing):
                         np.asarray(beat.model_input, "<f4").tobytes(),
                     ),
                 )
+
+    def write_strips(self, strips) -> None:
+        """Keep alarm strips (:class:`~ecgedge.firmware_bridge.strips.Strip`); the oldest beyond ``max_strips`` go."""
+        self._begin()
+        self._db.executemany(
+            "INSERT INTO strips (stream, time, kind, detail, fs, start, samples) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(x.stream, x.time, x.kind, x.detail, x.fs, x.start, np.asarray(x.samples, "<f4").tobytes()) for x in strips],
+        )
+        self._db.execute("DELETE FROM strips WHERE id <= (SELECT MAX(id) FROM strips) - ?", (self.max_strips,))
 
     def commit(self) -> None:
         if self._in_tx:

@@ -7,8 +7,8 @@ no separate ASGI server, and it refuses oversized request lines and headers itse
 
 Security, for patient data on a ward network:
 
-- read-only: ``GET`` of the page, its three assets, a state snapshot and the event stream; nothing
-  of the file system beyond the assets shipped in the package;
+- read-only: ``GET`` of the page, its three assets, a state snapshot, the event stream and (in a
+  review) the kept strips; nothing of the file system beyond the assets shipped in the package;
 - every request but the page and its assets needs the access token, sent as
   ``Authorization: Bearer TOKEN`` (never in a URL, so never in a log), compared in constant time
   (:func:`hmac.compare_digest`);
@@ -29,7 +29,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from ecgedge.view.feed import LiveFeed, Viewer
+from ecgedge.view.feed import Viewer
 
 #: The page's files, shipped in the package; nothing else is served.
 ASSETS = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
@@ -52,12 +52,13 @@ async def _headers(request: web.Request, handler):
     return response
 
 
-def make_app(feed: LiveFeed, token: str, *, max_viewers: int = 16) -> web.Application:
+def make_app(feed, token: str, *, max_viewers: int = 16) -> web.Application:
     """The aiohttp application of the page over ``feed``.
 
     Parameters
     ----------
-    feed : LiveFeed
+    feed : LiveFeed or ReviewFeed
+        A live bridge's, or a database's (``ecgedge review``: its strips at ``/api/strips/ID``).
     token : str
         The access token (at least 16 characters).
     max_viewers : int, default=16
@@ -82,6 +83,15 @@ def make_app(feed: LiveFeed, token: str, *, max_viewers: int = 16) -> web.Applic
         if not authorised(request):
             raise web.HTTPUnauthorized(text="a valid access token is needed")
         return web.json_response(feed.snapshot())
+
+    async def strip(request: web.Request) -> web.Response:
+        if not authorised(request):
+            raise web.HTTPUnauthorized(text="a valid access token is needed")
+        number = request.match_info["id"]
+        found = feed.strip(int(number)) if number.isdigit() and hasattr(feed, "strip") else None
+        if found is None:
+            raise web.HTTPNotFound(text="no such strip")
+        return web.json_response(found)
 
     async def events(request: web.Request) -> web.StreamResponse:
         if not authorised(request):
@@ -117,6 +127,7 @@ def make_app(feed: LiveFeed, token: str, *, max_viewers: int = 16) -> web.Applic
     app.router.add_get("/static/{name}", asset)
     app.router.add_get("/api/state", state)
     app.router.add_get("/api/events", events)
+    app.router.add_get("/api/strips/{id}", strip)
     return app
 
 
@@ -129,7 +140,7 @@ class ViewServer:
 
     Parameters
     ----------
-    feed : LiveFeed
+    feed : LiveFeed or ReviewFeed
     host : str
     port : int
         0 picks a free port (see :attr:`port`).
@@ -137,7 +148,7 @@ class ViewServer:
     max_viewers : int, default=16
     """
 
-    def __init__(self, feed: LiveFeed, host: str, port: int, token: str, *, max_viewers: int = 16) -> None:
+    def __init__(self, feed, host: str, port: int, token: str, *, max_viewers: int = 16) -> None:
         self.feed = feed
         self._app = make_app(feed, token, max_viewers=max_viewers)
         self._loop = asyncio.new_event_loop()

@@ -4,6 +4,8 @@
 const STRIP_S = 10;
 const boards = new Map();
 let controller = null;
+let token = "";
+let reviewing = null;
 
 function el(tag, cls, text) {
   const node = document.createElement(tag);
@@ -84,13 +86,41 @@ function alarm(a, prepend) {
   const li = el("li", a.alarm ? "alarm" : "info");
   li.dataset.event = a.event;
   li.dataset.board = a.board;
+  if (a.strip != null) {
+    li.dataset.strip = a.strip;
+    li.classList.add("has-strip");
+    li.addEventListener("click", () => showStrip(a.strip));
+  }
   li.textContent = new Date(a.time * 1000).toLocaleTimeString() + " " + a.board + " " + a.event + (a.detail ? ": " + a.detail : "");
   const list = document.getElementById("alarms");
   if (prepend) list.prepend(li); else list.append(li);
   while (list.children.length > 200) list.lastChild.remove();
 }
 
+async function showStrip(id) {
+  const response = await fetch("/api/strips/" + id, { headers: { Authorization: "Bearer " + token } });
+  if (!response.ok) return;
+  const strip = await response.json();
+  const panel = document.getElementById("strip");
+  panel.hidden = false;
+  panel.querySelector("h2").textContent = strip.board + " " + strip.event + ": " + strip.detail;
+  const c = panel.querySelector("canvas"), g = c.getContext("2d");
+  g.clearRect(0, 0, c.width, c.height);
+  g.strokeStyle = "#3f3"; g.lineWidth = 1.2; g.beginPath();
+  strip.values.forEach((v, i) => {
+    const x = (i / Math.max(strip.values.length - 1, 1)) * c.width, y = c.height / 2 - v * (c.height / 4);
+    if (i) g.lineTo(x, y); else g.moveTo(x, y);
+  });
+  g.stroke();
+  c.dataset.drawn = strip.id;
+}
+
 function handle(frame) {
+  if (frame.type === "snapshot" && frame.mode === "review" && !reviewing) {
+    document.getElementById("status").dataset.state = "review";
+    document.getElementById("status").textContent = "review of a recorded session";
+    reviewing = setInterval(refresh, 2000);
+  }
   if (frame.type === "snapshot") {
     for (const b of frame.boards) {
       showBoard(b);
@@ -120,7 +150,13 @@ function redraw() {
   requestAnimationFrame(redraw);
 }
 
-async function connect(token) {
+async function refresh() {
+  const response = await fetch("/api/state", { headers: { Authorization: "Bearer " + token } });
+  if (response.ok) handle(await response.json());
+}
+
+async function connect(given) {
+  token = given;
   if (controller) controller.abort();
   controller = new AbortController();
   const status = document.getElementById("status");
@@ -135,7 +171,7 @@ async function connect(token) {
     status.textContent = response.status === 401 ? "access token refused" : "refused (" + response.status + ")";
     return;
   }
-  status.dataset.state = "live"; status.textContent = "live";
+  status.dataset.state = "live"; status.textContent = "live";  // a review says so with its snapshot
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
@@ -154,7 +190,7 @@ async function connect(token) {
   } catch (err) {
     // aborted or lost: said below
   }
-  status.dataset.state = "lost"; status.textContent = "stream ended";
+  if (!reviewing) { status.dataset.state = "lost"; status.textContent = "stream ended"; }
 }
 
 document.getElementById("login").addEventListener("submit", (event) => {
