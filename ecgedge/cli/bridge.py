@@ -184,6 +184,7 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
     finally:
         if view is not None:
             view.close()
+            click.echo(f"view: {view.feed.dropped} display frames dropped for slow viewers", err=True)
     lat = summary["latency_ms"]
     fmt_ms = lambda v: "n/a" if v is None else f"{v:.2f} ms"  # noqa: E731
     events = " ".join(f"{k}={v}" for k, v in summary["events"].items()) or "none"

@@ -101,6 +101,7 @@ class LiveFeed:
         self.boards: dict[str, BoardState] = {}
         self.alarms: deque[dict] = deque(maxlen=ALARMS_KEPT)
         self.viewers: set[Viewer] = set()
+        self._dropped_by_gone = 0
         self._lock = threading.Lock()
         self._learnt: dict[str, float] = {}
 
@@ -113,7 +114,9 @@ class LiveFeed:
 
     def unsubscribe(self, viewer: Viewer) -> None:
         with self._lock:
-            self.viewers.discard(viewer)
+            if viewer in self.viewers:
+                self.viewers.discard(viewer)
+                self._dropped_by_gone += viewer.dropped
 
     def snapshot(self) -> dict:
         boards = []
@@ -208,6 +211,6 @@ class LiveFeed:
 
     @property
     def dropped(self) -> int:
-        """Display frames dropped for the viewers connected now."""
+        """Display frames dropped for slow viewers, those gone included."""
         with self._lock:
-            return sum(v.dropped for v in self.viewers)
+            return self._dropped_by_gone + sum(v.dropped for v in self.viewers)
