@@ -31,7 +31,7 @@ def page_url(process: subprocess.Popen) -> str:
 
 
 def login(browser, url: str):
-    page = browser.new_page(viewport={"width": 1400, "height": 560})
+    page = browser.new_page(viewport={"width": 1400, "height": 600})
     page.goto(url)
     page.fill("#token", TOKEN)
     page.click("button")

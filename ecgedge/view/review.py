@@ -64,7 +64,7 @@ class ReviewFeed:
                 last = db.execute("SELECT rhythm, quality, mode FROM beats WHERE stream = ? ORDER BY id DESC LIMIT 1",
                                   (stream,)).fetchone()
                 boards.append({"board": stream, "beats": beats, "flagged": int(flagged or 0), "rhythm": last[0],
-                               "quality": last[1], "mode": last[2], "link": "review", "heart_rate": None,
+                               "quality": last[1], "mode": last[2], "link": "recorded", "heart_rate": None,
                                "learning_left_s": None, "alarms": {}, "strip": [], "strip_end": 0, "marks": []})
             alarms = [{"time": t, "board": s, "event": e, "detail": d, "alarm": True, "strip": None}
                       for s, t, e, d in db.execute("SELECT stream, time, event, detail FROM events ORDER BY time DESC LIMIT 500")]

@@ -119,6 +119,7 @@ function handle(frame) {
   if (frame.type === "snapshot" && frame.mode === "review" && !reviewing) {
     document.getElementById("status").dataset.state = "review";
     document.getElementById("status").textContent = "review of a recorded session";
+    document.body.classList.add("review");
     reviewing = setInterval(refresh, 2000);
   }
   if (frame.type === "snapshot") {
