@@ -129,7 +129,10 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
     """Read ECG boards, flag abnormal beats live, log them, report every lapse of monitoring, and summarise at the end.
 
     Events (link-down/up, board-error, no-data, lead-off, no-signal, no-beats,
-    overload, worker-down and their ends) go to stderr and to every sink. With
+    overload, worker-down, noisy and their ends; rhythm-change) go to stderr
+    and to every sink; every beat carries its rhythm and signal quality. With
+    --http the live bedside page is served (see ecgedge review for a recorded
+    session). With
     --workers N the boards are split among N processes; one that dies is
     reported (worker-down on its boards) and restarted, the others carry on.
     Exit status:
