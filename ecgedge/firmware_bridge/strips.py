@@ -87,19 +87,15 @@ class StripKeeper:
         pending.append({"start": centre - round(BEFORE_S * fs), "stop": centre + (round(AFTER_S * fs) if after else 0),
                         "time": time, "kind": kind, "detail": detail})
 
-    def ready(self, streams=None, ended: bool = False) -> list[Strip]:
-        """The strips whose signal has arrived (``ended``: of streams that will send no more: all of them)."""
+    def ready(self, ended: bool = False) -> list[Strip]:
+        """The strips whose signal has arrived (``ended``: the streams send no more, so all of them)."""
         out = []
-        for stream in list(self._pending if streams is None else streams):
-            held, pending = self._signal.get(stream), self._pending.get(stream, [])
-            if held is None:
-                continue
-            fs, chunks = held
-            end = chunks[-1][0] + chunks[-1][1].size if chunks else 0
+        for stream, pending in self._pending.items():
+            fs, chunks = self._signal[stream]  # a request needs signal, and a stream's signal is never emptied
+            first, end = chunks[0][0], chunks[-1][0] + chunks[-1][1].size
             while pending and (pending[0]["stop"] <= end or ended):
                 wanted = pending.pop(0)
-                first = max(wanted["start"], chunks[0][0]) if chunks else wanted["start"]
-                samples = np.concatenate([c for _, c in chunks]) if chunks else np.empty(0, np.float32)
-                lo, hi = first - chunks[0][0] if chunks else 0, min(wanted["stop"], end) - (chunks[0][0] if chunks else 0)
-                out.append(Strip(stream, wanted["time"], wanted["kind"], wanted["detail"], fs, first, samples[lo:hi]))
+                lo = max(wanted["start"], first)
+                samples = np.concatenate([c for _, c in chunks])[lo - first : min(wanted["stop"], end) - first]
+                out.append(Strip(stream, wanted["time"], wanted["kind"], wanted["detail"], fs, lo, samples))
         return out

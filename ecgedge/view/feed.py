@@ -110,7 +110,7 @@ class LiveFeed:
         """Add a viewer; return the snapshot it starts from (boards, their strips, the alarm list)."""
         with self._lock:
             self.viewers.add(viewer)
-            return self.snapshot()
+            return self._snapshot()
 
     def unsubscribe(self, viewer: Viewer) -> None:
         with self._lock:
@@ -119,6 +119,11 @@ class LiveFeed:
                 self._dropped_by_gone += viewer.dropped
 
     def snapshot(self) -> dict:
+        """Every board's state and strip, and the alarm list (taken while the hub cannot change them)."""
+        with self._lock:
+            return self._snapshot()
+
+    def _snapshot(self) -> dict:
         boards = []
         for state in self.boards.values():
             boards.append({**state.public(), "fs": DISPLAY_HZ, "strip": [round(v, 3) for v in state.strip],

@@ -72,8 +72,8 @@ class ReviewFeed:
             if self._strips:
                 strips = [{"id": i, "board": s, "time": t, "event": k, "detail": d, "alarm": True, "strip": i}
                           for i, s, t, k, d in db.execute("SELECT id, stream, time, kind, detail FROM strips ORDER BY time DESC")]
-        merged = sorted(strips + [a for a in alarms if not any(x["time"] == a["time"] and x["board"] == a["board"]
-                                                               and x["event"] == a["event"] for x in strips)],
+        with_strip = {(x["time"], x["board"], x["event"]) for x in strips}
+        merged = sorted(strips + [a for a in alarms if (a["time"], a["board"], a["event"]) not in with_strip],
                         key=lambda a: -a["time"])
         return {"type": "snapshot", "mode": "review", "boards": boards, "alarms": merged, "time": None}
 

@@ -116,7 +116,7 @@ def make_app(feed, token: str, *, max_viewers: int = 16) -> web.Application:
                 if viewer.dropped:
                     frames.append({"type": "dropped", "frames": viewer.dropped})
                 await response.write(b"".join(_event(f) for f in frames))
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the browser went away
             pass
         finally:
             feed.unsubscribe(viewer)
