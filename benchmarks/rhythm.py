@@ -6,12 +6,13 @@ with a 5-minute learning window. Population models are leave-one-patient-out for
 (``--models`` keeps them, as ``benchmarks/mitdb.py`` does); the other records are scored by the
 shipped population model, which never saw them.
 
-1. **AF** against the reference rhythm annotations (``(AFIB``, ``(AFL``): duration (beat-wise) and
+1. **AF** (RR irregularity, and P waves where the rate leaves them readable) against the reference rhythm annotations (``(AFIB``, ``(AFL``): duration (beat-wise) and
    episode sensitivity / positive predictivity per record and gross over the records with AF
    (201, 203, 217), and the share of beats read as AF on the records without it.
-2. **How the figures move with the analyser's two constants** (window, threshold) over a grid, and
-   the threshold chosen leave-one-patient-out: for each record, the threshold of the grid with the
-   best beat-wise F1 on the other records, applied to it.
+2. **How the figures move with the analyser's constants**: window and RR threshold over a grid, then
+   the P-wave threshold (:class:`~ecgedge.analysis.atrial.AtrialActivity`; none: the RR series
+   alone), and each threshold chosen leave-one-patient-out: for each record, the value of the grid
+   with the best beat-wise F1 on the other records, applied to it.
 3. **Noise**: records 100, 119 and 208 (first 10 minutes) with muscle, electrode-motion and the QRS
    benchmark's mixed noise at 12 / 6 / 0 dB (:func:`ecgedge.datasets.add_noise`): the share of
    beats in noisy stretches, and the N and false beats flagged with the noise rule and without it.
@@ -50,6 +51,7 @@ LEARNING_S = 300.0
 AF_RECORDS = ("201", "203", "217")
 WINDOWS = (8, 16, 24)
 THRESHOLDS = (0.06, 0.08, 0.1, 0.12, 0.14)
+ATRIAL_THRESHOLDS = (None, 0.3, 0.4, 0.5, 0.6, 0.7)
 NOISE_RECORDS = ("100", "119", "208")
 NOISE_KINDS = {"muscle": ("muscle",), "motion": ("motion",), "mixed": ("wander", "mains", "muscle")}
 SNRS = (12.0, 6.0, 0.0)
@@ -92,19 +94,25 @@ def judge_all(beats: AnnotatedBeats, scores: np.ndarray, offsets: dict):
 
 
 def af_counts(beats: AnnotatedBeats, scores: np.ndarray, offsets: dict) -> dict:
-    """Per record (reference AF & read AF, read AF only, reference AF only, beats) over the grid."""
+    """Per record (reference AF & read AF, read AF only, reference AF only, beats) for each setting.
+
+    Keys: ``(window, threshold, atrial_threshold)``; the RR grid at the default P-wave threshold, and
+    the P-wave thresholds at the default window and RR threshold.
+    """
     defaults = RhythmAnalyser.__init__.__defaults__
+    window, threshold, atrial = defaults
+    settings = [(w, t, atrial) for w in WINDOWS for t in THRESHOLDS]
+    settings += [(window, threshold, a) for a in ATRIAL_THRESHOLDS if a != atrial]
     grid = {}
     try:
-        for window in WINDOWS:
-            for threshold in THRESHOLDS:
-                RhythmAnalyser.__init__.__defaults__ = (window, threshold)
-                verdicts = judge_all(beats, scores, offsets)
-                reference, read = np.isin(beats.rhythm, AF_RHYTHMS), verdicts.rhythm == "af"
-                grid[(window, threshold)] = {
-                    n: [int(np.sum(m & reference & read)), int(np.sum(m & ~reference & read)),
-                        int(np.sum(m & reference & ~read)), int(m.sum())]
-                    for n in beats.records for m in [beats.record == n]}
+        for setting in settings:
+            RhythmAnalyser.__init__.__defaults__ = setting
+            verdicts = judge_all(beats, scores, offsets)
+            reference, read = np.isin(beats.rhythm, AF_RHYTHMS), verdicts.rhythm == "af"
+            grid[setting] = {n: [int(np.sum(m & reference & read)), int(np.sum(m & ~reference & read)),
+                                 int(np.sum(m & reference & ~read)), int(m.sum())]
+                             for n in beats.records for m in [beats.record == n]}
+            print(f"rhythm setting {setting}", flush=True)
     finally:
         RhythmAnalyser.__init__.__defaults__ = defaults
     return grid
@@ -115,22 +123,32 @@ def _se_p(rows: list[list[int]]) -> tuple[float, float]:
     return tp / max(tp + fn, 1), tp / max(tp + fp, 1)
 
 
+def _lopo(grid: dict, settings: list, records: list[str], vary: int) -> dict:
+    """For each record, the setting with the best beat-wise F1 on the other records, applied to it.
+
+    ``vary``: the index of the constant the settings differ in, reported as ``chosen``.
+    """
+    def f1(setting, name: str) -> float:
+        se, p = _se_p([grid[setting][n] for n in records if n != name])
+        return 2 * se * p / max(se + p, 1e-9)
+
+    chosen = {name: max(settings, key=lambda s: f1(s, name)) for name in records}
+    rows = {name: grid[chosen[name]][name] for name in records}
+    se, p = _se_p([rows[n] for n in AF_RECORDS if n in rows])
+    worst = max(rows[n][1] / rows[n][3] for n in records if n not in AF_RECORDS)
+    return {"chosen": sorted({str(s[vary]) for s in chosen.values()}), "se": se, "p": p, "non_af_max": worst}
+
+
 def summarise_grid(grid: dict, records: list[str]) -> dict:
     out = {}
-    for (window, threshold), rows in grid.items():
+    for setting, rows in grid.items():
         se, p = _se_p([rows[n] for n in AF_RECORDS if n in rows])
         over = sorted(n for n in records if n not in AF_RECORDS and rows[n][1] > 0.01 * rows[n][3])
-        out[f"{window},{threshold}"] = {"se": se, "p": p, "non_af_over_1pct": over}
-    lopo, chosen = [], {}
-    for name in records:
-        def f1(threshold: float) -> float:
-            se, p = _se_p([grid[(16, threshold)][n] for n in records if n != name])
-            return 2 * se * p / max(se + p, 1e-9)
-
-        chosen[name] = max(THRESHOLDS, key=f1)
-        lopo.append(grid[(16, chosen[name])][name])
-    se, p = _se_p([row for row, n in zip(lopo, records) if n in AF_RECORDS])
-    return {"grid": out, "lopo_threshold": chosen, "lopo": {"se": se, "p": p}}
+        out[",".join(map(str, setting))] = {"se": se, "p": p, "non_af_over_1pct": over}
+    window, threshold, atrial = RhythmAnalyser.__init__.__defaults__
+    rr = _lopo(grid, [(window, t, atrial) for t in THRESHOLDS], records, vary=1)
+    p_wave = _lopo(grid, [(window, threshold, a) for a in ATRIAL_THRESHOLDS], records, vary=2)
+    return {"grid": out, "lopo_threshold": rr, "lopo_atrial_threshold": p_wave}
 
 
 def noise_run(models: Path | None) -> list[dict]:
@@ -167,8 +185,8 @@ def noise_run(models: Path | None) -> list[dict]:
 def cost(beats: AnnotatedBeats, scores: np.ndarray, offsets: dict, repeats: int = 3) -> dict:
     """Microseconds per beat: the judge with a full memory, and the rhythm analyser alone."""
     mine = beats.record == "208"
-    views = [BeatView(x, r, s, o, q) for x, r, s, o, q in zip(beats.X[mine], beats.rr_before[mine],
-                                                              beats.sample[mine], beats.own_length[mine], beats.noise[mine])]
+    views = [BeatView(*v) for v in zip(beats.X[mine], beats.rr_before[mine], beats.sample[mine], beats.own_length[mine],
+                                        beats.noise[mine], beats.atrial[mine])]
     sc = scores[mine].tolist()
     judge = BeatJudge(adapt_s=1e9)
     for s, v in zip(sc[:400], views[:400]):
@@ -186,8 +204,8 @@ def cost(beats: AnnotatedBeats, scores: np.ndarray, offsets: dict, repeats: int 
     rhythm = []
     for _ in range(repeats):
         started = time.perf_counter()
-        for r in rr:
-            analyser.add(r)
+        for r, segment in zip(rr, beats.atrial[mine]):
+            analyser.add(r, atrial=segment)
         rhythm.append((time.perf_counter() - started) / len(rr))
     return {"judge_us_per_beat": 1e6 * min(timings), "rhythm_us_per_beat": 1e6 * min(rhythm),
             "memory_beats": int(judge.memory.beats_.shape[0]), "beats_timed": len(views)}
@@ -217,7 +235,8 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
                     "python": platform.python_version(), "ecgedge": __version__, "numpy": np.__version__},
         "settings": {"directory": str(args.directory), "learning_s": LEARNING_S, "window": RhythmAnalyser().window,
-                     "threshold": RhythmAnalyser().threshold, "noise_threshold": NoiseTracker().threshold},
+                     "threshold": RhythmAnalyser().threshold,
+                     "atrial_threshold": RhythmAnalyser().atrial_threshold, "noise_threshold": NoiseTracker().threshold},
         "rhythm": report, "af_records": af_gross, "sweep": grid, "noise": noise_run(args.models),
         "cost": cost(beats, scores, offsets),
     }
@@ -233,7 +252,7 @@ def markdown(r: dict) -> str:
     non_af = {n: x["af_share_detected"] for n, x in per.items() if n not in AF_RECORDS}
     lines = [
         f"MIT-BIH, {len(per)} shared records; the bridge's beats, judged with a {s['learning_s']:.0f} s learning window; "
-        f"rhythm window {s['window']} beats, threshold {s['threshold']}; noise threshold {s['noise_threshold']}.",
+        f"rhythm window {s['window']} beats, threshold {s['threshold']}, P-wave threshold {s['atrial_threshold']}; noise threshold {s['noise_threshold']}.",
         f"Machine: {m['platform']}, {m['cpus']} CPUs, load {tuple(round(x, 1) for x in m['load_avg'])}; python "
         f"{m['python']}, ecgedge {m['ecgedge']}, numpy {m['numpy']}; {r['seconds']:.0f} s.",
         "",
@@ -244,19 +263,23 @@ def markdown(r: dict) -> str:
         "",
         format_rhythm_report(r["rhythm"]),
         "",
-        "AF on the records with AF over the analyser's constants (window in beats, threshold), and the records "
-        "without AF read as AF for more than 1 % of their beats:",
+        "AF on the records with AF over the analyser's constants (window in beats, RR threshold, P-wave threshold; "
+        "None: the RR series alone), and the records without AF read as AF for more than 1 % of their beats:",
         "",
-        "| window | threshold | AF duration Se | AF duration +P | records without AF over 1 % |",
-        "|---:|---:|---:|---:|---|",
+        "| window | RR threshold | P-wave threshold | AF duration Se | AF duration +P | records without AF over 1 % |",
+        "|---:|---:|---:|---:|---:|---|",
     ]
     for key, g in r["sweep"]["grid"].items():
-        window, threshold = key.split(",")
-        lines.append(f"| {window} | {threshold} | {_pct(g['se'])} | {_pct(g['p'])} | {', '.join(g['non_af_over_1pct']) or '-'} |")
-    lopo = r["sweep"]["lopo"]
-    chosen = sorted(set(r["sweep"]["lopo_threshold"].values()))
-    lines += ["", f"Threshold fit leave-one-patient-out (window 16, best F1 on the other records): chose "
-              f"{', '.join(map(str, chosen))}; AF duration Se {_pct(lopo['se'])}, +P {_pct(lopo['p'])}.", "",
+        window, threshold, atrial = key.split(",")
+        lines.append(f"| {window} | {threshold} | {atrial} | {_pct(g['se'])} | {_pct(g['p'])} "
+                     f"| {', '.join(g['non_af_over_1pct']) or '-'} |")
+    lines.append("")
+    for name, key in (("RR threshold", "lopo_threshold"), ("P-wave threshold", "lopo_atrial_threshold")):
+        lopo = r["sweep"][key]
+        lines.append(f"{name} fit leave-one-patient-out (the others at their defaults, best F1 on the other records): "
+                     f"chose {', '.join(lopo['chosen'])}; AF duration Se {_pct(lopo['se'])}, +P {_pct(lopo['p'])}; "
+                     f"records without AF read as AF at most {_pct(lopo['non_af_max'])}.")
+    lines += ["",
               "Noise (first 10 min; flagged shares among the judged N beats; false beats: no reference beat within 150 ms):",
               "", "| record | noise | SNR | beats | false beats | noisy | N flagged (rule / no rule) | false beats flagged (rule / no rule) |",
               "|---|---|---:|---:|---:|---:|---:|---:|"]

@@ -81,7 +81,7 @@ def judge_records(
         judge = BeatJudge(calibration_beats, adapt_s)
         for row in np.flatnonzero(beats.record == name):
             view = BeatView(beats.X[row], float(beats.rr_before[row]), int(beats.sample[row]),
-                            int(beats.own_length[row]), float(beats.noise[row]))
+                            int(beats.own_length[row]), float(beats.noise[row]), beats.atrial[row])
             verdict = judge.judge(float(scores[row]), offset, view)
             mode[row], anomaly[row] = verdict.mode, verdict.anomaly
             rhythm[row], quality[row] = verdict.rhythm, verdict.quality

@@ -5,16 +5,18 @@ after a normal one): what lies after the next beat's onset is not this beat. So 
 the next R peak is known, or once the R-peak detector has decided every R peak that could start
 inside its window (:attr:`~ecgedge.analysis.rpeaks.StreamingRPeakDetector.decided_until`), and it
 carries how much of its window is its own (``own_length``). Its noise level (:func:`ecgedge.analysis.noise.beat_noise`) is
-measured over that part.
+measured over that part, and the stretch where its P wave lies is kept for the rhythm analyser
+(:func:`ecgedge.analysis.atrial.atrial_segment`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ecgedge.analysis.atrial import ATRIAL_POINTS, atrial_segment
 from ecgedge.analysis.noise import beat_noise
 from ecgedge.beatformat import BeatFormat
 
@@ -57,6 +59,9 @@ class Beat:
         next beat's onset: all of them unless the next beat came early.
     noise : float
         The window's noise level (:func:`ecgedge.analysis.noise.beat_noise`).
+    atrial : ndarray of shape (ATRIAL_POINTS,), float32
+        The signal where its P wave lies (:func:`ecgedge.analysis.atrial.atrial_segment`);
+        NaN when unknown.
     """
 
     stream: str
@@ -72,6 +77,7 @@ class Beat:
     warmup: bool = False
     own_length: int = 0
     noise: float = 0.0
+    atrial: np.ndarray = field(default_factory=lambda: np.full(ATRIAL_POINTS, np.nan, dtype=np.float32))
 
 
 class BeatCutter:
@@ -173,7 +179,8 @@ class BeatCutter:
             own = window[: max(1, math.floor(own_end) - first + 1)]
             beats.append(Beat(self.stream, r, rr / self.fs, first, window.astype(np.float32), model_input, last,
                               own_length=max(1, int(np.sum(positions <= own_end))),
-                              noise=beat_noise(own, r - first, self.fs)))
+                              noise=beat_noise(own, r - first, self.fs),
+                              atrial=atrial_segment(self._y, r - self._start, self.fs)))
         return beats
 
     def _trim(self) -> None:

@@ -47,6 +47,7 @@ class BeatView(NamedTuple):
     sample: int = 0
     own_length: int = 0
     noise: float = 0.0
+    atrial: np.ndarray | None = None
 
 
 class StreamEvent(NamedTuple):
@@ -187,7 +188,7 @@ class BeatJudge:
         offset : float
             The model's threshold (``scorer.offset_``).
         beat : Beat or BeatView, optional
-            Its ``rr``, ``sample``, ``own_length`` and ``noise`` are read (without it the beat is
+            Its ``rr``, ``sample``, ``own_length``, ``noise`` and ``atrial`` are read (without it the beat is
             taken as clean, of unknown rhythm); to adapt, also its ``model_input`` (a window
             fixed in time around R).
 
@@ -210,7 +211,7 @@ class BeatJudge:
             verdict = self._by_threshold(score, offset)
             normal = verdict.threshold is None or score >= verdict.threshold
         rhythm_before = self.rhythm.rhythm
-        rhythm = self.rhythm.add(rr, normal=normal, usable=quality == "ok")
+        rhythm = self.rhythm.add(rr, normal=normal, usable=quality == "ok", atrial=getattr(beat, "atrial", None))
         if rhythm != rhythm_before:
             self._events.append(StreamEvent("rhythm-change", sample, rhythm))
         anomaly = verdict.anomaly and quality == "ok"

@@ -8,7 +8,7 @@ to the rate), :class:`RhythmAnalyser` looks at the last ``window`` successive di
 normal-to-normal intervals, each over the mean of its two intervals, and reads the rhythm as AF
 when their median is above ``threshold``.
 
-Three rules keep ectopy and noise from being read as AF:
+Five rules keep ectopy and noise from being read as AF:
 
 - Only intervals between two beats of normal (supraventricular) shape count: a ventricular beat
   and the intervals on either side of it are left out, so bigeminy, couplets and ventricular runs
@@ -19,15 +19,20 @@ Three rules keep ectopy and noise from being read as AF:
   are learnt is not AF.
 - The median ignores up to half the window: scattered premature beats (two large differences
   each) do not move it.
+- An irregular rhythm whose normal beats share their P waves is not AF
+  (:class:`~ecgedge.analysis.atrial.AtrialActivity`): sinus arrhythmia, false beats and ectopy
+  read before the patient's shapes are learnt have P waves; fibrillation has none. The rule can
+  only keep AF from being read, and only where the rate leaves the P waves readable.
 - The rhythm changes only when ``window`` beats in a row read the other rhythm (a burst of
   atrial ectopy is not an AF episode), and beats in noise are left out: after more than
   ``window`` beats in a row without a usable interval the rhythm is ``"unknown"`` again.
 
-The two constants: ``window=16`` doubles Petrenas et al.'s 8 beats, for episodes that hold about
+The two RR constants: ``window=16`` doubles Petrenas et al.'s 8 beats, for episodes that hold about
 ten seconds, not one burst; ``threshold=0.1`` lies between sinus rhythm's beat-to-beat change
 (about 2-5 % of the interval) and AF's (nearly independent intervals with a coefficient of
 variation of 0.15 or more: a median successive difference of 0.14 or more). ``docs/rhythm.md``
-shows how the AF figures vary with both, and the threshold fit leave-one-patient-out.
+shows how the AF figures vary with them and with the P-wave threshold, and each threshold fit
+leave-one-patient-out.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
+
+from ecgedge.analysis.atrial import AtrialActivity
 
 RHYTHMS = ("sinus", "af", "unknown")
 #: A beat earlier than this share of the recent median interval is premature (the judge's default limit).
@@ -55,6 +62,9 @@ class RhythmAnalyser:
         that must read a new rhythm before it is reported.
     threshold : float, default=0.1
         Median relative successive difference above which the rhythm reads as AF.
+    atrial_threshold : float or None, default=0.5
+        An irregular rhythm whose normal beats share their P waves this well
+        (:class:`~ecgedge.analysis.atrial.AtrialActivity`) is not AF; None: the RR series alone.
 
     Attributes
     ----------
@@ -71,13 +81,15 @@ class RhythmAnalyser:
     'af'
     """
 
-    def __init__(self, window: int = 16, threshold: float = 0.1) -> None:
+    def __init__(self, window: int = 16, threshold: float = 0.1, atrial_threshold: float | None = 0.5) -> None:
         if window < 2:
             raise ValueError(f"window must be >= 2, got {window}")
         if not 0 < threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         self.window = window
         self.threshold = threshold
+        self.atrial_threshold = atrial_threshold
+        self.atrial = AtrialActivity(window, atrial_threshold) if atrial_threshold is not None else None
         self.rhythm = "unknown"
         self._differences: deque[float] = deque(maxlen=window)
         self._last_nn: float | None = None
@@ -96,7 +108,7 @@ class RhythmAnalyser:
             return None
         return float(np.median(self._differences))
 
-    def add(self, rr: float, normal: bool = True, usable: bool = True) -> str:
+    def add(self, rr: float, normal: bool = True, usable: bool = True, atrial: np.ndarray | None = None) -> str:
         """Take the next beat and return the rhythm after it.
 
         Parameters
@@ -107,6 +119,8 @@ class RhythmAnalyser:
             Whether the beat has a normal (supraventricular) shape.
         usable : bool, default=True
             False for a beat in noise: it is left out like an ectopic beat.
+        atrial : ndarray, optional
+            The beat's atrial segment (:attr:`ecgedge.analysis.beats.Beat.atrial`).
 
         Returns
         -------
@@ -121,6 +135,8 @@ class RhythmAnalyser:
                 self._recent_nn.pop()
             self._last_normal = False
         normal = normal and usable
+        if normal and atrial is not None and self.atrial is not None:
+            self.atrial.add(atrial, rr)
         nn = normal and self._last_normal and plausible
         self._added = nn and self._last_nn is not None
         if self._added:
@@ -133,10 +149,12 @@ class RhythmAnalyser:
         self._missed = 0 if nn else self._missed + 1
         if self._missed > self.window:  # long without a usable interval: what was seen is stale
             self._differences.clear()
+            if self.atrial is not None:
+                self.atrial.clear()
             self.rhythm, self._agree = "unknown", 0
         level = self.irregularity
         if level is not None:
-            reading = "af" if level > self.threshold else "sinus"
+            reading = "af" if level > self.threshold and not (self.atrial is not None and self.atrial.organised) else "sinus"
             self._agree = self._agree + 1 if reading != self.rhythm else 0
             if self._agree >= self.window:
                 self.rhythm, self._agree = reading, 0
@@ -159,4 +177,4 @@ class RhythmAnalyser:
 
     def restart(self) -> None:
         """Forget the intervals (the stream restarted: a gap, lead-off); the rhythm is unknown again."""
-        self.__init__(self.window, self.threshold)
+        self.__init__(self.window, self.threshold, self.atrial_threshold)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgedge.analysis.atrial import ATRIAL_POINTS
 from ecgedge.datasets._wfdb import annotated_beats, load_wfdb_record
 
 #: ANSI/AAMI EC57 beat classes and the MIT-BIH annotation symbols each one gathers.
@@ -61,6 +62,8 @@ class AnnotatedBeats:
         (:class:`ecgedge.analysis.beats.Beat`).
     noise : ndarray of shape (n_beats,), float64
         Each beat's noise level (:func:`ecgedge.analysis.noise.beat_noise`).
+    atrial : ndarray of shape (n_beats, ATRIAL_POINTS), float32
+        Each beat's atrial segment (:func:`ecgedge.analysis.atrial.atrial_segment`).
     rhythm : ndarray of shape (n_beats,), str
         The reference rhythm annotated at each beat (``"(N"``, ``"(AFIB"``, ...; ``""`` where
         the record has none).
@@ -76,6 +79,7 @@ class AnnotatedBeats:
     rr_after: np.ndarray
     own_length: np.ndarray
     noise: np.ndarray
+    atrial: np.ndarray
     rhythm: np.ndarray
 
     def __len__(self) -> int:
@@ -217,6 +221,7 @@ def _beats(name, beats, samples, symbols, record, *, rr_before, rr_after) -> Ann
         rr_after=np.asarray(rr_after, dtype=float),
         own_length=np.array([b.own_length for b in beats], dtype=np.int64),
         noise=np.array([b.noise for b in beats], dtype=float),
+        atrial=np.array([b.atrial for b in beats], dtype=np.float32).reshape(len(beats), ATRIAL_POINTS),
         rhythm=record.rhythm_at(samples).astype("<U8"),
     )
 

@@ -83,10 +83,11 @@ def beat_table(
         )
     own = np.concatenate([p["own_length"] for p in parts])
     noise = np.concatenate([p["noise"] for p in parts])
+    atrial = np.concatenate([p["atrial"] for p in parts])
     judge = BeatJudge(calibration_beats, adapt_s)
     inputs = np.concatenate([p["inputs"] for p in parts]) if adapt_s else np.empty((sample.size, 0))
-    verdicts = [judge.judge(s, parts[0]["offset"], BeatView(x, r, i, o, q))
-                for s, x, r, i, o, q in zip(score.tolist(), inputs, rr.tolist(), sample.tolist(), own.tolist(), noise.tolist())]
+    views = zip(inputs, rr.tolist(), sample.tolist(), own.tolist(), noise.tolist(), atrial)
+    verdicts = [judge.judge(s, parts[0]["offset"], BeatView(*view)) for s, view in zip(score.tolist(), views)]
     rhythm = np.array([v.rhythm for v in verdicts], dtype=object)
     quality = np.array([v.quality for v in verdicts], dtype=object)
     mode = np.array([v.mode for v in verdicts], dtype=object)

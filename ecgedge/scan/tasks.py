@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgedge.analysis.atrial import ATRIAL_POINTS
 from ecgedge.firmware_bridge.offline import BLOCK_S, cut_stream, score_beats
 from ecgedge.firmware_bridge.pipeline import FS_RANGE
 from ecgedge.scan.recordings import Header, Recording, RecordingError, read_beat_annotations, read_lead
@@ -113,8 +114,8 @@ def scan_segment(recording: Recording, header: Header, lead: int, start: int, st
     Returns
     -------
     dict
-        ``sample`` (int64), ``rr`` (s), ``own_length``, ``noise``, ``score``
-        (float64) arrays of the beats whose R peak is in the segment, in order,
+        ``sample`` (int64), ``rr`` (s), ``own_length``, ``noise``, ``atrial``
+        (the beats' atrial segments), ``score`` (float64) arrays of the beats whose R peak is in the segment, in order,
         and the scorer's ``offset`` (the model's threshold).
     """
     scorer = worker_scorer(settings)
@@ -136,6 +137,7 @@ def scan_segment(recording: Recording, header: Header, lead: int, start: int, st
         "rr": np.array([b.rr for b in beats], dtype=float),
         "own_length": np.array([b.own_length for b in beats], dtype=np.int64),
         "noise": np.array([b.noise for b in beats], dtype=float),
+        "atrial": np.array([b.atrial for b in beats], dtype=np.float32).reshape(len(beats), ATRIAL_POINTS),
         "score": score_beats(beats, scorer),
         "offset": float(scorer.offset_),
         **({"inputs": np.array([b.model_input for b in beats], dtype=np.float32)} if settings.adapt_s else {}),

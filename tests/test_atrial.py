@@ -1,0 +1,122 @@
+"""Atrial activity before the QRS: P waves keep an irregular sinus rhythm from being read as AF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecgedge.analysis.atrial import ATRIAL_BEFORE_R_S, ATRIAL_POINTS, AtrialActivity, atrial_segment
+from ecgedge.analysis.beats import cut_recording
+from ecgedge.analysis.rhythm import RhythmAnalyser
+from ecgedge.datasets import load_wfdb_record, nearest_reference
+from ecgedge.evaluation import AF_RHYTHMS
+from ecgedge.firmware_bridge.offline import cut_stream
+from ecgedge.firmware_bridge.protocol import Hello
+from ecgedge.population import POPULATION_FORMAT
+
+MITDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb"
+needs_mitdb = pytest.mark.skipif(not (MITDB / "108.hea").exists(), reason=f"MIT-BIH records not found at {MITDB}")
+T = np.linspace(-1, 1, ATRIAL_POINTS)
+
+
+def _p_wave(rng: np.random.RandomState) -> np.ndarray:
+    return np.exp(-8 * T**2) + 0.05 * rng.normal(size=T.size)
+
+
+def _fibrillation(rng: np.random.RandomState) -> np.ndarray:
+    return np.sin(2 * np.pi * (rng.uniform(2, 4) * T + rng.uniform()))
+
+
+def test_the_segment_is_the_signal_before_r_at_fixed_points_whatever_the_rate():
+    for fs in (250.0, 360.0, 500.0):
+        t = np.arange(int(2 * fs)) / fs
+        segment = atrial_segment(np.sin(2 * np.pi * t), int(fs), fs)  # R at 1 s
+        expected = np.sin(2 * np.pi * (1 - np.linspace(*ATRIAL_BEFORE_R_S, ATRIAL_POINTS)))
+        assert segment.shape == (ATRIAL_POINTS,) and np.allclose(segment, expected, atol=1e-3)
+    assert np.isnan(atrial_segment(np.zeros(100), 50, 360.0)).all()  # the signal does not reach back 300 ms
+
+
+def test_cut_beats_carry_their_segment():
+    fs, y = 360.0, np.random.RandomState(0).normal(size=3600)
+    beats = cut_recording(y, [400, 700, 1000, 1300], fs, POPULATION_FORMAT)
+    assert len(beats) == 3
+    for beat in beats:
+        assert np.allclose(beat.atrial, atrial_segment(y, beat.sample, fs))
+
+
+def test_p_waves_are_organised_and_fibrillatory_waves_are_not():
+    rng = np.random.RandomState(0)
+    sinus, fibrillation = AtrialActivity(), AtrialActivity()
+    for _ in range(16):
+        sinus.add(_p_wave(rng), rr=0.9)
+        fibrillation.add(_fibrillation(rng), rr=0.9)
+    assert sinus.correlation > 0.9 and sinus.organised
+    assert abs(fibrillation.correlation) < 0.3 and not fibrillation.organised
+
+
+def test_segments_the_last_t_wave_may_reach_and_nan_segments_are_no_evidence():
+    rng = np.random.RandomState(0)
+    activity = AtrialActivity(window=8)
+    for _ in range(8):
+        activity.add(_p_wave(rng), rr=0.5)  # 120 bpm: the last beat's T wave lies where the P wave is looked for
+    assert activity.correlation is None and activity.organised is None
+    for _ in range(8):
+        activity.add(_p_wave(rng), rr=0.9)
+    for _ in range(5):  # unreadable segments push readable ones out of the window
+        activity.add(np.full(ATRIAL_POINTS, np.nan), rr=0.9)
+    assert activity.organised  # 3 readable left: a quarter of the window, and at least 3, is enough
+    activity.add(np.full(ATRIAL_POINTS, np.nan), rr=0.9)
+    assert activity.organised is None
+
+
+@pytest.mark.parametrize(("window", "threshold"), [(2, 0.5), (16, 1.0), (16, -1.5)])
+def test_bad_atrial_settings_are_named(window, threshold):
+    with pytest.raises(ValueError, match="window|threshold"):
+        AtrialActivity(window, threshold)
+
+
+def test_an_irregular_rhythm_with_p_waves_is_sinus_and_without_them_af():
+    rng = np.random.RandomState(1)
+    rr = rng.uniform(0.7, 1.3, 80)  # irregular enough for AF by the RR series alone
+    with_p = RhythmAnalyser()
+    without_p = RhythmAnalyser()
+    rr_only = RhythmAnalyser(atrial_threshold=None)
+    for r in rr:
+        with_p.add(r, atrial=_p_wave(rng))
+        without_p.add(r, atrial=_fibrillation(rng))
+        rr_only.add(r, atrial=_p_wave(rng))
+    assert (with_p.rhythm, without_p.rhythm, rr_only.rhythm) == ("sinus", "af", "af")
+
+
+def _bridge_rhythm(name: str, **settings) -> tuple[np.ndarray, np.ndarray]:
+    """The analyser's rhythm at each bridge beat of a record (normal: not a reference V beat), and the reference AF."""
+    record = load_wfdb_record(MITDB / name, lead="MLII")
+    hello = Hello(fs=record.fs, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",))
+    beats = cut_stream(record.signal, hello, POPULATION_FORMAT)
+    samples = np.array([b.sample for b in beats])
+    nearest = nearest_reference(samples, record.beat_samples, round(0.15 * record.fs))
+    ventricular = (nearest >= 0) & np.isin(record.beat_symbols[np.maximum(nearest, 0)], list("VE"))
+    analyser = RhythmAnalyser(**settings)
+    rhythm = np.array([analyser.add(b.rr, normal=not v, atrial=b.atrial) for b, v in zip(beats, ventricular)])
+    return rhythm, np.isin(record.rhythm_at(samples), AF_RHYTHMS)
+
+
+@needs_mitdb
+def test_sinus_arrhythmia_with_p_waves_is_not_af_on_a_real_record():
+    """Record 108: sinus rhythm, irregular and with false beats (tall P waves), read as AF by the RR series alone."""
+    rhythm, _ = _bridge_rhythm("108")
+    rr_only, _ = _bridge_rhythm("108", atrial_threshold=None)
+    assert np.mean(rr_only == "af") > 0.01
+    assert np.mean(rhythm == "af") < 0.005
+
+
+@needs_mitdb
+def test_fibrillation_is_still_read_on_a_real_record():
+    """Record 201: AF episodes between sinus stretches; the P-wave rule keeps most AF and drops false AF."""
+    rhythm, reference = _bridge_rhythm("201")
+    rr_only, _ = _bridge_rhythm("201", atrial_threshold=None)
+    se = np.mean(rhythm[reference] == "af")
+    assert se > 0.8 and se > np.mean(rr_only[reference] == "af") - 0.1
+    assert np.mean(rhythm[~reference] == "af") < np.mean(rr_only[~reference] == "af")
