@@ -74,12 +74,12 @@ class AtrialActivity:
     >>> rng = np.random.RandomState(0)
     >>> sinus = AtrialActivity()
     >>> for _ in range(16):
-    ...     sinus.add(np.exp(-8 * t ** 2) + 0.05 * rng.normal(size=t.size))
+    ...     sinus.add(np.exp(-8 * t ** 2) + 0.05 * rng.normal(size=t.size), rr=0.9)
     >>> sinus.organised
     True
     >>> fibrillation = AtrialActivity()
     >>> for _ in range(16):
-    ...     fibrillation.add(np.sin(2 * np.pi * (2.5 * t + rng.uniform())))
+    ...     fibrillation.add(np.sin(2 * np.pi * (2.5 * t + rng.uniform())), rr=0.9)
     >>> fibrillation.organised
     False
     """
