@@ -28,11 +28,12 @@ Five rules keep ectopy and noise from being read as AF:
   ``window`` beats in a row without a usable interval the rhythm is ``"unknown"`` again.
 
 The two RR constants: ``window=16`` doubles Petrenas et al.'s 8 beats, for episodes that hold about
-ten seconds, not one burst; ``threshold=0.1`` lies between sinus rhythm's beat-to-beat change
+ten seconds, not one burst; ``threshold=0.08`` lies between sinus rhythm's beat-to-beat change
 (about 2-5 % of the interval) and AF's (nearly independent intervals with a coefficient of
-variation of 0.15 or more: a median successive difference of 0.14 or more). ``docs/rhythm.md``
-shows how the AF figures vary with them and with the P-wave threshold, and each threshold fit
-leave-one-patient-out.
+variation of 0.15 or more: a median successive difference of 0.14 or more). It was 0.1, set a
+priori, until the P-wave rule took over keeping irregular sinus rhythms out; fit then
+leave-one-patient-out on the shared MIT-BIH records, every fold chose 0.06 or 0.08.
+``docs/rhythm.md`` shows how the AF figures vary with the constants.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class RhythmAnalyser:
     window : int, default=16
         Successive differences of normal-to-normal intervals looked at; also the beats in a row
         that must read a new rhythm before it is reported.
-    threshold : float, default=0.1
+    threshold : float, default=0.08
         Median relative successive difference above which the rhythm reads as AF.
     atrial_threshold : float or None, default=0.5
         An irregular rhythm whose normal beats share their P waves this well
@@ -81,7 +82,7 @@ class RhythmAnalyser:
     'af'
     """
 
-    def __init__(self, window: int = 16, threshold: float = 0.1, atrial_threshold: float | None = 0.5) -> None:
+    def __init__(self, window: int = 16, threshold: float = 0.08, atrial_threshold: float | None = 0.5) -> None:
         if window < 2:
             raise ValueError(f"window must be >= 2, got {window}")
         if not 0 < threshold < 1:
