@@ -6,9 +6,10 @@ with a 5-minute learning window. Population models are leave-one-patient-out for
 (``--models`` keeps them, as ``benchmarks/mitdb.py`` does); the other records are scored by the
 shipped population model, which never saw them.
 
-1. **AF** (RR irregularity, and P waves where the rate leaves them readable) against the reference rhythm annotations (``(AFIB``, ``(AFL``): duration (beat-wise) and
-   episode sensitivity / positive predictivity per record and gross over the records with AF
-   (201, 203, 217), and the share of beats read as AF on the records without it.
+1. **AF** (RR irregularity, and P waves where the rate leaves them readable) against the reference
+   rhythm annotations (``(AFIB``, ``(AFL``): duration (beat-wise) and episode sensitivity /
+   positive predictivity per record and gross over the records with AF (201, 203, 217), and the
+   share of beats read as AF on the records without it.
 2. **How the figures move with the analyser's constants**: window and RR threshold over a grid, then
    the P-wave threshold (:class:`~ecgedge.analysis.atrial.AtrialActivity`; none: the RR series
    alone), and each threshold chosen leave-one-patient-out: for each record, the value of the grid
@@ -252,7 +253,8 @@ def markdown(r: dict) -> str:
     non_af = {n: x["af_share_detected"] for n, x in per.items() if n not in AF_RECORDS}
     lines = [
         f"MIT-BIH, {len(per)} shared records; the bridge's beats, judged with a {s['learning_s']:.0f} s learning window; "
-        f"rhythm window {s['window']} beats, threshold {s['threshold']}, P-wave threshold {s['atrial_threshold']}; noise threshold {s['noise_threshold']}.",
+        f"rhythm window {s['window']} beats, threshold {s['threshold']}, P-wave threshold {s['atrial_threshold']}; "
+        f"noise threshold {s['noise_threshold']}.",
         f"Machine: {m['platform']}, {m['cpus']} CPUs, load {tuple(round(x, 1) for x in m['load_avg'])}; python "
         f"{m['python']}, ecgedge {m['ecgedge']}, numpy {m['numpy']}; {r['seconds']:.0f} s.",
         "",

@@ -16,6 +16,7 @@ median correlation is above ``threshold``.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -48,7 +49,9 @@ def atrial_segment(y: np.ndarray, r: int, fs: float) -> np.ndarray:
     positions = r - np.linspace(*ATRIAL_BEFORE_R_S, ATRIAL_POINTS) * fs
     if positions[0] < 0 or positions[-1] > len(y) - 1:
         return np.full(ATRIAL_POINTS, np.nan, dtype=np.float32)
-    return np.interp(positions, np.arange(len(y)), y).astype(np.float32)
+    first = math.floor(positions[0])
+    stretch = y[first : math.ceil(positions[-1]) + 1]  # only the samples the points fall between
+    return np.interp(positions - first, np.arange(stretch.size), stretch).astype(np.float32)
 
 
 class AtrialActivity:

@@ -114,9 +114,9 @@ def scan_segment(recording: Recording, header: Header, lead: int, start: int, st
     Returns
     -------
     dict
-        ``sample`` (int64), ``rr`` (s), ``own_length``, ``noise``, ``atrial``
-        (the beats' atrial segments), ``score`` (float64) arrays of the beats whose R peak is in the segment, in order,
-        and the scorer's ``offset`` (the model's threshold).
+        ``sample`` (int64), ``rr`` (s), ``own_length``, ``noise``, ``atrial`` (the beats'
+        atrial segments), ``score`` (float64) arrays of the beats whose R peak is in the
+        segment, in order, and the scorer's ``offset`` (the model's threshold).
     """
     scorer = worker_scorer(settings)
     first = max(0, start - round(settings.overlap_s * header.fs))
