@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import socket
 import threading
 from importlib import resources
 
@@ -37,6 +38,9 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'se
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 #: Seconds between keep-alive comments on an idle event stream (a proxy or a dead client is noticed).
 KEEPALIVE_S = 5.0
+#: Kernel send buffer of each event stream (bytes): a viewer that stops reading holds no more than this
+#: there, and its frames are then dropped from its bounded queue, whatever the kernel's autotuning allows.
+SEND_BUFFER_BYTES = 64 * 1024
 
 
 def _asset(name: str) -> bytes:
@@ -104,6 +108,9 @@ def make_app(feed, token: str, *, max_viewers: int = 16) -> web.Application:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         try:
             await response.prepare(request)
+            sock = request.transport.get_extra_info("socket") if request.transport else None
+            if sock is not None:  # what a stalled viewer holds in the kernel stays small, whatever the autotuning
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
             await response.write(_event(feed.subscribe(viewer)))
             while True:
                 try:
