@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ecgedge.beatformat import BeatFormat
 from ecgedge.datasets import AnnotatedBeats
 from ecgedge.evaluation import AF_RHYTHMS, aami_report, af_report
 from ecgedge.analysis.judge import BeatJudge, BeatView
@@ -50,6 +51,7 @@ def judge_records(
     *,
     adapt_s: float | None = 300.0,
     calibration_beats: int | None = None,
+    beat_format: BeatFormat | None = None,
 ) -> Verdicts:
     """Judge each record's beats in order with a new :class:`BeatJudge`, as the bridge judges a stream.
 
@@ -61,7 +63,7 @@ def judge_records(
         The model's scores of ``beats.X`` (higher is more normal).
     offset : float
         The model's threshold.
-    adapt_s, calibration_beats
+    adapt_s, calibration_beats, beat_format
         As :class:`BeatJudge`'s (``adapt_s=None`` and no calibration: every
         beat by ``offset``).
 
@@ -78,10 +80,11 @@ def judge_records(
     anomaly = np.zeros(len(beats), dtype=bool)
     normality = scores.copy()
     for name in beats.records:
-        judge = BeatJudge(calibration_beats, adapt_s)
+        judge = BeatJudge(calibration_beats, adapt_s, beat_format=beat_format)
         for row in np.flatnonzero(beats.record == name):
             view = BeatView(beats.X[row], float(beats.rr_before[row]), int(beats.sample[row]),
-                            int(beats.own_length[row]), float(beats.noise[row]), beats.atrial[row])
+                            int(beats.own_length[row]), float(beats.noise[row]), beats.atrial[row],
+                            float(beats.rr_after[row]))
             verdict = judge.judge(float(scores[row]), offset, view)
             mode[row], anomaly[row] = verdict.mode, verdict.anomaly
             rhythm[row], quality[row] = verdict.rhythm, verdict.quality

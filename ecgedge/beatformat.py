@@ -9,6 +9,7 @@ deployment bundle records the format, so the device never guesses.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 #: Units of a window's ``before_r`` / ``after_r``: fractions of the RR interval, or seconds.
@@ -79,6 +80,31 @@ class BeatFormat:
         """
         scale = rr if self.window_unit == "rr" else fs
         return self.before_r * scale, self.after_r * scale
+
+    def columns(self, before_s: float, after_s: float) -> tuple[int, int] | None:
+        """The model-input columns that span ``before_s`` before the R peak to ``after_s`` after it.
+
+        Parameters
+        ----------
+        before_s, after_s : float
+            Seconds before and after R.
+
+        Returns
+        -------
+        (start, stop) or None
+            Column indices (``stop`` exclusive), within the window; None for a window in RR
+            intervals, whose columns mean another time at every heart rate.
+
+        Examples
+        --------
+        >>> BeatFormat(length=59, before_r=0.25, after_r=0.40, window_unit="s").columns(0.1, 0.14)
+        (13, 36)
+        """
+        if self.window_unit != "s":
+            return None
+        step = (self.before_r + self.after_r) / (self.length - 1)
+        r = self.before_r / step
+        return max(0, math.floor(r - before_s / step)), min(self.length, math.ceil(r + after_s / step) + 1)
 
     def to_dict(self) -> dict:
         """Plain-JSON form, as stored in ``bundle.json`` under ``"beat"``."""

@@ -130,3 +130,26 @@ def test_judge_learns_for_its_window_then_judges_by_the_patient(record_100):
         BeatJudge(calibration_beats=10, adapt_s=300)
     with pytest.raises(ValueError, match="needs each beat"):
         BeatJudge(adapt_s=300).judge(0.0, -1.0)
+
+
+def test_a_memory_on_the_qrs_judges_only_its_columns_and_keeps_them_across_a_restart(record_100):
+    import io
+
+    beats, shapes, ratios = record_100
+    learn = beats.time < 300
+    columns = POPULATION_FORMAT.columns(0.10, 0.14)
+    memory = _memory(shapes[learn], ratios[learn], np.ones(learn.sum(), bool), columns=columns)
+    later = shapes[~learn][:50].copy()
+    before = memory.distances(later, np.ones(50))[0]
+    later[:, : columns[0]] += 5.0  # a P wave and a T wave far from the patient's: the QRS judge does not see them
+    later[:, columns[1]:] -= 5.0
+    np.testing.assert_allclose(memory.distances(later, np.ones(50))[0], before, rtol=1e-5)
+    buffer = io.BytesIO()  # as the bridge's SQLite keeps it: an .npz archive without pickle
+    np.savez(buffer, **{k: np.asarray(v) for k, v in memory.state().items()})
+    with np.load(io.BytesIO(buffer.getvalue()), allow_pickle=False) as archive:
+        resumed = PatientMemory.from_state({k: archive[k] for k in archive.files})
+    assert resumed.columns == columns
+    old = {k: v for k, v in memory.state().items() if k != "columns"}  # saved before columns existed
+    assert PatientMemory.from_state(old).columns is None
+    with pytest.raises(ValueError, match="columns"):
+        PatientMemory(columns=(30, 10))

@@ -1,10 +1,12 @@
 """Cutting beats out of a stream the way the model's training beats were cut.
 
 A beat's window may reach into the next beat when that one comes early (an early ventricular beat
-after a normal one): what lies after the next beat's onset is not this beat. So a beat is cut once
-the next R peak is known, or once the R-peak detector has decided every R peak that could start
-inside its window (:attr:`~ecgedge.analysis.rpeaks.StreamingRPeakDetector.decided_until`), and it
-carries how much of its window is its own (``own_length``). Its noise level (:func:`ecgedge.analysis.noise.beat_noise`) is
+after a normal one): what lies after the next beat's onset is not this beat. And whether an early
+beat was premature or the first of a new rate shows in the interval after it. So a beat is cut once
+the next R peak is known, or once the R-peak detector has decided every R peak up to
+:data:`NEXT_BEAT_WAIT_S` after it (:attr:`~ecgedge.analysis.rpeaks.StreamingRPeakDetector.decided_until`),
+and it carries the interval to the next beat (``rr_after``) and how much of its window is its own
+(``own_length``). Its noise level (:func:`ecgedge.analysis.noise.beat_noise`) is
 measured over that part, and the stretch where its P wave lies is kept for the rhythm analyser
 (:func:`ecgedge.analysis.atrial.atrial_segment`).
 """
@@ -22,6 +24,11 @@ from ecgedge.beatformat import BeatFormat
 
 #: A QRS complex starts about this long (s) before its R peak (half of a wide QRS): the previous beat ends there.
 ONSET_BEFORE_R_S = 0.1
+#: A beat waits this long (s) after its R peak for the next one (beyond: ``rr_after`` is infinite, a
+#: pause). The next interval tells a premature beat (followed by the previous rate or a pause) from
+#: a rate step (:meth:`ecgedge.analysis.judge.BeatJudge.judge`): 1.5 s covers every rate from 40 bpm
+#: up, the slowest a monitor calls an extreme bradycardia, at 0.85 of the interval.
+NEXT_BEAT_WAIT_S = 1.5
 
 
 @dataclass
@@ -62,6 +69,9 @@ class Beat:
     atrial : ndarray of shape (ATRIAL_POINTS,), float32
         The signal where its P wave lies (:func:`ecgedge.analysis.atrial.atrial_segment`);
         NaN when unknown.
+    rr_after : float
+        Seconds to the next R peak; inf when none came within :data:`NEXT_BEAT_WAIT_S`, NaN
+        when unknown (a beat made elsewhere).
     """
 
     stream: str
@@ -78,6 +88,7 @@ class Beat:
     own_length: int = 0
     noise: float = 0.0
     atrial: np.ndarray = field(default_factory=lambda: np.full(ATRIAL_POINTS, np.nan, dtype=np.float32))
+    rr_after: float = math.nan
 
 
 class BeatCutter:
@@ -116,6 +127,7 @@ class BeatCutter:
         self._start = 0
         self._last_r: int | None = None
         self._onset = round(ONSET_BEFORE_R_S * fs)
+        self._wait = round(NEXT_BEAT_WAIT_S * fs)
         self._pending: list[list] = []  # [R, last sample, start, end, RR, next R or None]
 
     def restart(self, start: int) -> None:
@@ -153,20 +165,21 @@ class BeatCutter:
         self._last_r = r
 
     def cut(self, decided_until: float = math.inf) -> list[Beat]:
-        """Beats whose window has arrived and whose next beat's onset is known, oldest first.
+        """Beats whose window has arrived and whose next beat is known, oldest first.
 
         Parameters
         ----------
         decided_until : float, default=inf
             The earliest R sample of a peak not yet added (the detector's
             :attr:`~ecgedge.analysis.rpeaks.StreamingRPeakDetector.decided_until`);
-            a beat whose window could still hold a later beat's onset waits.
+            a beat whose next R peak could still come within :data:`NEXT_BEAT_WAIT_S`, or
+            whose window could still hold a later beat's onset, waits.
             The default: every peak is known (a whole recording).
         """
         end = self._start + self._y.size  # one past the last sample held
         beats = []
         while self._pending and self._pending[0][1] < end and (self._pending[0][5] is not None
-                                                                or self._pending[0][3] + self._onset < decided_until):
+                                                                or max(self._pending[0][0] + self._wait, self._pending[0][3] + self._onset) < decided_until):
             r, last, lo, hi, rr, next_r = self._pending.pop(0)
             first = math.floor(lo)
             if first < self._start:
@@ -180,7 +193,8 @@ class BeatCutter:
             beats.append(Beat(self.stream, r, rr / self.fs, first, window.astype(np.float32), model_input, last,
                               own_length=max(1, int(np.sum(positions <= own_end))),
                               noise=beat_noise(own, r - first, self.fs),
-                              atrial=atrial_segment(self._y, r - self._start, self.fs)))
+                              atrial=atrial_segment(self._y, r - self._start, self.fs),
+                              rr_after=math.inf if next_r is None else (next_r - r) / self.fs))
         return beats
 
     def _trim(self) -> None:

@@ -3,20 +3,23 @@
 One definition for every path that flags beats: the live :class:`~ecgedge.firmware_bridge.hub.Hub`
 and the offline path (:mod:`ecgedge.firmware_bridge.offline`, which ``ecgedge scan`` and
 ``ecgedge evaluate`` run) both keep one :class:`BeatJudge` per stream and feed it the stream's
-beats and scores in order. For each beat the judge reads, in order:
+beats and scores in order. Each layer reads only the layers below it:
 
-1. its signal quality (:class:`~ecgedge.analysis.noise.NoiseTracker`): a beat in a noisy stretch
+1. signal quality (:class:`~ecgedge.analysis.noise.NoiseTracker`): a beat in a noisy stretch
    is never flagged and never learnt;
-2. its verdict: learning, adapted to the patient (shape and prematurity against the patient's
-   memory, shape measured up to the next beat's onset), or by a score threshold;
-3. the rhythm (:class:`~ecgedge.analysis.rhythm.RhythmAnalyser`), fed with the beats of normal
-   shape: in atrial fibrillation prematurity means nothing, so only the shape is judged (a
-   ventricular beat in AF is still flagged).
+2. the ventricular complex: is this QRS unlike the patient's normal ones (the shape distance to
+   the patient's memory over :data:`QRS_SPAN_S` around R only, blind to the P and T waves,
+   which change with the rate and the atrial rhythm, and to timing);
+3. the rhythm (:class:`~ecgedge.analysis.rhythm.RhythmAnalyser`), fed with every beat of
+   supraventricular shape, whatever its timing: a rhythm that changes after learning reaches it;
+4. timing within that rhythm: a supraventricular beat is premature only when it comes early
+   for the patient's rhythm, the RR series was regular before it (in AF or while the intervals
+   are irregular, early means nothing) and the rhythm does not go on at that rate (the next
+   interval is not early too: an AV block that ends, a rate step, is a rate, not ectopy).
 
 The patient memory is kept across rhythm changes: the atrial rhythm does not change how the
-ventricles conduct, so the patient's normal QRS shapes stay the reference; beats are absorbed
-into it in AF too (by shape), and the prematurity limit, learnt in the learning window, is
-used only outside AF.
+ventricles conduct, so the patient's normal QRS shapes stay the reference, and beats judged
+clearly normal join it (so it follows slow changes of the QRS).
 
 Rhythm changes and noisy stretches are reported as :class:`StreamEvent` s
 (:meth:`BeatJudge.take_events`), which the bridge turns into typed events in every sink.
@@ -31,12 +34,30 @@ import numpy as np
 
 from ecgedge.analysis.noise import NoiseTracker
 from ecgedge.analysis.rhythm import RhythmAnalyser
+from ecgedge.beatformat import BeatFormat
 from ecgedge.calibration import BeatContext, PatientCalibrator, PatientMemory
 
 #: Seconds of a stream the bridge learns its patient from, unless told otherwise (a bedside monitor's 5 minutes).
 DEFAULT_ADAPT_S = 300.0
 #: Longest RR interval counted into the learning window (s): a gap in the signal is not time spent learning.
 MAX_RR_S = 3.0
+#: The QRS complex (s before and after R) the shape of a beat is judged on. A ventricular QRS lasts
+#: 120-200 ms, a normal one 80-110 ms, and the R peak lies anywhere inside it; 100 ms before R
+#: reaches the onset of either without the P wave (it ends a PR segment, 40-120 ms, before the
+#: QRS), 140 ms after reaches the end of a wide QRS and stops before the T wave (which starts
+#: 150 ms or more after R even at 150 bpm, QT 300 ms).
+QRS_SPAN_S = (0.10, 0.14)
+#: An RR series is as irregular as AF when its median relative successive difference
+#: (:attr:`~ecgedge.analysis.rhythm.RhythmAnalyser.irregularity`) is above this: independent
+#: intervals with a coefficient of variation of 0.15, the low end of AF's, give 0.674 * sqrt(2) *
+#: 0.15 = 0.14. Then no beat is early for the rhythm: there is no regular rhythm to be early for.
+IRREGULAR = 0.14
+#: ... over the last this many successive differences: the window of the real-time AF detector of
+#: Petrenas et al. (2015), half the rhythm analyser's (which waits longer before it reads AF).
+IRREGULAR_BEATS = 8
+#: A rhythm that goes on at an interval this long or longer (100 bpm or slower, the upper limit of
+#: sinus rhythm at rest) is a new rate; faster, an abrupt run is a supraventricular tachycardia.
+SINUS_MAX_RR_S = 0.6
 
 
 class BeatView(NamedTuple):
@@ -48,6 +69,7 @@ class BeatView(NamedTuple):
     own_length: int = 0
     noise: float = 0.0
     atrial: np.ndarray | None = None
+    rr_after: float = float("nan")
 
 
 class StreamEvent(NamedTuple):
@@ -122,6 +144,10 @@ class BeatJudge:
         Default: a new one with default settings.
     noise : NoiseTracker, optional
         Default: a new one with default settings.
+    beat_format : BeatFormat, optional
+        The model's beat format: a new memory judges shapes on its :data:`QRS_SPAN_S` columns
+        (:meth:`~ecgedge.beatformat.BeatFormat.columns`); default, or a window in RR
+        intervals: the whole window.
 
     Without either, every beat is judged by the model's threshold.
 
@@ -135,12 +161,14 @@ class BeatJudge:
 
     def __init__(self, calibration_beats: int | None = None, adapt_s: float | None = None,
                  memory: PatientMemory | None = None, rhythm: RhythmAnalyser | None = None,
-                 noise: NoiseTracker | None = None) -> None:
+                 noise: NoiseTracker | None = None, beat_format: BeatFormat | None = None) -> None:
         if calibration_beats and adapt_s:
             raise ValueError("a stream is calibrated (calibration_beats) or adapted (adapt_s), not both")
         self.calibrator = PatientCalibrator(calibration_beats) if calibration_beats else None
         self.adapt_s = adapt_s
-        self.memory = memory if memory is not None else (PatientMemory() if adapt_s else None)
+        if memory is None and adapt_s:
+            memory = PatientMemory(columns=beat_format.columns(*QRS_SPAN_S) if beat_format else None)
+        self.memory = memory
         self.context = BeatContext()
         self.rhythm = rhythm if rhythm is not None else RhythmAnalyser()
         self.noise = noise if noise is not None else NoiseTracker()
@@ -188,7 +216,7 @@ class BeatJudge:
         offset : float
             The model's threshold (``scorer.offset_``).
         beat : Beat or BeatView, optional
-            Its ``rr``, ``sample``, ``own_length``, ``noise`` and ``atrial`` are read (without it the beat is
+            Its ``rr``, ``rr_after``, ``sample``, ``own_length``, ``noise`` and ``atrial`` are read (without it the beat is
             taken as clean, of unknown rhythm); to adapt, also its ``model_input`` (a window
             fixed in time around R).
 
@@ -215,10 +243,26 @@ class BeatJudge:
         if rhythm != rhythm_before:
             self._events.append(StreamEvent("rhythm-change", sample, rhythm))
         anomaly = verdict.anomaly and quality == "ok"
-        if verdict.reason == "timing" and rhythm == "af":
-            anomaly = False
         return Verdict(verdict.mode, verdict.threshold, verdict.distance, anomaly, rhythm, quality,
                        verdict.reason if anomaly else None)
+
+    def _premature(self, ratio: float, beat) -> bool:
+        """Whether an early supraventricular beat is premature, not part of a rhythm of its own.
+
+        Early means nothing in AF or while the recent RR series is as irregular as AF
+        (:data:`IRREGULAR`); and a beat whose next interval is early too, at a rate the sinus node
+        keeps (:data:`SINUS_MAX_RR_S` or slower), starts a new rate: an AV block that ends, a
+        rate step. An early beat followed by the old rate or a pause is premature, and so is the
+        start of a run faster than that (a supraventricular tachycardia).
+        """
+        irregularity = self.rhythm.recent_irregularity(IRREGULAR_BEATS)
+        if self.rhythm.rhythm == "af" or (irregularity is not None and irregularity > IRREGULAR):
+            return False
+        rr_after = float(getattr(beat, "rr_after", float("nan")))
+        if not (np.isfinite(rr_after) and beat.rr > 0):
+            return True  # the next interval is unknown (or a pause): early is premature
+        goes_on = ratio * rr_after / beat.rr < self.memory.rhythm_limit and rr_after >= SINUS_MAX_RR_S
+        return not goes_on
 
     def _by_threshold(self, score: float, offset: float) -> Verdict:
         threshold = offset
@@ -238,11 +282,12 @@ class BeatJudge:
         own = int(getattr(beat, "own_length", 0)) or shape.size
         if self.memory.ready:
             shape_d, timing_d = (float(d[0]) for d in self.memory.distances(shape[None], np.array([ratio]), [own]))
-            in_af = self.rhythm.rhythm == "af"
-            normal = shape_d <= 1 and (timing_d <= 1 or in_af)
+            if timing_d > 1 and not self._premature(ratio, beat):
+                timing_d = 0.0  # early, but not premature: its timing does not count
+            normal = shape_d <= 1 and timing_d <= 1
             self.context.keep(beat.rr, normal_to_normal=normal and self._last_normal)
             self._last_normal = normal
-            distance = shape_d if in_af else max(shape_d, timing_d)
+            distance = max(shape_d, timing_d)
             if quality == "ok" and own == shape.size:
                 self.memory.absorb(shape[None], np.array([distance]))
                 self._unsaved += 1

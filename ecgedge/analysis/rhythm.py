@@ -105,9 +105,14 @@ class RhythmAnalyser:
     @property
     def irregularity(self) -> float | None:
         """Median relative successive difference of the window, or None while it holds too few."""
-        if len(self._differences) < max(2, self.window // 2):
+        return self.recent_irregularity(self.window)
+
+    def recent_irregularity(self, n: int) -> float | None:
+        """Median relative successive difference of the last ``n`` in the window, or None while it holds too few."""
+        recent = list(self._differences)[-n:]
+        if len(recent) < max(2, min(n, self.window) // 2):
             return None
-        return float(np.median(self._differences))
+        return float(np.median(recent))
 
     def add(self, rr: float, normal: bool = True, usable: bool = True, atrial: np.ndarray | None = None) -> str:
         """Take the next beat and return the rhythm after it.

@@ -117,6 +117,11 @@ class PatientMemory:
         patient unlike the population still gets a memory.
     max_beats : int, default=2048
         Most beats kept (the latest).
+    columns : (int, int) or None, default=None
+        Compare shapes on these columns only (``start``, ``stop``): the QRS complex, so the shape
+        distance judges the ventricular complex and not the P and T waves, which change with
+        the rate and the atrial rhythm (:data:`ecgedge.analysis.judge.QRS_SPAN_S`). None: the
+        whole window.
 
     Examples
     --------
@@ -129,7 +134,8 @@ class PatientMemory:
     """
 
     def __init__(self, n_neighbors: int = 3, quantile: float = 99.0, factor: float = 2.0, premature: float = 0.85,
-                 absorb_below: float = 0.5, min_beats: int = 20, max_beats: int = 2048) -> None:
+                 absorb_below: float = 0.5, min_beats: int = 20, max_beats: int = 2048,
+                 columns: tuple[int, int] | None = None) -> None:
         if n_neighbors < 1 or min_beats <= n_neighbors or max_beats < min_beats:
             raise ValueError(f"need 1 <= n_neighbors < min_beats <= max_beats, got {n_neighbors}, {min_beats}, "
                              f"{max_beats}")
@@ -142,8 +148,11 @@ class PatientMemory:
         self.factor = factor
         self.premature = premature
         self.absorb_below = absorb_below
+        if columns is not None and not 0 <= columns[0] < columns[1]:
+            raise ValueError(f"columns must be (start, stop) with 0 <= start < stop, got {columns}")
         self.min_beats = min_beats
         self.max_beats = max_beats
+        self.columns = None if columns is None else (int(columns[0]), int(columns[1]))
         self._offered: list[tuple[np.ndarray, ...]] = []  # (shapes, rr ratios, accepted, scores)
         self._ring: np.ndarray | None = None  # max_beats rows, the first _count in use, _next written next
         self._count = self._next = 0
@@ -270,12 +279,14 @@ class PatientMemory:
         return self._nearest(shapes, self.beats_, leave_one_out, own_lengths)
 
     def _nearest(self, shapes: np.ndarray, memory: np.ndarray, leave_one_out: bool = False, own_lengths=None) -> np.ndarray:
-        """Mean distance of each shape to its ``n_neighbors`` nearest rows of ``memory``."""
+        """Mean distance of each shape to its ``n_neighbors`` nearest rows of ``memory`` (over ``columns``)."""
+        start, stop = self.columns or (0, shapes.shape[1])
+        shapes, memory = shapes[:, start:stop], memory[:, start:stop]
         if own_lengths is None:
             squared = np.sum(shapes**2, axis=1)[:, None] - 2 * shapes @ memory.T + np.sum(memory**2, axis=1)
         else:  # each beat's own part only: masked sums of squares
-            own = np.clip(np.atleast_1d(np.asarray(own_lengths)), 1, shapes.shape[1])
-            mask = (np.arange(shapes.shape[1]) < own[:, None]).astype(np.float32)
+            own = np.clip(np.atleast_1d(np.asarray(own_lengths)), start + 1, stop)
+            mask = (np.arange(start, stop) < own[:, None]).astype(np.float32)
             squared = (np.sum(mask * shapes**2, axis=1)[:, None] - 2 * (mask * shapes) @ memory.T
                        + mask @ (memory**2).T)
         k = min(self.n_neighbors + int(leave_one_out), len(memory))
@@ -289,20 +300,22 @@ class PatientMemory:
     def _settings(self) -> dict:
         return {"n_neighbors": self.n_neighbors, "quantile": self.quantile, "factor": self.factor,
                 "premature": self.premature, "absorb_below": self.absorb_below, "min_beats": self.min_beats,
-                "max_beats": self.max_beats}
+                "max_beats": self.max_beats, "columns": self.columns}
 
     def state(self) -> dict:
         """What a restarted device needs to resume without relearning (numpy arrays and numbers)."""
         if not self.ready:
             raise RuntimeError("only a closed memory has a state to keep")
         return {"beats": self.beats_, "shape_limit": self.shape_limit, "rhythm_limit": self.rhythm_limit,
-                **self._settings()}
+                **self._settings(), "columns": np.asarray(self.columns or (), dtype=np.int64)}
 
     @classmethod
     def from_state(cls, state: dict) -> PatientMemory:
         """A memory as :meth:`state` described it."""
         integers, reals = ("n_neighbors", "min_beats", "max_beats"), ("quantile", "factor", "premature", "absorb_below")
-        memory = cls(**{k: int(state[k]) for k in integers}, **{k: float(state[k]) for k in reals})
+        columns = state.get("columns")  # absent from memories saved before it: the whole window
+        columns = None if columns is None or np.size(columns) == 0 else tuple(int(c) for c in np.ravel(columns))
+        memory = cls(**{k: int(state[k]) for k in integers}, **{k: float(state[k]) for k in reals}, columns=columns)
         memory._keep(np.atleast_2d(np.asarray(state["beats"], dtype=np.float32)))
         memory.shape_limit = float(state["shape_limit"])
         memory.rhythm_limit = float(state["rhythm_limit"])

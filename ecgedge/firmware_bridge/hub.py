@@ -341,7 +341,7 @@ class Hub(Closing):
         link = BoardLink(self._events, url, pipeline, fmt, baudrate)
         self._pipelines[name] = pipeline
         self._ports[port] = name
-        self._judges[name] = BeatJudge(self.calibration_beats, self.adapt_s)
+        self._judges[name] = BeatJudge(self.calibration_beats, self.adapt_s, beat_format=self.scorer.beat_format)
         self.links.append(link)
         return link
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgedge.beatformat import BeatFormat
 from ecgedge.datasets import MATCH_S, nearest_reference
 from ecgedge.analysis.judge import BeatJudge, BeatView
 from ecgedge.scan.recordings import RecordingError
@@ -84,9 +85,10 @@ def beat_table(
     own = np.concatenate([p["own_length"] for p in parts])
     noise = np.concatenate([p["noise"] for p in parts])
     atrial = np.concatenate([p["atrial"] for p in parts])
-    judge = BeatJudge(calibration_beats, adapt_s)
+    rr_after = np.concatenate([p["rr_after"] for p in parts])
+    judge = BeatJudge(calibration_beats, adapt_s, beat_format=BeatFormat.from_dict(parts[0]["beat_format"]))
     inputs = np.concatenate([p["inputs"] for p in parts]) if adapt_s else np.empty((sample.size, 0))
-    views = zip(inputs, rr.tolist(), sample.tolist(), own.tolist(), noise.tolist(), atrial)
+    views = zip(inputs, rr.tolist(), sample.tolist(), own.tolist(), noise.tolist(), atrial, rr_after.tolist())
     verdicts = [judge.judge(s, parts[0]["offset"], BeatView(*view)) for s, view in zip(score.tolist(), views)]
     rhythm = np.array([v.rhythm for v in verdicts], dtype=object)
     quality = np.array([v.quality for v in verdicts], dtype=object)

@@ -114,9 +114,10 @@ def scan_segment(recording: Recording, header: Header, lead: int, start: int, st
     Returns
     -------
     dict
-        ``sample`` (int64), ``rr`` (s), ``own_length``, ``noise``, ``atrial`` (the beats'
-        atrial segments), ``score`` (float64) arrays of the beats whose R peak is in the
-        segment, in order, and the scorer's ``offset`` (the model's threshold).
+        ``sample`` (int64), ``rr`` and ``rr_after`` (s), ``own_length``, ``noise``, ``atrial``
+        (the beats' atrial segments), ``score`` (float64) arrays of the beats whose R peak is in
+        the segment, in order, the scorer's ``offset`` (the model's threshold) and its
+        ``beat_format`` (as a dict).
     """
     scorer = worker_scorer(settings)
     first = max(0, start - round(settings.overlap_s * header.fs))
@@ -135,11 +136,13 @@ def scan_segment(recording: Recording, header: Header, lead: int, start: int, st
     return {
         "sample": np.array([b.sample for b in beats], dtype=np.int64),
         "rr": np.array([b.rr for b in beats], dtype=float),
+        "rr_after": np.array([b.rr_after for b in beats], dtype=float),
         "own_length": np.array([b.own_length for b in beats], dtype=np.int64),
         "noise": np.array([b.noise for b in beats], dtype=float),
         "atrial": np.array([b.atrial for b in beats], dtype=np.float32).reshape(len(beats), ATRIAL_POINTS),
         "score": score_beats(beats, scorer),
         "offset": float(scorer.offset_),
+        "beat_format": scorer.beat_format.to_dict(),
         **({"inputs": np.array([b.model_input for b in beats], dtype=np.float32)} if settings.adapt_s else {}),
     }
 

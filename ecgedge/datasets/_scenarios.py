@@ -1,0 +1,109 @@
+"""What a record lacks, made from it: an AV block and a rate step, by documented edits of a real signal.
+
+A monitor must hold when the rhythm changes after it learnt the patient. The shared MIT-BIH records
+show few such changes, so these functions make them from a record's own sinus beats, as the heart
+would: the atria keep their pace and the conduction or the diastole changes, while every QRS-T
+complex that remains is the patient's own. Both return the edited signal and where the reference
+beats now lie, so what a detector finds can still be matched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: A QRS complex starts this long (s) before its R peak; the P wave lies before that.
+QRS_ONSET_S = 0.06
+#: The T wave has ended this long (s) after R at sinus rates (QT about 350-400 ms from the QRS onset).
+T_END_S = 0.40
+#: The P wave and PR segment take this long (s) before the next R: diastole ends there.
+P_WAVE_S = 0.22
+
+
+def block_conduction(signal: np.ndarray, fs: float, r_samples: np.ndarray, start: float, stop: float,
+                     every: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """A 2:1 (``every=2``) AV block from ``start`` to ``stop`` (s): every second QRS-T is not conducted.
+
+    The signal from the QRS onset to the end of the T wave of every ``every``-th beat in the
+    stretch is replaced by a straight line between its ends; the P wave before it stays, as in an
+    AV block (the atria keep their pace, the ventricles miss the beat).
+
+    Parameters
+    ----------
+    signal, fs, r_samples
+        The lead (mV), its sample rate (Hz) and its reference R peaks (increasing), as
+        :func:`change_rate`'s.
+    start, stop : float
+        The block's stretch (s).
+    every : int, default=2
+        One beat in ``every`` is conducted.
+
+    Returns
+    -------
+    signal : ndarray of shape (n_samples,)
+        A copy, edited.
+    kept : ndarray of bool, shape like ``r_samples``
+        Which reference beats remain.
+    """
+    if every < 2:
+        raise ValueError(f"every must be >= 2, got {every}")
+    out = np.array(signal, dtype=float)
+    r_samples = np.asarray(r_samples)
+    kept = np.ones(r_samples.size, dtype=bool)
+    inside = np.flatnonzero((r_samples >= start * fs) & (r_samples < stop * fs))
+    for i in inside[1::every]:
+        lo, hi = r_samples[i] - round(QRS_ONSET_S * fs), min(r_samples[i] + round(T_END_S * fs), out.size - 1)
+        out[lo:hi] = np.linspace(out[lo], out[hi], hi - lo)
+        kept[i] = False
+    return out, kept
+
+
+def change_rate(signal: np.ndarray, fs: float, r_samples: np.ndarray, start: float, factor: float = 0.75,
+                stop: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+    """A rate step at ``start`` (s): every RR interval up to ``stop`` times ``factor``, by its diastole alone.
+
+    The heart changes its rate by shortening or lengthening diastole, the stretch between the end
+    of the T wave and the next P wave; the QRS complexes keep their width. So each interval after
+    ``start`` (and before ``stop``, where the rate steps back) loses ``(1 - factor)`` of its length from the samples just before the next P wave
+    (``factor < 1``, as far as the diastole allows: after :data:`T_END_S`), or gains it there as a
+    flat line (``factor > 1``).
+
+    Parameters
+    ----------
+    signal : ndarray of shape (n_samples,)
+    fs : float
+        Sample rate (Hz).
+    r_samples : ndarray of int
+        The reference R peaks, increasing.
+    start : float
+        Seconds; the first interval changed is the first that starts after it.
+    factor : float, default=0.75
+        The new RR interval over the old one (0.75: the rate rises by a third).
+    stop : float, default=inf
+        Seconds; intervals that start after it keep their length (the original signal's time).
+
+    Returns
+    -------
+    signal : ndarray
+        The edited signal (shorter or longer).
+    r_samples : ndarray of int
+        Where the reference beats now lie.
+    """
+    if not 0.5 <= factor <= 2.0:
+        raise ValueError(f"factor must be in [0.5, 2], got {factor}")
+    r_samples = np.asarray(r_samples, dtype=np.int64)
+    pieces, shift, last = [], np.zeros(r_samples.size, dtype=np.int64), 0
+    for i in np.flatnonzero((r_samples[:-1] >= start * fs) & (r_samples[:-1] < stop * fs)):
+        rr = r_samples[i + 1] - r_samples[i]
+        cut_end = r_samples[i + 1] - round(P_WAVE_S * fs)
+        if factor < 1:
+            k = min(round((1 - factor) * rr), cut_end - (r_samples[i] + round(T_END_S * fs)))
+            if k <= 0:
+                continue
+            pieces.append(signal[last : cut_end - k])
+        else:
+            k = -round((factor - 1) * rr)
+            pieces += [signal[last:cut_end], np.full(-k, signal[cut_end])]
+        last = cut_end
+        shift[i + 1 :] -= k
+    pieces.append(signal[last:])
+    return np.concatenate(pieces).astype(float), r_samples + shift
