@@ -159,14 +159,14 @@ def run(directory: Path, records: list[str], models: Path | None) -> dict:
         detector = population_model(beats, record, models)
         mine, mine_annotated = beats.record == record, annotated.record == record
         scores = detector.score_samples(beats.X[mine])
-        adapted = judge_records(beats[mine], scores, detector.offset_, adapt_s=LEARNING_S)
+        adapted = judge_records(beats[mine], scores, detector.offset_, adapt_s=LEARNING_S, beat_format=POPULATION_FORMAT)
         methods.setdefault(ECGEDGE, []).append(adapted)
         alone = judge_records(beats[mine], scores, detector.offset_, adapt_s=None)
         learning = adapted.mode == "learning"  # every method is judged on the same beats
         methods.setdefault("population LSTM AE alone", []).append(
             Verdicts(adapted.mode, alone.anomaly & ~learning, scores, adapted.rhythm, adapted.quality))
         annotated_parts.append(judge_records(annotated[mine_annotated], detector.score_samples(annotated.X[mine_annotated]),
-                                             detector.offset_, adapt_s=LEARNING_S))
+                                             detector.offset_, adapt_s=LEARNING_S, beat_format=POPULATION_FORMAT))
         others = normal_rows(beats[beats.record != record])
         others = np.flatnonzero(beats.record != record)[others]
         for name, (normality, flagged) in peers(record, beats, F, shipped_scores[mine], others).items():

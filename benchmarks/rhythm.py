@@ -87,7 +87,8 @@ def scores_of(beats: AnnotatedBeats, models: Path | None) -> tuple[np.ndarray, d
 
 
 def judge_all(beats: AnnotatedBeats, scores: np.ndarray, offsets: dict):
-    parts = {n: judge_records(beats[beats.record == n], scores[beats.record == n], offsets[n], adapt_s=LEARNING_S)
+    parts = {n: judge_records(beats[beats.record == n], scores[beats.record == n], offsets[n], adapt_s=LEARNING_S,
+                                  beat_format=POPULATION_FORMAT)
              for n in beats.records}
     from ecgedge.arrhythmia import Verdicts
 
@@ -170,7 +171,7 @@ def noise_run(models: Path | None) -> list[dict]:
                 scores = shipped.score_samples(np.stack([b.model_input for b in beats]))
                 row = {"record": name, "noise": kind, "snr_db": snr, "beats": len(beats), "false_beats": int((symbol == "-").sum())}
                 for rule, tracker in (("with", NoiseTracker()), ("without", NoiseTracker(threshold=np.inf))):
-                    judge = BeatJudge(adapt_s=120.0, noise=tracker)
+                    judge = BeatJudge(adapt_s=120.0, noise=tracker, beat_format=POPULATION_FORMAT)
                     verdicts = [judge.judge(s, shipped.offset_, b) for s, b in zip(scores.tolist(), beats)]
                     judged = np.array([v.mode == "adapted" for v in verdicts])
                     flagged = np.array([v.anomaly for v in verdicts])
@@ -187,9 +188,9 @@ def cost(beats: AnnotatedBeats, scores: np.ndarray, offsets: dict, repeats: int 
     """Microseconds per beat: the judge with a full memory, and the rhythm analyser alone."""
     mine = beats.record == "208"
     views = [BeatView(*v) for v in zip(beats.X[mine], beats.rr_before[mine], beats.sample[mine], beats.own_length[mine],
-                                        beats.noise[mine], beats.atrial[mine])]
+                                        beats.noise[mine], beats.atrial[mine], beats.rr_after[mine])]
     sc = scores[mine].tolist()
-    judge = BeatJudge(adapt_s=1e9)
+    judge = BeatJudge(adapt_s=1e9, beat_format=POPULATION_FORMAT)
     for s, v in zip(sc[:400], views[:400]):
         judge.judge(s, offsets["208"], v)
     judge.memory.close()
@@ -212,20 +213,26 @@ def cost(beats: AnnotatedBeats, scores: np.ndarray, offsets: dict, repeats: int 
             "memory_beats": int(judge.memory.beats_.shape[0]), "beats_timed": len(views)}
 
 
-def main() -> None:
+def shared_run(doc: str) -> tuple[argparse.Namespace, AnnotatedBeats, np.ndarray, dict]:
+    """What a benchmark over the shared records starts from: its command line (the WFDB folder,
+    ``--models``, ``--tag``), every record's beats and their scores (:func:`read_beats`, :func:`scores_of`)."""
     import torch
 
-    from ecgedge import __version__
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("directory", nargs="?", type=Path, default=default_directory())
     parser.add_argument("--models", type=Path, default=None, help="keep (and reuse) the LOPO population models here")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    started = time.time()
     beats = read_beats(args.directory)
-    scores, offsets = scores_of(beats, args.models)
+    return (args, beats, *scores_of(beats, args.models))
+
+
+def main() -> None:
+    from ecgedge import __version__
+
+    started = time.time()
+    args, beats, scores, offsets = shared_run(__doc__)
     verdicts = judge_all(beats, scores, offsets)
     report = rhythm_report(beats, verdicts)
     af = beats[np.isin(beats.record, AF_RECORDS)]

@@ -271,6 +271,20 @@ def test_a_hub_that_never_ran_closes_its_ports_and_sinks(bundle, tmp_path):
     endpoint.close()
 
 
+def _live_with_sinks(bundle, signal: np.ndarray, record, tmp_path) -> tuple[dict, list[dict]]:
+    """A signal (mV) played live over a pty at 60x into a hub learning for 60 s, with JSON lines and SQLite sinks.
+
+    Returns the hub's summary and the JSON lines, parsed.
+    """
+    adc = np.round(signal * record.adc_gain + record.baseline).astype(np.int32)
+    hub = Hub(load_scorer(bundle, threads=1), adapt_s=60)
+    endpoint = PtyEndpoint()
+    hub.add_board(endpoint.path, name="bed1")
+    hub.sinks += [JsonlSink(tmp_path / "beats.jsonl"), SqliteSink(tmp_path / "beats.db", hub.fs_of)]
+    summary = play(hub, [(VirtualBoard(adc, FS, record.adc_gain, record.baseline), endpoint)], speed=60)
+    return summary, [json.loads(line) for line in (tmp_path / "beats.jsonl").read_text().splitlines()]
+
+
 def test_a_noise_burst_and_the_rhythm_reach_every_sink_as_typed_events(bundle, record, tmp_path):
     """Record 100 with 15 s of muscle noise at -6 dB, live over a pty: the burst is one noisy /
     noise-over pair, its beats are noisy and unflagged, and the rhythm is read once as sinus."""
@@ -279,13 +293,7 @@ def test_a_noise_burst_and_the_rhythm_reach_every_sink_as_typed_events(bundle, r
     signal = record.signal[: 240 * FS].copy()
     burst = slice(150 * FS, 165 * FS)
     signal[burst] = add_noise(signal, FS, -6.0, ["muscle"], seed=5)[burst]
-    adc = np.round(signal * record.adc_gain + record.baseline).astype(np.int32)
-    hub = Hub(load_scorer(bundle, threads=1), adapt_s=60)
-    endpoint = PtyEndpoint()
-    hub.add_board(endpoint.path, name="bed1")
-    hub.sinks += [JsonlSink(tmp_path / "beats.jsonl"), SqliteSink(tmp_path / "beats.db", hub.fs_of)]
-    summary = play(hub, [(VirtualBoard(adc, FS, record.adc_gain, record.baseline), endpoint)], speed=60)
-    lines = [json.loads(line) for line in (tmp_path / "beats.jsonl").read_text().splitlines()]
+    summary, lines = _live_with_sinks(bundle, signal, record, tmp_path)
     rows = [r for r in lines if "event" not in r]
     events = [r for r in lines if "event" in r and r["event"] != "link-up"]
     noisy = [r for r in rows if r["quality"] == "noisy"]
@@ -299,3 +307,18 @@ def test_a_noise_burst_and_the_rhythm_reach_every_sink_as_typed_events(bundle, r
         kinds = [k for (k,) in db.execute("SELECT event FROM events ORDER BY id")]
     assert dict(((q, r), n) for q, r, n in stored)[("noisy", "sinus")] == len([r for r in noisy if r["rhythm"] == "sinus"])
     assert {"noisy", "noise-over", "rhythm-change"} <= set(kinds)
+
+
+def test_a_new_qrs_complex_is_learnt_live_and_said_in_every_sink(population_bundle, record, tmp_path):
+    """Record 100 with its electrodes swapped at 120 s (learnt over the first 60 s), live over a pty:
+    one relearned event in JSON lines and SQLite, with its strip, and the swapped beats judged normal after it."""
+    signal = record.signal[: 260 * FS].copy()
+    signal[120 * FS:] *= -1
+    summary, lines = _live_with_sinks(population_bundle, signal, record, tmp_path)
+    relearned = [r for r in lines if r.get("event") == "relearned"]
+    assert len(relearned) == 1 and 119 * FS <= relearned[0]["sample"] <= 125 * FS and summary["events"]["relearned"] == 1
+    rows = [r for r in lines if "event" not in r]
+    assert sum(r["anomaly"] for r in rows if r["sample"] > 200 * FS) <= 1  # two minutes on: the new complex is normal
+    with sqlite3.connect(tmp_path / "beats.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM events WHERE event = 'relearned'").fetchone()[0] == 1
+        assert db.execute("SELECT COUNT(*) FROM strips WHERE kind = 'relearned'").fetchone()[0] == 1

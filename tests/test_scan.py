@@ -31,10 +31,17 @@ CALIBRATE = 40
 
 
 def write_wfdb(
-    folder: Path, name: str, seconds: float, *, lead: str = "MLII", fs: float = FS, annotations: bool = True
+    folder: Path, name: str, seconds: float, *, lead: str = "MLII", fs: float = FS, annotations: bool = True,
+    reversed_from: float | None = None,
 ) -> Path:
-    """The first ``seconds`` of the bundled MIT-BIH record 100 (MLII, ADC counts) as a WFDB record, with its beat labels."""
+    """The first ``seconds`` of the bundled MIT-BIH record 100 (MLII, ADC counts) as a WFDB record, with its beat labels.
+
+    ``reversed_from``: the lead's polarity reversed from this second on (electrodes swapped).
+    """
     record = wfdb.rdrecord(str(default_record_path()), channels=[0], physical=False, sampto=int(seconds * FS))
+    if reversed_from is not None:
+        start = int(reversed_from * FS)
+        record.d_signal[start:] = 2 * record.baseline[0] - record.d_signal[start:]
     folder.mkdir(parents=True, exist_ok=True)
     wfdb.wrsamp(
         name,
@@ -194,6 +201,21 @@ def test_a_segmented_scan_adapts_to_the_patient_as_the_bridge_does(excerpt, bund
     assert set(beats["rhythm"][40:]) == {"sinus"}
     row = report.rows[0]
     assert row["af_burden"] == 0.0 and row["af_episode_count"] == 0 and row["af_episodes"] == [] and row["noisy_beats"] == 0
+    assert row["relearned"] == 0 and row["relearned_at_s"] == []
+
+
+def test_a_scan_says_when_the_patient_memory_learnt_a_new_complex(population_bundle, cluster, tmp_path):
+    """The electrodes swapped at 60 s, after 40 s of learning: every QRS changes, the P waves still lead them."""
+    local, _ = cluster
+    write_wfdb(tmp_path / "records", "swapped", SECONDS, reversed_from=60.0)
+    settings = Settings(bundle=str(population_bundle), calibration_beats=None, adapt_s=40.0)
+    report = scan([tmp_path / "records"], tmp_path / "out", settings, scheduler=local.scheduler_address,
+                  progress=False, echo=lambda s: None)
+    row = report.rows[0]
+    assert row["status"] == "done" and row["relearned"] == 1 and 60 <= row["relearned_at_s"][0] < 65
+    beats = read_beats(tmp_path / "out", "swapped")
+    after = [f for t, f in zip(beats["time"], beats["flag"]) if t > 60 + 60 * 60 / 75 + 5]  # after 60 beats at ~75 bpm
+    assert len(after) > 20 and sum(after) <= 1
 
 
 def test_bad_recordings_fail_alone_and_a_rerun_resumes(excerpt, bundle, cluster, tmp_path):

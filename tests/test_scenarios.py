@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ecgedge.analysis.beats import NEXT_BEAT_WAIT_S
-from ecgedge.analysis.judge import BeatJudge, BeatView
+from ecgedge.analysis.judge import RELEARN_BEATS, BeatJudge, BeatView
 from ecgedge.datasets import block_conduction, change_rate, load_wfdb_record, nearest_reference
 from ecgedge.evaluation import AF_RHYTHMS
 from ecgedge.firmware_bridge.offline import cut_stream, score_beats
@@ -136,6 +136,59 @@ def test_a_slower_stretch_and_the_return_to_the_old_rate_are_not_premature_beats
     signal, reference = change_rate(signal, record.fs, reference, 400.0, 1.5, stop=520.0)
     samples, verdicts, symbol, _ = _stream(signal, record.fs, reference, symbols, np.full(reference.size, "(N"))
     assert not any(v.reason == "timing" for v, s in zip(verdicts, symbol) if s == "N")
+
+
+def _with_events(signal: np.ndarray, fs: float):
+    """Beats, verdicts and the judge's events of a lead streamed through the offline path."""
+    from ecgedge import load
+    from ecgedge.models import population_model_path
+
+    model = load(population_model_path())
+    beats = cut_stream(signal, Hello(fs=fs, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",)), POPULATION_FORMAT)
+    judge = BeatJudge(adapt_s=LEARN_S, beat_format=POPULATION_FORMAT)
+    verdicts, events = [], []
+    for score, beat in zip(score_beats(beats, model).tolist(), beats):
+        verdicts.append(judge.judge(score, model.offset_, beat))
+        events += judge.take_events()
+    return np.array([b.sample for b in beats]), verdicts, events
+
+
+@needs_mitdb
+@pytest.mark.parametrize("name", ["100", "119"])
+def test_a_new_supraventricular_complex_is_learnt_once_sustained_and_said(name):
+    """The leads reversed at 6:40, after learning: every QRS changes, the P waves still lead them."""
+    record, signal, reference, symbols = _sinus(name)
+    signal = signal.copy()
+    signal[round(400 * record.fs):] *= -1
+    samples, verdicts, events = _with_events(signal, record.fs)
+    relearned = [e for e in events if e.kind == "relearned"]
+    assert len(relearned) == 1 and abs(relearned[0].sample - 400 * record.fs) < 5 * record.fs
+    nearest = nearest_reference(samples, reference, round(0.15 * record.fs))
+    symbol = np.where(nearest >= 0, symbols[np.maximum(nearest, 0)], "-")
+    flagged = np.array([v.anomaly for v in verdicts])
+    after = samples > 480 * record.fs  # a minute and more after the change
+    assert flagged[after & (symbol == "N")].mean() < 0.02
+    if (after & (symbol == "V")).any():  # 119's ventricular bigeminy stays flagged against the new complex
+        assert flagged[after & (symbol == "V")].mean() > 0.9
+
+
+@needs_mitdb
+@pytest.mark.parametrize("name", ["106", "119", "203", "207", "208", "223"])
+def test_ventricular_beats_and_runs_are_never_learnt(name):
+    """Records with ventricular bigeminy, couplets, runs, tachycardia and flutter, whole."""
+    record = load_wfdb_record(MITDB / name, lead="MLII")
+    samples, verdicts, events = _with_events(record.signal, record.fs)
+    nearest = nearest_reference(samples, record.beat_samples, round(0.15 * record.fs))
+    symbol = np.where(nearest >= 0, record.beat_symbols[np.maximum(nearest, 0)], "-")
+    for event in (e for e in events if e.kind == "relearned"):
+        first = np.searchsorted(samples, event.sample)
+        learnt = symbol[first : first + RELEARN_BEATS]
+        assert not np.isin(learnt, list("VEF!")).any(), f"{name}: relearned at sample {event.sample}"
+    judged_v = np.array([v.mode == "adapted" for v in verdicts]) & (symbol == "V")
+    flagged = np.array([v.anomaly or v.quality == "noisy" for v in verdicts])
+    last_third = samples > samples[-1] * 2 / 3
+    if judged_v.sum() > 30 and (judged_v & last_third).sum() > 10:  # the memory did not drift towards them
+        assert flagged[judged_v & last_third].mean() >= flagged[judged_v].mean() - 0.1
 
 
 def test_a_beat_carries_the_interval_to_the_next_one_and_a_pause_is_infinite():

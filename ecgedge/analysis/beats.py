@@ -72,6 +72,10 @@ class Beat:
     rr_after : float
         Seconds to the next R peak; inf when none came within :data:`NEXT_BEAT_WAIT_S`, NaN
         when unknown (a beat made elsewhere).
+    decided_sample : int
+        The last board sample held when the beat was cut (it waited for the next R peak): its
+        verdict can be given once that sample arrived. ``(decided_sample - sample) / fs`` is the
+        beat's decision delay.
     """
 
     stream: str
@@ -89,6 +93,7 @@ class Beat:
     noise: float = 0.0
     atrial: np.ndarray = field(default_factory=lambda: np.full(ATRIAL_POINTS, np.nan, dtype=np.float32))
     rr_after: float = math.nan
+    decided_sample: int = 0
 
 
 class BeatCutter:
@@ -194,7 +199,8 @@ class BeatCutter:
                               own_length=max(1, int(np.sum(positions <= own_end))),
                               noise=beat_noise(own, r - first, self.fs),
                               atrial=atrial_segment(self._y, r - self._start, self.fs),
-                              rr_after=math.inf if next_r is None else (next_r - r) / self.fs))
+                              rr_after=math.inf if next_r is None else (next_r - r) / self.fs,
+                              decided_sample=end - 1))
         return beats
 
     def _trim(self) -> None:

@@ -19,7 +19,10 @@ beats and scores in order. Each layer reads only the layers below it:
 
 The patient memory is kept across rhythm changes: the atrial rhythm does not change how the
 ventricles conduct, so the patient's normal QRS shapes stay the reference, and beats judged
-clearly normal join it (so it follows slow changes of the QRS).
+clearly normal join it (so it follows slow changes of the QRS). A sudden, sustained change of the
+supraventricular QRS (a bundle branch block that appears, a moved electrode) is learnt once it has
+lasted :data:`RELEARN_BEATS` beats led by P waves at a sinus rate, and said with a
+``"relearned"`` event; ventricular beats and runs never are.
 
 Rhythm changes and noisy stretches are reported as :class:`StreamEvent` s
 (:meth:`BeatJudge.take_events`), which the bridge turns into typed events in every sink.
@@ -32,6 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ecgedge.analysis.atrial import AtrialActivity
 from ecgedge.analysis.noise import NoiseTracker
 from ecgedge.analysis.rhythm import RhythmAnalyser
 from ecgedge.beatformat import BeatFormat
@@ -58,6 +62,10 @@ IRREGULAR_BEATS = 8
 #: A rhythm that goes on at an interval this long or longer (100 bpm or slower, the upper limit of
 #: sinus rhythm at rest) is a new rate; faster, an abrupt run is a supraventricular tachycardia.
 SINUS_MAX_RR_S = 0.6
+#: Beats in a row of one new QRS complex, led by P waves at a sinus rate, after which the memory learns
+#: it: a minute at 60 bpm, long enough to be a sustained change (a bundle branch block that appears,
+#: a moved electrode), not a run or a burst of aberrant beats.
+RELEARN_BEATS = 60
 
 
 class BeatView(NamedTuple):
@@ -77,9 +85,12 @@ class StreamEvent(NamedTuple):
 
     Attributes
     ----------
-    kind : {"rhythm-change", "noisy", "noise-over"}
+    kind : {"rhythm-change", "noisy", "noise-over", "relearned"}
+        ``"relearned"``: the patient memory learnt a new supraventricular QRS complex
+        (:meth:`BeatJudge.judge`).
     sample : int
-        The R sample of the beat that made it (for ``"noisy"``: the stretch's first beat).
+        The R sample of the beat that made it (for ``"noisy"``: the stretch's first beat; for
+        ``"relearned"``: the new complex's first beat).
     rhythm : str or None
         The rhythm entered (``"rhythm-change"`` only).
     """
@@ -173,6 +184,7 @@ class BeatJudge:
         self.rhythm = rhythm if rhythm is not None else RhythmAnalyser()
         self.noise = noise if noise is not None else NoiseTracker()
         self._events: list[StreamEvent] = []
+        self._new_complex: list[tuple[np.ndarray, float, int, np.ndarray | None]] = []  # (shape, rr, sample, atrial)
         self._last_normal = True  # whether the last adapted beat was normal (its interval ends an NN pair)
         self._learnt_s = 0.0
         self._unsaved = 0
@@ -246,6 +258,40 @@ class BeatJudge:
         return Verdict(verdict.mode, verdict.threshold, verdict.distance, anomaly, rhythm, quality,
                        verdict.reason if anomaly else None)
 
+    def _follow(self, shape: np.ndarray, shape_d: float, beat) -> None:
+        """Learn a new QRS complex once it is sustained and supraventricular; say so with a ``"relearned"`` event.
+
+        :data:`RELEARN_BEATS` clean beats in a row unlike the memory, alike among themselves
+        (:meth:`~ecgedge.calibration.PatientMemory.spread`: most within the shape limit), at a
+        regular rate no faster than :data:`SINUS_MAX_RR_S`, each led by the same P wave
+        (:class:`~ecgedge.analysis.atrial.AtrialActivity` reads them organised): the ventricles are
+        conducting the sinus beats another way. A ventricular rhythm is never learnt: a run faster
+        than 100 bpm is a tachycardia, and a slower one has no P wave bound to its QRS.
+        """
+        if shape_d <= 1:
+            self._new_complex.clear()
+            return
+        self._new_complex.append((shape, float(beat.rr), int(getattr(beat, "sample", 0)), getattr(beat, "atrial", None)))
+        if len(self._new_complex) < RELEARN_BEATS:
+            return
+        shapes, rr, samples, atrial = zip(*self._new_complex)
+        self._new_complex.clear()
+        rr = np.array(rr)
+        if not (np.all(np.isfinite(rr)) and np.median(rr) >= SINUS_MAX_RR_S):
+            return
+        if np.median(np.abs(np.diff(rr)) / (0.5 * (rr[1:] + rr[:-1]))) > self.rhythm.threshold:
+            return  # irregular: AF with a new complex cannot be told from a ventricular rhythm here
+        if np.median(self.memory.spread(np.array(shapes))) > 1:
+            return
+        p_waves = AtrialActivity(RELEARN_BEATS)
+        for segment, interval in zip(atrial, rr):
+            p_waves.add(segment if segment is not None else np.full(3, np.nan), interval)
+        if not p_waves.organised:
+            return
+        self.memory.absorb(np.array(shapes), np.zeros(len(shapes)))
+        self._unsaved += len(shapes)
+        self._events.append(StreamEvent("relearned", samples[0], self.rhythm.rhythm))
+
     def _premature(self, ratio: float, beat) -> bool:
         """Whether an early supraventricular beat is premature, not part of a rhythm of its own.
 
@@ -291,6 +337,8 @@ class BeatJudge:
             if quality == "ok" and own == shape.size:
                 self.memory.absorb(shape[None], np.array([distance]))
                 self._unsaved += 1
+            if quality == "ok" and own == shape.size:
+                self._follow(shape, shape_d, beat)
             reason = "shape" if shape_d > 1 else "timing" if timing_d > 1 else None
             return Verdict("adapted", None, distance, distance > 1, reason=reason), shape_d <= 1
         looks_normal = self.memory.looks_normal(shape)

@@ -256,6 +256,16 @@ class PatientMemory:
         early = (1 - np.atleast_1d(np.asarray(rr_ratios, dtype=np.float64))) / (1 - self.rhythm_limit)
         return self._shape_distance(shapes, own_lengths=own_lengths) / self.shape_limit, early
 
+    def spread(self, shapes: np.ndarray) -> np.ndarray:
+        """Each shape's distance to its ``n_neighbors`` nearest others among ``shapes``, in shape limits.
+
+        At most 1 for most of them: the shapes are one complex, as alike as the memory's beats.
+        """
+        if not self.ready:
+            raise RuntimeError("the memory is still learning: close() it first")
+        shapes = np.atleast_2d(np.asarray(shapes, dtype=np.float32))
+        return self._nearest(shapes, shapes, leave_one_out=True) / self.shape_limit
+
     def absorb(self, shapes: np.ndarray, distances: np.ndarray) -> None:
         """Let the beats judged clearly normal (``distance < absorb_below``) join the memory (the oldest leave)."""
         for shape in np.atleast_2d(np.asarray(shapes, dtype=np.float32))[np.atleast_1d(distances) < self.absorb_below]:

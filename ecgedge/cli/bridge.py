@@ -129,7 +129,7 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
     """Read ECG boards, flag abnormal beats live, log them, report every lapse of monitoring, and summarise at the end.
 
     Events (link-down/up, board-error, no-data, lead-off, no-signal, no-beats,
-    overload, worker-down, noisy and their ends; rhythm-change) go to stderr
+    overload, worker-down, noisy and their ends; rhythm-change, relearned) go to stderr
     and to every sink; every beat carries its rhythm and signal quality. With
     --http the live bedside page is served (see ecgedge review for a recorded
     session). With

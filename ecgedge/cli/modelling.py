@@ -155,7 +155,8 @@ def _evaluate_records(detector, model: Path, wfdb_dir: Path, records: str | None
 
     beat_format = BeatFormat.from_dict(detector.beat_format) if detector.beat_format else BeatFormat(detector.n_features_in_)
     beats = read_records(wfdb_dir, records, beat_format)
-    verdicts = judge_records(beats, detector.score_samples(beats.X), detector.offset_, adapt_s=adapt_s or None)
+    verdicts = judge_records(beats, detector.score_samples(beats.X), detector.offset_, adapt_s=adapt_s or None,
+                             beat_format=beat_format)
     report = {**arrhythmia_report(beats, verdicts), "rhythm": rhythm_report(beats, verdicts)}
     table = (f"{format_report(report)}\n\nRhythm (every beat; AF = the reference's (AFIB and (AFL) and signal "
              f"quality:\n\n{format_rhythm_report(report['rhythm'])}")

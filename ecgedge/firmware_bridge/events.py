@@ -6,8 +6,9 @@ something the bridge cannot use, the electrodes are off, the signal is not
 an ECG, no beat for a while, samples shed under overload, the worker process
 serving it died, the signal is too noisy to judge beats). The hub emits a
 :class:`Raised` when a condition starts and a :class:`Cleared` when it ends,
-and a :class:`RhythmChange` when the stream's rhythm changes
-(:mod:`ecgedge.analysis.rhythm`); sinks store them all (``as_dict`` gives the JSON object, with an ``"event"``
+a :class:`RhythmChange` when the stream's rhythm changes
+(:mod:`ecgedge.analysis.rhythm`) and a :class:`Relearned` when the patient memory learnt a new
+QRS complex (:mod:`ecgedge.analysis.judge`); sinks store them all (``as_dict`` gives the JSON object, with an ``"event"``
 field naming it) and the command line prints them on stderr.
 """
 
@@ -136,7 +137,35 @@ class RhythmChange(_Described):
         return {**super().as_dict(), "rhythm": self.rhythm, "sample": self.sample}
 
 
-Event = Raised | Cleared | RhythmChange
+@dataclass(frozen=True)
+class Relearned(_Described):
+    """The patient memory learnt a new supraventricular QRS complex (:class:`ecgedge.analysis.judge.BeatJudge`).
+
+    Its beats were flagged by shape until then; from now on they are the patient's normal beats.
+
+    Attributes
+    ----------
+    stream : str
+    time : float
+        UNIX time of the beat at which it was learnt.
+    sample : int
+        The R sample of the new complex's first beat.
+    """
+
+    stream: str
+    time: float
+    sample: int
+    name = "relearned"
+
+    @property
+    def detail(self) -> str:
+        return f"a new QRS complex, led by P waves, since sample {self.sample}: learnt as the patient's normal beats"
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "sample": self.sample}
+
+
+Event = Raised | Cleared | RhythmChange | Relearned
 
 
 def _iso(t: float) -> str:

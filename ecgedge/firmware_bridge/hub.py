@@ -60,7 +60,7 @@ from ecgedge._closing import Closing
 from ecgedge.calibration import PatientMemory
 from ecgedge.analysis.beats import Beat
 from ecgedge.firmware_bridge.decoder import AsciiDecoder, FrameDecoder, LinkStats
-from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event, RhythmChange
+from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event, Relearned, RhythmChange
 from ecgedge.analysis.judge import BeatJudge
 from ecgedge.firmware_bridge.pipeline import BoardError, FilterStage, StreamPipeline, check_hello
 from ecgedge.firmware_bridge.protocol import Hello, Status
@@ -71,7 +71,7 @@ from ecgedge.firmware_bridge.source import PortError, SerialSource
 FORMATS = ("binary", "ascii")
 #: Events whose strip is kept (besides every flagged beat's).
 STRIP_ALARMS = frozenset({"link-down", "board-error", "no-data", "lead-off", "no-signal", "no-beats", "overload",
-                          "noisy", "rhythm-change"})
+                          "noisy", "rhythm-change", "relearned"})
 #: Alarms after which the stream may send nothing: their strip is what came before them.
 ENDING_ALARMS = frozenset({"link-down", "board-error", "no-data", "lead-off", "no-signal"})
 _log = logging.getLogger(__name__)
@@ -631,10 +631,12 @@ class Hub(Closing):
             self.on_beats(scored)
 
     def _stream_event(self, beat: Beat, change) -> None:
-        """A rhythm change or noisy stretch the judge found, as the bridge's typed event."""
-        if change.kind == "rhythm-change":
-            self.conditions.counts[RhythmChange.name] = self.conditions.counts.get(RhythmChange.name, 0) + 1
-            self._outbox.append(RhythmChange(beat.stream, beat.time, change.rhythm, change.sample))
+        """A rhythm change, a relearned complex or a noisy stretch the judge found, as the bridge's typed event."""
+        if change.kind in ("rhythm-change", "relearned"):
+            event = (RhythmChange(beat.stream, beat.time, change.rhythm, change.sample) if change.kind == "rhythm-change"
+                     else Relearned(beat.stream, beat.time, change.sample))
+            self.conditions.counts[event.name] = self.conditions.counts.get(event.name, 0) + 1
+            self._outbox.append(event)
         else:
             self._condition(self._pipelines[beat.stream], Condition.NOISY, change.kind == "noisy",
                             f"noisy signal from sample {change.sample}: beats there are not judged")

@@ -11,9 +11,11 @@ then finds and cuts its beats.
 Times come from the board's sample clock: each stream keeps ``t0``, the
 earliest that sample 0 could have been read (``arrival - index / fs``,
 minimised over blocks, allowed to creep up by :data:`CLOCK_DRIFT` for a slow
-board crystal). A beat's arrival is when the block holding its last sample
-would have been read had nothing waited (in the kernel, in a queue), so
-latency counts every wait; its time is ``t0 + R / fs``. A board reset (index
+board crystal). A beat's arrival is when the block holding the last sample it
+needs (its window's, or the one at which its next R peak was known:
+``Beat.decided_sample``) would have been read had nothing waited (in the kernel,
+in a queue), so latency counts every wait of the bridge's, and the wait for the
+next beat is the beat's decision delay, apart from it; its time is ``t0 + R / fs``. A board reset (index
 back to 0) restarts the clock.
 """
 
@@ -373,7 +375,7 @@ class StreamPipeline:
             self.counters.peaks += 1
             self._since_peak = min(self._since_peak, max(0, self.next_index - r)) if self.next_index is not None else 0
         for beat in beats:
-            beat.arrival = self._arrival_of(beat.last_sample)
+            beat.arrival = self._arrival_of(max(beat.last_sample, beat.decided_sample))
             # never earlier than the stream's previous beat, whatever the clock estimate did
             beat.time = max(WALL_OFFSET + self._seg_t0 + beat.sample / self.fs, self._last_time)
             self._last_time = beat.time

@@ -89,7 +89,10 @@ def beat_table(
     judge = BeatJudge(calibration_beats, adapt_s, beat_format=BeatFormat.from_dict(parts[0]["beat_format"]))
     inputs = np.concatenate([p["inputs"] for p in parts]) if adapt_s else np.empty((sample.size, 0))
     views = zip(inputs, rr.tolist(), sample.tolist(), own.tolist(), noise.tolist(), atrial, rr_after.tolist())
-    verdicts = [judge.judge(s, parts[0]["offset"], BeatView(*view)) for s, view in zip(score.tolist(), views)]
+    verdicts, relearned = [], []
+    for s, view in zip(score.tolist(), views):
+        verdicts.append(judge.judge(s, parts[0]["offset"], BeatView(*view)))
+        relearned += [e.sample / fs for e in judge.take_events() if e.kind == "relearned"]
     rhythm = np.array([v.rhythm for v in verdicts], dtype=object)
     quality = np.array([v.quality for v in verdicts], dtype=object)
     mode = np.array([v.mode for v in verdicts], dtype=object)
@@ -121,6 +124,8 @@ def beat_table(
         "flagged": int(flag.sum()),
         "flags_per_hour": float(flag.sum() / (duration_s / 3600)),
         "noisy_beats": int(np.sum(quality == "noisy")),
+        "relearned": len(relearned),
+        "relearned_at_s": relearned,
         **rhythm_summary(sample / fs, rr, rhythm),
     }
     columns["label"] = columns["aami"] = np.full(sample.size, None, dtype=object)
@@ -252,12 +257,12 @@ def read_row(out: Path, name: str) -> dict | None:
 
 
 def write_summary(out: Path, rows: list[dict]) -> Path:
-    """``summary.parquet`` and ``summary.csv`` of this run's recordings (settings and AF episode lists left in the JSON rows)."""
+    """``summary.parquet`` and ``summary.csv`` of this run's recordings (settings, AF episode and relearned lists left in the JSON rows)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
-    keys = list(dict.fromkeys(k for row in rows for k in row if k not in ("settings", "stamp", "af_episodes")))
+    keys = list(dict.fromkeys(k for row in rows for k in row if k not in ("settings", "stamp", "af_episodes", "relearned_at_s")))
     table = pa.table({k: [row.get(k) for row in rows] for k in keys}) if rows else pa.table({})
     pq.write_table(table, out / "summary.parquet")
     pcsv.write_csv(table, out / "summary.csv")
