@@ -102,6 +102,21 @@ def _peak_rss_mb() -> float | None:
     return None
 
 
+def start_hub(hub: Hub) -> tuple[threading.Thread, threading.Event, dict, list[str]]:
+    """Run ``hub`` in a thread: the thread, the event that stops it, the summary it returns and what escaped it."""
+    stop, result, escaped = threading.Event(), {}, []
+
+    def serve() -> None:
+        try:
+            result.update(hub.run(stop=stop))
+        except Exception as exc:  # noqa: BLE001 - reported, the benchmark counts it
+            escaped.append(repr(exc))
+
+    runner = threading.Thread(target=serve)
+    runner.start()
+    return runner, stop, result, escaped
+
+
 def run(scorer, make_boards, db: Path, hub_options: dict | None = None, play_s: float | None = None, **kwargs) -> tuple[dict, list[dict], list[int]]:
     """Play ``make_boards()`` from a forked process into one hub here.
 
@@ -121,16 +136,7 @@ def run(scorer, make_boards, db: Path, hub_options: dict | None = None, play_s: 
     hub.sinks.append(SqliteSink(db, hub.fs_of))
     samples: list[int] = []
     hub.on_beats = lambda scored: samples.extend(s.beat.sample for s in scored if s.beat.stream == "board0")
-    stop, result, escaped = threading.Event(), {}, []
-
-    def serve() -> None:
-        try:
-            result.update(hub.run(stop=stop))
-        except Exception as exc:  # noqa: BLE001 - reported, the benchmark counts it
-            escaped.append(repr(exc))
-
-    runner = threading.Thread(target=serve)
-    runner.start()
+    runner, stop, result, escaped = start_hub(hub)
     board_stats = out.get()
     player.join()
     hub.wait_until_quiet(quiet=1.0, timeout=60)

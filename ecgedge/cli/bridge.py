@@ -113,6 +113,11 @@ def _print_event(event) -> None:
 @click.option("--db", type=click.Path(dir_okay=False), default=None, help="SQLite database (WAL) of every beat, each anomaly's waveform and every event.")
 @click.option("--durable", is_flag=True, help="With --db: fsync every commit (survives power loss, not only a crash).")
 @click.option("--jsonl", type=click.Path(dir_okay=False, allow_dash=True), default=None, help="JSON lines file of every beat and event ('-': stdout, which then carries nothing else).")
+@click.option("--jsonl-max-mb", type=click.FloatRange(min=0), default=64.0, show_default=True, help="Rotate the JSON lines file past this size (NAME.1, NAME.2, ...); 0: never.")
+@click.option("--jsonl-backups", type=click.IntRange(min=1), default=4, show_default=True, help="Rotated JSON lines files kept.")
+@click.option("--keep-hours", type=click.FloatRange(min=0), default=24.0, show_default=True, help="With --db: keep the beats of this many hours before the newest (learning beats and patient memories always); 0: all.")
+@click.option("--keep-events-days", type=click.FloatRange(min=0), default=30.0, show_default=True, help="With --db: keep the events of this many days; 0: all.")
+@click.option("--keep-strips", type=click.IntRange(min=1), default=2000, show_default=True, help="With --db: alarm strips kept (about 12 KB each).")
 @click.option("--all-beats", is_flag=True, help="Print every beat, not only the flagged ones.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after S seconds (default: until interrupted).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Scorer threads (per worker).")
@@ -124,7 +129,8 @@ def _print_event(event) -> None:
 @click.option("--open-timeout", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds to try opening each port at start before giving up (exit 1).")
 @click.option("--http", "http", default=None, metavar="HOST:PORT", help="Serve the live bedside page here (the [view] extra; loopback unless you name another address).")
 @click.option("--http-token", envvar="ECGEDGE_HTTP_TOKEN", default=None, help="The page's access token, at least 16 characters (env ECGEDGE_HTTP_TOKEN; default: a new random one, printed on stderr).")
-def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead, polarity, adapt_s, calibrate, db, durable, jsonl, all_beats, duration, threads,
+def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead, polarity, adapt_s, calibrate, db, durable, jsonl,
+           jsonl_max_mb, jsonl_backups, keep_hours, keep_events_days, keep_strips, all_beats, duration, threads,
            workers, no_beats_s, no_data_s, max_lag_s, open_timeout, http, http_token) -> None:
     """Read ECG boards, flag abnormal beats live, log them, report every lapse of monitoring, and summarise at the end.
 
@@ -170,10 +176,13 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
             if view is not None:
                 view.feed.add_board(url if len(ports) == 1 else f"board{i}")
         if jsonl:
-            hub.sinks.append(JsonlSink(sys.stdout if jsonl == "-" else jsonl))
+            hub.sinks.append(JsonlSink(sys.stdout if jsonl == "-" else jsonl, max_bytes=round(jsonl_max_mb * 2**20),
+                                       backups=jsonl_backups))
         if db:
             try:
-                hub.sinks.append(SqliteSink(db, hub.fs_of, synchronous="FULL" if durable else "NORMAL"))
+                hub.sinks.append(SqliteSink(db, hub.fs_of, synchronous="FULL" if durable else "NORMAL", max_strips=keep_strips,
+                                            keep_beats_s=keep_hours * 3600 or None,
+                                            keep_events_s=keep_events_days * 86400 or None))
             except sqlite3.Error as exc:
                 raise click.BadParameter(f"{db}: not a usable SQLite database ({exc})", param_hint="--db") from None
     except (ValueError, OSError, RuntimeError) as exc:

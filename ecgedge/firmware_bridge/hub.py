@@ -50,7 +50,6 @@ import os
 import queue
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
@@ -60,6 +59,7 @@ from ecgedge._closing import Closing
 from ecgedge.calibration import PatientMemory
 from ecgedge.analysis.beats import Beat
 from ecgedge.firmware_bridge.decoder import AsciiDecoder, FrameDecoder, LinkStats
+from ecgedge.firmware_bridge.latency import LatencyHistogram
 from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event, Relearned, RhythmChange
 from ecgedge.analysis.judge import BeatJudge
 from ecgedge.firmware_bridge.pipeline import BoardError, FilterStage, StreamPipeline, check_hello
@@ -266,7 +266,7 @@ class Hub(Closing):
         self.beat_deadline_s = beat_deadline_s
         self.open_timeout = open_timeout
         self.links: list[BoardLink] = []
-        self.latencies: deque[float] = deque(maxlen=1_000_000)
+        self.latencies = LatencyHistogram()
         self.beats = 0
         self.flagged = 0
         self.learning_beats = 0
@@ -622,7 +622,7 @@ class Hub(Closing):
             sink.commit()
         self._flush_events()
         committed = time.perf_counter()
-        self.latencies.extend(committed - b.arrival for b in beats if not b.warmup)
+        self.latencies.add(committed - b.arrival for b in beats if not b.warmup)
         self.warmup_beats += sum(b.warmup for b in beats)
         self.beats += len(scored)
         self.flagged += sum(s.anomaly for s in scored)
@@ -663,7 +663,6 @@ class Hub(Closing):
 
     def summary(self) -> dict:
         """Totals so far: beats, flags, link faults, events, shedding, latency percentiles (ms)."""
-        lat = np.array(self.latencies) * 1000
         links = {
             link.name: {
                 **link.stats.as_dict(),
@@ -691,10 +690,6 @@ class Hub(Closing):
             "resumed_patients": self.resumed_patients,
             "events": dict(sorted(self.conditions.counts.items())),
             "filter_rows": self._filters.rows,
-            "latency_ms": {
-                "p50": float(np.percentile(lat, 50)) if lat.size else None,
-                "p99": float(np.percentile(lat, 99)) if lat.size else None,
-                "max": float(lat.max()) if lat.size else None,
-            },
+            "latency_ms": self.latencies.summary_ms(),
             "links": links,
         }

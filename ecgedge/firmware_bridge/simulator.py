@@ -94,6 +94,9 @@ class VirtualBoard:
     drop_rate : float, default=0
         Probability that a frame is left out.
     seed : int, default=0
+    repeat : int, default=1
+        Play the samples this many times back to back, the sample index going on (a board left
+        on for days, from one recording).
     """
 
     def __init__(
@@ -110,7 +113,10 @@ class VirtualBoard:
         corrupt_rate: float = 0.0,
         drop_rate: float = 0.0,
         seed: int = 0,
+        repeat: int = 1,
     ) -> None:
+        if repeat < 1:
+            raise ValueError(f"repeat must be >= 1, got {repeat}")
         if fmt not in ("binary", "ascii"):
             raise ValueError(f"format must be 'binary' or 'ascii', got {fmt!r}")
         for name, rate in (("corrupt_rate", corrupt_rate), ("drop_rate", drop_rate)):
@@ -124,6 +130,7 @@ class VirtualBoard:
         self.corrupt_rate = corrupt_rate
         self.drop_rate = drop_rate
         self.stats = BoardStats()
+        self.repeat = repeat
         self._rng = np.random.default_rng(seed)
 
     @classmethod
@@ -159,8 +166,9 @@ class VirtualBoard:
         """Yield ``(samples taken so far, bytes to send now)``, frame by frame."""
         seq = 0
         next_hello = 0
-        for first in range(0, self.adc.size, self.per_frame):
-            block = self.adc[first : first + self.per_frame]
+        total = self.adc.size * self.repeat
+        for first in range(0, total, self.per_frame):
+            block = self.adc.take(np.arange(first, min(first + self.per_frame, total)), mode="wrap")
             end = first + block.size
             if self.fmt == "ascii":
                 yield end, self._damage(bytearray(b"".join(b"%d\r\n" % v for v in block)))

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import sqlite3
 import time
+from logging.handlers import RotatingFileHandler
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -80,27 +82,52 @@ class ScoredBeat:
 class JsonlSink(Closing):
     """One JSON object per beat or event, one per line (events have an ``"event"`` field).
 
+    A file is rotated by size as :class:`logging.handlers.RotatingFileHandler` rotates logs (which
+    does it): past ``max_bytes`` it becomes ``NAME.1`` (``NAME.1`` becomes ``NAME.2``, ...), the
+    oldest beyond ``backups`` is deleted, and a new ``NAME`` starts; a micro-batch is never split.
+
     Parameters
     ----------
     target : str, Path or text file
-        A path (opened for appending) or an open text stream.
+        A path (opened for appending) or an open text stream (never rotated).
+    max_bytes : int, default=0
+        Rotate a file past this size; 0: never.
+    backups : int, default=4
+        Rotated files kept.
     """
 
-    def __init__(self, target: str | Path | IO[str]) -> None:
+    def __init__(self, target: str | Path | IO[str], *, max_bytes: int = 0, backups: int = 4) -> None:
+        if max_bytes < 0 or backups < 0 or (max_bytes and not backups):
+            raise ValueError(f"need max_bytes >= 0 and backups >= 1 to rotate, got {max_bytes}, {backups}")
         self._owned = isinstance(target, (str, Path))
-        self._file = open(target, "a", encoding="utf-8") if self._owned else target
+        self._handler = None
+        if self._owned and max_bytes:
+            self._handler = RotatingFileHandler(target, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+            self._handler.terminator = ""
+        self._file = (self._handler.stream if self._handler is not None
+                      else open(target, "a", encoding="utf-8") if self._owned else target)
+        self._pending: list[str] = []
 
     def write(self, beats: list[ScoredBeat]) -> None:
-        self._file.write("".join(json.dumps(b.as_dict()) + "\n" for b in beats))
+        self._pending += [json.dumps(b.as_dict()) + "\n" for b in beats]
 
     def write_events(self, events: list[Event]) -> None:
-        self._file.write("".join(json.dumps(e.as_dict()) + "\n" for e in events))
+        self._pending += [json.dumps(e.as_dict()) + "\n" for e in events]
 
     def commit(self) -> None:
+        text, self._pending = "".join(self._pending), []
+        if self._handler is not None:  # its rotation, our write: an error (a full disk) is raised, not logged
+            if text and self._handler.shouldRollover(logging.makeLogRecord({"msg": text})):
+                self._handler.doRollover()
+            self._file = self._handler.stream
+        self._file.write(text)
         self._file.flush()
 
     def close(self) -> None:
-        if self._owned:
+        self.commit()
+        if self._handler is not None:
+            self._handler.close()
+        elif self._owned:
             self._file.close()
 
 
@@ -154,6 +181,10 @@ CREATE TABLE IF NOT EXISTS patients (
     state BLOB NOT NULL           -- PatientMemory.state() as an .npz archive (no pickle)
 );
 """
+#: Most beats (and most events) one commit deletes: eight of the hub's largest micro-batches.
+PRUNE_BATCH = 4096
+#: The write-ahead log is cut back to this size after each checkpoint.
+WAL_LIMIT_BYTES = 32 * 1024 * 1024
 #: Columns added to ``beats`` since the first schema, for databases written before them.
 _ADDED_COLUMNS = {"mode": "TEXT NOT NULL DEFAULT 'fixed'", "distance": "REAL", "rhythm": "TEXT NOT NULL DEFAULT 'unknown'",
                   "quality": "TEXT NOT NULL DEFAULT 'ok'", "reason": "TEXT"}
@@ -177,11 +208,29 @@ class SqliteSink(Closing):
     max_strips : int, default=2000
         Alarm strips kept (:mod:`~ecgedge.firmware_bridge.strips`); past this the oldest are
         deleted. A strip of 8 s at 360 Hz takes about 12 KB: 2,000 take about 23 MB.
+    keep_beats_s : float or None, default=None
+        Keep the beats (and flagged beats' waveforms) of this many seconds before the newest beat
+        written; older ones are deleted, at most :data:`PRUNE_BATCH` rows in each commit, in
+        its transaction, so deleting never holds the hub up. The learning window's beats are
+        kept (a restarted bridge resumes a calibrated stream from them), and so are the
+        patient memories. None: every beat.
+    keep_events_s : float or None, default=None
+        The same for events, measured against the same newest beat.
+
+    Notes
+    -----
+    Deleted pages are reused by later rows, so with retention the file stops growing once it
+    holds the retained span; the write-ahead log is checkpointed by SQLite every 1,000 pages and
+    cut back to :data:`WAL_LIMIT_BYTES` after each checkpoint.
     """
 
-    def __init__(self, path: str | Path, fs_of, *, synchronous: str = "NORMAL", max_strips: int = 2000) -> None:
+    def __init__(self, path: str | Path, fs_of, *, synchronous: str = "NORMAL", max_strips: int = 2000,
+                 keep_beats_s: float | None = None, keep_events_s: float | None = None) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        for name, value in (("keep_beats_s", keep_beats_s), ("keep_events_s", keep_events_s)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 seconds or None, got {value}")
         self.path = Path(path)
         self._fs_of = fs_of
         # made in one thread, used by the hub thread only (one user at a time)
@@ -190,6 +239,7 @@ class SqliteSink(Closing):
         if mode.lower() != "wal":
             raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         self._db.executescript(_SCHEMA)
         present = {row[1] for row in self._db.execute("PRAGMA table_info(beats)")}
         for column, kind in _ADDED_COLUMNS.items():
@@ -197,6 +247,8 @@ class SqliteSink(Closing):
                 self._db.execute(f"ALTER TABLE beats ADD COLUMN {column} {kind}")
         self._in_tx = False
         self.max_strips = max_strips
+        self.keep_beats_s, self.keep_events_s = keep_beats_s, keep_events_s
+        self._newest = self._db.execute("SELECT MAX(time) FROM beats").fetchone()[0]
 
     def learning_scores(self, stream: str, limit: int) -> list[float]:
         """The scores of ``stream``'s first learning beats stored here (at most ``limit``), oldest first.
@@ -240,6 +292,9 @@ class SqliteSink(Closing):
 
     def write(self, beats: list[ScoredBeat]) -> None:
         self._begin()
+        if beats:
+            newest = max(b.beat.time for b in beats)
+            self._newest = newest if self._newest is None else max(self._newest, newest)
         for b in beats:
             beat = b.beat
             cur = self._db.execute(
@@ -271,8 +326,29 @@ class SqliteSink(Closing):
 
     def commit(self) -> None:
         if self._in_tx:
+            self._prune()
             self._db.execute("COMMIT")
             self._in_tx = False
+
+    def _prune(self) -> None:
+        """Delete the oldest beats and events beyond the retention, a bounded batch of each (in the open transaction)."""
+        if self._newest is None:
+            return
+        if self.keep_beats_s is not None:
+            cutoff = self._newest - self.keep_beats_s
+            # rows lie in time order by id, near enough: look at the oldest batch only, never the whole table
+            last = self._db.execute("SELECT MAX(id) FROM (SELECT id, time FROM beats WHERE mode != 'learning' "
+                                    "ORDER BY id LIMIT ?) WHERE time < ?", (PRUNE_BATCH, cutoff)).fetchone()[0]
+            if last is not None:
+                self._db.execute("DELETE FROM anomalies WHERE beat_id IN (SELECT id FROM beats WHERE id <= ? AND time < ? "
+                                 "AND mode != 'learning')", (last, cutoff))
+                self._db.execute("DELETE FROM beats WHERE id <= ? AND time < ? AND mode != 'learning'", (last, cutoff))
+        if self.keep_events_s is not None:
+            cutoff = self._newest - self.keep_events_s
+            last = self._db.execute("SELECT MAX(id) FROM (SELECT id, time FROM events ORDER BY id LIMIT ?) WHERE time < ?",
+                                    (PRUNE_BATCH, cutoff)).fetchone()[0]
+            if last is not None:
+                self._db.execute("DELETE FROM events WHERE id <= ? AND time < ?", (last, cutoff))
 
     def close(self) -> None:
         if self._db is None:

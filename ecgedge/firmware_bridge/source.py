@@ -7,12 +7,16 @@ import selectors
 import stat
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import serial
 from serial.threaded import Protocol, ReaderThread
 
 from ecgedge._closing import Closing
+
+#: Reconnection times a source keeps (a board replugged for weeks must not grow a list).
+RECONNECTS_KEPT = 1000
 
 
 class _PortPoller:
@@ -122,8 +126,8 @@ class SerialSource(Closing):
 
     Attributes
     ----------
-    reconnects : list of float
-        Seconds from each loss of the link to the port open again.
+    reconnects : deque of float
+        Seconds from each loss of the link to the port open again (the last :data:`RECONNECTS_KEPT`).
     last_error : str or None
         Why the link was last lost or could not be opened.
     """
@@ -150,7 +154,7 @@ class SerialSource(Closing):
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.on_state = on_state
-        self.reconnects: list[float] = []
+        self.reconnects: deque[float] = deque(maxlen=RECONNECTS_KEPT)
         self.last_error: str | None = None
         self._first: serial.SerialBase | None = None
         self._stop = threading.Event()

@@ -38,17 +38,16 @@ import os
 import signal
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from ecgedge._closing import Closing
 from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event
 from ecgedge.firmware_bridge.hub import Hub
+from ecgedge.firmware_bridge.latency import LatencyHistogram
 from ecgedge.firmware_bridge.sinks import ScoredBeat
 from ecgedge.firmware_bridge.source import PortError
 
@@ -152,7 +151,6 @@ def serve_group(plan: WorkerPlan, conn: Connection) -> None:
     from ecgedge.runtime import load_scorer
 
     hub = Hub(load_scorer(plan.bundle, **plan.scorer_options), **plan.hub_options)
-    hub.latencies = deque(maxlen=1000)  # the parent measures latency at its own commit
     outbox = _Outbox(conn, hub.fs_of, hub.summary, plan.kept)
     hub.sinks.append(outbox)
     for url, options in plan.boards:
@@ -260,7 +258,7 @@ class WorkerPool(Closing):
         self.on_event = on_event
         self.restart_delay = restart_delay
         self.start_timeout = start_timeout
-        self.latencies: deque[float] = deque(maxlen=1_000_000)
+        self.latencies = LatencyHistogram()
         self.beats = 0
         self.flagged = 0
         self.learning_beats = 0
@@ -433,7 +431,7 @@ class WorkerPool(Closing):
                         self.on_event(event)
             if kind != "beats":
                 continue
-            self.latencies.extend(committed - s.beat.arrival for s in batch if not s.beat.warmup)
+            self.latencies.add(committed - s.beat.arrival for s in batch if not s.beat.warmup)
             self.beats += len(batch)
             self.flagged += sum(s.anomaly for s in batch)
             self.learning_beats += sum(s.learning for s in batch)
@@ -486,7 +484,6 @@ class WorkerPool(Closing):
         for worker in self.slots:
             for fs, rows in worker.counters.get("filter_rows", {}).items():
                 filter_rows[fs] = filter_rows.get(fs, 0) + rows
-        lat = np.array(self.latencies) * 1000
         return {
             **merged,
             "boards": len(self._boards),
@@ -496,11 +493,7 @@ class WorkerPool(Closing):
             "warmup_beats": self.warmup_beats,
             "events": dict(sorted(self.event_counts.items())),
             "filter_rows": filter_rows,
-            "latency_ms": {
-                "p50": float(np.percentile(lat, 50)) if lat.size else None,
-                "p99": float(np.percentile(lat, 99)) if lat.size else None,
-                "max": float(lat.max()) if lat.size else None,
-            },
+            "latency_ms": self.latencies.summary_ms(),
             "workers": [
                 {"boards": w.streams, "pid": w.process.pid if w.process else None, "restarts": max(0, w.starts - 1), "exit_codes": w.exit_codes}
                 for w in self.slots
