@@ -7,8 +7,9 @@ here. Writes ``benchmarks/results/stream-<date>.json`` and ``.md``.
 Runs:
 - ``accuracy``: all 30 min of MIT-BIH 100 (MLII), fast, Se / +P against the
   reference beats (wfdb ``compare_annotations``, 150 ms).
-- ``latency``: one board in real time; latency = last sample of a beat's
-  window read from the port -> its row committed to SQLite (WAL).
+- ``latency``: one board in real time; latency = the last sample a beat needs
+  (its window's, or the one at which its next R peak was known) read from the
+  port -> its row committed to SQLite (WAL).
 - ``capacity-N``: N boards (``--boards``, default 60 100 200) at 360 Hz in
   real time over ptys, one bridge process, SQLite commits per micro-batch;
   every frame must arrive and latency must stay low for N to be sustained.
