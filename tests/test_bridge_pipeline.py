@@ -322,3 +322,20 @@ def test_a_new_qrs_complex_is_learnt_live_and_said_in_every_sink(population_bund
     with sqlite3.connect(tmp_path / "beats.db") as db:
         assert db.execute("SELECT COUNT(*) FROM events WHERE event = 'relearned'").fetchone()[0] == 1
         assert db.execute("SELECT COUNT(*) FROM strips WHERE kind = 'relearned'").fetchone()[0] == 1
+
+
+def test_asystole_is_a_high_priority_alarm_in_every_sink_within_5_s(bundle, record, tmp_path):
+    """Record 100 with 7 s of flat line from 150 s (the electrodes on: the board reports no lead-off)."""
+    signal = record.signal[: 200 * FS].copy()
+    last = record.beat_samples[record.beat_samples < 150 * FS][-1]
+    flat = slice(last + round(0.4 * FS), last + round(7.4 * FS))
+    signal[flat] = signal[flat.start]
+    summary, lines = _live_with_sinks(bundle, signal, record, tmp_path)
+    events = {e["event"]: e for e in lines if "event" in e}
+    assert events["asystole"]["priority"] == "high" and events["asystole-over"]["priority"] == "high"
+    assert 4.0 <= float(events["asystole"]["detail"].split()[-2]) < 5.0  # raised 4-5 s of signal after the last beat
+    assert events["no-signal"]["priority"] == "technical"  # a flat line is also said, as technical
+    assert summary["events"]["asystole"] == 1
+    with sqlite3.connect(tmp_path / "beats.db") as db:
+        stored = [k for (k,) in db.execute("SELECT event FROM events WHERE event LIKE 'asystole%' ORDER BY id")]
+    assert stored == ["asystole", "asystole-over"]

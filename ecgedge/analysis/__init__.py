@@ -13,7 +13,8 @@ The modules under them: :mod:`.filters` (causal band-pass filters with state), :
 (streaming R-peak detection), :mod:`.beats` (cutting beats as the model's were cut, up to the next
 beat's onset), :mod:`.noise` (a beat's noise level, noisy stretches), :mod:`.rhythm` (sinus, AF or
 unknown from the RR series), :mod:`.atrial` (whether P waves lead the beats), :mod:`.signal_quality`
-(flat lines and ADC rails). Numpy and scipy only: nothing here imports torch or scikit-learn, or
+(flat lines and ADC rails), :mod:`.heart_rate` (the heart rate a monitor shows), :mod:`.alarms`
+(ventricular tachycardia, extreme rates, pauses). Numpy and scipy only: nothing here imports torch or scikit-learn, or
 opens a port or a file.
 """
 

@@ -24,7 +24,10 @@ supraventricular QRS (a bundle branch block that appears, a moved electrode) is 
 lasted :data:`RELEARN_BEATS` beats led by P waves at a sinus rate, and said with a
 ``"relearned"`` event; ventricular beats and runs never are.
 
-Rhythm changes and noisy stretches are reported as :class:`StreamEvent` s
+Every verdict carries the heart rate (:class:`~ecgedge.analysis.heart_rate.HeartRateMeter`), and
+the arrhythmia alarms are read from the layers below (:class:`~ecgedge.analysis.alarms.ArrhythmiaAlarms`:
+ventricular tachycardia from the ventricular beats, extreme rates and pauses from the RR intervals).
+Rhythm changes, relearning, noisy stretches and alarms are reported as :class:`StreamEvent` s
 (:meth:`BeatJudge.take_events`), which the bridge turns into typed events in every sink.
 """
 
@@ -35,7 +38,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ecgedge.analysis.alarms import AlarmLimits, ArrhythmiaAlarms
 from ecgedge.analysis.atrial import AtrialActivity
+from ecgedge.analysis.heart_rate import HeartRateMeter
 from ecgedge.analysis.noise import NoiseTracker
 from ecgedge.analysis.rhythm import RhythmAnalyser
 from ecgedge.beatformat import BeatFormat
@@ -85,19 +90,26 @@ class StreamEvent(NamedTuple):
 
     Attributes
     ----------
-    kind : {"rhythm-change", "noisy", "noise-over", "relearned"}
+    kind : {"rhythm-change", "noisy", "noise-over", "relearned", "alarm", "alarm-over"}
         ``"relearned"``: the patient memory learnt a new supraventricular QRS complex
-        (:meth:`BeatJudge.judge`).
+        (:meth:`BeatJudge.judge`); ``"alarm"`` / ``"alarm-over"``: an arrhythmia alarm
+        (:mod:`ecgedge.analysis.alarms`) raised or ended.
     sample : int
         The R sample of the beat that made it (for ``"noisy"``: the stretch's first beat; for
         ``"relearned"``: the new complex's first beat).
     rhythm : str or None
         The rhythm entered (``"rhythm-change"`` only).
+    alarm : str or None
+        The alarm's name (``"alarm"``, ``"alarm-over"``): ``"vt"``, ``"brady"``, ``"tachy"``, ``"pause"``.
+    detail : str or None
+        The alarm's detail, in words.
     """
 
     kind: str
     sample: int
     rhythm: str | None = None
+    alarm: str | None = None
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,9 @@ class Verdict:
     quality : {"ok", "noisy"}, default="ok"
     reason : {"shape", "timing"} or None, default=None
         Why an adapted beat was flagged: its shape, or its prematurity alone.
+    heart_rate : float or None, default=None
+        The stream's heart rate (bpm) after this beat
+        (:class:`~ecgedge.analysis.heart_rate.HeartRateMeter`); None when lost.
     """
 
     mode: str
@@ -131,6 +146,7 @@ class Verdict:
     rhythm: str = "unknown"
     quality: str = "ok"
     reason: str | None = None
+    heart_rate: float | None = None
 
 
 class BeatJudge:
@@ -159,20 +175,24 @@ class BeatJudge:
         The model's beat format: a new memory judges shapes on its :data:`QRS_SPAN_S` columns
         (:meth:`~ecgedge.beatformat.BeatFormat.columns`); default, or a window in RR
         intervals: the whole window.
+    alarm_limits : AlarmLimits, optional
+        When the arrhythmia alarms are raised (:class:`~ecgedge.analysis.alarms.AlarmLimits`);
+        default: the PhysioNet/CinC Challenge 2015 definitions.
 
     Without either, every beat is judged by the model's threshold.
 
     Examples
     --------
     >>> BeatJudge().judge(-0.5, offset=-0.2)
-    Verdict(mode='fixed', threshold=-0.2, distance=None, anomaly=True, rhythm='unknown', quality='ok', reason=None)
+    Verdict(mode='fixed', threshold=-0.2, distance=None, anomaly=True, rhythm='unknown', quality='ok', reason=None, heart_rate=None)
     >>> BeatJudge(calibration_beats=2).judge(-0.1, offset=-0.2).mode
     'learning'
     """
 
     def __init__(self, calibration_beats: int | None = None, adapt_s: float | None = None,
                  memory: PatientMemory | None = None, rhythm: RhythmAnalyser | None = None,
-                 noise: NoiseTracker | None = None, beat_format: BeatFormat | None = None) -> None:
+                 noise: NoiseTracker | None = None, beat_format: BeatFormat | None = None,
+                 alarm_limits: AlarmLimits | None = None) -> None:
         if calibration_beats and adapt_s:
             raise ValueError("a stream is calibrated (calibration_beats) or adapted (adapt_s), not both")
         self.calibrator = PatientCalibrator(calibration_beats) if calibration_beats else None
@@ -183,6 +203,8 @@ class BeatJudge:
         self.context = BeatContext()
         self.rhythm = rhythm if rhythm is not None else RhythmAnalyser()
         self.noise = noise if noise is not None else NoiseTracker()
+        self.heart_rate = HeartRateMeter()
+        self.alarms = ArrhythmiaAlarms(alarm_limits)
         self._events: list[StreamEvent] = []
         self._new_complex: list[tuple[np.ndarray, float, int, np.ndarray | None]] = []  # (shape, rr, sample, atrial)
         self._last_normal = True  # whether the last adapted beat was normal (its interval ends an NN pair)
@@ -255,8 +277,14 @@ class BeatJudge:
         if rhythm != rhythm_before:
             self._events.append(StreamEvent("rhythm-change", sample, rhythm))
         anomaly = verdict.anomaly and quality == "ok"
+        heart_rate = self.heart_rate.add(rr, usable=quality == "ok") if beat is not None else None
+        if beat is not None and verdict.mode != "learning":
+            ventricular = verdict.reason == "shape" if verdict.mode == "adapted" else verdict.anomaly
+            for change in self.alarms.add(sample, rr, ventricular, usable=quality == "ok"):
+                self._events.append(StreamEvent("alarm" if change.active else "alarm-over", change.sample,
+                                                alarm=change.name, detail=change.detail))
         return Verdict(verdict.mode, verdict.threshold, verdict.distance, anomaly, rhythm, quality,
-                       verdict.reason if anomaly else None)
+                       verdict.reason if anomaly else None, heart_rate)
 
     def _follow(self, shape: np.ndarray, shape_d: float, beat) -> None:
         """Learn a new QRS complex once it is sustained and supraventricular; say so with a ``"relearned"`` event.

@@ -126,16 +126,25 @@ def _print_event(event) -> None:
 @click.option("--no-beats", "no_beats_s", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True, help="Raise no-beats after S seconds of signal without an R peak.")
 @click.option("--no-data", "no_data_s", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="Raise no-data after S seconds connected without a valid frame.")
 @click.option("--max-lag", "max_lag_s", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="Overload: shed samples queued more than S seconds.")
+@click.option("--asystole", "asystole_s", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True, help="Alarm (high): seconds of usable signal without a beat.")
+@click.option("--vt-beats", type=click.IntRange(min=1), default=5, show_default=True, help="Alarm (high): ventricular beats in a row ...")
+@click.option("--vt-bpm", type=FiniteFloat(min=0, min_open=True), default=100.0, show_default=True, help="... faster than this: ventricular tachycardia.")
+@click.option("--brady-bpm", type=FiniteFloat(min=0, min_open=True), default=40.0, show_default=True, help="Alarm (high): heart rate under this for 5 beats.")
+@click.option("--tachy-bpm", type=FiniteFloat(min=0, min_open=True), default=140.0, show_default=True, help="Alarm (high): heart rate over this for 17 beats.")
+@click.option("--pause", "pause_s", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True, help="Alarm (medium): an RR interval longer than S seconds.")
 @click.option("--open-timeout", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds to try opening each port at start before giving up (exit 1).")
 @click.option("--http", "http", default=None, metavar="HOST:PORT", help="Serve the live bedside page here (the [view] extra; loopback unless you name another address).")
 @click.option("--http-token", envvar="ECGEDGE_HTTP_TOKEN", default=None, help="The page's access token, at least 16 characters (env ECGEDGE_HTTP_TOKEN; default: a new random one, printed on stderr).")
 def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead, polarity, adapt_s, calibrate, db, durable, jsonl,
            jsonl_max_mb, jsonl_backups, keep_hours, keep_events_days, keep_strips, all_beats, duration, threads,
-           workers, no_beats_s, no_data_s, max_lag_s, open_timeout, http, http_token) -> None:
+           workers, no_beats_s, no_data_s, max_lag_s, asystole_s, vt_beats, vt_bpm, brady_bpm, tachy_bpm, pause_s, open_timeout,
+           http, http_token) -> None:
     """Read ECG boards, flag abnormal beats live, log them, report every lapse of monitoring, and summarise at the end.
 
     Events (link-down/up, board-error, no-data, lead-off, no-signal, no-beats,
-    overload, worker-down, noisy and their ends; rhythm-change, relearned) go to stderr
+    overload, worker-down, noisy and their ends; rhythm-change, relearned; the
+    arrhythmia alarms asystole, vt, brady, tachy, pause with their priority and
+    ends) go to stderr
     and to every sink; every beat carries its rhythm and signal quality. With
     --http the live bedside page is served (see ecgedge review for a recorded
     session). With
@@ -145,6 +154,7 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
     0 after --duration or a signal, 1 when the bundle or a port cannot be used
     at start.
     """
+    from ecgedge.analysis.alarms import AlarmLimits
     from ecgedge.firmware_bridge.hub import Hub
     from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
     from ecgedge.firmware_bridge.source import PortError
@@ -162,7 +172,13 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
     if calibrate and adapt_s:
         raise click.BadParameter("a stream is either adapted (--adapt) or calibrated (--calibrate), not both", param_hint="--adapt")
     adapt_s = (DEFAULT_ADAPT_S if adapt_s is None and not calibrate else adapt_s) or None
-    options = {"calibration_beats": calibrate, "adapt_s": adapt_s, "on_event": _print_event, "no_beats_s": no_beats_s, "no_data_s": no_data_s, "max_lag_s": max_lag_s, "open_timeout": open_timeout}
+    try:
+        limits = AlarmLimits(vt_beats=vt_beats, vt_bpm=vt_bpm, brady_bpm=brady_bpm, tachy_bpm=tachy_bpm, pause_s=pause_s,
+                             asystole_s=asystole_s)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--brady-bpm / --tachy-bpm") from None
+    options = {"calibration_beats": calibrate, "adapt_s": adapt_s, "on_event": _print_event, "no_beats_s": no_beats_s, "no_data_s": no_data_s, "max_lag_s": max_lag_s, "open_timeout": open_timeout,
+               "alarm_limits": limits}
     if workers > 1:
         scorer_options = {"backend": backend, "precision": precision, "threads": threads}
         hub = WorkerPool(bundle_dir, scorer, workers=workers, scorer_options=scorer_options, **options)

@@ -88,8 +88,8 @@ def change_rate(signal: np.ndarray, fs: float, r_samples: np.ndarray, start: flo
     r_samples : ndarray of int
         Where the reference beats now lie.
     """
-    if not 0.5 <= factor <= 2.0:
-        raise ValueError(f"factor must be in [0.5, 2], got {factor}")
+    if not 0.5 <= factor <= 3.0:
+        raise ValueError(f"factor must be in [0.5, 3], got {factor}")
     r_samples = np.asarray(r_samples, dtype=np.int64)
     pieces, shift, last = [], np.zeros(r_samples.size, dtype=np.int64), 0
     for i in np.flatnonzero((r_samples[:-1] >= start * fs) & (r_samples[:-1] < stop * fs)):
@@ -107,3 +107,39 @@ def change_rate(signal: np.ndarray, fs: float, r_samples: np.ndarray, start: flo
         shift[i + 1 :] -= k
     pieces.append(signal[last:])
     return np.concatenate(pieces).astype(float), r_samples + shift
+
+
+def insert_run(signal: np.ndarray, fs: float, template_r: int, at: int, beats: int,
+               rr_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """A run of ``beats`` copies of one beat at ``rr_s`` intervals, inserted into the signal at sample ``at``.
+
+    A ventricular tachycardia made from the patient's own ventricular beat: the signal from half an
+    interval before the beat's R peak (``template_r``) to half an interval after it, repeated; at
+    150 bpm (``rr_s=0.4``) each complex runs into the next as in a real VT. Insert it in diastole
+    (after a T wave, before a P wave) so that it starts and ends on the baseline.
+
+    Parameters
+    ----------
+    signal : ndarray of shape (n_samples,)
+    fs : float
+    template_r : int
+        R sample of the beat to repeat.
+    at : int
+        Where the run goes in.
+    beats : int
+    rr_s : float
+        Seconds between the run's beats.
+
+    Returns
+    -------
+    signal : ndarray
+        ``beats * round(rr_s * fs)`` samples longer; everything after ``at`` moves by that much.
+    r_samples : ndarray of int
+        The run's R peaks.
+    """
+    half = round(rr_s * fs / 2)
+    complex_ = np.asarray(signal[template_r - half : template_r + half], dtype=float)
+    complex_ = complex_ - np.linspace(complex_[0], complex_[-1], complex_.size) + signal[at]  # ends on the baseline
+    run = np.tile(complex_, beats)
+    return (np.concatenate([signal[:at], run, signal[at:]]).astype(float),
+            at + half + np.arange(beats) * complex_.size)

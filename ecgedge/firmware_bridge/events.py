@@ -18,6 +18,8 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import Enum
 
+from ecgedge.analysis.alarms import PRIORITY
+
 
 class Condition(Enum):
     """A stream state that stops or degrades monitoring; value: (raised name, cleared name)."""
@@ -31,6 +33,11 @@ class Condition(Enum):
     OVERLOAD = ("overload", "caught-up")
     WORKER_DOWN = ("worker-down", "worker-up")
     NOISY = ("noisy", "noise-over")
+    ASYSTOLE = ("asystole", "asystole-over")
+    VT = ("vt", "vt-over")
+    BRADY = ("brady", "brady-over")
+    TACHY = ("tachy", "tachy-over")
+    PAUSE = ("pause", "pause-over")
 
     @property
     def raised_name(self) -> str:
@@ -39,6 +46,16 @@ class Condition(Enum):
     @property
     def cleared_name(self) -> str:
         return self.value[1]
+
+    @property
+    def priority(self) -> str:
+        """IEC 60601-1-8: ``"high"`` / ``"medium"`` for arrhythmia alarms (:data:`~ecgedge.analysis.alarms.PRIORITY`), ``"technical"`` otherwise."""
+        return PRIORITY.get(self.raised_name, "technical")
+
+    @classmethod
+    def of_alarm(cls, name: str) -> Condition:
+        """The condition of an arrhythmia alarm (:class:`~ecgedge.analysis.alarms.AlarmChange`)."""
+        return next(c for c in cls if c.raised_name == name)
 
 
 class _Described:
@@ -79,6 +96,9 @@ class Raised(_Described):
     def name(self) -> str:
         return self.condition.raised_name
 
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "priority": self.condition.priority}
+
 
 @dataclass(frozen=True)
 class Cleared(_Described):
@@ -102,6 +122,9 @@ class Cleared(_Described):
     @property
     def name(self) -> str:
         return self.condition.cleared_name
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "priority": self.condition.priority}
 
     @property
     def detail(self) -> str:
@@ -191,7 +214,8 @@ class ConditionTracker:
 
     def __init__(self, hold: float = 1.0) -> None:
         self.hold = hold
-        self._holds = {Condition.LINK_DOWN: 0.0, Condition.WORKER_DOWN: 0.0, Condition.NOISY: 0.0}
+        self._holds = {Condition.LINK_DOWN: 0.0, Condition.WORKER_DOWN: 0.0, Condition.NOISY: 0.0,
+                       **{c: 0.0 for c in Condition if c.priority != "technical"}}
         self._active: dict[tuple[str, Condition], tuple[float, str, float]] = {}  # (since, detail, last seen)
         self.counts: dict[str, int] = {}
 

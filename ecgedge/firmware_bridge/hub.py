@@ -59,6 +59,7 @@ from ecgedge._closing import Closing
 from ecgedge.calibration import PatientMemory
 from ecgedge.analysis.beats import Beat
 from ecgedge.firmware_bridge.decoder import AsciiDecoder, FrameDecoder, LinkStats
+from ecgedge.analysis.alarms import AlarmLimits
 from ecgedge.firmware_bridge.latency import LatencyHistogram
 from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event, Relearned, RhythmChange
 from ecgedge.analysis.judge import BeatJudge
@@ -71,7 +72,7 @@ from ecgedge.firmware_bridge.source import PortError, SerialSource
 FORMATS = ("binary", "ascii")
 #: Events whose strip is kept (besides every flagged beat's).
 STRIP_ALARMS = frozenset({"link-down", "board-error", "no-data", "lead-off", "no-signal", "no-beats", "overload",
-                          "noisy", "rhythm-change", "relearned"})
+                          "noisy", "rhythm-change", "relearned", "asystole", "vt", "brady", "tachy", "pause"})
 #: Alarms after which the stream may send nothing: their strip is what came before them.
 ENDING_ALARMS = frozenset({"link-down", "board-error", "no-data", "lead-off", "no-signal"})
 _log = logging.getLogger(__name__)
@@ -224,6 +225,11 @@ class Hub(Closing):
         Messages the queue holds before the readers wait.
     open_timeout : float, default=2.0
         Seconds :meth:`run` tries to open each port before it gives up.
+    alarm_limits : AlarmLimits, optional
+        When the arrhythmia alarms (:mod:`ecgedge.analysis.alarms`) and ``asystole`` (that many
+        seconds of usable signal without a beat) are raised, for every board that
+        :meth:`add_board` gives no limits of its own; default: the PhysioNet/CinC Challenge 2015
+        definitions.
     """
 
     def __init__(
@@ -243,6 +249,7 @@ class Hub(Closing):
         beat_deadline_s: float = 10.0,
         max_queue: int = 50_000,
         open_timeout: float = 2.0,
+        alarm_limits: AlarmLimits | None = None,
     ) -> None:
         for name, value in (("no_beats_s", no_beats_s), ("no_data_s", no_data_s), ("max_lag_s", max_lag_s), ("beat_deadline_s", beat_deadline_s)):
             if not value > 0:
@@ -265,6 +272,8 @@ class Hub(Closing):
         self.max_lag_s = max_lag_s
         self.beat_deadline_s = beat_deadline_s
         self.open_timeout = open_timeout
+        self.alarm_limits = alarm_limits or AlarmLimits()
+        self._limits: dict[str, AlarmLimits] = {}
         self.links: list[BoardLink] = []
         self.latencies = LatencyHistogram()
         self.beats = 0
@@ -296,6 +305,7 @@ class Hub(Closing):
         lead: str | None = None,
         polarity: str = "positive",
         baudrate: int = 115200,
+        alarm_limits: AlarmLimits | None = None,
     ) -> BoardLink:
         """Add a board at a pyserial URL.
 
@@ -313,6 +323,8 @@ class Hub(Closing):
         polarity : {"positive", "negative", "auto"}, default="positive"
             R-wave direction of the lead (see :class:`StreamPipeline`).
         baudrate : int, default=115200
+        alarm_limits : AlarmLimits, optional
+            This board's alarm limits (a child's rates are not an adult's); default: the hub's.
 
         Raises
         ------
@@ -341,7 +353,9 @@ class Hub(Closing):
         link = BoardLink(self._events, url, pipeline, fmt, baudrate)
         self._pipelines[name] = pipeline
         self._ports[port] = name
-        self._judges[name] = BeatJudge(self.calibration_beats, self.adapt_s, beat_format=self.scorer.beat_format)
+        self._limits[name] = alarm_limits or self.alarm_limits
+        self._judges[name] = BeatJudge(self.calibration_beats, self.adapt_s, beat_format=self.scorer.beat_format,
+                                       alarm_limits=self._limits[name])
         self.links.append(link)
         return link
 
@@ -504,6 +518,12 @@ class Hub(Closing):
         for pipeline in touched.values():
             silent = pipeline.seconds_without_peak
             self._condition(pipeline, Condition.NO_BEATS, silent > self.no_beats_s, f"no R peak for {silent:.0f} s of signal (asystole or artefact)")
+            # a flat line with the electrodes on may be the heart: only lead-off or a railed ADC rule asystole out
+            problem = pipeline.signal_problem
+            readable = not pipeline.lead_off and (problem is None or problem.startswith("flat line"))
+            seen = pipeline.seconds_seen_without_peak  # seconds shed under overload are not the heart's
+            self._condition(pipeline, Condition.ASYSTOLE, readable and seen > self._limits[pipeline.name].asystole_s,
+                            f"no beat for {seen:.1f} s")
         self._flush_events()
         beats = self._meet_deadline(beats)
         for start in range(0, len(beats), self.max_batch):
@@ -632,7 +652,10 @@ class Hub(Closing):
 
     def _stream_event(self, beat: Beat, change) -> None:
         """A rhythm change, a relearned complex or a noisy stretch the judge found, as the bridge's typed event."""
-        if change.kind in ("rhythm-change", "relearned"):
+        if change.kind in ("alarm", "alarm-over"):
+            self._condition(self._pipelines[beat.stream], Condition.of_alarm(change.alarm), change.kind == "alarm",
+                            change.detail or "")
+        elif change.kind in ("rhythm-change", "relearned"):
             event = (RhythmChange(beat.stream, beat.time, change.rhythm, change.sample) if change.kind == "rhythm-change"
                      else Relearned(beat.stream, beat.time, change.sample))
             self.conditions.counts[event.name] = self.conditions.counts.get(event.name, 0) + 1
@@ -689,6 +712,7 @@ class Hub(Closing):
             "adapted_streams": sorted(n for n, j in self._judges.items() if j.memory is not None and j.memory.ready),
             "resumed_patients": self.resumed_patients,
             "events": dict(sorted(self.conditions.counts.items())),
+            "ventricular_runs": {k: sum(j.alarms.counts[k] for j in self._judges.values()) for k in ("couplet", "run")},
             "filter_rows": self._filters.rows,
             "latency_ms": self.latencies.summary_ms(),
             "links": links,

@@ -203,6 +203,7 @@ class StreamPipeline:
         self._seg_t0 = 0.0
         self._last_time = -math.inf
         self._since_peak = 0
+        self._seen_since_peak = 0  # the same, counting only samples that were read (not shed)
         self._shed = False  # blocks were shed since the last one taken
         self._unformatted_since: float | None = None  # arrival of the first sample dropped for want of a HELLO
         self._gaps: deque[tuple[int, int]] = deque()  # interpolated [start, end) ranges
@@ -219,6 +220,11 @@ class StreamPipeline:
     @property
     def seconds_without_peak(self) -> float:
         return self._since_peak / self.fs if self.hello else 0.0
+
+    @property
+    def seconds_seen_without_peak(self) -> float:
+        """Seconds of signal read and filtered since the last R peak (samples shed by the overload policy left out)."""
+        return self._seen_since_peak / self.fs if self.hello else 0.0
 
     def configure(self, hello: Hello) -> None:
         """Take the board's format (its HELLO, or the command line's for ASCII).
@@ -255,7 +261,7 @@ class StreamPipeline:
         self._pending = []
         self.hello = None
         self.next_index = None
-        self._since_peak = 0
+        self._since_peak = self._seen_since_peak = 0
 
     def reset(self) -> None:
         """Start beat detection over at the next block (after an internal error)."""
@@ -301,6 +307,7 @@ class StreamPipeline:
             self.counters.rejected_samples += n
             raise BoardError(f"SAMPLES block of shape {values.shape}; the HELLO announced {len(self.hello.leads)} lead(s) {self.hello.leads}")
         self._since_peak += n
+        self._seen_since_peak += n
         if n == 0:
             return True
         if self.lead_off:
@@ -374,6 +381,7 @@ class StreamPipeline:
         for r in peaks:
             self.counters.peaks += 1
             self._since_peak = min(self._since_peak, max(0, self.next_index - r)) if self.next_index is not None else 0
+            self._seen_since_peak = min(self._seen_since_peak, self._since_peak)
         for beat in beats:
             beat.arrival = self._arrival_of(max(beat.last_sample, beat.decided_sample))
             # never earlier than the stream's previous beat, whatever the clock estimate did

@@ -76,6 +76,7 @@ class ScoredBeat:
             "rhythm": v.rhythm,
             "quality": v.quality,
             "reason": v.reason,
+            "heart_rate": v.heart_rate,
         }
 
 
@@ -146,7 +147,8 @@ CREATE TABLE IF NOT EXISTS beats (
     distance REAL,                -- mode 'adapted': distance to the patient's normal beats, in limits
     rhythm TEXT NOT NULL DEFAULT 'unknown', -- sinus, af (fibrillation or flutter) or unknown
     quality TEXT NOT NULL DEFAULT 'ok',     -- ok or noisy (a noisy beat is never flagged)
-    reason TEXT                   -- why a flagged adapted beat was flagged: shape or timing
+    reason TEXT,                  -- why a flagged adapted beat was flagged: shape or timing
+    heart_rate REAL               -- the stream's heart rate after this beat (bpm); NULL when lost
 );
 CREATE INDEX IF NOT EXISTS beats_stream_sample ON beats (stream, sample);
 CREATE TABLE IF NOT EXISTS anomalies (
@@ -187,7 +189,7 @@ PRUNE_BATCH = 4096
 WAL_LIMIT_BYTES = 32 * 1024 * 1024
 #: Columns added to ``beats`` since the first schema, for databases written before them.
 _ADDED_COLUMNS = {"mode": "TEXT NOT NULL DEFAULT 'fixed'", "distance": "REAL", "rhythm": "TEXT NOT NULL DEFAULT 'unknown'",
-                  "quality": "TEXT NOT NULL DEFAULT 'ok'", "reason": "TEXT"}
+                  "quality": "TEXT NOT NULL DEFAULT 'ok'", "reason": "TEXT", "heart_rate": "REAL"}
 
 
 class SqliteSink(Closing):
@@ -299,9 +301,10 @@ class SqliteSink(Closing):
             beat = b.beat
             cur = self._db.execute(
                 "INSERT INTO beats (stream, sample, time, score, threshold, anomaly, rr, gap, mode, distance, rhythm, "
-                "quality, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "quality, reason, heart_rate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (beat.stream, beat.sample, beat.time, b.score, b.threshold, int(b.anomaly), beat.rr, int(beat.gap),
-                 b.verdict.mode, b.verdict.distance, b.verdict.rhythm, b.verdict.quality, b.verdict.reason),
+                 b.verdict.mode, b.verdict.distance, b.verdict.rhythm, b.verdict.quality, b.verdict.reason,
+                 b.verdict.heart_rate),
             )
             if b.anomaly:
                 self._db.execute(

@@ -89,10 +89,14 @@ def beat_table(
     judge = BeatJudge(calibration_beats, adapt_s, beat_format=BeatFormat.from_dict(parts[0]["beat_format"]))
     inputs = np.concatenate([p["inputs"] for p in parts]) if adapt_s else np.empty((sample.size, 0))
     views = zip(inputs, rr.tolist(), sample.tolist(), own.tolist(), noise.tolist(), atrial, rr_after.tolist())
-    verdicts, relearned = [], []
+    verdicts, relearned, alarms = [], [], {}
     for s, view in zip(score.tolist(), views):
         verdicts.append(judge.judge(s, parts[0]["offset"], BeatView(*view)))
-        relearned += [e.sample / fs for e in judge.take_events() if e.kind == "relearned"]
+        for event in judge.take_events():
+            if event.kind == "relearned":
+                relearned.append(event.sample / fs)
+            elif event.kind == "alarm":
+                alarms[event.alarm] = alarms.get(event.alarm, 0) + 1
     rhythm = np.array([v.rhythm for v in verdicts], dtype=object)
     quality = np.array([v.quality for v in verdicts], dtype=object)
     mode = np.array([v.mode for v in verdicts], dtype=object)
@@ -112,6 +116,7 @@ def beat_table(
         "distance": np.array([np.nan if v.distance is None else v.distance for v in verdicts], dtype=float),
         "rhythm": rhythm,
         "quality": quality,
+        "heart_rate": np.array([np.nan if v.heart_rate is None else v.heart_rate for v in verdicts], dtype=float),
     }
     learnt = (f"adapted to the patient over the first {adapt_s:g} s" if adapt_s
               else f"learnt from the first {calibration_beats} beats" if calibration_beats
@@ -126,6 +131,9 @@ def beat_table(
         "noisy_beats": int(np.sum(quality == "noisy")),
         "relearned": len(relearned),
         "relearned_at_s": relearned,
+        **{f"{name}_alarms": alarms.get(name, 0) for name in ("vt", "brady", "tachy", "pause")},
+        "ventricular_couplets": judge.alarms.counts["couplet"],
+        "ventricular_runs": judge.alarms.counts["run"],
         **rhythm_summary(sample / fs, rr, rhythm),
     }
     columns["label"] = columns["aami"] = np.full(sample.size, None, dtype=object)
@@ -210,6 +218,7 @@ def write_beats(out: Path, name: str, columns: dict) -> Path:
             ("distance", pa.float64()),
             ("rhythm", pa.string()),
             ("quality", pa.string()),
+            ("heart_rate", pa.float64()),
             ("label", pa.string()),
             ("aami", pa.string()),
         ]

@@ -25,11 +25,13 @@ DISPLAY_HZ = 90.0
 STRIP_S = 10.0
 #: Display frames a viewer's queue holds; older ones are dropped for a viewer that falls behind.
 QUEUE_FRAMES = 512
+#: Conditions during which a board's heart rate and rhythm are not measured.
+MONITORING_LOST = ("link-down", "board-error", "no-data", "lead-off", "no-signal", "no-beats", "worker-down")
 #: Alarms kept for the page's list across boards.
 ALARMS_KEPT = 200
 #: Conditions that are alarms (and the rhythm changes); their end clears them on the tile.
 ALARMS = ("link-down", "board-error", "no-data", "lead-off", "no-signal", "no-beats", "overload", "noisy",
-          "worker-down")
+          "worker-down", "asystole", "vt", "brady", "tachy", "pause")
 
 
 class Viewer:
@@ -165,9 +167,7 @@ class LiveFeed:
                 state.beats += 1
                 state.flagged += int(v.anomaly)
                 state.mode, state.rhythm, state.quality = v.mode, v.rhythm, v.quality
-                if b.rr > 0 and np.isfinite(b.rr) and v.quality == "ok":
-                    state.heart_rate = round(60.0 / b.rr) if state.heart_rate is None else round(
-                        0.8 * state.heart_rate + 0.2 * 60.0 / b.rr)
+                state.heart_rate = v.heart_rate  # the analysis's meter; None (shown as lost) when it is
                 if v.mode == "learning" and self.adapt_s:
                     self._learnt[b.stream] = self._learnt.get(b.stream, 0.0) + min(max(b.rr, 0.0), 3.0)
                     state.learning_left_s = max(0.0, round(self.adapt_s - self._learnt[b.stream]))
@@ -190,6 +190,8 @@ class LiveFeed:
             condition = getattr(event, "condition", None)
             if condition is not None and name == condition.raised_name:
                 state.alarms[name] = event.detail
+                if name in MONITORING_LOST:  # a value no longer measured is shown as lost, not as the last one
+                    state.heart_rate, state.rhythm = None, "unknown"
             elif condition is not None:
                 state.alarms.pop(condition.raised_name, None)
             if name in ("link-down", "link-up"):
@@ -197,7 +199,8 @@ class LiveFeed:
             if name == "rhythm-change":
                 state.rhythm = event.rhythm
             alarm = {"time": round(event.time, 3), "board": event.stream, "event": name, "detail": event.detail,
-                     "alarm": name in ALARMS or name == "rhythm-change"}
+                     "alarm": name in ALARMS or name == "rhythm-change",
+                     "priority": condition.priority if condition is not None else "information"}
             self.alarms.appendleft(alarm)
             self._publish({"type": "alarm", **alarm})
             self._publish({"type": "board", **state.public()})

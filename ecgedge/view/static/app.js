@@ -85,6 +85,7 @@ function draw(t) {
 function alarm(a, prepend) {
   const li = el("li", a.alarm ? "alarm" : "info");
   li.dataset.event = a.event;
+  if (a.priority) li.dataset.priority = a.priority;
   li.dataset.board = a.board;
   if (a.strip != null) {
     li.dataset.strip = a.strip;

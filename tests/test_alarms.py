@@ -1,0 +1,86 @@
+"""The arrhythmia alarms on test waveforms made from real records: what MIT-BIH lacks, by documented edits.
+
+A sustained VT (a ventricular beat of the record repeated at 150 bpm,
+:func:`ecgedge.datasets.insert_run`), an extreme bradycardia (diastole doubled,
+:func:`~ecgedge.datasets.change_rate`), a pause (beats removed), streamed through the bridge's
+offline path and judged by its :class:`BeatJudge`; asystole (a flat line) live through a hub.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecgedge.analysis.alarms import AlarmLimits, ArrhythmiaAlarms
+from ecgedge.analysis.judge import BeatJudge
+from ecgedge.datasets import change_rate, insert_run, load_wfdb_record
+from ecgedge.firmware_bridge.offline import cut_stream, score_beats
+from ecgedge.firmware_bridge.protocol import Hello
+from ecgedge.population import POPULATION_FORMAT
+
+MITDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb"
+needs_mitdb = pytest.mark.skipif(not (MITDB / "119.hea").exists(), reason=f"MIT-BIH records not found at {MITDB}")
+
+
+def _alarms(signal: np.ndarray, fs: float, adapt_s: float = 300.0) -> list:
+    """(kind, alarm, seconds) of every alarm raised or ended on a lead streamed through the offline path."""
+    from ecgedge import load
+    from ecgedge.models import population_model_path
+
+    model = load(population_model_path())
+    beats = cut_stream(signal, Hello(fs=fs, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",)), POPULATION_FORMAT)
+    judge = BeatJudge(adapt_s=adapt_s, beat_format=POPULATION_FORMAT)
+    events = []
+    for score, beat in zip(score_beats(beats, model).tolist(), beats):
+        judge.judge(score, model.offset_, beat)
+        events += [(e.kind, e.alarm, e.sample / fs) for e in judge.take_events() if e.alarm]
+    return events
+
+
+def test_the_challenge_2015_definitions_on_rr_series():
+    alarms = ArrhythmiaAlarms()
+    raised = [c for i in range(40) for c in alarms.add(i * 100, 0.4, ventricular=False)]  # 150 bpm, supraventricular
+    assert [(c.name, c.active) for c in raised] == [("tachy", True)] and raised[0].sample == 1600  # the 17th beat
+    alarms = ArrhythmiaAlarms(AlarmLimits(vt_beats=3))
+    changes = [c for i, v in enumerate([1, 1, 0, 1, 1, 1, 0]) for c in alarms.add(i, 0.5, ventricular=bool(v))]
+    assert [(c.name, c.active) for c in changes] == [("vt", True), ("vt", False)] and alarms.counts == {"couplet": 1, "run": 1}
+    slow = ArrhythmiaAlarms().add(0, 0.9, False) + ArrhythmiaAlarms().add(1, 3.5, False)
+    assert slow == []  # a pause needs a beat before it
+    with pytest.raises(ValueError, match="brady below"):
+        AlarmLimits(brady_bpm=150)
+
+
+@needs_mitdb
+def test_a_sustained_vt_made_of_the_patients_own_ventricular_beat_alarms_within_10_s():
+    record = load_wfdb_record(MITDB / "119", lead="MLII")
+    fs, n = record.fs, round(600 * record.fs)
+    signal, r, symbols = record.signal[:n], record.beat_samples, record.beat_symbols
+    template = r[(symbols == "V") & (r > 320 * fs)][0]
+    normal = r[(symbols == "N") & (r > 400 * fs)][0]
+    at = normal + round(0.45 * fs)
+    signal, run = insert_run(signal, fs, template, at, beats=25, rr_s=0.4)  # 10 s at 150 bpm
+    events = _alarms(signal, fs)
+    onset, end = run[0] / fs, run[-1] / fs
+    vt = [(k, t) for k, a, t in events if a == "vt"]
+    assert vt[0][0] == "alarm" and onset - 0.5 <= vt[0][1] <= onset + 1 and vt[1][0] == "alarm-over" and vt[1][1] > end
+    raised_at = min(t for k, a, t in events if a == "tachy" and k == "alarm")
+    assert raised_at < onset + 10
+    assert len([1 for k, a, _ in events if a == "vt" and k == "alarm"]) == 1  # 119's own bigeminy is not VT
+
+
+def test_an_extreme_bradycardia_and_a_pause_alarm_within_10_s():
+    record = load_wfdb_record(lead="MLII")  # the bundled record 100
+    fs, n = record.fs, round(540 * record.fs)
+    keep = record.beat_samples < n
+    slow, _ = change_rate(record.signal[:n], fs, record.beat_samples[keep], 400.0, 2.3, stop=460.0)  # about 35 bpm
+    events = _alarms(slow, fs)
+    brady = [(k, t) for k, a, t in events if a == "brady"]
+    assert brady[0][0] == "alarm" and 400 < brady[0][1] < 410 and brady[1][0] == "alarm-over"
+    signal, r = record.signal[:n].copy(), record.beat_samples
+    i = np.searchsorted(r, 400 * fs)
+    lo, hi = r[i] + round(0.45 * fs), r[i + 5] - round(0.3 * fs)  # four beats gone: a pause of about 4 s
+    signal[lo:hi] = np.linspace(signal[lo], signal[hi], hi - lo)
+    pauses = [(k, t) for k, a, t in _alarms(signal, fs) if a == "pause"]
+    assert [k for k, _ in pauses] == ["alarm", "alarm-over"] and abs(pauses[0][1] - r[i] / fs) < 0.2
