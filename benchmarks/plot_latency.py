@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from results_file import RESULTS
+from results_file import RESULTS, save_figure
 
 FIGURE = Path(__file__).resolve().parent.parent / "docs" / "figures" / "latency.png"
 
@@ -66,10 +66,7 @@ def main() -> None:
               title=f"Bridge end-to-end latency ({stream['environment']['date'][:10]})")
     right.legend(fontsize=8)
     fig.suptitle(f"{stream['environment']['cpus']}-CPU machine, INT8 shipped model; every frame arrived at every board count", fontsize=9)
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=110)
-    print(f"wrote {args.out}")
+    save_figure(fig, args.out)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Where every benchmark writes its dated results: ``<folder>/<name>-<UTC date>.json`` and ``.md``."""
+"""Where every benchmark writes its dated results (``<folder>/<name>-<UTC date>.json`` and ``.md``) and its figures."""
 
 from __future__ import annotations
 
@@ -31,3 +31,11 @@ def write_results(name: str, report: dict, markdown: str, folder: Path = RESULTS
     stem.with_suffix(".md").write_text(markdown.rstrip("\n") + "\n")
     print(f"wrote {stem}.json and {stem}.md")
     return stem
+
+
+def save_figure(fig, out: Path) -> None:
+    """Lay out a matplotlib figure and write it to ``out`` (a PNG for the README), saying where."""
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")

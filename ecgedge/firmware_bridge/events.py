@@ -73,8 +73,21 @@ class _Described:
         return f"{_iso(self.time)} {self.stream} {self.name}: {self.detail}"
 
 
+class _OfCondition(_Described):
+    """What the events of a :class:`Condition` add: its priority, in the JSON object and the line of text."""
+
+    condition: Condition
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "priority": self.condition.priority}
+
+    def __str__(self) -> str:
+        text, priority = super().__str__(), self.condition.priority
+        return text if priority == "technical" else text.replace(f" {self.name}:", f" {self.name} [{priority}]:", 1)
+
+
 @dataclass(frozen=True)
-class Raised(_Described):
+class Raised(_OfCondition):
     """A condition started on a stream.
 
     Attributes
@@ -96,12 +109,9 @@ class Raised(_Described):
     def name(self) -> str:
         return self.condition.raised_name
 
-    def as_dict(self) -> dict:
-        return {**super().as_dict(), "priority": self.condition.priority}
-
 
 @dataclass(frozen=True)
-class Cleared(_Described):
+class Cleared(_OfCondition):
     """A condition ended on a stream.
 
     Attributes
@@ -122,9 +132,6 @@ class Cleared(_Described):
     @property
     def name(self) -> str:
         return self.condition.cleared_name
-
-    def as_dict(self) -> dict:
-        return {**super().as_dict(), "priority": self.condition.priority}
 
     @property
     def detail(self) -> str:
