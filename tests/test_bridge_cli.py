@@ -44,8 +44,10 @@ def test_simulate_then_bridge(bundle, tmp_path, fmt, transport):
         # ASCII needs the board's format on the command line and adapts to the patient over 20 s; the binary run
         # learns a score threshold from 20 beats instead
         extra = ["--fs", "360", "--baseline", "1024", "--gain", "200", "--adapt", "20"] if fmt == "ascii" else ["--calibrate", "20"]
+        name = "bed7" if transport == "socket" else where  # a ward names its beds: --port bed7=socket://...
         bridge = subprocess.run(
-            [*ECGEDGE, "bridge", "--port", where, "--bundle", str(bundle), "--format", fmt, *extra,
+            [*ECGEDGE, "bridge", "--port", f"bed7={where}" if transport == "socket" else where, "--bundle", str(bundle),
+             "--format", fmt, *extra,
              "--jsonl", str(tmp_path / "beats.jsonl"), "--duration", "4"],
             capture_output=True, text=True, timeout=60,
         )
@@ -58,6 +60,7 @@ def test_simulate_then_bridge(bundle, tmp_path, fmt, transport):
     rows = [r for r in lines if "event" not in r]
     events = [r["event"] for r in lines if "event" in r]
     assert events[0] == "link-up" and "board-error" not in events, events
+    assert {r["stream"] for r in rows} == {name}
     # 90 s of record 100 at about 75 beats a minute, less the first beats the detector learns on
     assert 100 <= summary["beats"] == len(rows) <= 115
     assert "latency p50=" in bridge.stdout and summary["frames_dropped"] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import re
 import sqlite3
 import sys
 import threading
@@ -92,13 +93,21 @@ def _print_beats(all_beats: bool, fs_of, out):
     return show
 
 
+def bed_and_url(port: str) -> tuple[str | None, str]:
+    """``"bed12=/dev/ttyUSB0"`` -> ``("bed12", "/dev/ttyUSB0")``; a plain URL (its own ``=`` included) -> ``(None, URL)``."""
+    label, sep, url = port.partition("=")
+    if sep and url and re.fullmatch(r"[A-Za-z0-9_.-]+", label):
+        return label, url
+    return None, port
+
+
 def _print_event(event) -> None:
     """Events always go to stderr, whatever stdout carries."""
     click.echo(f"EVENT {event}", err=True)
 
 
 @click.command()
-@click.option("--port", "ports", multiple=True, required=True, help="Board URL: /dev/ttyUSB0, a pty path, socket://HOST:PORT. Repeat for several boards.")
+@click.option("--port", "ports", multiple=True, required=True, metavar="[BED=]URL", help="Board URL: /dev/ttyUSB0, a pty path, socket://HOST:PORT, optionally named: bed12=/dev/ttyUSB0. Repeat for several boards (unnamed ones are board0, board1, ...).")
 @click.option("--bundle", "bundle_dir", type=click.Path(exists=True, file_okay=False), required=True, help="Deployment bundle directory (ecgedge export).")
 @click.option("--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32", show_default=True)
 @click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt", "torch"]), default="onnxruntime", show_default=True)
@@ -187,10 +196,12 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
     hub.on_beats = _print_beats(all_beats, hub.fs_of, out)
     view = _serve_page(hub, address, http_token, adapt_s) if address else None
     try:
-        for i, url in enumerate(ports):
-            hub.add_board(url, name=url if len(ports) == 1 else f"board{i}", fmt=fmt, fs=fs, gain=gain, baseline=baseline, lead=lead, polarity=polarity)
+        for i, port in enumerate(ports):
+            label, url = bed_and_url(port)
+            name = label or (url if len(ports) == 1 else f"board{i}")
+            hub.add_board(url, name=name, fmt=fmt, fs=fs, gain=gain, baseline=baseline, lead=lead, polarity=polarity)
             if view is not None:
-                view.feed.add_board(url if len(ports) == 1 else f"board{i}")
+                view.feed.add_board(name)
         if jsonl:
             hub.sinks.append(JsonlSink(sys.stdout if jsonl == "-" else jsonl, max_bytes=round(jsonl_max_mb * 2**20),
                                        backups=jsonl_backups))
