@@ -25,6 +25,7 @@ import platform
 import sqlite3
 import sys
 import time
+import tracemalloc
 from contextlib import closing
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
 
     hub.on_beats = seen
     runner, stop, result, escaped = start_hub(hub)
-    rows, mark, next_at = [], hub.latencies.snapshot(), 0.0
+    rows, mark, next_at, heap = [], hub.latencies.snapshot(), 0.0, None
     while player.is_alive() or not out.empty():
         time.sleep(0.5)
         if signal_s[0] < next_at:
@@ -106,15 +107,22 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
                      "beats": hub.beats, "latency_ms": since.summary_ms()})
         print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in rows[-1].items()}, flush=True)
         next_at = (int(signal_s[0] / 3600 / args.every) + 1) * args.every * 3600
+        if args.tracemalloc and heap is None and signal_s[0] >= 3600:  # after the first hour: what grows from then on
+            heap = tracemalloc.take_snapshot()
     board_stats = out.get()
     player.join()
     hub.wait_until_quiet(quiet=1.0, timeout=60)
     stop.set()
     runner.join()
     summary = result or hub.summary()
+    growth = []
+    if heap is not None:
+        diff = tracemalloc.take_snapshot().compare_to(heap, "lineno")
+        growth = [{"where": str(d.traceback), "grew_kb": d.size_diff / 1024, "blocks": d.count_diff} for d in diff[:12]]
     keep = ("beats", "flagged", "frames", "frames_dropped", "frames_lost", "shed_samples", "shed_beats",
             "internal_errors", "events", "latency_ms")
     return {"rows": rows, "summary": {k: summary[k] for k in keep}, "escaped": escaped, "boards": board_stats,
+            "heap_growth": growth,
             "jsonl_files": sorted(p.name for p in work.glob("beats.jsonl*"))}
 
 
@@ -131,8 +139,11 @@ def main() -> None:
     parser.add_argument("--jsonl-mb", type=float, default=16.0, help="JSON lines file size that rotates it")
     parser.add_argument("--jsonl-backups", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("build/soak"))
+    parser.add_argument("--tracemalloc", action="store_true", help="list the Python allocations that grew after the first hour")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
+    if args.tracemalloc:
+        tracemalloc.start()
     args.started = time.time()
     work = args.work / f"{args.boards}x{args.hours:g}h"
     work.mkdir(parents=True, exist_ok=True)
@@ -167,6 +178,10 @@ def markdown(r: dict) -> str:
         latency = "-" if lat["p50"] is None else f"{lat['p50']:.0f} / {lat['p99']:.0f}"
         lines.append(f"| {row['signal_h']:.1f} | {row['rss_mb']:.0f} | {row['open_files']} | {row['db_mb']:.1f} "
                      f"| {row['wal_mb']:.1f} | {row['jsonl_mb']:.1f} | {row['beats_held']:,} | {latency} |")
+    if r.get("heap_growth"):
+        lines += ["", "Python allocations that grew after the first hour (tracemalloc, largest first):", "",
+                  "| where | grew (KB) | blocks |", "|---|---:|---:|"]
+        lines += [f"| `{g['where']}` | {g['grew_kb']:.0f} | {g['blocks']} |" for g in r["heap_growth"]]
     return "\n".join(lines)
 
 
