@@ -9,6 +9,9 @@ analysers, after the learning window:
   them (flagged by shape) against consecutive V / E beats of the reference; a reference couplet or
   run is found when a detected couplet or run overlaps it, a detected one is true when it overlaps
   a reference couplet or run (the overlap rule EC57 uses for episodes, applied to runs);
+- **VF / flutter** (:mod:`ecgedge.analysis.fibrillation`, on the lead filtered as the bridge filters
+  it): the reference's ``(VF`` / ``(VFL`` episodes of 4 s or more, each found when a ``vf`` alarm
+  overlaps it; an alarm is false with no reference episode within 10 s;
 - **VT**: the reference runs that meet the alarm's definition (5 or more ventricular beats over
   100 bpm), each found when a ``vt`` alarm starts within 10 s of its first beat; the time to alarm;
   an alarm is false when no reference ventricular run of 3 or more overlaps it;
@@ -36,10 +39,13 @@ from pathlib import Path
 import numpy as np
 
 from ecgedge.analysis.alarms import PRIORITY, AlarmLimits, ArrhythmiaAlarms
+from ecgedge.analysis.fibrillation import VFDetector, fibrillating, organised
+from ecgedge.analysis.filters import bandpass_sos
 from ecgedge.analysis.heart_rate import HeartRateMeter
 from ecgedge.analysis.judge import BeatJudge, BeatView
 from ecgedge.datasets import add_noise, load_wfdb_record
 from ecgedge.firmware_bridge.offline import cut_stream, score_beats
+from ecgedge.firmware_bridge.pipeline import ECG_BAND
 from ecgedge.firmware_bridge.protocol import Hello
 from ecgedge.population import POPULATION_FORMAT
 
@@ -50,7 +56,7 @@ from rhythm import shared_run  # noqa: E402
 
 LEARNING_S = 300.0
 WITHIN_S = 10.0
-KINDS = ("vt", "brady", "tachy", "pause", "asystole")
+KINDS = ("vf", "vt", "brady", "tachy", "pause", "asystole")
 
 
 def runs_of(flags: np.ndarray, samples: np.ndarray) -> list[tuple[int, int, int]]:
@@ -82,13 +88,15 @@ def alarms_of(samples: np.ndarray, rr: np.ndarray, ventricular: np.ndarray, fs: 
     return found
 
 
-def judge_stream(views: list[BeatView], scores: np.ndarray, offset: float, fs: float) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
-    """Alarms (kind -> [(start, end)]), ventricular and usable flags and heart rate of each beat, as the bridge judges them."""
+def judge_stream(views: list[BeatView], scores: np.ndarray, offset: float, fs: float) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Alarms (kind -> [(start, end)]), ventricular, usable and organised flags and heart rate of each beat, as the bridge judges them."""
     judge = BeatJudge(adapt_s=LEARNING_S, beat_format=POPULATION_FORMAT)
     open_, found = {}, {k: [] for k in KINDS}
-    ventricular, usable, rate = (np.zeros(len(views), bool), np.zeros(len(views), bool), np.full(len(views), np.nan))
+    ventricular, usable, normal = (np.zeros(len(views), bool) for _ in range(3))
+    rate = np.full(len(views), np.nan)
     for i, (view, score) in enumerate(zip(views, scores.tolist())):
         verdict = judge.judge(score, offset, view)
+        normal[i] = organised(verdict, score, offset)
         ventricular[i] = verdict.mode == "adapted" and verdict.reason == "shape"
         usable[i] = verdict.mode == "adapted" and verdict.quality == "ok"
         rate[i] = np.nan if verdict.heart_rate is None else verdict.heart_rate
@@ -101,7 +109,34 @@ def judge_stream(views: list[BeatView], scores: np.ndarray, offset: float, fs: f
     after = samples > LEARNING_S * fs
     found["asystole"] = [(int(a), int(b)) for a, b in zip(samples[:-1][after[1:]], samples[1:][after[1:]])
                          if b - a > AlarmLimits().asystole_s * fs]
-    return found, ventricular, usable, rate
+    return found, ventricular, usable, normal, rate
+
+
+def vf_episodes(signal: np.ndarray, fs: float, normal_samples: np.ndarray) -> list[tuple[int, int]]:
+    """The ``vf`` alarms the bridge raises on a lead filtered as it filters it: (first sample, end), given its normal beats."""
+    from scipy.signal import sosfilt
+
+    y, detector, found, since = sosfilt(bandpass_sos(*ECG_BAND, fs), signal), VFDetector(fs), [], None
+    step = round(0.1 * fs)
+    for start in range(0, y.size, step):
+        detector.add(start, y[start : start + step])
+        before = normal_samples[normal_samples < (detector.window_end or 0)]
+        active = fibrillating(detector, int(before[-1]) if before.size else None)
+        if active and since is None:
+            since = detector.window_end
+        elif not active and since is not None:
+            found.append((since, detector.window_end))
+            since = None
+    if since is not None:
+        found.append((since, y.size))
+    return found
+
+
+def reference_vf(record) -> list[tuple[int, int]]:
+    """The reference's ventricular fibrillation and flutter episodes (``(VF``, ``(VFL``), 4 s or longer."""
+    bounds = list(record.rhythm_samples) + [record.signal.size]
+    return [(a, b) for a, b, rhythm in zip(bounds[:-1], bounds[1:], record.rhythms)
+            if rhythm in ("(VF", "(VFL") and b - a >= 4 * record.fs]
 
 
 def reference_meter(rr: np.ndarray) -> np.ndarray:
@@ -109,10 +144,10 @@ def reference_meter(rr: np.ndarray) -> np.ndarray:
     return np.array([np.nan if (h := meter.add(r)) is None else h for r in rr.tolist()])
 
 
-def score_record(record, views, scores, offset) -> dict:
+def score_record(record, views, scores, offset, signal: np.ndarray | None = None) -> dict:
     fs = record.fs
     samples = np.array([v.sample for v in views])
-    detected, ventricular, usable, rate = judge_stream(views, scores, offset, fs)
+    detected, ventricular, usable, normal, rate = judge_stream(views, scores, offset, fs)
     ref_samples, symbols = record.beat_samples, record.beat_symbols
     after_ref = ref_samples > LEARNING_S * fs
     ref_v = np.isin(symbols, ["V", "E"])
@@ -137,6 +172,10 @@ def score_record(record, views, scores, offset) -> dict:
     long_runs = [r for r in ref_runs if r[2] >= 3]
     out["vt"] = {"reference": len(vt_ref), "found": len(delays), "delays_s": delays, "alarms": len(detected["vt"]),
                  "false": sum(not overlaps(a, long_runs, slack) for a in detected["vt"])}
+    vf_ref = reference_vf(record)
+    vf_found = vf_episodes(record.signal if signal is None else signal, fs, samples[normal])
+    out["vf"] = {"reference": len(vf_ref), "found": sum(overlaps(e, vf_found, 0) for e in vf_ref), "alarms": len(vf_found),
+                 "false": sum(not overlaps(a, vf_ref, round(WITHIN_S * fs)) for a in vf_found)}
     for kind in ("brady", "tachy", "pause", "asystole"):
         out[kind] = {"reference": len(reference[kind]), "alarms": len(detected[kind]),
                      "false": sum(not overlaps(a, reference[kind], round(WITHIN_S * fs)) for a in detected[kind])}
@@ -160,7 +199,7 @@ def noisy_false_alarms(directory: Path, records: list[str]) -> dict:
         signal = add_noise(record.signal, record.fs, 6.0, seed=int(name))
         beats = cut_stream(signal, Hello(fs=record.fs, adc_bits=16, gain=1.0, baseline=0, leads=(record.lead,)),
                            POPULATION_FORMAT, name=name)
-        scored = score_record(record, beats, score_beats(beats, model), model.offset_)
+        scored = score_record(record, beats, score_beats(beats, model), model.offset_, signal)
         totals["hours"] += scored["hours"]
         for kind in KINDS:
             totals[kind] += scored[kind]["false"]
@@ -218,6 +257,9 @@ def markdown(r: dict) -> str:
     lines.append(f"| VT (5+ ventricular beats > 100 bpm), alarm within {r['settings']['within_s']:g} s | {total('vt', 'reference')} "
                  f"| {ratio(total('vt', 'found'), total('vt', 'reference'))} | {total('vt', 'alarms')} "
                  f"| {ratio(total('vt', 'alarms') - total('vt', 'false'), total('vt', 'alarms'))} |")
+    lines.append(f"| VF / flutter episodes of 4 s or more (reference `(VF`, `(VFL`) | {total('vf', 'reference')} "
+                 f"| {ratio(total('vf', 'found'), total('vf', 'reference'))} | {total('vf', 'alarms')} "
+                 f"| {ratio(total('vf', 'alarms') - total('vf', 'false'), total('vf', 'alarms'))} |")
     lines += ["", f"Time from a VT run's first beat to its alarm: "
               + (f"median {np.median(delays):.1f} s, max {max(delays):.1f} s." if delays else "no VT found."), "",
               "| alarm | priority | reference | alarms | false | false / h | false / h, noise 6 dB |", "|---|---|---:|---:|---:|---:|---:|"]
@@ -233,12 +275,13 @@ def markdown(r: dict) -> str:
               f"Heart rate against the same meter on the reference beats: mean absolute error "
               f"{sum(h['abs_error_sum'] for h in hr) / n:.2f} bpm, {100 * sum(h['within_5'] for h in hr) / n:.1f} % of beats "
               f"within 5 bpm ({n} beats)."]
-    lines += ["", "| record | VT reference / found / alarms / false | brady | tachy | pause | asystole |", "|---|---|---|---|---|---|"]
+    lines += ["", "| record | VT reference / found / alarms / false | vf | brady | tachy | pause | asystole |",
+              "|---|---|---|---|---|---|---|"]
     for name, p in per.items():
-        cells = [f"{p[k]['reference']} / {p[k]['alarms']} / {p[k]['false']}" for k in ("brady", "tachy", "pause", "asystole")]
+        cells = [f"{p[k]['reference']} / {p[k]['alarms']} / {p[k]['false']}" for k in ("vf", "brady", "tachy", "pause", "asystole")]
         lines.append(f"| {name} | {p['vt']['reference']} / {p['vt']['found']} / {p['vt']['alarms']} / {p['vt']['false']} | "
                      + " | ".join(cells) + " |")
-    lines.append("\n(brady, tachy, pause, asystole: reference / alarms / false.)")
+    lines.append("\n(vf, brady, tachy, pause, asystole: reference / alarms / false.)")
     return "\n".join(lines)
 
 

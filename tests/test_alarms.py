@@ -84,3 +84,26 @@ def test_an_extreme_bradycardia_and_a_pause_alarm_within_10_s():
     signal[lo:hi] = np.linspace(signal[lo], signal[hi], hi - lo)
     pauses = [(k, t) for k, a, t in _alarms(signal, fs) if a == "pause"]
     assert [k for k, _ in pauses] == ["alarm", "alarm-over"] and abs(pauses[0][1] - r[i] / fs) < 0.2
+
+
+@needs_mitdb
+def test_ventricular_flutter_is_a_high_priority_alarm_from_the_waveform(population_bundle, tmp_path):
+    """Record 207's first 80 s live over a pty: ventricular flutter from 0:41 (no beats to find in it)."""
+    from fixtures.bridge_support import play
+
+    from ecgedge.firmware_bridge.hub import Hub
+    from ecgedge.firmware_bridge.simulator import PtyEndpoint, VirtualBoard
+    from ecgedge.runtime import load_scorer
+
+    record = load_wfdb_record(MITDB / "207", lead="MLII")
+    events = []
+    hub = Hub(load_scorer(population_bundle, threads=1), adapt_s=30, on_event=events.append)
+    endpoint = PtyEndpoint()
+    hub.add_board(endpoint.path, name="bed3")
+    board = VirtualBoard(record.to_adc()[: round(80 * record.fs)], record.fs, record.adc_gain, record.baseline)
+    play(hub, [(board, endpoint)], speed=20)
+    vf = [e for e in events if e.name == "vf"]
+    onset = record.rhythm_samples[list(record.rhythms).index("(VFL")] / record.fs
+    assert vf and vf[0].condition.priority == "high" and vf[0].as_dict()["priority"] == "high"
+    reached = int(vf[0].detail.split("to sample ")[1].split()[0]) / record.fs
+    assert onset + 4 <= reached < onset + 10  # 4 s of flutter with no normal beat in them, within 10 s of its onset

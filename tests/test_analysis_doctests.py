@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-WITH_EXAMPLES = ("alarms", "atrial", "filters", "heart_rate", "judge", "noise", "rhythm", "rpeaks")
+WITH_EXAMPLES = ("alarms", "atrial", "fibrillation", "filters", "heart_rate", "judge", "noise", "rhythm", "rpeaks")
 
 
 @pytest.mark.parametrize("name", WITH_EXAMPLES)

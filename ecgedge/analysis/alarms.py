@@ -12,8 +12,9 @@ defaults of :class:`AlarmLimits`:
 - **pause** (``pause``): an RR interval over 3 s (vendors' default), from the beat before it to
   the beat that ends it.
 
-Priorities follow IEC 60601-1-8: the life-threatening ones high (VT, extreme rates, and asystole,
-which the bridge raises from the time without a beat), a pause medium. Ventricular couplets and runs
+Priorities follow IEC 60601-1-8: the life-threatening ones high (VT, extreme rates, and asystole
+and VF / flutter, which the bridge raises from the signal itself: the time without a beat, and
+:mod:`ecgedge.analysis.fibrillation`), a pause medium. Ventricular couplets and runs
 (3 or more ventricular beats) are counted, not alarmed. Beats in noise are left out: they neither
 start nor end an alarm. Every limit is a field of :class:`AlarmLimits`, which the bridge takes per
 board.
@@ -27,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 #: IEC 60601-1-8 priority of each alarm.
-PRIORITY = {"asystole": "high", "vt": "high", "brady": "high", "tachy": "high", "pause": "medium"}
+PRIORITY = {"asystole": "high", "vf": "high", "vt": "high", "brady": "high", "tachy": "high", "pause": "medium"}
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ class Condition(Enum):
     WORKER_DOWN = ("worker-down", "worker-up")
     NOISY = ("noisy", "noise-over")
     ASYSTOLE = ("asystole", "asystole-over")
+    VF = ("vf", "vf-over")
     VT = ("vt", "vt-over")
     BRADY = ("brady", "brady-over")
     TACHY = ("tachy", "tachy-over")

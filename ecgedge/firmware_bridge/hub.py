@@ -60,6 +60,7 @@ from ecgedge.calibration import PatientMemory
 from ecgedge.analysis.beats import Beat
 from ecgedge.firmware_bridge.decoder import AsciiDecoder, FrameDecoder, LinkStats
 from ecgedge.analysis.alarms import AlarmLimits
+from ecgedge.analysis.fibrillation import WINDOW_S, VFDetector, fibrillating, organised
 from ecgedge.firmware_bridge.latency import LatencyHistogram
 from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event, Relearned, RhythmChange
 from ecgedge.analysis.judge import BeatJudge
@@ -72,7 +73,7 @@ from ecgedge.firmware_bridge.source import PortError, SerialSource
 FORMATS = ("binary", "ascii")
 #: Events whose strip is kept (besides every flagged beat's).
 STRIP_ALARMS = frozenset({"link-down", "board-error", "no-data", "lead-off", "no-signal", "no-beats", "overload",
-                          "noisy", "rhythm-change", "relearned", "asystole", "vt", "brady", "tachy", "pause"})
+                          "noisy", "rhythm-change", "relearned", "asystole", "vf", "vt", "brady", "tachy", "pause"})
 #: Alarms after which the stream may send nothing: their strip is what came before them.
 ENDING_ALARMS = frozenset({"link-down", "board-error", "no-data", "lead-off", "no-signal"})
 _log = logging.getLogger(__name__)
@@ -274,6 +275,8 @@ class Hub(Closing):
         self.open_timeout = open_timeout
         self.alarm_limits = alarm_limits or AlarmLimits()
         self._limits: dict[str, AlarmLimits] = {}
+        self._vf: dict[str, VFDetector] = {}
+        self._last_normal: dict[str, int] = {}  # R sample of each stream's last beat judged normal
         self.links: list[BoardLink] = []
         self.latencies = LatencyHistogram()
         self.beats = 0
@@ -569,7 +572,15 @@ class Hub(Closing):
         self._flush_events()
 
     def _signal(self, stream: str, fs: float, start: int, y: np.ndarray) -> None:
-        """Each filtered chunk: held for alarm strips (when a sink keeps them) and shown (``on_signal``)."""
+        """Each filtered chunk: read for VF / flutter, held for alarm strips (when a sink keeps them) and shown (``on_signal``)."""
+        detector = self._vf.get(stream)
+        if detector is None or detector.fs != fs:
+            detector = self._vf[stream] = VFDetector(fs)
+        pipeline = self._pipelines[stream]
+        detector.add(start, y)
+        self._condition(pipeline, Condition.VF, fibrillating(detector, self._last_normal.get(stream)) and not pipeline.lead_off,
+                        f"a fibrillatory or flutter waveform, no normal beat, for {WINDOW_S:g} s to sample "
+                        f"{detector.window_end} (leakage {detector.leakage if detector.leakage is not None else 1:.2f})")
         if self._keepers():
             self._strips.add(stream, fs, start, y)
         if self.on_signal is not None:
@@ -628,6 +639,8 @@ class Hub(Closing):
         for beat, score in zip(beats, scores.tolist()):
             judge = self._judges[beat.stream]
             scored.append(ScoredBeat(beat, score, judge.judge(score, self.scorer.offset_, beat)))
+            if organised(scored[-1].verdict, score, self.scorer.offset_):
+                self._last_normal[beat.stream] = beat.sample
             for change in judge.take_events():
                 self._stream_event(beat, change)
         for sink in self.sinks:

@@ -31,7 +31,7 @@ MONITORING_LOST = ("link-down", "board-error", "no-data", "lead-off", "no-signal
 ALARMS_KEPT = 200
 #: Conditions that are alarms (and the rhythm changes); their end clears them on the tile.
 ALARMS = ("link-down", "board-error", "no-data", "lead-off", "no-signal", "no-beats", "overload", "noisy",
-          "worker-down", "asystole", "vt", "brady", "tachy", "pause")
+          "worker-down", "asystole", "vf", "vt", "brady", "tachy", "pause")
 
 
 class Viewer:
