@@ -313,12 +313,12 @@ class BeatJudge:
             return
         p_waves = AtrialActivity(RELEARN_BEATS)
         for segment, interval in zip(atrial, rr):
-            p_waves.add(segment if segment is not None else np.full(3, np.nan), interval)
+            p_waves.add(segment, interval)  # a missing segment (None) reads as unreadable
         if not p_waves.organised:
             return
         self.memory.absorb(np.array(shapes), np.zeros(len(shapes)))
         self._unsaved += len(shapes)
-        self._events.append(StreamEvent("relearned", samples[0], self.rhythm.rhythm))
+        self._events.append(StreamEvent("relearned", samples[0]))
 
     def _premature(self, ratio: float, beat) -> bool:
         """Whether an early supraventricular beat is premature, not part of a rhythm of its own.
@@ -365,7 +365,6 @@ class BeatJudge:
             if quality == "ok" and own == shape.size:
                 self.memory.absorb(shape[None], np.array([distance]))
                 self._unsaved += 1
-            if quality == "ok" and own == shape.size:
                 self._follow(shape, shape_d, beat)
             reason = "shape" if shape_d > 1 else "timing" if timing_d > 1 else None
             return Verdict("adapted", None, distance, distance > 1, reason=reason), shape_d <= 1

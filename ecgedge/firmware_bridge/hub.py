@@ -578,9 +578,10 @@ class Hub(Closing):
             detector = self._vf[stream] = VFDetector(fs)
         pipeline = self._pipelines[stream]
         detector.add(start, y)
-        self._condition(pipeline, Condition.VF, fibrillating(detector, self._last_normal.get(stream)) and not pipeline.lead_off,
-                        f"a fibrillatory or flutter waveform, no normal beat, for {WINDOW_S:g} s to sample "
-                        f"{detector.window_end} (leakage {detector.leakage if detector.leakage is not None else 1:.2f})")
+        active = fibrillating(detector, self._last_normal.get(stream)) and not pipeline.lead_off
+        detail = (f"a fibrillatory or flutter waveform, no normal beat, for {WINDOW_S:g} s to sample "
+                  f"{detector.window_end} (leakage {detector.leakage:.2f})") if active else ""
+        self._condition(pipeline, Condition.VF, active, detail)
         if self._keepers():
             self._strips.add(stream, fs, start, y)
         if self.on_signal is not None:
