@@ -84,11 +84,15 @@ def alarms_of(samples: np.ndarray, rr: np.ndarray, ventricular: np.ndarray, fs: 
                 open_[change.name] = change.sample
             elif change.name in open_:
                 found[change.name].append((open_.pop(change.name), change.sample))
-    found["asystole"] = [(int(a), int(b)) for a, b in zip(samples[:-1], samples[1:]) if b - a > AlarmLimits().asystole_s * fs]
+    found["asystole"] = [
+        (int(a), int(b)) for a, b in zip(samples[:-1], samples[1:]) if b - a > AlarmLimits().asystole_s * fs
+    ]
     return found
 
 
-def judge_stream(views: list[BeatView], scores: np.ndarray, offset: float, fs: float) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def judge_stream(
+    views: list[BeatView], scores: np.ndarray, offset: float, fs: float
+) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Alarms (kind -> [(start, end)]), ventricular, usable and organised flags and heart rate of each beat, as the bridge judges them."""
     judge = BeatJudge(adapt_s=LEARNING_S, beat_format=POPULATION_FORMAT)
     open_, found = {}, {k: [] for k in KINDS}
@@ -107,8 +111,11 @@ def judge_stream(views: list[BeatView], scores: np.ndarray, offset: float, fs: f
                 found[event.alarm].append((open_.pop(event.alarm), event.sample))
     samples = np.array([v.sample for v in views])
     after = samples > LEARNING_S * fs
-    found["asystole"] = [(int(a), int(b)) for a, b in zip(samples[:-1][after[1:]], samples[1:][after[1:]])
-                         if b - a > AlarmLimits().asystole_s * fs]
+    found["asystole"] = [
+        (int(a), int(b))
+        for a, b in zip(samples[:-1][after[1:]], samples[1:][after[1:]])
+        if b - a > AlarmLimits().asystole_s * fs
+    ]
     return found, ventricular, usable, normal, rate
 
 
@@ -135,8 +142,11 @@ def vf_episodes(signal: np.ndarray, fs: float, normal_samples: np.ndarray) -> li
 def reference_vf(record) -> list[tuple[int, int]]:
     """The reference's ventricular fibrillation and flutter episodes (``(VF``, ``(VFL``), 4 s or longer."""
     bounds = list(record.rhythm_samples) + [record.signal.size]
-    return [(a, b) for a, b, rhythm in zip(bounds[:-1], bounds[1:], record.rhythms)
-            if rhythm in ("(VF", "(VFL") and b - a >= 4 * record.fs]
+    return [
+        (a, b)
+        for a, b, rhythm in zip(bounds[:-1], bounds[1:], record.rhythms)
+        if rhythm in ("(VF", "(VFL") and b - a >= 4 * record.fs
+    ]
 
 
 def reference_meter(rr: np.ndarray) -> np.ndarray:
@@ -152,17 +162,25 @@ def score_record(record, views, scores, offset, signal: np.ndarray | None = None
     after_ref = ref_samples > LEARNING_S * fs
     ref_v = np.isin(symbols, ["V", "E"])
     ref_rr = np.append(np.nan, np.diff(ref_samples) / fs)
-    reference = {k: [a for a in v if a[0] > LEARNING_S * fs] for k, v in alarms_of(ref_samples, ref_rr, ref_v, fs).items()}
+    reference = {
+        k: [a for a in v if a[0] > LEARNING_S * fs] for k, v in alarms_of(ref_samples, ref_rr, ref_v, fs).items()
+    }
     slack = round(0.15 * fs)
     ref_runs = [r for r in runs_of(ref_v, ref_samples) if r[0] > LEARNING_S * fs]
-    det_runs = [r for r in runs_of(ventricular[usable | ventricular], samples[usable | ventricular]) if r[0] > LEARNING_S * fs]
+    det_runs = [
+        r for r in runs_of(ventricular[usable | ventricular], samples[usable | ventricular]) if r[0] > LEARNING_S * fs
+    ]
     out = {"hours": (ref_samples[-1] - LEARNING_S * fs) / fs / 3600}
     ref_multi, det_multi = [r for r in ref_runs if r[2] >= 2], [r for r in det_runs if r[2] >= 2]
     for name, lengths in (("couplet", (2, 2)), ("run", (3, 10**9))):
         ref = [r for r in ref_runs if lengths[0] <= r[2] <= lengths[1]]
         det = [r for r in det_runs if lengths[0] <= r[2] <= lengths[1]]
-        out[name] = {"reference": len(ref), "found": sum(overlaps(r, det_multi, slack) for r in ref),
-                     "detected": len(det), "true": sum(overlaps(d, ref_multi, slack) for d in det)}
+        out[name] = {
+            "reference": len(ref),
+            "found": sum(overlaps(r, det_multi, slack) for r in ref),
+            "detected": len(det),
+            "true": sum(overlaps(d, ref_multi, slack) for d in det),
+        }
     vt_ref = [(a, b) for a, b in reference["vt"]]
     delays = []
     for onset, _ in vt_ref:
@@ -170,20 +188,36 @@ def score_record(record, views, scores, offset, signal: np.ndarray | None = None
         if starts:
             delays.append((min(starts) - onset) / fs)
     long_runs = [r for r in ref_runs if r[2] >= 3]
-    out["vt"] = {"reference": len(vt_ref), "found": len(delays), "delays_s": delays, "alarms": len(detected["vt"]),
-                 "false": sum(not overlaps(a, long_runs, slack) for a in detected["vt"])}
+    out["vt"] = {
+        "reference": len(vt_ref),
+        "found": len(delays),
+        "delays_s": delays,
+        "alarms": len(detected["vt"]),
+        "false": sum(not overlaps(a, long_runs, slack) for a in detected["vt"]),
+    }
     vf_ref = reference_vf(record)
     vf_found = vf_episodes(record.signal if signal is None else signal, fs, samples[normal])
-    out["vf"] = {"reference": len(vf_ref), "found": sum(overlaps(e, vf_found, 0) for e in vf_ref), "alarms": len(vf_found),
-                 "false": sum(not overlaps(a, vf_ref, round(WITHIN_S * fs)) for a in vf_found)}
+    out["vf"] = {
+        "reference": len(vf_ref),
+        "found": sum(overlaps(e, vf_found, 0) for e in vf_ref),
+        "alarms": len(vf_found),
+        "false": sum(not overlaps(a, vf_ref, round(WITHIN_S * fs)) for a in vf_found),
+    }
     for kind in ("brady", "tachy", "pause", "asystole"):
-        out[kind] = {"reference": len(reference[kind]), "alarms": len(detected[kind]),
-                     "false": sum(not overlaps(a, reference[kind], round(WITHIN_S * fs)) for a in detected[kind])}
+        out[kind] = {
+            "reference": len(reference[kind]),
+            "alarms": len(detected[kind]),
+            "false": sum(not overlaps(a, reference[kind], round(WITHIN_S * fs)) for a in detected[kind]),
+        }
     reference_rate = reference_meter(ref_rr)
     nearest = np.clip(np.searchsorted(ref_samples, samples), 0, ref_samples.size - 1)
     both = np.isfinite(rate) & np.isfinite(reference_rate[nearest]) & after_ref[nearest]
     error = np.abs(rate[both] - reference_rate[nearest][both])
-    out["heart_rate"] = {"beats": int(both.sum()), "abs_error_sum": float(error.sum()), "within_5": int(np.sum(error <= 5))}
+    out["heart_rate"] = {
+        "beats": int(both.sum()),
+        "abs_error_sum": float(error.sum()),
+        "within_5": int(np.sum(error <= 5)),
+    }
     return out
 
 
@@ -197,8 +231,12 @@ def noisy_false_alarms(directory: Path, records: list[str]) -> dict:
     for name in records:
         record = _read(directory, name)
         signal = add_noise(record.signal, record.fs, 6.0, seed=int(name))
-        beats = cut_stream(signal, Hello(fs=record.fs, adc_bits=16, gain=1.0, baseline=0, leads=(record.lead,)),
-                           POPULATION_FORMAT, name=name)
+        beats = cut_stream(
+            signal,
+            Hello(fs=record.fs, adc_bits=16, gain=1.0, baseline=0, leads=(record.lead,)),
+            POPULATION_FORMAT,
+            name=name,
+        )
         scored = score_record(record, beats, score_beats(beats, model), model.offset_, signal)
         totals["hours"] += scored["hours"]
         for kind in KINDS:
@@ -222,15 +260,38 @@ def main() -> None:
     per_record = {}
     for name in beats.records:
         mine = np.flatnonzero(beats.record == name)
-        views = [BeatView(beats.X[i], float(beats.rr_before[i]), int(beats.sample[i]), int(beats.own_length[i]),
-                          float(beats.noise[i]), beats.atrial[i], float(beats.rr_after[i])) for i in mine]
+        views = [
+            BeatView(
+                beats.X[i],
+                float(beats.rr_before[i]),
+                int(beats.sample[i]),
+                int(beats.own_length[i]),
+                float(beats.noise[i]),
+                beats.atrial[i],
+                float(beats.rr_after[i]),
+            )
+            for i in mine
+        ]
         per_record[name] = score_record(_read(args.directory, name), views, scores[mine], offsets[name])
         print(name, flush=True)
-    report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
-                          "python": platform.python_version(), "ecgedge": __version__, "numpy": np.__version__},
-              "settings": {"directory": str(args.directory), "learning_s": LEARNING_S, "limits": vars(AlarmLimits()),
-                           "within_s": WITHIN_S},
-              "per_record": per_record, "noise_6db": noisy_false_alarms(args.directory, list(beats.records))}
+    report = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_avg": os.getloadavg(),
+            "python": platform.python_version(),
+            "ecgedge": __version__,
+            "numpy": np.__version__,
+        },
+        "settings": {
+            "directory": str(args.directory),
+            "learning_s": LEARNING_S,
+            "limits": vars(AlarmLimits()),
+            "within_s": WITHIN_S,
+        },
+        "per_record": per_record,
+        "noise_6db": noisy_false_alarms(args.directory, list(beats.records)),
+    }
     report["seconds"] = time.time() - started
     text = markdown(report)
     write_results("alarms", report, text, tag=args.tag)
@@ -247,40 +308,69 @@ def markdown(r: dict) -> str:
     def ratio(a: int, b: int) -> str:
         return _pct(a / b) if b else "-"
 
-    lines = [f"Alarms on the {len(per)} shared MIT-BIH records after 5 minutes of learning ({hours:.1f} h judged); "
-             f"Machine: {m['platform']}, {m['cpus']} CPUs, python {m['python']}, ecgedge {m['ecgedge']}; {r['seconds']:.0f} s.",
-             "", "| | reference | Se | detected | +P |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        f"Alarms on the {len(per)} shared MIT-BIH records after 5 minutes of learning ({hours:.1f} h judged); "
+        f"Machine: {m['platform']}, {m['cpus']} CPUs, python {m['python']}, ecgedge {m['ecgedge']}; {r['seconds']:.0f} s.",
+        "",
+        "| | reference | Se | detected | +P |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name in ("couplet", "run"):
-        lines.append(f"| ventricular {name}s | {total(name, 'reference')} | {ratio(total(name, 'found'), total(name, 'reference'))} "
-                     f"| {total(name, 'detected')} | {ratio(total(name, 'true'), total(name, 'detected'))} |")
+        lines.append(
+            f"| ventricular {name}s | {total(name, 'reference')} | {ratio(total(name, 'found'), total(name, 'reference'))} "
+            f"| {total(name, 'detected')} | {ratio(total(name, 'true'), total(name, 'detected'))} |"
+        )
     delays = [d for p in per.values() for d in p["vt"]["delays_s"]]
-    lines.append(f"| VT (5+ ventricular beats > 100 bpm), alarm within {r['settings']['within_s']:g} s | {total('vt', 'reference')} "
-                 f"| {ratio(total('vt', 'found'), total('vt', 'reference'))} | {total('vt', 'alarms')} "
-                 f"| {ratio(total('vt', 'alarms') - total('vt', 'false'), total('vt', 'alarms'))} |")
-    lines.append(f"| VF / flutter episodes of 4 s or more (reference `(VF`, `(VFL`) | {total('vf', 'reference')} "
-                 f"| {ratio(total('vf', 'found'), total('vf', 'reference'))} | {total('vf', 'alarms')} "
-                 f"| {ratio(total('vf', 'alarms') - total('vf', 'false'), total('vf', 'alarms'))} |")
-    lines += ["", f"Time from a VT run's first beat to its alarm: "
-              + (f"median {np.median(delays):.1f} s, max {max(delays):.1f} s." if delays else "no VT found."), "",
-              "| alarm | priority | reference | alarms | false | false / h | false / h, noise 6 dB |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines.append(
+        f"| VT (5+ ventricular beats > 100 bpm), alarm within {r['settings']['within_s']:g} s | {total('vt', 'reference')} "
+        f"| {ratio(total('vt', 'found'), total('vt', 'reference'))} | {total('vt', 'alarms')} "
+        f"| {ratio(total('vt', 'alarms') - total('vt', 'false'), total('vt', 'alarms'))} |"
+    )
+    lines.append(
+        f"| VF / flutter episodes of 4 s or more (reference `(VF`, `(VFL`) | {total('vf', 'reference')} "
+        f"| {ratio(total('vf', 'found'), total('vf', 'reference'))} | {total('vf', 'alarms')} "
+        f"| {ratio(total('vf', 'alarms') - total('vf', 'false'), total('vf', 'alarms'))} |"
+    )
+    lines += [
+        "",
+        "Time from a VT run's first beat to its alarm: "
+        + (f"median {np.median(delays):.1f} s, max {max(delays):.1f} s." if delays else "no VT found."),
+        "",
+        "| alarm | priority | reference | alarms | false | false / h | false / h, noise 6 dB |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     noise = r["noise_6db"]
     for kind in KINDS:
-        lines.append(f"| {kind} | {PRIORITY[kind]} | {total(kind, 'reference')} | {total(kind, 'alarms')} | {total(kind, 'false')} "
-                     f"| {total(kind, 'false') / hours:.2f} | {noise[kind] / noise['hours']:.2f} |")
+        lines.append(
+            f"| {kind} | {PRIORITY[kind]} | {total(kind, 'reference')} | {total(kind, 'alarms')} | {total(kind, 'false')} "
+            f"| {total(kind, 'false') / hours:.2f} | {noise[kind] / noise['hours']:.2f} |"
+        )
     high = sum(total(k, "false") for k in KINDS if PRIORITY[k] == "high")
     high_noise = sum(noise[k] for k in KINDS if PRIORITY[k] == "high")
     hr = [p["heart_rate"] for p in per.values()]
     n = sum(h["beats"] for h in hr)
-    lines += ["", f"False high-priority alarms: {high / hours:.2f} an hour ({high_noise / noise['hours']:.2f} with noise at 6 dB).",
-              f"Heart rate against the same meter on the reference beats: mean absolute error "
-              f"{sum(h['abs_error_sum'] for h in hr) / n:.2f} bpm, {100 * sum(h['within_5'] for h in hr) / n:.1f} % of beats "
-              f"within 5 bpm ({n} beats)."]
-    lines += ["", "| record | VT reference / found / alarms / false | vf | brady | tachy | pause | asystole |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"False high-priority alarms: {high / hours:.2f} an hour ({high_noise / noise['hours']:.2f} with noise at 6 dB).",
+        f"Heart rate against the same meter on the reference beats: mean absolute error "
+        f"{sum(h['abs_error_sum'] for h in hr) / n:.2f} bpm, {100 * sum(h['within_5'] for h in hr) / n:.1f} % of beats "
+        f"within 5 bpm ({n} beats).",
+    ]
+    lines += [
+        "",
+        "| record | VT reference / found / alarms / false | vf | brady | tachy | pause | asystole |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, p in per.items():
-        cells = [f"{p[k]['reference']} / {p[k]['alarms']} / {p[k]['false']}" for k in ("vf", "brady", "tachy", "pause", "asystole")]
-        lines.append(f"| {name} | {p['vt']['reference']} / {p['vt']['found']} / {p['vt']['alarms']} / {p['vt']['false']} | "
-                     + " | ".join(cells) + " |")
+        cells = [
+            f"{p[k]['reference']} / {p[k]['alarms']} / {p[k]['false']}"
+            for k in ("vf", "brady", "tachy", "pause", "asystole")
+        ]
+        lines.append(
+            f"| {name} | {p['vt']['reference']} / {p['vt']['found']} / {p['vt']['alarms']} / {p['vt']['false']} | "
+            + " | ".join(cells)
+            + " |"
+        )
     lines.append("\n(vf, brady, tachy, pause, asystole: reference / alarms / false.)")
     return "\n".join(lines)
 

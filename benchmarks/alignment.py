@@ -30,8 +30,8 @@ _SEARCH_S = 0.05  # half-width of the extremum search around an annotation
 
 def cut_beats(signal: np.ndarray, peaks: np.ndarray, fs: float, length: int, before_r: float) -> np.ndarray:
     """Model inputs (n_beats, length) cut at ``peaks`` like the bridge cuts them."""
-    from ecgedge.beatformat import BeatFormat
     from ecgedge.analysis.beats import cut_recording
+    from ecgedge.beatformat import BeatFormat
 
     beats = cut_recording(signal, peaks, fs, BeatFormat(length=length, before_r=before_r), flip=True)
     return np.array([beat.model_input for beat in beats])
@@ -46,9 +46,9 @@ def main() -> None:
     from scipy.signal import sosfilt
 
     from ecgedge import load
+    from ecgedge.analysis.filters import bandpass_sos
     from ecgedge.calibration import PatientCalibrator
     from ecgedge.datasets import default_record_path, load_ecg5000, load_wfdb_record
-    from ecgedge.analysis.filters import bandpass_sos
     from ecgedge.firmware_bridge.pipeline import ECG_BAND
     from ecgedge.models import default_model_path
 
@@ -60,8 +60,11 @@ def main() -> None:
     X_train, y_train = load_ecg5000("train", return_X_y=True)
     shipped = load(default_model_path())
     rows = []
-    cases = [(a, p, b) for a, p in (("annotated R", annotated), ("filtered-signal extremum", extremum))
-             for b in WINDOW_STARTS]
+    cases = [
+        (a, p, b)
+        for a, p in (("annotated R", annotated), ("filtered-signal extremum", extremum))
+        for b in WINDOW_STARTS
+    ]
     for alignment, peaks, before_r in cases:
         beats = cut_beats(signal, peaks, record.fs, shipped.n_features_in_, before_r)
         for patch_size in PATCH_SIZES:
@@ -71,21 +74,32 @@ def main() -> None:
             calibrator = PatientCalibrator(n_beats=args.calibrate)
             calibrator.update(scores[: args.calibrate])
             later = scores[args.calibrate :]
-            rows.append({"alignment": alignment, "before_r": before_r, "patch_size": patch_size, "beats_after_learning": int(later.size),
-                         "flagged": int(np.sum(later < calibrator.threshold)),
-                         "median_offset_samples": float(np.median(peaks - annotated))})
+            rows.append(
+                {
+                    "alignment": alignment,
+                    "before_r": before_r,
+                    "patch_size": patch_size,
+                    "beats_after_learning": int(later.size),
+                    "flagged": int(np.sum(later < calibrator.threshold)),
+                    "median_offset_samples": float(np.median(peaks - annotated)),
+                }
+            )
             print(rows[-1], flush=True)
     date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     lines = [
-        f"# Window alignment and per-patient false alarms ({date})", "",
+        f"# Window alignment and per-patient false alarms ({date})",
+        "",
         f"MIT-BIH record 100, first {args.minutes:g} min, shipped autoencoder with its reference rebuilt per patch size; "
-        f"threshold learnt from the first {args.calibrate} beats (PatientCalibrator defaults).", "",
+        f"threshold learnt from the first {args.calibrate} beats (PatientCalibrator defaults).",
+        "",
         "| R positions | median offset from annotation (samples at 360 Hz) | before_r | patch size | flagged after learning |",
         "|---|---:|---:|---:|---:|",
     ]
-    lines += [f"| {r['alignment']} | {r['median_offset_samples']:g} | {r['before_r']} | {r['patch_size']} | "
-              f"{r['flagged']} / {r['beats_after_learning']} ({r['flagged'] / r['beats_after_learning']:.1%}) |"
-              for r in rows]
+    lines += [
+        f"| {r['alignment']} | {r['median_offset_samples']:g} | {r['before_r']} | {r['patch_size']} | "
+        f"{r['flagged']} / {r['beats_after_learning']} ({r['flagged'] / r['beats_after_learning']:.1%}) |"
+        for r in rows
+    ]
     write_results("alignment", {"date": date, "settings": vars(args), "rows": rows}, "\n".join(lines))
     print("\n".join(lines))
 

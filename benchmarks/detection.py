@@ -148,7 +148,12 @@ def run_one(job: tuple[str, str, int, dict]) -> dict:
     result = {"protocol": protocol, "method": method, "seed": seed, "fit_seconds": seconds}
     result.update({k: report[k] for k in METRICS if k in report})
     result["confusion_matrix"] = report["confusion_matrix"]
-    print(json.dumps({k: result[k] for k in ("protocol", "method", "seed", "roc_auc", "balanced_accuracy", "fit_seconds")}), flush=True)
+    print(
+        json.dumps(
+            {k: result[k] for k in ("protocol", "method", "seed", "roc_auc", "balanced_accuracy", "fit_seconds")}
+        ),
+        flush=True,
+    )
     return result
 
 
@@ -161,7 +166,10 @@ def summarise(results: list[dict]) -> dict:
         protocol: {
             method: {
                 "n_seeds": len(rows),
-                **{m: {"mean": float(np.mean([r[m] for r in rows])), "std": float(np.std([r[m] for r in rows]))} for m in METRICS},
+                **{
+                    m: {"mean": float(np.mean([r[m] for r in rows])), "std": float(np.std([r[m] for r in rows]))}
+                    for m in METRICS
+                },
             }
             for method, rows in methods.items()
         }
@@ -201,7 +209,13 @@ def markdown(summary: dict, env: dict) -> str:
     ]
     names = ("ROC AUC", "normal recall", "anomaly recall", "balanced acc.", "precision", "F1", "fit s")
     for protocol, methods in summary.items():
-        lines += ["", f"## {protocol}", "", "| method | seeds | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+        lines += [
+            "",
+            f"## {protocol}",
+            "",
+            "| method | seeds | " + " | ".join(names) + " |",
+            "|---" * (len(names) + 2) + "|",
+        ]
         for method, row in sorted(methods.items(), key=lambda kv: -kv[1]["roc_auc"]["mean"]):
             cells = [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f}" for m in METRICS[:-1]]
             cells.append(f"{row['fit_seconds']['mean']:.1f} ± {row['fit_seconds']['std']:.1f}")
@@ -217,11 +231,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", default=",".join(METHODS), help="Comma-separated subset of " + ", ".join(METHODS))
     parser.add_argument("--jobs", type=int, default=1, help="Parallel worker processes.")
     parser.add_argument("--threads", type=int, default=1, help="Torch threads per worker.")
-    parser.add_argument("--max-epochs", type=int, default=None, help="Override ecgedge's epoch budget (default: its own).")
-    parser.add_argument("--recipe-epochs", type=int, default=100, help="Epochs of the seeds' recipe (the recipe says 100).")
-    parser.add_argument("--pooled-seeds", type=int, default=None, help="Seeds of the pooled protocol (default: --seeds).")
+    parser.add_argument(
+        "--max-epochs", type=int, default=None, help="Override ecgedge's epoch budget (default: its own)."
+    )
+    parser.add_argument(
+        "--recipe-epochs", type=int, default=100, help="Epochs of the seeds' recipe (the recipe says 100)."
+    )
+    parser.add_argument(
+        "--pooled-seeds", type=int, default=None, help="Seeds of the pooled protocol (default: --seeds)."
+    )
     parser.add_argument("--pooled-max-epochs", type=int, default=None, help="--max-epochs for the pooled protocol.")
-    parser.add_argument("--pooled-recipe-epochs", type=int, default=None, help="--recipe-epochs for the pooled protocol.")
+    parser.add_argument(
+        "--pooled-recipe-epochs", type=int, default=None, help="--recipe-epochs for the pooled protocol."
+    )
     parser.add_argument("--quick", action="store_true", help="Smoke run: 1 seed, 3 epochs for the neural methods.")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="Results folder.")
     parser.add_argument("--tag", default="", help="Suffix of the result file names (after a hyphen).")
@@ -235,7 +257,9 @@ def main(argv: list[str] | None = None) -> None:
     pooled = {
         "seeds": ucr["seeds"] if args.quick or args.pooled_seeds is None else args.pooled_seeds,
         "max_epochs": ucr["max_epochs"] if args.quick or args.pooled_max_epochs is None else args.pooled_max_epochs,
-        "recipe_epochs": ucr["recipe_epochs"] if args.quick or args.pooled_recipe_epochs is None else args.pooled_recipe_epochs,
+        "recipe_epochs": ucr["recipe_epochs"]
+        if args.quick or args.pooled_recipe_epochs is None
+        else args.pooled_recipe_epochs,
     }
     settings = {"ucr": {**common, **ucr}, "pooled": {**common, **pooled}}
     protocols = args.protocols.split(",")
@@ -249,8 +273,13 @@ def main(argv: list[str] | None = None) -> None:
         results = list(pool.map(run_one, jobs))
     env = environment({p: settings[p] for p in protocols})
     summary = summarise(results)
-    write_results("detection", {"environment": env, "summary": summary, "runs": results}, markdown(summary, env),
-                  args.out, args.tag)
+    write_results(
+        "detection",
+        {"environment": env, "summary": summary, "runs": results},
+        markdown(summary, env),
+        args.out,
+        args.tag,
+    )
     print(markdown(summary, env))
 
 

@@ -52,8 +52,12 @@ from rhythm import AF_RECORDS, shared_run  # noqa: E402
 LEARNING_S = 300.0
 #: (name, QRS columns, next interval known, constants patched in ecgedge.analysis.judge)
 VARIANTS = (
-    ("every rule off (whole window, no irregularity or rate rule, no relearning)", False, False,
-     {"IRREGULAR": math.inf, "RELEARN_BEATS": 10**9}),
+    (
+        "every rule off (whole window, no irregularity or rate rule, no relearning)",
+        False,
+        False,
+        {"IRREGULAR": math.inf, "RELEARN_BEATS": 10**9},
+    ),
     ("+ shape on the QRS only", True, False, {"IRREGULAR": math.inf, "RELEARN_BEATS": 10**9}),
     ("+ nothing is early in an irregular RR series", True, False, {"RELEARN_BEATS": 10**9}),
     ("+ a rate that goes on is not premature", True, True, {"RELEARN_BEATS": 10**9}),
@@ -76,19 +80,37 @@ def patched(constants: dict):
 
 def shared_records(beats: AnnotatedBeats, scores: np.ndarray, offsets: dict, qrs: bool, next_known: bool) -> dict:
     if not next_known:
-        beats = AnnotatedBeats(**{**{f.name: getattr(beats, f.name) for f in fields(AnnotatedBeats)},
-                                  "rr_after": np.full(len(beats), np.nan)})
-    parts = {n: judge_records(beats[beats.record == n], scores[beats.record == n], offsets[n], adapt_s=LEARNING_S,
-                              beat_format=POPULATION_FORMAT if qrs else None) for n in beats.records}
+        beats = AnnotatedBeats(
+            **{
+                **{f.name: getattr(beats, f.name) for f in fields(AnnotatedBeats)},
+                "rr_after": np.full(len(beats), np.nan),
+            }
+        )
+    parts = {
+        n: judge_records(
+            beats[beats.record == n],
+            scores[beats.record == n],
+            offsets[n],
+            adapt_s=LEARNING_S,
+            beat_format=POPULATION_FORMAT if qrs else None,
+        )
+        for n in beats.records
+    }
     verdicts = Verdicts(*(np.concatenate([getattr(parts[n], f.name) for n in beats.records]) for f in fields(Verdicts)))
     ds1 = np.isin(beats.record, DS1)
     report = arrhythmia_report(beats[ds1], Verdicts(*(getattr(verdicts, f.name)[ds1] for f in fields(Verdicts))))
     af = np.isin(beats.record, AF_RECORDS)
     rhythm = af_report(beats.record[af], np.isin(beats.rhythm[af], AF_RHYTHMS), verdicts.rhythm[af] == "af")
     g = report["gross"]
-    return {"se_VEB": g["se_VEB"], "se_SVEB": g["se_SVEB"], "n_flagged": g["n_flagged_share"],
-            "flag_p": g["positive_predictivity"], "af_se": rhythm["duration_se"], "af_p": rhythm["duration_p"],
-            "n_flagged_per_record": {n: r["n_flagged_share"] for n, r in report["per_record"].items()}}
+    return {
+        "se_VEB": g["se_VEB"],
+        "se_SVEB": g["se_SVEB"],
+        "n_flagged": g["n_flagged_share"],
+        "flag_p": g["positive_predictivity"],
+        "af_se": rhythm["duration_se"],
+        "af_p": rhythm["duration_p"],
+        "n_flagged_per_record": {n: r["n_flagged_share"] for n, r in report["per_record"].items()},
+    }
 
 
 def scenarios(directory: Path) -> list[dict]:
@@ -104,15 +126,28 @@ def scenarios(directory: Path) -> list[dict]:
         samples = np.array([b.sample for b in beats])
         nearest = nearest_reference(samples, reference, round(0.15 * fs))
         found = nearest >= 0
-        made.append({"name": name, "beats": beats, "scores": score_beats(beats, model).tolist(), "offset": model.offset_,
-                     "after": samples > LEARNING_S * fs,
-                     "symbol": np.where(found, symbols[np.maximum(nearest, 0)], "-"),
-                     "af": np.isin(np.where(found, rhythm[np.maximum(nearest, 0)], ""), AF_RHYTHMS)})
+        made.append(
+            {
+                "name": name,
+                "beats": beats,
+                "scores": score_beats(beats, model).tolist(),
+                "offset": model.offset_,
+                "after": samples > LEARNING_S * fs,
+                "symbol": np.where(found, symbols[np.maximum(nearest, 0)], "-"),
+                "af": np.isin(np.where(found, rhythm[np.maximum(nearest, 0)], ""), AF_RHYTHMS),
+            }
+        )
 
     record = load_wfdb_record(directory / "201", lead="MLII")
     start, keep = round(523 * record.fs), record.beat_samples >= round(523 * record.fs)
-    add("201 from 8:43: AF after learning", record.signal[start:], record.fs, record.beat_samples[keep] - start,
-        record.beat_symbols[keep], record.rhythm_at(record.beat_samples[keep]))
+    add(
+        "201 from 8:43: AF after learning",
+        record.signal[start:],
+        record.fs,
+        record.beat_samples[keep] - start,
+        record.beat_symbols[keep],
+        record.rhythm_at(record.beat_samples[keep]),
+    )
     for name in ("100", "112", "119"):
         record = load_wfdb_record(directory / name, lead="MLII")
         n = round(900 * record.fs)
@@ -125,7 +160,7 @@ def scenarios(directory: Path) -> list[dict]:
         add(f"{name}: slower 6:40-8:40, then back", slow, record.fs, moved, symbols, sinus)
         if name != "112":
             reversed_ = signal.copy()
-            reversed_[round(400 * record.fs):] *= -1
+            reversed_[round(400 * record.fs) :] *= -1
             add(f"{name}: leads reversed at 6:40", reversed_, record.fs, reference, symbols, sinus)
     return made
 
@@ -134,16 +169,23 @@ def judge_scenario(s: dict, qrs: bool, next_known: bool) -> dict:
     judge = BeatJudge(adapt_s=LEARNING_S, beat_format=POPULATION_FORMAT if qrs else None)
     verdicts, relearned = [], 0
     for beat, score in zip(s["beats"], s["scores"]):
-        view = beat if next_known else judge_module.BeatView(beat.model_input, beat.rr, beat.sample, beat.own_length,
-                                                             beat.noise, beat.atrial)
+        view = (
+            beat
+            if next_known
+            else judge_module.BeatView(beat.model_input, beat.rr, beat.sample, beat.own_length, beat.noise, beat.atrial)
+        )
         verdicts.append(judge.judge(score, s["offset"], view))
         relearned += sum(e.kind == "relearned" for e in judge.take_events())
     flagged = np.array([v.anomaly for v in verdicts])
     normal = s["after"] & (s["symbol"] == "N")
     read = np.array([v.rhythm == "af" for v in verdicts])
-    return {"n_flagged": int(flagged[normal].sum()), "n_beats": int(normal.sum()),
-            "timing": int(sum(v.reason == "timing" for v, n in zip(verdicts, normal) if n)),
-            "af_read": float(read[s["af"]].mean()) if s["af"].any() else None, "relearned": relearned}
+    return {
+        "n_flagged": int(flagged[normal].sum()),
+        "n_beats": int(normal.sum()),
+        "timing": int(sum(v.reason == "timing" for v, n in zip(verdicts, normal) if n)),
+        "af_read": float(read[s["af"]].mean()) if s["af"].any() else None,
+        "relearned": relearned,
+    }
 
 
 def main() -> None:
@@ -155,21 +197,41 @@ def main() -> None:
     rows = []
     for name, qrs, next_known, constants in VARIANTS:
         with patched(constants):
-            row = {"variant": name, **shared_records(beats, scores, offsets, qrs, next_known),
-                   "scenarios": {s["name"]: judge_scenario(s, qrs, next_known) for s in made}}
+            row = {
+                "variant": name,
+                **shared_records(beats, scores, offsets, qrs, next_known),
+                "scenarios": {s["name"]: judge_scenario(s, qrs, next_known) for s in made},
+            }
         rows.append(row)
         print(f"{name}: {time.time() - started:.0f} s", flush=True)
     fs = 360.0
     delays = np.concatenate([[(b.decided_sample - b.sample) / fs for b in s["beats"]] for s in made])
-    report = {"decision_delay_s": {"p50": float(np.percentile(delays, 50)), "p99": float(np.percentile(delays, 99)),
-                                   "beats": int(delays.size)},
-              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
-                          "python": platform.python_version(), "ecgedge": __version__, "numpy": np.__version__},
-              "settings": {"directory": str(args.directory), "learning_s": LEARNING_S,
-                           "qrs_span_s": judge_module.QRS_SPAN_S, "irregular": judge_module.IRREGULAR,
-                           "irregular_beats": judge_module.IRREGULAR_BEATS,
-                           "sinus_max_rr_s": judge_module.SINUS_MAX_RR_S, "relearn_beats": judge_module.RELEARN_BEATS},
-              "variants": rows, "seconds": time.time() - started}
+    report = {
+        "decision_delay_s": {
+            "p50": float(np.percentile(delays, 50)),
+            "p99": float(np.percentile(delays, 99)),
+            "beats": int(delays.size),
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_avg": os.getloadavg(),
+            "python": platform.python_version(),
+            "ecgedge": __version__,
+            "numpy": np.__version__,
+        },
+        "settings": {
+            "directory": str(args.directory),
+            "learning_s": LEARNING_S,
+            "qrs_span_s": judge_module.QRS_SPAN_S,
+            "irregular": judge_module.IRREGULAR,
+            "irregular_beats": judge_module.IRREGULAR_BEATS,
+            "sinus_max_rr_s": judge_module.SINUS_MAX_RR_S,
+            "relearn_beats": judge_module.RELEARN_BEATS,
+        },
+        "variants": rows,
+        "seconds": time.time() - started,
+    }
     text = markdown(report)
     write_results("judge-rules", report, text, tag=args.tag)
     print(text)
@@ -195,11 +257,18 @@ def markdown(r: dict) -> str:
         per = row["n_flagged_per_record"]
         fewer = sum(per[n] < base[n] - 1e-9 for n in per if per[n] is not None and base[n] is not None)
         more = sum(per[n] > base[n] + 1e-9 for n in per if per[n] is not None and base[n] is not None)
-        lines.append(f"| {row['variant']} | {_pct(row['se_VEB'])} | {_pct(row['se_SVEB'])} | {_pct(row['n_flagged'])} "
-                     f"| {_pct(row['flag_p'])} | {fewer} / {more} | {_pct(row['af_se'])} / {_pct(row['af_p'])} |")
+        lines.append(
+            f"| {row['variant']} | {_pct(row['se_VEB'])} | {_pct(row['se_SVEB'])} | {_pct(row['n_flagged'])} "
+            f"| {_pct(row['flag_p'])} | {fewer} / {more} | {_pct(row['af_se'])} / {_pct(row['af_p'])} |"
+        )
     names = list(rows[0]["scenarios"])
-    lines += ["", "Scenarios: N beats flagged after learning (of them by timing), AF read, relearned events:", "",
-              "| variant | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines += [
+        "",
+        "Scenarios: N beats flagged after learning (of them by timing), AF read, relearned events:",
+        "",
+        "| variant | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
     for row in rows:
         cells = []
         for name in names:
@@ -212,8 +281,11 @@ def markdown(r: dict) -> str:
             cells.append(cell)
         lines.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
     d = r["decision_delay_s"]
-    lines += ["", f"Decision delay (R peak to the beat cut, waiting for the next R peak; the scenarios' {d['beats']} beats "
-              f"streamed in 0.1 s blocks): p50 {1000 * d['p50']:.0f} ms, p99 {1000 * d['p99']:.0f} ms."]
+    lines += [
+        "",
+        f"Decision delay (R peak to the beat cut, waiting for the next R peak; the scenarios' {d['beats']} beats "
+        f"streamed in 0.1 s blocks): p50 {1000 * d['p50']:.0f} ms, p99 {1000 * d['p99']:.0f} ms.",
+    ]
     return "\n".join(lines)
 
 

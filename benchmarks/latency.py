@@ -60,8 +60,12 @@ def single_beat_latency(scores: dict, beats: np.ndarray, n_calls: int, warmup: i
     out = {}
     for name, t in times.items():
         ms = t * 1e3
-        out[name] = {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-                     "mean_ms": float(ms.mean()), "n_calls": n_calls}
+        out[name] = {
+            "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)),
+            "mean_ms": float(ms.mean()),
+            "n_calls": n_calls,
+        }
     return out
 
 
@@ -80,8 +84,16 @@ def batch_throughput(scores: dict, beats: np.ndarray, batch: int, repeats: int) 
             for chunk in batches:
                 score(chunk)
             rates[name].append(len(beats) / (time.perf_counter() - start))
-    return {name: {"beats_per_s_median": float(np.median(r)), "beats_per_s_best": float(max(r)),
-                   "batch": batch, "beats": len(beats), "repeats": repeats} for name, r in rates.items()}
+    return {
+        name: {
+            "beats_per_s_median": float(np.median(r)),
+            "beats_per_s_best": float(max(r)),
+            "batch": batch,
+            "beats": len(beats),
+            "repeats": repeats,
+        }
+        for name, r in rates.items()
+    }
 
 
 def accuracy(bundle: Path, detector, X: np.ndarray, y: np.ndarray) -> dict:
@@ -133,8 +145,10 @@ def cuda_throughput(detector, beats: np.ndarray, batches: list[int], repeats: in
                     module(x)
                     torch.cuda.synchronize()
                     rates.append(batch / (time.perf_counter() - start))
-            out[name][str(batch)] = {"beats_per_s_median": float(np.median(rates)),
-                                     "beats_per_s_best": float(max(rates))}
+            out[name][str(batch)] = {
+                "beats_per_s_median": float(np.median(rates)),
+                "beats_per_s_best": float(max(rates)),
+            }
     return out
 
 
@@ -176,19 +190,28 @@ def markdown(result: dict) -> str:
     torch_p50 = result["cpu"]["torch eager fp32"]["single_beat"]["p50_ms"]
     for name, row in result["cpu"].items():
         lat, thr = row["single_beat"], row["batched"]
-        lines.append(f"| {name} | {lat['p50_ms']:.3f} | {lat['p99_ms']:.3f} | {torch_p50 / lat['p50_ms']:.1f}x | "
-                     f"{thr['beats_per_s_median']:,.0f} | {thr['beats_per_s_best']:,.0f} |")
+        lines.append(
+            f"| {name} | {lat['p50_ms']:.3f} | {lat['p99_ms']:.3f} | {torch_p50 / lat['p50_ms']:.1f}x | "
+            f"{thr['beats_per_s_median']:,.0f} | {thr['beats_per_s_best']:,.0f} |"
+        )
     if "tensorrt" in result:
         lines += ["", f"TensorRT: {result['tensorrt']}"]
     if "accuracy" in result:
         acc = result["accuracy"]
-        lines += ["", f"Accuracy on {acc['n_beats']} {s.get('data', 'ECG5000 test beats')} (reference: float64 score_samples, "
-                      f"AUC {acc['reference_auc']:.4f}):", "",
-                  "| graph | max rel. error | ROC AUC | AUC delta | flag agreement |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            f"Accuracy on {acc['n_beats']} {s.get('data', 'ECG5000 test beats')} (reference: float64 score_samples, "
+            f"AUC {acc['reference_auc']:.4f}):",
+            "",
+            "| graph | max rel. error | ROC AUC | AUC delta | flag agreement |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for precision in ONNX_PRECISIONS:
             a = acc[precision]
-            lines.append(f"| {precision} | {a['max_rel_err']:.2e} | {a['auc']:.4f} | {a['auc_delta']:+.4f} | "
-                         f"{a['flag_agreement']:.2%} |")
+            lines.append(
+                f"| {precision} | {a['max_rel_err']:.2e} | {a['auc']:.4f} | {a['auc_delta']:+.4f} | "
+                f"{a['flag_agreement']:.2%} |"
+            )
     if "cuda" in result:
         cuda = result["cuda"]
         lines += ["", f"GPU ({cuda.get('device', cuda.get('error'))}), torch CUDA, beats resident on the GPU:", ""]
@@ -196,8 +219,9 @@ def markdown(result: dict) -> str:
             lines += ["| precision | batch | beats/s (median) | best |", "|---|---:|---:|---:|"]
             for precision in ("fp32", "fp16"):
                 for batch, row in cuda[precision].items():
-                    lines.append(f"| {precision} | {batch} | {row['beats_per_s_median']:,.0f} | "
-                                 f"{row['beats_per_s_best']:,.0f} |")
+                    lines.append(
+                        f"| {precision} | {batch} | {row['beats_per_s_median']:,.0f} | {row['beats_per_s_best']:,.0f} |"
+                    )
     return "\n".join(lines) + "\n"
 
 
@@ -247,14 +271,28 @@ def main() -> None:
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "platform": platform.platform()},
-        "versions": {"ecgedge": ecgedge.__version__, "torch": torch.__version__, "onnx": onnx.__version__,
-                     "onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
-        "settings": {"data": data, "threads": args.threads, "single_calls": args.single_calls, "batch": args.batch,
-                     "batch_beats": args.batch_beats, "repeats": args.repeats, "model": str(args.model),
-                     "model_params": {k: v for k, v in detector.get_params().items()
-                                      if k in ("cell", "hidden_size", "latent_size", "n_layers", "bidirectional",
-                                               "frame_size", "patch_size")}},
+        "versions": {
+            "ecgedge": ecgedge.__version__,
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "settings": {
+            "data": data,
+            "threads": args.threads,
+            "single_calls": args.single_calls,
+            "batch": args.batch,
+            "batch_beats": args.batch_beats,
+            "repeats": args.repeats,
+            "model": str(args.model),
+            "model_params": {
+                k: v
+                for k, v in detector.get_params().items()
+                if k in ("cell", "hidden_size", "latent_size", "n_layers", "bidirectional", "frame_size", "patch_size")
+            },
+        },
         "cpu": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -268,8 +306,10 @@ def main() -> None:
         for name in found:
             row = {"single_beat": latency[name], "batched": throughput[name]}
             result["cpu"][name] = row
-            print(f"{name:22s} p50 {row['single_beat']['p50_ms']:.3f} ms  p99 {row['single_beat']['p99_ms']:.3f} ms  "
-                  f"{row['batched']['beats_per_s_median']:,.0f} beats/s")
+            print(
+                f"{name:22s} p50 {row['single_beat']['p50_ms']:.3f} ms  p99 {row['single_beat']['p99_ms']:.3f} ms  "
+                f"{row['batched']['beats_per_s_median']:,.0f} beats/s"
+            )
         if not args.no_accuracy:
             result["accuracy"] = accuracy(bundle, detector, X, y)
     if args.cuda:

@@ -52,8 +52,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgedge.arrhythmia import (Verdicts, arrhythmia_report, format_report, format_rhythm_report, judge_records,
-                                rhythm_report)
+from ecgedge.arrhythmia import (
+    Verdicts,
+    arrhythmia_report,
+    format_report,
+    format_rhythm_report,
+    judge_records,
+    rhythm_report,
+)
 from ecgedge.beatformat import BeatFormat
 from ecgedge.calibration import BeatContext, robust_threshold
 from ecgedge.datasets import AnnotatedBeats, load_annotated_beats
@@ -100,7 +106,7 @@ def knn_distance(reference: np.ndarray, queries: np.ndarray, k: int, *, leave_on
     from sklearn.neighbors import NearestNeighbors
 
     distances, _ = NearestNeighbors(n_neighbors=k + leave_one_out).fit(reference).kneighbors(queries)
-    return distances[:, int(leave_one_out):].mean(axis=1)
+    return distances[:, int(leave_one_out) :].mean(axis=1)
 
 
 def peers(record: str, beats: AnnotatedBeats, F: np.ndarray, shipped_scores: np.ndarray, population_rows) -> dict:
@@ -113,8 +119,10 @@ def peers(record: str, beats: AnnotatedBeats, F: np.ndarray, shipped_scores: np.
     out = {}
     threshold = robust_threshold(shipped_scores[learn[mine]], k=5.0)
     out["shipped ECG5000 model + patient threshold"] = (shipped_scores, shipped_scores < threshold)
-    for name, model in (("IsolationForest per patient", IsolationForest(random_state=0)),
-                        ("LocalOutlierFactor per patient", LocalOutlierFactor(novelty=True))):
+    for name, model in (
+        ("IsolationForest per patient", IsolationForest(random_state=0)),
+        ("LocalOutlierFactor per patient", LocalOutlierFactor(novelty=True)),
+    ):
         model.fit(F[learn])
         out[name] = (model.decision_function(F[mine]), model.predict(F[mine]) == -1)
     reference = F[population_rows]
@@ -141,8 +149,9 @@ def run(directory: Path, records: list[str], models: Path | None) -> dict:
     beats = load_annotated_beats(directory, POPULATION_FORMAT, records=records, positions="bridge")
     annotated = load_annotated_beats(directory, POPULATION_FORMAT, records=records)
     shipped = load(default_model_path())
-    ecg5000 = load_annotated_beats(directory, BeatFormat(length=shipped.n_features_in_), records=records,
-                                   positions="bridge", flip=True)
+    ecg5000 = load_annotated_beats(
+        directory, BeatFormat(length=shipped.n_features_in_), records=records, positions="bridge", flip=True
+    )
     # the RR-scaled cut has no beat after a long pause or too near a record's edge: those beats are not flagged
     # by the shipped model (a bridge with its bundle would not have them), scored at its median for the AUC
     key = np.char.add(np.char.add(beats.record, ":"), beats.sample.astype(str))
@@ -159,19 +168,30 @@ def run(directory: Path, records: list[str], models: Path | None) -> dict:
         detector = population_model(beats, record, models)
         mine, mine_annotated = beats.record == record, annotated.record == record
         scores = detector.score_samples(beats.X[mine])
-        adapted = judge_records(beats[mine], scores, detector.offset_, adapt_s=LEARNING_S, beat_format=POPULATION_FORMAT)
+        adapted = judge_records(
+            beats[mine], scores, detector.offset_, adapt_s=LEARNING_S, beat_format=POPULATION_FORMAT
+        )
         methods.setdefault(ECGEDGE, []).append(adapted)
         alone = judge_records(beats[mine], scores, detector.offset_, adapt_s=None)
         learning = adapted.mode == "learning"  # every method is judged on the same beats
         methods.setdefault("population LSTM AE alone", []).append(
-            Verdicts(adapted.mode, alone.anomaly & ~learning, scores, adapted.rhythm, adapted.quality))
-        annotated_parts.append(judge_records(annotated[mine_annotated], detector.score_samples(annotated.X[mine_annotated]),
-                                             detector.offset_, adapt_s=LEARNING_S, beat_format=POPULATION_FORMAT))
+            Verdicts(adapted.mode, alone.anomaly & ~learning, scores, adapted.rhythm, adapted.quality)
+        )
+        annotated_parts.append(
+            judge_records(
+                annotated[mine_annotated],
+                detector.score_samples(annotated.X[mine_annotated]),
+                detector.offset_,
+                adapt_s=LEARNING_S,
+                beat_format=POPULATION_FORMAT,
+            )
+        )
         others = normal_rows(beats[beats.record != record])
         others = np.flatnonzero(beats.record != record)[others]
         for name, (normality, flagged) in peers(record, beats, F, shipped_scores[mine], others).items():
-            methods.setdefault(name, []).append(Verdicts(adapted.mode, flagged & ~learning, normality, adapted.rhythm,
-                                                         adapted.quality))
+            methods.setdefault(name, []).append(
+                Verdicts(adapted.mode, flagged & ~learning, normality, adapted.rhythm, adapted.quality)
+            )
         print(f"{record}: {time.time() - started:.0f} s", flush=True)
     reports = {}
     for name, parts in methods.items():
@@ -183,12 +203,23 @@ def run(directory: Path, records: list[str], models: Path | None) -> dict:
     n_share = reports[ECGEDGE]["gross"]["n_flagged_share"]
     judged = reports[ECGEDGE]["verdicts"].mode != "learning"
     for report in reports.values():
-        report["gross"]["at_ecgedge_n_rate"] = at_rate(beats.aami[judged], report.pop("verdicts").normality[judged], n_share)
-    annotated_verdicts = Verdicts(*(np.concatenate([getattr(p, f.name) for p in annotated_parts]) for f in fields(Verdicts)))
-    return {"bridge": reports, "rhythm": rhythm, "annotated": arrhythmia_report(annotated, annotated_verdicts),
-            "qrs": {"beats_found": len(beats), "false_detections": int(np.sum(beats.aami == "-")),
-                    "beats_the_ecg5000_cut_lacks": dropped,
-                    "annotated_beats": len(annotated)}}
+        report["gross"]["at_ecgedge_n_rate"] = at_rate(
+            beats.aami[judged], report.pop("verdicts").normality[judged], n_share
+        )
+    annotated_verdicts = Verdicts(
+        *(np.concatenate([getattr(p, f.name) for p in annotated_parts]) for f in fields(Verdicts))
+    )
+    return {
+        "bridge": reports,
+        "rhythm": rhythm,
+        "annotated": arrhythmia_report(annotated, annotated_verdicts),
+        "qrs": {
+            "beats_found": len(beats),
+            "false_detections": int(np.sum(beats.aami == "-")),
+            "beats_the_ecg5000_cut_lacks": dropped,
+            "annotated_beats": len(annotated),
+        },
+    }
 
 
 def main() -> None:
@@ -206,11 +237,24 @@ def main() -> None:
     torch.set_num_threads(1)
     started = time.time()
     results = run(args.directory, args.records, args.models)
-    machine = {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-               "load_avg": os.getloadavg(), "python": platform.python_version(), "ecgedge": __version__,
-               "torch": torch.__version__, "sklearn": sklearn.__version__, "numpy": np.__version__}
-    settings = {"directory": str(args.directory), "records": args.records, "learning_s": LEARNING_S,
-                "beat_format": POPULATION_FORMAT.to_dict(), "rr_weight_of_peers": RR_WEIGHT}
+    machine = {
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "cpus": os.cpu_count(),
+        "load_avg": os.getloadavg(),
+        "python": platform.python_version(),
+        "ecgedge": __version__,
+        "torch": torch.__version__,
+        "sklearn": sklearn.__version__,
+        "numpy": np.__version__,
+    }
+    settings = {
+        "directory": str(args.directory),
+        "records": args.records,
+        "learning_s": LEARNING_S,
+        "beat_format": POPULATION_FORMAT.to_dict(),
+        "rr_weight_of_peers": RR_WEIGHT,
+    }
     report = {"machine": machine, "settings": settings, **results, "seconds": time.time() - started}
     text = markdown(report)
     write_results("mitdb", report, text, tag=args.tag)
@@ -244,11 +288,20 @@ def markdown(report: dict) -> str:
             f"| {g['false_flags_per_hour']:.0f} | {_pct(g['positive_predictivity'])} | {g['auc']:.3f} "
             f"| {g['median_record_auc']:.3f} | {_pct(rate['se_VEB'])} / {_pct(rate['se_SVEB'])} |"
         )
-    lines += ["", f"{ECGEDGE}, per record (bridge's beats):", "", format_report(report["bridge"][ECGEDGE]),
-              "", "Rhythm and signal quality (every beat; AF = the reference's (AFIB and (AFL):", "",
-              format_rhythm_report(report["rhythm"]),
-              "", f"{ECGEDGE} on the annotated beat positions (beat finding left out):", "",
-              format_report(report["annotated"], per_record=False)]
+    lines += [
+        "",
+        f"{ECGEDGE}, per record (bridge's beats):",
+        "",
+        format_report(report["bridge"][ECGEDGE]),
+        "",
+        "Rhythm and signal quality (every beat; AF = the reference's (AFIB and (AFL):",
+        "",
+        format_rhythm_report(report["rhythm"]),
+        "",
+        f"{ECGEDGE} on the annotated beat positions (beat finding left out):",
+        "",
+        format_report(report["annotated"], per_record=False),
+    ]
     return "\n".join(lines)
 
 

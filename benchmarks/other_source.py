@@ -45,21 +45,29 @@ def main() -> None:
     result = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "settings": {**vars(args), "detector": "LSTMAutoencoderDetector() defaults", "device": detector.device_},
-        "versions": {"torch": torch.__version__, "scikit-learn": sklearn.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
+        "versions": {
+            "torch": torch.__version__,
+            "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
         "machine": f"{platform.platform()}, {torch.get_num_threads()} torch threads",
         "train_beats": int(len(train)),
         "test_beats": {str(k): int(v) for k, v in zip(*np.unique(test_labels, return_counts=True))},
-        "fit_seconds": detector.fit_time_, "best_epoch": detector.best_epoch_,
+        "fit_seconds": detector.fit_time_,
+        "best_epoch": detector.best_epoch_,
         "roc_auc": float(roc_auc_score(abnormal, -scores)),
-        "normal_flagged": float(flagged[~abnormal].mean()), "abnormal_flagged": float(flagged[abnormal].mean()),
+        "normal_flagged": float(flagged[~abnormal].mean()),
+        "abnormal_flagged": float(flagged[abnormal].mean()),
     }
     r = result
     lines = [
-        f"# Another source and length: MIT-BIH record 100 ({r['date']})", "",
+        f"# Another source and length: MIT-BIH record 100 ({r['date']})",
+        "",
         f"Machine: {r['machine']}. Versions: {', '.join(f'{k} {v}' for k, v in r['versions'].items())}.",
         f"{args.length}-sample beats; fit with the defaults (seed {args.seed}) on the {r['train_beats']} N beats of the "
-        f"first half, scored on the second half: {r['test_beats']}.", "",
+        f"first half, scored on the second half: {r['test_beats']}.",
+        "",
         "| ROC AUC (non-N vs N) | N beats flagged | non-N beats flagged | fit s | best epoch |",
         "|---:|---:|---:|---:|---:|",
         f"| {r['roc_auc']:.4f} | {r['normal_flagged']:.1%} | {r['abnormal_flagged']:.1%} | "

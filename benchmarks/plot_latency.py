@@ -51,21 +51,36 @@ def main() -> None:
     left.bar([i - 0.2 for i in x], p50, 0.4, label="p50")
     left.bar([i + 0.2 for i in x], p99, 0.4, label="p99")
     for i, value in enumerate(p50):
-        left.annotate(f"{p50[0] / value:.1f}x", (i - 0.2, value), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
+        left.annotate(
+            f"{p50[0] / value:.1f}x",
+            (i - 0.2, value),
+            textcoords="offset points",
+            xytext=(0, 3),
+            ha="center",
+            fontsize=8,
+        )
     left.set_xticks(list(x), [n.replace(" ", "\n", 1) for n in names], fontsize=8)
     left.set(ylabel="ms per beat", title=f"Scoring one beat, 1 thread ({latency['date'][:10]})")
     left.legend(fontsize=8)
 
-    runs = [("latency", 1)] + sorted(((k, v["summary"]["boards"]) for k, v in stream["runs"].items() if k.startswith("capacity")), key=lambda r: r[1])
+    runs = [("latency", 1)] + sorted(
+        ((k, v["summary"]["boards"]) for k, v in stream["runs"].items() if k.startswith("capacity")), key=lambda r: r[1]
+    )
     boards = [n for _, n in runs]
     for pct, style in (("p50", "o-"), ("p99", "s-")):
         right.plot(boards, [stream["runs"][k]["summary"]["latency_ms"][pct] for k, _ in runs], style, label=pct)
     right.axhline(20, color="k", ls=":", lw=1, label="20 ms target (p99)")
     right.set_yscale("log")
-    right.set(xlabel="boards at 360 Hz, real time, one bridge process", ylabel="ms, last sample in -> row committed",
-              title=f"Bridge end-to-end latency ({stream['environment']['date'][:10]})")
+    right.set(
+        xlabel="boards at 360 Hz, real time, one bridge process",
+        ylabel="ms, last sample in -> row committed",
+        title=f"Bridge end-to-end latency ({stream['environment']['date'][:10]})",
+    )
     right.legend(fontsize=8)
-    fig.suptitle(f"{stream['environment']['cpus']}-CPU machine, INT8 shipped model; every frame arrived at every board count", fontsize=9)
+    fig.suptitle(
+        f"{stream['environment']['cpus']}-CPU machine, INT8 shipped model; every frame arrived at every board count",
+        fontsize=9,
+    )
     save_figure(fig, args.out)
 
 

@@ -44,8 +44,10 @@ def main() -> None:
     for ax in axes:
         ax.set_xlabel("hours of signal")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{s['boards']} board(s), MIT-BIH 208 for {s['hours']:g} h at {s['speed']:g}x, replugged every 30 min",
-                 fontsize=10)
+    fig.suptitle(
+        f"{s['boards']} board(s), MIT-BIH 208 for {s['hours']:g} h at {s['speed']:g}x, replugged every 30 min",
+        fontsize=10,
+    )
     save_figure(fig, args.out)
 
 

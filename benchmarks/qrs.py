@@ -45,11 +45,11 @@ import wfdb
 import wfdb.processing
 from results_file import write_results
 
+from ecgedge.analysis.rpeaks import StreamingRPeakDetector
 from ecgedge.beatformat import BeatFormat
 from ecgedge.datasets import WfdbRecord, add_noise, load_wfdb_record
 from ecgedge.firmware_bridge.pipeline import FilterStage, StreamPipeline
 from ecgedge.firmware_bridge.protocol import Hello
-from ecgedge.analysis.rpeaks import StreamingRPeakDetector
 
 SKIP_S = 5.0
 MATCH_S = 0.150
@@ -161,7 +161,13 @@ def score(ref: np.ndarray, det: np.ndarray, fs: float, excluded: list[tuple[int,
     keep = kept(det)
     det = det[keep]
     c = wfdb.processing.compare_annotations(ref, det, int(MATCH_S * fs))
-    out = {"tp": int(c.tp), "fn": int(c.fn), "fp": int(c.fp), "se": float(c.sensitivity), "ppv": float(c.positive_predictivity)}
+    out = {
+        "tp": int(c.tp),
+        "fn": int(c.fn),
+        "fp": int(c.fp),
+        "se": float(c.sensitivity),
+        "ppv": float(c.positive_predictivity),
+    }
     if returned_at is not None:
         returned = np.asarray(returned_at)[keep]
         matched = c.matching_sample_nums >= 0
@@ -192,14 +198,23 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
-def score_record(path: Path, with_peers: bool, snrs: list[float], noise_peers: bool, seed: int, chunk_s: float = CHUNK_S) -> dict:
+def score_record(
+    path: Path, with_peers: bool, snrs: list[float], noise_peers: bool, seed: int, chunk_s: float = CHUNK_S
+) -> dict:
     """Everything measured on one record: ecgedge streamed (clean and noisy), the peers offline."""
     record, excluded = load_lead(path), excluded_intervals(path)
     t0 = time.perf_counter()
     streamed = stream_r_peaks(record, chunk_s=chunk_s)
-    row = {"lead": record.lead, "ecgedge": score(record.beat_samples, streamed.peaks, record.fs, excluded, streamed.returned_at)}
-    out = {"row": row, "delays_s": row["ecgedge"].pop("delays_s"), "noise": {},
-           "cost": (streamed.detector_s, streamed.total_s, streamed.samples)}
+    row = {
+        "lead": record.lead,
+        "ecgedge": score(record.beat_samples, streamed.peaks, record.fs, excluded, streamed.returned_at),
+    }
+    out = {
+        "row": row,
+        "delays_s": row["ecgedge"].pop("delays_s"),
+        "noise": {},
+        "cost": (streamed.detector_s, streamed.total_s, streamed.samples),
+    }
     if with_peers:
         for peer, found in peers(record.signal, record.fs).items():
             row[peer] = score(record.beat_samples, found, record.fs, excluded)
@@ -208,16 +223,29 @@ def score_record(path: Path, with_peers: bool, snrs: list[float], noise_peers: b
         found = {"ecgedge": stream_r_peaks(record, signal, chunk_s).peaks}
         if noise_peers:
             found.update(peers(signal, record.fs))
-        out["noise"][f"{snr:g}"] = {who: score(record.beat_samples, peaks, record.fs, excluded) for who, peaks in found.items()}
+        out["noise"][f"{snr:g}"] = {
+            who: score(record.beat_samples, peaks, record.fs, excluded) for who, peaks in found.items()
+        }
     e = row["ecgedge"]
-    print(f"{path.name} ({record.lead}): Se {_pct(e['se'])} +P {_pct(e['ppv'])} FN {e['fn']} FP {e['fp']}"
-          + "".join(f" | {p} {_pct(row[p]['se'])}/{_pct(row[p]['ppv'])}" for p in ("xqrs", "gqrs") if p in row)
-          + f" [{time.perf_counter() - t0:.1f} s]", flush=True)
+    print(
+        f"{path.name} ({record.lead}): Se {_pct(e['se'])} +P {_pct(e['ppv'])} FN {e['fn']} FP {e['fp']}"
+        + "".join(f" | {p} {_pct(row[p]['se'])}/{_pct(row[p]['ppv'])}" for p in ("xqrs", "gqrs") if p in row)
+        + f" [{time.perf_counter() - t0:.1f} s]",
+        flush=True,
+    )
     return out
 
 
-def run(folder: Path, records: list[str], with_peers: bool, snrs: list[float], noise_peers: bool, seed: int, jobs: int = 1,
-        chunk_s: float = CHUNK_S) -> dict:
+def run(
+    folder: Path,
+    records: list[str],
+    with_peers: bool,
+    snrs: list[float],
+    noise_peers: bool,
+    seed: int,
+    jobs: int = 1,
+    chunk_s: float = CHUNK_S,
+) -> dict:
     """Score every record (in ``jobs`` processes) and pool the results."""
     args = [(folder / name, with_peers, snrs, noise_peers, seed, chunk_s) for name in records]
     if jobs > 1:
@@ -234,16 +262,29 @@ def run(folder: Path, records: list[str], with_peers: bool, snrs: list[float], n
         noise[snr] = {w: gross([r["noise"][snr][w] for r in results]) for w in whos}
     who = ["ecgedge"] + (["xqrs", "gqrs"] if with_peers else [])
     return {
-        "settings": {"wfdb_dir": str(folder), "records": records, "skip_s": SKIP_S, "match_window_s": MATCH_S,
-                     "chunk_s": chunk_s, "polarity": "auto", "lead": "MLII (first signal for 102, 104)",
-                     "excluded": "ventricular flutter/fibrillation episodes ([ ... ])", "snr_db": snrs, "seed": seed,
-                     "jobs": jobs},
+        "settings": {
+            "wfdb_dir": str(folder),
+            "records": records,
+            "skip_s": SKIP_S,
+            "match_window_s": MATCH_S,
+            "chunk_s": chunk_s,
+            "polarity": "auto",
+            "lead": "MLII (first signal for 102, 104)",
+            "excluded": "ventricular flutter/fibrillation episodes ([ ... ])",
+            "snr_db": snrs,
+            "seed": seed,
+            "jobs": jobs,
+        },
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "versions": {"numpy": np.__version__, "scipy": scipy.__version__, "wfdb": wfdb.__version__},
         "per_record": per_record,
         "gross": {w: gross([per_record[r][w] for r in records]) for w in who},
-        "delay_ms": {"p50": float(np.percentile(delays_ms, 50)), "p99": float(np.percentile(delays_ms, 99)),
-                     "max": float(delays_ms.max()), "over_300_ms": float(np.mean(delays_ms > 300))},
+        "delay_ms": {
+            "p50": float(np.percentile(delays_ms, 50)),
+            "p99": float(np.percentile(delays_ms, 99)),
+            "max": float(delays_ms.max()),
+            "over_300_ms": float(np.mean(delays_ms > 300)),
+        },
         "cost_us_per_sample": {"detector": 1e6 * detector_s / samples, "pipeline": 1e6 * total_s / samples},
         "noise": noise,
     }
@@ -266,7 +307,9 @@ def markdown(report: dict) -> str:
     lines = [intro, "", machine, "", head, "|" + "---|" * (2 + 4 * len(who))]
     rows = list(report["per_record"].items()) + [("gross", {"lead": "", **report["gross"]})]
     for name, row in rows:
-        cells = " | ".join(f"{_pct(row[w]['se'])} | {_pct(row[w]['ppv'])} | {row[w]['fn']} | {row[w]['fp']}" for w in who)
+        cells = " | ".join(
+            f"{_pct(row[w]['se'])} | {_pct(row[w]['ppv'])} | {row[w]['fn']} | {row[w]['fp']}" for w in who
+        )
         lines.append(f"| {name} | {row['lead']} | {cells} |")
     d, c = report["delay_ms"], report["cost_us_per_sample"]
     delay = (
@@ -277,14 +320,19 @@ def markdown(report: dict) -> str:
         f"Cost per sample: detector {c['detector']:.2f} us, whole pipeline (filters, detector, beat cutting) "
         f"{c['pipeline']:.2f} us ({s['jobs']} records in parallel on {m['cpus']} CPUs)."
     )
-    below = [f"{name} ({_pct(row['ecgedge']['se'])} / {_pct(row['ecgedge']['ppv'])})"
-             for name, row in report["per_record"].items() if min(row["ecgedge"]["se"], row["ecgedge"]["ppv"]) < 0.99]
+    below = [
+        f"{name} ({_pct(row['ecgedge']['se'])} / {_pct(row['ecgedge']['ppv'])})"
+        for name, row in report["per_record"].items()
+        if min(row["ecgedge"]["se"], row["ecgedge"]["ppv"]) < 0.99
+    ]
     lines += ["", f"ecgedge records below 99 % (Se / +P): {', '.join(below) or 'none'}.", "", delay, cost]
     if report["noise"]:
         title = f"Noise added (baseline wander + 60 Hz hum + muscle-like, equal powers; seed {s['seed']}):"
         lines += ["", title, "", "| SNR dB | detector | Se % | +P % | FN | FP |", "|---|---|---|---|---|---|"]
         for snr, by in report["noise"].items():
-            lines += [f"| {snr} | {w} | {_pct(g['se'])} | {_pct(g['ppv'])} | {g['fn']} | {g['fp']} |" for w, g in by.items()]
+            lines += [
+                f"| {snr} | {w} | {_pct(g['se'])} | {_pct(g['ppv'])} | {g['fn']} | {g['fp']} |" for w, g in by.items()
+            ]
     return "\n".join(lines)
 
 
@@ -297,14 +345,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noise-peers", action="store_true", help="run the peers on the noisy signals too")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="records scored in parallel (costs per sample get noisier)")
-    parser.add_argument("--chunk", type=float, default=CHUNK_S, help="seconds per pushed chunk (the simulator sends 10-sample frames: 0.028 s at 360 Hz)")
+    parser.add_argument(
+        "--chunk",
+        type=float,
+        default=CHUNK_S,
+        help="seconds per pushed chunk (the simulator sends 10-sample frames: 0.028 s at 360 Hz)",
+    )
     parser.add_argument("--tag", default="", help="appended to the results file name")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     if not args.wfdb_dir.is_dir():
         sys.exit(f"no WFDB directory at {args.wfdb_dir}")
     records = args.records or sorted(p.stem for p in args.wfdb_dir.glob("*.atr"))
-    report = run(args.wfdb_dir, records, not args.no_peers, args.snr, args.noise_peers, args.seed, args.jobs, args.chunk)
+    report = run(
+        args.wfdb_dir, records, not args.no_peers, args.snr, args.noise_peers, args.seed, args.jobs, args.chunk
+    )
     text = markdown(report)
     print(text)
     if not args.no_write:

@@ -64,8 +64,11 @@ def read_beats(directory: Path) -> AnnotatedBeats:
 
     names = sorted(p.stem for p in directory.glob("*.hea") if p.stem.isdigit())
     first_lead = [n for n in names if "MLII" not in wfdb.rdheader(str(directory / n)).sig_name]
-    parts = [load_annotated_beats(directory, POPULATION_FORMAT, records=[n for n in names if n not in first_lead],
-                                  positions="bridge")]
+    parts = [
+        load_annotated_beats(
+            directory, POPULATION_FORMAT, records=[n for n in names if n not in first_lead], positions="bridge"
+        )
+    ]
     if first_lead:
         parts.append(load_annotated_beats(directory, POPULATION_FORMAT, records=first_lead, lead=0, positions="bridge"))
     return AnnotatedBeats(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in vars(parts[0])})
@@ -87,12 +90,21 @@ def scores_of(beats: AnnotatedBeats, models: Path | None) -> tuple[np.ndarray, d
 
 
 def judge_all(beats: AnnotatedBeats, scores: np.ndarray, offsets: dict):
-    parts = {n: judge_records(beats[beats.record == n], scores[beats.record == n], offsets[n], adapt_s=LEARNING_S,
-                                  beat_format=POPULATION_FORMAT)
-             for n in beats.records}
+    parts = {
+        n: judge_records(
+            beats[beats.record == n],
+            scores[beats.record == n],
+            offsets[n],
+            adapt_s=LEARNING_S,
+            beat_format=POPULATION_FORMAT,
+        )
+        for n in beats.records
+    }
     from ecgedge.arrhythmia import Verdicts
 
-    return Verdicts(*(np.concatenate([getattr(parts[n], f) for n in beats.records]) for f in Verdicts.__dataclass_fields__))
+    return Verdicts(
+        *(np.concatenate([getattr(parts[n], f) for n in beats.records]) for f in Verdicts.__dataclass_fields__)
+    )
 
 
 def af_counts(beats: AnnotatedBeats, scores: np.ndarray, offsets: dict) -> dict:
@@ -111,9 +123,16 @@ def af_counts(beats: AnnotatedBeats, scores: np.ndarray, offsets: dict) -> dict:
             RhythmAnalyser.__init__.__defaults__ = setting
             verdicts = judge_all(beats, scores, offsets)
             reference, read = np.isin(beats.rhythm, AF_RHYTHMS), verdicts.rhythm == "af"
-            grid[setting] = {n: [int(np.sum(m & reference & read)), int(np.sum(m & ~reference & read)),
-                                 int(np.sum(m & reference & ~read)), int(m.sum())]
-                             for n in beats.records for m in [beats.record == n]}
+            grid[setting] = {
+                n: [
+                    int(np.sum(m & reference & read)),
+                    int(np.sum(m & ~reference & read)),
+                    int(np.sum(m & reference & ~read)),
+                    int(m.sum()),
+                ]
+                for n in beats.records
+                for m in [beats.record == n]
+            }
             print(f"rhythm setting {setting}", flush=True)
     finally:
         RhythmAnalyser.__init__.__defaults__ = defaults
@@ -130,6 +149,7 @@ def _lopo(grid: dict, settings: list, records: list[str], vary: int) -> dict:
 
     ``vary``: the index of the constant the settings differ in, reported as ``chosen``.
     """
+
     def f1(setting, name: str) -> float:
         se, p = _se_p([grid[setting][n] for n in records if n != name])
         return 2 * se * p / max(se + p, 1e-9)
@@ -169,7 +189,13 @@ def noise_run(models: Path | None) -> list[dict]:
                 nearest = nearest_reference(samples, record.beat_samples, round(0.15 * record.fs))
                 symbol = np.where(nearest >= 0, record.beat_symbols[np.maximum(nearest, 0)], "-")
                 scores = shipped.score_samples(np.stack([b.model_input for b in beats]))
-                row = {"record": name, "noise": kind, "snr_db": snr, "beats": len(beats), "false_beats": int((symbol == "-").sum())}
+                row = {
+                    "record": name,
+                    "noise": kind,
+                    "snr_db": snr,
+                    "beats": len(beats),
+                    "false_beats": int((symbol == "-").sum()),
+                }
                 for rule, tracker in (("with", NoiseTracker()), ("without", NoiseTracker(threshold=np.inf))):
                     judge = BeatJudge(adapt_s=120.0, noise=tracker, beat_format=POPULATION_FORMAT)
                     verdicts = [judge.judge(s, shipped.offset_, b) for s, b in zip(scores.tolist(), beats)]
@@ -187,8 +213,18 @@ def noise_run(models: Path | None) -> list[dict]:
 def cost(beats: AnnotatedBeats, scores: np.ndarray, offsets: dict, repeats: int = 3) -> dict:
     """Microseconds per beat: the judge with a full memory, and the rhythm analyser alone."""
     mine = beats.record == "208"
-    views = [BeatView(*v) for v in zip(beats.X[mine], beats.rr_before[mine], beats.sample[mine], beats.own_length[mine],
-                                        beats.noise[mine], beats.atrial[mine], beats.rr_after[mine])]
+    views = [
+        BeatView(*v)
+        for v in zip(
+            beats.X[mine],
+            beats.rr_before[mine],
+            beats.sample[mine],
+            beats.own_length[mine],
+            beats.noise[mine],
+            beats.atrial[mine],
+            beats.rr_after[mine],
+        )
+    ]
     sc = scores[mine].tolist()
     judge = BeatJudge(adapt_s=1e9, beat_format=POPULATION_FORMAT)
     for s, v in zip(sc[:400], views[:400]):
@@ -209,8 +245,12 @@ def cost(beats: AnnotatedBeats, scores: np.ndarray, offsets: dict, repeats: int 
         for r, segment in zip(rr, beats.atrial[mine]):
             analyser.add(r, atrial=segment)
         rhythm.append((time.perf_counter() - started) / len(rr))
-    return {"judge_us_per_beat": 1e6 * min(timings), "rhythm_us_per_beat": 1e6 * min(rhythm),
-            "memory_beats": int(judge.memory.beats_.shape[0]), "beats_timed": len(views)}
+    return {
+        "judge_us_per_beat": 1e6 * min(timings),
+        "rhythm_us_per_beat": 1e6 * min(rhythm),
+        "memory_beats": int(judge.memory.beats_.shape[0]),
+        "beats_timed": len(views),
+    }
 
 
 def shared_run(doc: str) -> tuple[argparse.Namespace, AnnotatedBeats, np.ndarray, dict]:
@@ -240,12 +280,26 @@ def main() -> None:
     af_gross = af_report(af.record, reference, verdicts.rhythm[np.isin(beats.record, AF_RECORDS)] == "af")
     grid = summarise_grid(af_counts(beats, scores, offsets), beats.records)
     results = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
-                    "python": platform.python_version(), "ecgedge": __version__, "numpy": np.__version__},
-        "settings": {"directory": str(args.directory), "learning_s": LEARNING_S, "window": RhythmAnalyser().window,
-                     "threshold": RhythmAnalyser().threshold,
-                     "atrial_threshold": RhythmAnalyser().atrial_threshold, "noise_threshold": NoiseTracker().threshold},
-        "rhythm": report, "af_records": af_gross, "sweep": grid, "noise": noise_run(args.models),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_avg": os.getloadavg(),
+            "python": platform.python_version(),
+            "ecgedge": __version__,
+            "numpy": np.__version__,
+        },
+        "settings": {
+            "directory": str(args.directory),
+            "learning_s": LEARNING_S,
+            "window": RhythmAnalyser().window,
+            "threshold": RhythmAnalyser().threshold,
+            "atrial_threshold": RhythmAnalyser().atrial_threshold,
+            "noise_threshold": NoiseTracker().threshold,
+        },
+        "rhythm": report,
+        "af_records": af_gross,
+        "sweep": grid,
+        "noise": noise_run(args.models),
         "cost": cost(beats, scores, offsets),
     }
     results["seconds"] = time.time() - started
@@ -280,25 +334,37 @@ def markdown(r: dict) -> str:
     ]
     for key, g in r["sweep"]["grid"].items():
         window, threshold, atrial = key.split(",")
-        lines.append(f"| {window} | {threshold} | {atrial} | {_pct(g['se'])} | {_pct(g['p'])} "
-                     f"| {', '.join(g['non_af_over_1pct']) or '-'} |")
+        lines.append(
+            f"| {window} | {threshold} | {atrial} | {_pct(g['se'])} | {_pct(g['p'])} "
+            f"| {', '.join(g['non_af_over_1pct']) or '-'} |"
+        )
     lines.append("")
     for name, key in (("RR threshold", "lopo_threshold"), ("P-wave threshold", "lopo_atrial_threshold")):
         lopo = r["sweep"][key]
-        lines.append(f"{name} fit leave-one-patient-out (the others at their defaults, best F1 on the other records): "
-                     f"chose {', '.join(lopo['chosen'])}; AF duration Se {_pct(lopo['se'])}, +P {_pct(lopo['p'])}; "
-                     f"records without AF read as AF at most {_pct(lopo['non_af_max'])}.")
-    lines += ["",
-              "Noise (first 10 min; flagged shares among the judged N beats; false beats: no reference beat within 150 ms):",
-              "", "| record | noise | SNR | beats | false beats | noisy | N flagged (rule / no rule) | false beats flagged (rule / no rule) |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"{name} fit leave-one-patient-out (the others at their defaults, best F1 on the other records): "
+            f"chose {', '.join(lopo['chosen'])}; AF duration Se {_pct(lopo['se'])}, +P {_pct(lopo['p'])}; "
+            f"records without AF read as AF at most {_pct(lopo['non_af_max'])}."
+        )
+    lines += [
+        "",
+        "Noise (first 10 min; flagged shares among the judged N beats; false beats: no reference beat within 150 ms):",
+        "",
+        "| record | noise | SNR | beats | false beats | noisy | N flagged (rule / no rule) | false beats flagged (rule / no rule) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for n in r["noise"]:
-        lines.append(f"| {n['record']} | {n['noise']} | {n['snr_db']:g} dB | {n['beats']} | {n['false_beats']} "
-                     f"| {_pct(n['noisy_share_with'])} | {_pct(n['n_flagged_with'])} / {_pct(n['n_flagged_without'])} "
-                     f"| {n['false_flagged_with']} / {n['false_flagged_without']} |")
+        lines.append(
+            f"| {n['record']} | {n['noise']} | {n['snr_db']:g} dB | {n['beats']} | {n['false_beats']} "
+            f"| {_pct(n['noisy_share_with'])} | {_pct(n['n_flagged_with'])} / {_pct(n['n_flagged_without'])} "
+            f"| {n['false_flagged_with']} / {n['false_flagged_without']} |"
+        )
     c = r["cost"]
-    lines += ["", f"Cost per beat (record 208, memory of {c['memory_beats']} beats, best of 3): judge "
-              f"{c['judge_us_per_beat']:.0f} us, rhythm analyser alone {c['rhythm_us_per_beat']:.1f} us."]
+    lines += [
+        "",
+        f"Cost per beat (record 208, memory of {c['memory_beats']} beats, best of 3): judge "
+        f"{c['judge_us_per_beat']:.0f} us, rhythm analyser alone {c['rhythm_us_per_beat']:.1f} us.",
+    ]
     return "\n".join(lines)
 
 

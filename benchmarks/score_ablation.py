@@ -63,15 +63,19 @@ def held_out_false_alarms(detector, X_normal: np.ndarray, X_test_normal: np.ndar
 
     held_out = detector.score_samples(X_test_normal)
     rates = {}
-    for name, scores in (("leave_one_out", detector.module_.reference.training_scores.numpy().astype(float)),
-                         ("in_sample", detector.score_samples(X_normal))):
+    for name, scores in (
+        ("leave_one_out", detector.module_.reference.training_scores.numpy().astype(float)),
+        ("in_sample", detector.score_samples(X_normal)),
+    ):
         rates[name] = float(np.mean(held_out < false_alarm_threshold(scores, target)))
     return {"target_far": target, "held_out_far": rates}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", nargs="?", type=Path, default=None, help="Saved detector (default: the shipped model).")
+    parser.add_argument(
+        "model", nargs="?", type=Path, default=None, help="Saved detector (default: the shipped model)."
+    )
     args = parser.parse_args()
 
     import sklearn
@@ -94,30 +98,46 @@ def main() -> None:
     defaults = {setting: getattr(detector, setting) for setting in VARIANTS}
     report = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": str(model), "model_settings": defaults,
-        "versions": {"torch": torch.__version__, "scikit-learn": sklearn.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
-        "rows": rows, "calibration": calibration,
+        "model": str(model),
+        "model_settings": defaults,
+        "versions": {
+            "torch": torch.__version__,
+            "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "rows": rows,
+        "calibration": calibration,
     }
     lines = [
-        f"# Score ablation ({report['date']})", "",
+        f"# Score ablation ({report['date']})",
+        "",
         f"Model: {model} (its autoencoder; reference rebuilt per row on the 292 normal ECG5000_TRAIN beats, "
         f"one setting changed from {defaults}); ECG5000 UCR split, 4500 TEST beats. "
-        f"Versions: {', '.join(f'{k} {v}' for k, v in report['versions'].items())}.", "",
+        f"Versions: {', '.join(f'{k} {v}' for k, v in report['versions'].items())}.",
+        "",
         "| setting | value | ROC AUC | balanced acc. (auto threshold) | best balanced acc. (any threshold) |",
         "|---|---|---:|---:|---:|",
     ]
-    names = {("distance_weight", 0.0): "0 (reconstruction error only)", ("distance_weight", "inf"): "inf (distance only)",
-             ("patch_size", 1): "1 (nearest beats)"}
+    names = {
+        ("distance_weight", 0.0): "0 (reconstruction error only)",
+        ("distance_weight", "inf"): "inf (distance only)",
+        ("patch_size", 1): "1 (nearest beats)",
+    }
     for row in rows:
         name = names.get((row["setting"], row["value"]), str(row["value"]))
         default = " (default)" if row["value"] == defaults[row["setting"]] else ""
-        lines.append(f"| {row['setting']} | {name}{default} | {row['roc_auc']:.4f} | "
-                     f"{row['balanced_accuracy_auto']:.4f} | {row['balanced_accuracy_best']:.4f} |")
+        lines.append(
+            f"| {row['setting']} | {name}{default} | {row['roc_auc']:.4f} | "
+            f"{row['balanced_accuracy_auto']:.4f} | {row['balanced_accuracy_best']:.4f} |"
+        )
     far = calibration["held_out_far"]
-    lines += ["", f"Calibration, {calibration['target_far']:.0%} false-alarm target on the shipped model's training beats: "
-              f"set on their leave-one-out scores it flags {far['leave_one_out']:.2%} of the 2627 TEST normal beats; "
-              f"set on the same beats scored as they are, {far['in_sample']:.2%}."]
+    lines += [
+        "",
+        f"Calibration, {calibration['target_far']:.0%} false-alarm target on the shipped model's training beats: "
+        f"set on their leave-one-out scores it flags {far['leave_one_out']:.2%} of the 2627 TEST normal beats; "
+        f"set on the same beats scored as they are, {far['in_sample']:.2%}.",
+    ]
     write_results("score-ablation", report, "\n".join(lines))
     print("\n".join(lines))
 

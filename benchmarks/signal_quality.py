@@ -66,7 +66,7 @@ def peer_flags(signal: np.ndarray, fs: float, samples: np.ndarray, found: np.nda
     out = {name: np.zeros(samples.size, bool) for name in GATES[1:]}
     for i, r in enumerate(samples):
         lo = max(0, r - n)
-        x = signal[lo:r + 1]
+        x = signal[lo : r + 1]
         if x.size < fs:
             continue
         out["kSQI"][i] = kurtosis(x, fisher=False) < 5
@@ -98,8 +98,11 @@ def run_case(record, signal: np.ndarray, model) -> dict:
     out = {"beats": len(beats), "false_beats": int(np.sum(symbol == "-"))}
     for name, noisy in gates.items():
         kept_n = judged & ~noisy & (symbol == "N")
-        out[name] = {"noisy": float(noisy.mean()), "false_beats_judged": int(np.sum(judged & ~noisy & (symbol == "-"))),
-                     "n_flagged": float(flagged[kept_n].mean()) if kept_n.any() else None}
+        out[name] = {
+            "noisy": float(noisy.mean()),
+            "false_beats_judged": int(np.sum(judged & ~noisy & (symbol == "-"))),
+            "n_flagged": float(flagged[kept_n].mean()) if kept_n.any() else None,
+        }
     return out
 
 
@@ -123,9 +126,17 @@ def main() -> None:
                 noisy = add_noise(signal, record.fs, snr, kinds, seed=int(name))
                 cases.append({"record": name, "noise": kind, "snr_db": snr, **run_case(record, noisy, model)})
                 print(f"{name} {kind} {snr:g} dB", flush=True)
-    report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                          "ecgedge": __version__, "numpy": np.__version__},
-              "cases": cases, "seconds": time.time() - started}
+    report = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "ecgedge": __version__,
+            "numpy": np.__version__,
+        },
+        "cases": cases,
+        "seconds": time.time() - started,
+    }
     text = markdown(report)
     write_results("signal-quality", report, text, tag=args.tag)
     print(text)
@@ -133,10 +144,15 @@ def main() -> None:
 
 def markdown(r: dict) -> str:
     m = r["machine"]
-    lines = [f"Noise gates on records {', '.join(NOISE_RECORDS)} (first 10 min); Machine: {m['platform']}, "
-             f"{m['cpus']} CPUs, python {m['python']}, ecgedge {m['ecgedge']}; {r['seconds']:.0f} s.",
-             "", "Each cell: beats called noisy / false beats let through / N flagged among the beats let through.", "",
-             "| noise | SNR | beats | false beats | " + " | ".join(GATES) + " |", "|---|---:|---:|---:|" + "---|" * len(GATES)]
+    lines = [
+        f"Noise gates on records {', '.join(NOISE_RECORDS)} (first 10 min); Machine: {m['platform']}, "
+        f"{m['cpus']} CPUs, python {m['python']}, ecgedge {m['ecgedge']}; {r['seconds']:.0f} s.",
+        "",
+        "Each cell: beats called noisy / false beats let through / N flagged among the beats let through.",
+        "",
+        "| noise | SNR | beats | false beats | " + " | ".join(GATES) + " |",
+        "|---|---:|---:|---:|" + "---|" * len(GATES),
+    ]
     keys = sorted({(c["noise"], c["snr_db"]) for c in r["cases"]}, key=lambda k: (k[0] != "none", k[0], -(k[1] or 0)))
     for noise, snr in keys:
         rows = [c for c in r["cases"] if c["noise"] == noise and c["snr_db"] == snr]
@@ -147,7 +163,9 @@ def markdown(r: dict) -> str:
             let = sum(c[gate]["false_beats_judged"] for c in rows)
             flags = [c[gate]["n_flagged"] for c in rows if c[gate]["n_flagged"] is not None]
             cells.append(f"{_pct(noisy)} / {let} / {_pct(float(np.mean(flags))) if flags else '-'}")
-        lines.append(f"| {noise} | {'-' if snr is None else f'{snr:g} dB'} | {beats} | {false} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {noise} | {'-' if snr is None else f'{snr:g} dB'} | {beats} | {false} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines)
 
 

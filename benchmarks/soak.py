@@ -81,8 +81,10 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
         hub.add_board(url, name=f"bed{i + 1}")
     db, jsonl = work / "beats.db", work / "beats.jsonl"
     keep_s = args.keep_hours * 3600 / args.speed
-    hub.sinks += [SqliteSink(db, hub.fs_of, keep_beats_s=keep_s, keep_events_s=4 * keep_s),
-                  JsonlSink(jsonl, max_bytes=round(args.jsonl_mb * 2**20), backups=args.jsonl_backups)]
+    hub.sinks += [
+        SqliteSink(db, hub.fs_of, keep_beats_s=keep_s, keep_events_s=4 * keep_s),
+        JsonlSink(jsonl, max_bytes=round(args.jsonl_mb * 2**20), backups=args.jsonl_backups),
+    ]
     signal_s = [0.0]  # the newest beat's signal time, any board
 
     def seen(scored) -> None:
@@ -100,11 +102,20 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
         since, mark = hub.latencies.since(mark), hub.latencies.snapshot()
         with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as reader:  # read-only, beside the hub's writer
             held = reader.execute("SELECT COUNT(*) FROM beats").fetchone()[0]
-        rows.append({"signal_h": signal_s[0] / 3600, "wall_s": time.time() - args.started, "rss_mb": _rss_mb(),
-                     "open_files": len(os.listdir("/proc/self/fd")), "db_mb": _size_mb(db),
-                     "wal_mb": _size_mb(db.with_name(db.name + "-wal")),
-                     "jsonl_mb": _size_mb(*work.glob("beats.jsonl*")), "beats_held": held,
-                     "beats": hub.beats, "latency_ms": since.summary_ms()})
+        rows.append(
+            {
+                "signal_h": signal_s[0] / 3600,
+                "wall_s": time.time() - args.started,
+                "rss_mb": _rss_mb(),
+                "open_files": len(os.listdir("/proc/self/fd")),
+                "db_mb": _size_mb(db),
+                "wal_mb": _size_mb(db.with_name(db.name + "-wal")),
+                "jsonl_mb": _size_mb(*work.glob("beats.jsonl*")),
+                "beats_held": held,
+                "beats": hub.beats,
+                "latency_ms": since.summary_ms(),
+            }
+        )
         print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in rows[-1].items()}, flush=True)
         next_at = (int(signal_s[0] / 3600 / args.every) + 1) * args.every * 3600
         if args.tracemalloc and heap is None and signal_s[0] >= 3600:  # after the first hour: what grows from then on
@@ -119,11 +130,26 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
     if heap is not None:
         diff = tracemalloc.take_snapshot().compare_to(heap, "lineno")
         growth = [{"where": str(d.traceback), "grew_kb": d.size_diff / 1024, "blocks": d.count_diff} for d in diff[:12]]
-    keep = ("beats", "flagged", "frames", "frames_dropped", "frames_lost", "shed_samples", "shed_beats",
-            "internal_errors", "events", "latency_ms")
-    return {"rows": rows, "summary": {k: summary[k] for k in keep}, "escaped": escaped, "boards": board_stats,
-            "heap_growth": growth,
-            "jsonl_files": sorted(p.name for p in work.glob("beats.jsonl*"))}
+    keep = (
+        "beats",
+        "flagged",
+        "frames",
+        "frames_dropped",
+        "frames_lost",
+        "shed_samples",
+        "shed_beats",
+        "internal_errors",
+        "events",
+        "latency_ms",
+    )
+    return {
+        "rows": rows,
+        "summary": {k: summary[k] for k in keep},
+        "escaped": escaped,
+        "boards": board_stats,
+        "heap_growth": growth,
+        "jsonl_files": sorted(p.name for p in work.glob("beats.jsonl*")),
+    }
 
 
 def main() -> None:
@@ -139,7 +165,9 @@ def main() -> None:
     parser.add_argument("--jsonl-mb", type=float, default=16.0, help="JSON lines file size that rotates it")
     parser.add_argument("--jsonl-backups", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("build/soak"))
-    parser.add_argument("--tracemalloc", action="store_true", help="list the Python allocations that grew after the first hour")
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="list the Python allocations that grew after the first hour"
+    )
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     if args.tracemalloc:
@@ -149,10 +177,18 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     for old in work.glob("beats.*"):
         old.unlink()
-    report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
-                          "python": platform.python_version(), "ecgedge": __version__, "numpy": np.__version__},
-              "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              **soak(args, work)}
+    report = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_avg": os.getloadavg(),
+            "python": platform.python_version(),
+            "ecgedge": __version__,
+            "numpy": np.__version__,
+        },
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        **soak(args, work),
+    }
     report["seconds"] = time.time() - args.started
     text = markdown(report)
     write_results("soak", report, text, tag=args.tag or f"{args.boards}x{args.hours:g}h")
@@ -176,11 +212,18 @@ def markdown(r: dict) -> str:
     for row in r["rows"]:
         lat = row["latency_ms"]
         latency = "-" if lat["p50"] is None else f"{lat['p50']:.0f} / {lat['p99']:.0f}"
-        lines.append(f"| {row['signal_h']:.1f} | {row['rss_mb']:.0f} | {row['open_files']} | {row['db_mb']:.1f} "
-                     f"| {row['wal_mb']:.1f} | {row['jsonl_mb']:.1f} | {row['beats_held']:,} | {latency} |")
+        lines.append(
+            f"| {row['signal_h']:.1f} | {row['rss_mb']:.0f} | {row['open_files']} | {row['db_mb']:.1f} "
+            f"| {row['wal_mb']:.1f} | {row['jsonl_mb']:.1f} | {row['beats_held']:,} | {latency} |"
+        )
     if r.get("heap_growth"):
-        lines += ["", "Python allocations that grew after the first hour (tracemalloc, largest first):", "",
-                  "| where | grew (KB) | blocks |", "|---|---:|---:|"]
+        lines += [
+            "",
+            "Python allocations that grew after the first hour (tracemalloc, largest first):",
+            "",
+            "| where | grew (KB) | blocks |",
+            "|---|---:|---:|",
+        ]
         lines += [f"| `{g['where']}` | {g['grew_kb']:.0f} | {g['blocks']} |" for g in r["heap_growth"]]
     return "\n".join(lines)
 

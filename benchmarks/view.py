@@ -58,16 +58,34 @@ def one_run(bundle: Path, boards: int, seconds: float, viewers: bool, work: Path
     player.start()
     ports = [a for url, _ in out.get() for a in ("--port", url)]
     db = work / f"view-{time.monotonic_ns()}.db"
-    cmd = [sys.executable, "-c", "from ecgedge.cli import main; main()", "bridge", *ports, "--bundle", str(bundle),
-           "--precision", "int8", "--db", str(db), "--http", "127.0.0.1:0", "--http-token", TOKEN,
-           "--duration", str(seconds + 5)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from ecgedge.cli import main; main()",
+        "bridge",
+        *ports,
+        "--bundle",
+        str(bundle),
+        "--precision",
+        "int8",
+        "--db",
+        str(db),
+        "--http",
+        "127.0.0.1:0",
+        "--http-token",
+        TOKEN,
+        "--duration",
+        str(seconds + 5),
+    ]
     bridge = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = TreeSampler(bridge.pid).start()
     host, port = re.search(r"page at http://([\d.]+):(\d+)/", bridge.stderr.readline()).groups()
     counts, stop, threads, stalled = [0, 0, 0], threading.Event(), [], None
     started = time.perf_counter()
     if viewers:
-        threads = [threading.Thread(target=_reader, args=(host, int(port), counts, i, stop), daemon=True) for i in range(3)]
+        threads = [
+            threading.Thread(target=_reader, args=(host, int(port), counts, i, stop), daemon=True) for i in range(3)
+        ]
         for thread in threads:
             thread.start()
         stalled = socket.create_connection((host, int(port)))
@@ -84,12 +102,21 @@ def one_run(bundle: Path, boards: int, seconds: float, viewers: bool, work: Path
         raise RuntimeError(f"bridge failed ({bridge.returncode}): {stderr[-2000:]}")
     summary = json.loads(stdout.split("summary-json: ")[1])
     dropped = int(re.search(r"view: (\d+) display frames dropped", stderr).group(1))
-    return {"viewers": 4 if viewers else 0, "latency_ms": summary["latency_ms"], "beats": summary["beats"],
-            "frames_dropped": summary["frames_dropped"], "frames_lost": summary["frames_lost"],
-            "shed_samples": summary["shed_samples"], "shed_beats": summary["shed_beats"],
-            "frames_sent": sum(b["frames"] for b in boards_stats), "peak_rss_mb": used.get("peak_rss_mb"),
-            "page_bytes_per_s_per_board": (max(counts) / wall / boards) if viewers else None,
-            "viewer_bytes": counts if viewers else None, "display_frames_dropped": dropped, "wall_s": round(wall, 1)}
+    return {
+        "viewers": 4 if viewers else 0,
+        "latency_ms": summary["latency_ms"],
+        "beats": summary["beats"],
+        "frames_dropped": summary["frames_dropped"],
+        "frames_lost": summary["frames_lost"],
+        "shed_samples": summary["shed_samples"],
+        "shed_beats": summary["shed_beats"],
+        "frames_sent": sum(b["frames"] for b in boards_stats),
+        "peak_rss_mb": used.get("peak_rss_mb"),
+        "page_bytes_per_s_per_board": (max(counts) / wall / boards) if viewers else None,
+        "viewer_bytes": counts if viewers else None,
+        "display_frames_dropped": dropped,
+        "wall_s": round(wall, 1),
+    }
 
 
 def main() -> None:
@@ -107,12 +134,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         bundle = default_bundle(work)
-        runs = [one_run(bundle, args.boards, args.seconds, viewers, work)
-                for _ in range(args.repeats) for viewers in (False, True)]
+        runs = [
+            one_run(bundle, args.boards, args.seconds, viewers, work)
+            for _ in range(args.repeats)
+            for viewers in (False, True)
+        ]
     p99 = {v: float(np.median([r["latency_ms"]["p99"] for r in runs if r["viewers"] == v])) for v in (0, 4)}
-    report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
-                          "python": platform.python_version(), "ecgedge": __version__, "onnxruntime": onnxruntime.__version__},
-              "settings": vars(args), "runs": runs, "p99_ratio_with_over_without": p99[4] / p99[0]}
+    report = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_avg": os.getloadavg(),
+            "python": platform.python_version(),
+            "ecgedge": __version__,
+            "onnxruntime": onnxruntime.__version__,
+        },
+        "settings": vars(args),
+        "runs": runs,
+        "p99_ratio_with_over_without": p99[4] / p99[0],
+    }
     text = markdown(report)
     write_results("view", report, text, tag=args.tag)
     print(text)
@@ -120,18 +160,23 @@ def main() -> None:
 
 def markdown(report: dict) -> str:
     m, s = report["machine"], report["settings"]
-    lines = [f"{s['boards']} boards (MIT-BIH 100) in real time over ptys into `ecgedge bridge --http --db`, INT8, "
-             f"{s['seconds']:g} s a run, runs alternating; viewers: 3 reading the event stream, 1 never reading.",
-             f"Machine: {m['platform']}, {m['cpus']} CPUs, load {tuple(round(x, 1) for x in m['load_avg'])}; python "
-             f"{m['python']}, ecgedge {m['ecgedge']}, onnxruntime {m['onnxruntime']}.", "",
-             "| viewers | beats | frames sent | dropped / lost | shed samples / beats | latency p50 / p99 (ms) | bridge peak RSS (MB) "
-             "| page bytes/s per board | display frames dropped (slow viewer) |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"{s['boards']} boards (MIT-BIH 100) in real time over ptys into `ecgedge bridge --http --db`, INT8, "
+        f"{s['seconds']:g} s a run, runs alternating; viewers: 3 reading the event stream, 1 never reading.",
+        f"Machine: {m['platform']}, {m['cpus']} CPUs, load {tuple(round(x, 1) for x in m['load_avg'])}; python "
+        f"{m['python']}, ecgedge {m['ecgedge']}, onnxruntime {m['onnxruntime']}.",
+        "",
+        "| viewers | beats | frames sent | dropped / lost | shed samples / beats | latency p50 / p99 (ms) | bridge peak RSS (MB) "
+        "| page bytes/s per board | display frames dropped (slow viewer) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in report["runs"]:
         rate = "-" if r["page_bytes_per_s_per_board"] is None else f"{r['page_bytes_per_s_per_board']:,.0f}"
-        lines.append(f"| {r['viewers']} | {r['beats']} | {r['frames_sent']} | {r['frames_dropped']} / {r['frames_lost']} "
-                     f"| {r['shed_samples']} / {r['shed_beats']} | {r['latency_ms']['p50']:.1f} / {r['latency_ms']['p99']:.1f} "
-                     f"| {r['peak_rss_mb']:.0f} | {rate} | {r['display_frames_dropped']} |")
+        lines.append(
+            f"| {r['viewers']} | {r['beats']} | {r['frames_sent']} | {r['frames_dropped']} / {r['frames_lost']} "
+            f"| {r['shed_samples']} / {r['shed_beats']} | {r['latency_ms']['p50']:.1f} / {r['latency_ms']['p99']:.1f} "
+            f"| {r['peak_rss_mb']:.0f} | {rate} | {r['display_frames_dropped']} |"
+        )
     lines += ["", f"Median p99 with viewers over without: {report['p99_ratio_with_over_without']:.2f}."]
     return "\n".join(lines)
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ecgedge.analysis.judge import BeatJudge, BeatView
 from ecgedge.beatformat import BeatFormat
 from ecgedge.datasets import AnnotatedBeats
 from ecgedge.evaluation import AF_RHYTHMS, aami_report, af_report
-from ecgedge.analysis.judge import BeatJudge, BeatView
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,15 @@ def judge_records(
     for name in beats.records:
         judge = BeatJudge(calibration_beats, adapt_s, beat_format=beat_format)
         for row in np.flatnonzero(beats.record == name):
-            view = BeatView(beats.X[row], float(beats.rr_before[row]), int(beats.sample[row]),
-                            int(beats.own_length[row]), float(beats.noise[row]), beats.atrial[row],
-                            float(beats.rr_after[row]))
+            view = BeatView(
+                beats.X[row],
+                float(beats.rr_before[row]),
+                int(beats.sample[row]),
+                int(beats.own_length[row]),
+                float(beats.noise[row]),
+                beats.atrial[row],
+                float(beats.rr_after[row]),
+            )
             verdict = judge.judge(float(scores[row]), offset, view)
             mode[row], anomaly[row] = verdict.mode, verdict.anomaly
             rhythm[row], quality[row] = verdict.rhythm, verdict.quality
@@ -140,9 +146,12 @@ def rhythm_report(beats: AnnotatedBeats, verdicts: Verdicts) -> dict:
     detected = verdicts.rhythm == "af"
 
     def figures(rows: np.ndarray) -> dict:
-        return {**af_report(beats.record[rows], reference[rows], detected[rows]), "beats": int(rows.sum()),
-                "af_share_detected": float(detected[rows].mean()) if rows.any() else None,
-                "noisy_share": float(np.mean(verdicts.quality[rows] == "noisy")) if rows.any() else None}
+        return {
+            **af_report(beats.record[rows], reference[rows], detected[rows]),
+            "beats": int(rows.sum()),
+            "af_share_detected": float(detected[rows].mean()) if rows.any() else None,
+            "noisy_share": float(np.mean(verdicts.quality[rows] == "noisy")) if rows.any() else None,
+        }
 
     per_record = {name: figures(beats.record == name) for name in beats.records}
     return {"per_record": per_record, "gross": figures(np.ones(len(beats), dtype=bool))}
@@ -150,13 +159,18 @@ def rhythm_report(beats: AnnotatedBeats, verdicts: Verdicts) -> dict:
 
 def format_rhythm_report(report: dict) -> str:
     """A Markdown table of :func:`rhythm_report`: the records with AF in the reference or read, then gross."""
-    lines = ["| record | beats | AF beats (reference) | AF read | AF duration Se | AF duration +P | AF episodes "
-             "Se | AF episodes +P | noisy |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| record | beats | AF beats (reference) | AF read | AF duration Se | AF duration +P | AF episodes "
+        "Se | AF episodes +P | noisy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     rows = [(n, r) for n, r in report["per_record"].items() if r["reference_beats"] or r["detected_beats"]]
     for name, r in rows + [("gross", report["gross"])]:
-        lines.append(f"| {name} | {r['beats']} | {r['reference_beats']} | {_pct(r['af_share_detected'])} "
-                     f"| {_pct(r['duration_se'])} | {_pct(r['duration_p'])} | {_pct(r['episode_se'])} "
-                     f"| {_pct(r['episode_p'])} | {_pct(r['noisy_share'])} |")
+        lines.append(
+            f"| {name} | {r['beats']} | {r['reference_beats']} | {_pct(r['af_share_detected'])} "
+            f"| {_pct(r['duration_se'])} | {_pct(r['duration_p'])} | {_pct(r['episode_se'])} "
+            f"| {_pct(r['episode_p'])} | {_pct(r['noisy_share'])} |"
+        )
     return "\n".join(lines)
 
 

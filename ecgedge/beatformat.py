@@ -111,7 +111,7 @@ class BeatFormat:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "BeatFormat":
+    def from_dict(cls, data: dict) -> BeatFormat:
         """Inverse of :meth:`to_dict`."""
         keys = ("length", "before_r", "after_r", "source_fs", "r_polarity", "window_unit")
         return cls(**{k: data[k] for k in keys if k in data})

@@ -286,8 +286,9 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         """Fit; return the validated beats and the indices of those kept as the memory."""
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         if self.beat_format is not None and BeatFormat.from_dict(self.beat_format).length != X.shape[1]:
-            raise ValueError(f"beat_format is for beats of {self.beat_format.get('length')} samples; X has "
-                             f"{X.shape[1]}")
+            raise ValueError(
+                f"beat_format is for beats of {self.beat_format.get('length')} samples; X has {X.shape[1]}"
+            )
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
         beats = X.astype(np.float32)  # training precision; the reference and threshold use X as given
@@ -369,8 +370,12 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         ).double()
         with torch.inference_mode():
             parts = [
-                score_parts(module, beats[i : i + _SCORE_BATCH], self.loss,
-                            None if exclude is None else exclude[i : i + _SCORE_BATCH])
+                score_parts(
+                    module,
+                    beats[i : i + _SCORE_BATCH],
+                    self.loss,
+                    None if exclude is None else exclude[i : i + _SCORE_BATCH],
+                )
                 for i in range(0, len(beats), _SCORE_BATCH)
             ]  # in batches, as scoring runs: the patch distances of 4096 beats would take gigabytes at once
             error, distance = (torch.cat(part) for part in zip(*parts))

@@ -144,9 +144,15 @@ def af_report(record: np.ndarray, reference_af: np.ndarray, detected_af: np.ndar
     >>> r["duration_se"], r["duration_p"], r["episode_se"]
     (0.6666666666666666, 0.6666666666666666, 1.0)
     """
-    record, reference_af, detected_af = np.asarray(record), np.asarray(reference_af, bool), np.asarray(detected_af, bool)
+    record, reference_af, detected_af = (
+        np.asarray(record),
+        np.asarray(reference_af, bool),
+        np.asarray(detected_af, bool),
+    )
     if not record.shape == reference_af.shape == detected_af.shape:
-        raise ValueError(f"records {record.shape}, reference {reference_af.shape} and detections {detected_af.shape} must match")
+        raise ValueError(
+            f"records {record.shape}, reference {reference_af.shape} and detections {detected_af.shape} must match"
+        )
     both = int(np.sum(reference_af & detected_af))
     reference, detected = _episodes(record, reference_af), _episodes(record, detected_af)
     found = sum(bool(detected_af[e].any()) for e in reference)

@@ -117,7 +117,9 @@ def read_model_file(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
             "'ecgedge train' wrote); graphs are scored by 'ecgedge bridge' and ecgedge.runtime.load_scorer"
         )
     if not zipfile.is_zipfile(path):
-        raise ModelFileError(f"{path} is not a readable ecgedge model file (truncated or corrupt?): not an .npz archive")
+        raise ModelFileError(
+            f"{path} is not a readable ecgedge model file (truncated or corrupt?): not an .npz archive"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             header = json.loads(archive["header"].tobytes())

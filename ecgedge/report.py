@@ -136,10 +136,22 @@ def write_report(detector, X: np.ndarray, y: np.ndarray, report: dict, directory
     is_anomaly = y != 1
     figures = {
         "roc.png": ("ROC curve", lambda p: plot_roc(is_anomaly, scores, detector.offset_, p)),
-        "scores.png": ("Scores of normal and abnormal beats", lambda p: plot_score_histograms(is_anomaly, scores, detector.offset_, p)),
-        "confusion.png": ("Confusion matrix at the threshold", lambda p: plot_confusion_matrix(report["confusion_matrix"], p)),
-        "reconstructions.png": ("Typical beat of each class and its reconstruction", lambda p: plot_reconstructions(detector, X, y, scores, p)),
-        "loss.png": ("Training loss", lambda p: plot_loss_curve(detector.loss_curve_, detector.validation_loss_curve_, detector.best_epoch_, p)),
+        "scores.png": (
+            "Scores of normal and abnormal beats",
+            lambda p: plot_score_histograms(is_anomaly, scores, detector.offset_, p),
+        ),
+        "confusion.png": (
+            "Confusion matrix at the threshold",
+            lambda p: plot_confusion_matrix(report["confusion_matrix"], p),
+        ),
+        "reconstructions.png": (
+            "Typical beat of each class and its reconstruction",
+            lambda p: plot_reconstructions(detector, X, y, scores, p),
+        ),
+        "loss.png": (
+            "Training loss",
+            lambda p: plot_loss_curve(detector.loss_curve_, detector.validation_loss_curve_, detector.best_epoch_, p),
+        ),
     }
     for name, (_, draw) in figures.items():
         draw(directory / name)
@@ -148,7 +160,8 @@ def write_report(detector, X: np.ndarray, y: np.ndarray, report: dict, directory
         for k in ("roc_auc", "balanced_accuracy", "normal_recall", "anomaly_recall", "precision", "f1", "threshold")
     )
     sections = "".join(
-        f'<h2>{html.escape(caption)}</h2><img src="{name}" alt="{html.escape(caption)}">' for name, (caption, _) in figures.items()
+        f'<h2>{html.escape(caption)}</h2><img src="{name}" alt="{html.escape(caption)}">'
+        for name, (caption, _) in figures.items()
     )
     return _write_page(directory, title, f"<p>{report['n_beats']} beats.</p><table>{rows}</table>{sections}")
 
@@ -173,9 +186,19 @@ def _spans(time: np.ndarray, on: np.ndarray) -> list[tuple[float, float]]:
     return [(float(time[a]), float(time[b])) for a, b in zip(starts, ends)]
 
 
-def plot_strip(signal: np.ndarray, fs: float, time: np.ndarray, aami: np.ndarray, flagged: np.ndarray,
-               start: float, seconds: float, title: str, path: Path, rhythm: np.ndarray | None = None,
-               quality: np.ndarray | None = None) -> None:
+def plot_strip(
+    signal: np.ndarray,
+    fs: float,
+    time: np.ndarray,
+    aami: np.ndarray,
+    flagged: np.ndarray,
+    start: float,
+    seconds: float,
+    title: str,
+    path: Path,
+    rhythm: np.ndarray | None = None,
+    quality: np.ndarray | None = None,
+) -> None:
     """An ECG strip with every beat marked: its reference class (colour) and the detector's flag (filled).
 
     Stretches the rhythm analyser reads as AF are shaded orange, noisy stretches grey.
@@ -209,15 +232,23 @@ def plot_strip(signal: np.ndarray, fs: float, time: np.ndarray, aami: np.ndarray
         for flag in (True, False):
             mine = shown & (aami == cls) & (flagged == flag)
             if mine.any():
-                ax.scatter(time[mine], np.full(mine.sum(), top), marker="v", s=60, c=colour if flag else "white",
-                           edgecolors=colour, label=f"{cls} {'flagged' if flag else 'not flagged'}")
+                ax.scatter(
+                    time[mine],
+                    np.full(mine.sum(), top),
+                    marker="v",
+                    s=60,
+                    c=colour if flag else "white",
+                    edgecolors=colour,
+                    label=f"{cls} {'flagged' if flag else 'not flagged'}",
+                )
     ax.set(xlabel="time (s)", ylabel="mV", title=title, xlim=(start, start + seconds))
     ax.legend(fontsize=7, ncol=4, loc="lower right")
     _save(fig, path)
 
 
-def write_arrhythmia_report(records: dict, table: str, directory: Path, title: str, seconds: float = 10.0,
-                            after: float = 0.0) -> Path:
+def write_arrhythmia_report(
+    records: dict, table: str, directory: Path, title: str, seconds: float = 10.0, after: float = 0.0
+) -> Path:
     """One strip per record and the results table, in ``directory/index.html``.
 
     Parameters
@@ -244,12 +275,17 @@ def write_arrhythmia_report(records: dict, table: str, directory: Path, title: s
     for name, (signal, fs, time, aami, flagged, rhythm, quality) in records.items():
         start = strip_start(time, aami, flagged, seconds, after)
         caption = f"record {name}, {start:.0f}-{start + seconds:.0f} s"
-        plot_strip(signal, fs, time, aami, flagged, start, seconds, caption, directory / f"strip-{name}.png",
-                   rhythm, quality)
-        sections.append(f'<h2>{html.escape(caption)}</h2><img src="strip-{html.escape(name)}.png" alt="{html.escape(caption)}">')
-    legend = ("<p>Each beat is a triangle above the trace: colour is its reference class (blue N, orange SVEB, "
-              "red VEB, purple F, grey Q, black: no reference beat), filled when ecgedge flagged it; orange shading: "
-              "read as atrial fibrillation or flutter; grey shading: noisy (beats not judged).</p>")
+        plot_strip(
+            signal, fs, time, aami, flagged, start, seconds, caption, directory / f"strip-{name}.png", rhythm, quality
+        )
+        sections.append(
+            f'<h2>{html.escape(caption)}</h2><img src="strip-{html.escape(name)}.png" alt="{html.escape(caption)}">'
+        )
+    legend = (
+        "<p>Each beat is a triangle above the trace: colour is its reference class (blue N, orange SVEB, "
+        "red VEB, purple F, grey Q, black: no reference beat), filled when ecgedge flagged it; orange shading: "
+        "read as atrial fibrillation or flutter; grey shading: noisy (beats not judged).</p>"
+    )
     return _write_page(directory, title, f"<pre>{html.escape(table)}</pre>{legend}{''.join(sections)}")
 
 

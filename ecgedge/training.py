@@ -90,9 +90,7 @@ def train_autoencoder(
     train = torch.as_tensor(X_train, device=device)
     val = torch.as_tensor(X_val, device=device) if X_val is not None and len(X_val) else None
     optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=0.5, patience=max(1, patience // 3)
-    )
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(1, patience // 3))
     history = TrainingHistory(device=str(device))
     best_loss, best_state, stale = np.inf, copy.deepcopy(module.state_dict()), 0
     epochs = tqdm(range(max_epochs), disable=verbose <= 0, desc="fit", unit="epoch")

@@ -37,7 +37,9 @@ def test_subset(ecg5000):
     """300 test beats, half normal, half abnormal, fixed."""
     X, y = ecg5000[2], ecg5000[3]
     rng = np.random.RandomState(0)
-    idx = np.concatenate([rng.choice(np.flatnonzero(y == 1), 150, False), rng.choice(np.flatnonzero(y != 1), 150, False)])
+    idx = np.concatenate(
+        [rng.choice(np.flatnonzero(y == 1), 150, False), rng.choice(np.flatnonzero(y != 1), 150, False)]
+    )
     return X[idx], y[idx]
 
 
@@ -47,8 +49,19 @@ def population_bundle(tmp_path_factory):
     from ecgedge.models import population_model_path
 
     out = tmp_path_factory.mktemp("population") / "bundle"
-    subprocess.run([sys.executable, "-c", "from ecgedge.cli import main; main()", "export", str(population_model_path()),
-                    "--out", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from ecgedge.cli import main; main()",
+            "export",
+            str(population_model_path()),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return out
 
 

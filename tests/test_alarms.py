@@ -45,7 +45,10 @@ def test_the_challenge_2015_definitions_on_rr_series():
     assert [(c.name, c.active) for c in raised] == [("tachy", True)] and raised[0].sample == 1600  # the 17th beat
     alarms = ArrhythmiaAlarms(AlarmLimits(vt_beats=3))
     changes = [c for i, v in enumerate([1, 1, 0, 1, 1, 1, 0]) for c in alarms.add(i, 0.5, ventricular=bool(v))]
-    assert [(c.name, c.active) for c in changes] == [("vt", True), ("vt", False)] and alarms.counts == {"couplet": 1, "run": 1}
+    assert [(c.name, c.active) for c in changes] == [("vt", True), ("vt", False)] and alarms.counts == {
+        "couplet": 1,
+        "run": 1,
+    }
     slow = ArrhythmiaAlarms().add(0, 0.9, False) + ArrhythmiaAlarms().add(1, 3.5, False)
     assert slow == []  # a pause needs a beat before it
     with pytest.raises(ValueError, match="brady below"):

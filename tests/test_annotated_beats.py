@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ecgedge.analysis.beats import cut_recording
 from ecgedge.beatformat import BeatFormat
 from ecgedge.datasets import aami_class, default_record_path, load_annotated_beats, load_wfdb_record
 from ecgedge.evaluation import aami_report
-from ecgedge.analysis.beats import cut_recording
 
 BUNDLED = default_record_path().parent  # MIT-BIH record 100, shipped with the package
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb"

@@ -37,19 +37,39 @@ def test_simulate_then_bridge(bundle, tmp_path, fmt, transport):
         sim_args = ["--port", where]
     sim = subprocess.Popen(
         [*ECGEDGE, "simulate", *sim_args, "--format", fmt, "--speed", "40", "--duration", "90"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert sim.stdout.readline().strip() == f"port: {where}"  # the board is up
         # ASCII needs the board's format on the command line and adapts to the patient over 20 s; the binary run
         # learns a score threshold from 20 beats instead
-        extra = ["--fs", "360", "--baseline", "1024", "--gain", "200", "--adapt", "20"] if fmt == "ascii" else ["--calibrate", "20"]
+        extra = (
+            ["--fs", "360", "--baseline", "1024", "--gain", "200", "--adapt", "20"]
+            if fmt == "ascii"
+            else ["--calibrate", "20"]
+        )
         name = "bed7" if transport == "socket" else where  # a ward names its beds: --port bed7=socket://...
         bridge = subprocess.run(
-            [*ECGEDGE, "bridge", "--port", f"bed7={where}" if transport == "socket" else where, "--bundle", str(bundle),
-             "--format", fmt, *extra,
-             "--jsonl", str(tmp_path / "beats.jsonl"), "--duration", "4"],
-            capture_output=True, text=True, timeout=60,
+            [
+                *ECGEDGE,
+                "bridge",
+                "--port",
+                f"bed7={where}" if transport == "socket" else where,
+                "--bundle",
+                str(bundle),
+                "--format",
+                fmt,
+                *extra,
+                "--jsonl",
+                str(tmp_path / "beats.jsonl"),
+                "--duration",
+                "4",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         sim_out = sim.communicate(timeout=30)[0]
     finally:

@@ -97,7 +97,12 @@ def test_hostile_boards_and_misconfigured_leads_stop_only_their_own_stream(bundl
         return frames, scripts[name][0]
 
     good = VirtualBoard.from_record(duration_s=60)
-    for name, bad in (("fs50", hello(fs=50.0)), ("tiny-gain", hello(gain=1e-40)), ("nan-gain", hello(gain=float("nan"))), ("inf-gain", hello(gain=float("inf")))):
+    for name, bad in (
+        ("fs50", hello(fs=50.0)),
+        ("tiny-gain", hello(gain=1e-40)),
+        ("nan-gain", hello(gain=float("nan"))),
+        ("inf-gain", hello(gain=float("inf"))),
+    ):
         f, out = script(name)
         out += f.stream(6, bad) + f.stream(25, hello(), at_s=6)
     f, out = script("empty-jump")
@@ -113,11 +118,18 @@ def test_hostile_boards_and_misconfigured_leads_stop_only_their_own_stream(bundl
     f, out = script("missing-lead", lead="V5")
     out += f.stream(6, hello()) + f.stream(25, hello(leads=("MLII", "V5")), values=lambda b: np.hstack((b, b)), at_s=6)
     f, out = script("one-lead-samples", lead="V1")
-    out += f.stream(6, hello(leads=("V1", "V2"))) + f.stream(25, hello(leads=("V1", "V2")), values=lambda b: np.hstack((b, b)), at_s=6)
+    out += f.stream(6, hello(leads=("V1", "V2"))) + f.stream(
+        25, hello(leads=("V1", "V2")), values=lambda b: np.hstack((b, b)), at_s=6
+    )
     f, out = script("never-says-hello")
-    out += [c.split(b"\x00", 1)[1] if c.count(b"\x00") == 2 else c for c in f.stream(40, hello())]  # every HELLO left out (4 s)
+    out += [
+        c.split(b"\x00", 1)[1] if c.count(b"\x00") == 2 else c for c in f.stream(40, hello())
+    ]  # every HELLO left out (4 s)
     out += f.stream(20, hello(), at_s=40)
-    ascii_lines = [b"".join(b"%d\r\n" % v for v in record.to_adc()[i : i + 10]) + (b"99999999999\r\n" if i % 500 == 0 else b"") for i in range(0, 30 * FS, 10)]
+    ascii_lines = [
+        b"".join(b"%d\r\n" % v for v in record.to_adc()[i : i + 10]) + (b"99999999999\r\n" if i % 500 == 0 else b"")
+        for i in range(0, 30 * FS, 10)
+    ]
 
     boards = [(good, PtyEndpoint())]
     hub.add_board(boards[0][1].path, name="good")
@@ -133,9 +145,20 @@ def test_hostile_boards_and_misconfigured_leads_stop_only_their_own_stream(bundl
     assert summary["internal_errors"] == 0
     good_samples = sorted(b.sample for b in beats if b.stream == "good")
     # never a pause in the good stream
-    assert len(good_samples) > 40 and np.diff(good_samples).max() < 2 * FS, (good_samples, summary["links"]["good"], good.stats)
-    expected = {"fs50": "sample rate 50.0 Hz", "tiny-gain": "HELLO gain 9.99", "nan-gain": "gain nan", "inf-gain": "gain inf",
-                "missing-lead": "lead 'V5' is not among", "one-lead-samples": "shape (10, 1)", "never-says-hello": "no usable HELLO for"}
+    assert len(good_samples) > 40 and np.diff(good_samples).max() < 2 * FS, (
+        good_samples,
+        summary["links"]["good"],
+        good.stats,
+    )
+    expected = {
+        "fs50": "sample rate 50.0 Hz",
+        "tiny-gain": "HELLO gain 9.99",
+        "nan-gain": "gain nan",
+        "inf-gain": "gain inf",
+        "missing-lead": "lead 'V5' is not among",
+        "one-lead-samples": "shape (10, 1)",
+        "never-says-hello": "no usable HELLO for",
+    }
     for name, words in expected.items():
         mine = events_of(events, name)
         raised = [e for e in mine if e.name == "board-error"]
@@ -159,8 +182,25 @@ def test_configuration_mistakes_are_refused_at_start_naming_the_problem(bundle, 
     with pytest.raises(ValueError, match="given twice"):
         hub.add_board(endpoint._slave_path, name="b")  # the same pty through another name
     endpoint.close()
-    result = subprocess.run([*ECGEDGE, "bridge", "--port", "loop://", "--bundle", str(bundle), "--format", "ascii", "--fs", "360",
-                             "--baseline", "100000000000"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            *ECGEDGE,
+            "bridge",
+            "--port",
+            "loop://",
+            "--bundle",
+            str(bundle),
+            "--format",
+            "ascii",
+            "--fs",
+            "360",
+            "--baseline",
+            "100000000000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0 and "--baseline" in result.stderr
 
 
@@ -173,8 +213,12 @@ def refused_socket() -> str:
 def test_ports_that_cannot_be_opened_stop_the_start_naming_each(bundle, tmp_path):
     (tmp_path / "file").write_text("x")
     (tmp_path / "locked").touch(mode=0o000)
-    bad = {"missing": str(tmp_path / "ttyUSB9"), "regular file": str(tmp_path / "file"), "directory": str(tmp_path),
-           "refused socket": refused_socket()}
+    bad = {
+        "missing": str(tmp_path / "ttyUSB9"),
+        "regular file": str(tmp_path / "file"),
+        "directory": str(tmp_path),
+        "refused socket": refused_socket(),
+    }
     if os.geteuid() != 0:  # root opens any file
         bad["permission denied"] = str(tmp_path / "locked")
     hub = Hub(load_scorer(bundle, threads=1), open_timeout=0.3)
@@ -186,9 +230,15 @@ def test_ports_that_cannot_be_opened_stop_the_start_naming_each(bundle, tmp_path
         assert f"cannot open port {url}" in str(info.value)
     assert "regular file, not a serial device" in str(info.value) and "is a directory" in str(info.value)
     ports = [arg for url in bad.values() for arg in ("--port", url)]
-    result = subprocess.run([*ECGEDGE, "bridge", *ports, "--bundle", str(bundle), "--open-timeout", "0.3", "--duration", "1"],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1 and all(f"cannot open port {url}" in result.stderr for url in bad.values()), result.stderr
+    result = subprocess.run(
+        [*ECGEDGE, "bridge", *ports, "--bundle", str(bundle), "--open-timeout", "0.3", "--duration", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and all(f"cannot open port {url}" in result.stderr for url in bad.values()), (
+        result.stderr
+    )
 
 
 def test_lost_signal_no_beats_and_garbage_are_events_in_every_sink(bundle, record, tmp_path):
@@ -229,13 +279,21 @@ def test_lost_signal_no_beats_and_garbage_are_events_in_every_sink(bundle, recor
     def named(stream, event):
         return [e for e in events if e["stream"] == stream and e["event"] == event]
 
-    causes = {"flat": "flat line", "saturated": "saturated", "alternating": "saturated", "stuck": "10 % of samples at an ADC rail"}
+    causes = {
+        "flat": "flat line",
+        "saturated": "saturated",
+        "alternating": "saturated",
+        "stuck": "10 % of samples at an ADC rail",
+    }
     for name, cause in causes.items():
         assert named(name, "no-signal") and cause in named(name, "no-signal")[0]["detail"], (name, events)
         assert named(name, "signal-back"), name
     assert named("flat", "no-beats") and named("flat", "beats-back")
     # all that the pty took (it refuses some writes when full) is counted as garbage
-    assert 1_000_000 < summary["links"]["zeros"]["garbage_bytes"] <= 300 * 4096 and summary["links"]["zeros"]["frames"] == 0
+    assert (
+        1_000_000 < summary["links"]["zeros"]["garbage_bytes"] <= 300 * 4096
+        and summary["links"]["zeros"]["frames"] == 0
+    )
     assert named("zeros", "no-data") and "garbage bytes" in named("zeros", "no-data")[0]["detail"]
     assert summary["events"]["no-signal"] == 4 and summary["internal_errors"] == 0
 
@@ -243,9 +301,27 @@ def test_lost_signal_no_beats_and_garbage_are_events_in_every_sink(bundle, recor
 def test_bridge_cli_with_a_hostile_board_exits_0_and_stdout_stays_json(bundle, record):
     good, bad = PtyEndpoint(), PtyEndpoint()
     f = Frames(record)
-    hostile = f.stream(3, hello(fs=50.0)) + [bytes(2000)] + f.stream(3, hello(gain=1e-40), at_s=3) + f.stream(30, hello(), at_s=6)
+    hostile = (
+        f.stream(3, hello(fs=50.0))
+        + [bytes(2000)]
+        + f.stream(3, hello(gain=1e-40), at_s=3)
+        + f.stream(30, hello(), at_s=6)
+    )
     boards = [(VirtualBoard.from_record(duration_s=120), good), (ScriptedBoard(hostile), bad)]
-    cmd = [*ECGEDGE, "bridge", "--port", good.path, "--port", bad.path, "--bundle", str(bundle), "--jsonl", "-", "--duration", "8"]
+    cmd = [
+        *ECGEDGE,
+        "bridge",
+        "--port",
+        good.path,
+        "--port",
+        bad.path,
+        "--bundle",
+        str(bundle),
+        "--jsonl",
+        "-",
+        "--duration",
+        "8",
+    ]
     bridge = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stop = threading.Event()
     player = threading.Thread(target=run_boards, args=(boards,), kwargs={"speed": 10, "stop": stop, "wait_reader": 30})
@@ -265,7 +341,9 @@ def test_bridge_cli_with_a_hostile_board_exits_0_and_stdout_stays_json(bundle, r
 
 
 def test_simulate_stops_promptly_on_sigterm_while_waiting_for_a_reader():
-    sim = subprocess.Popen([*ECGEDGE, "simulate", "--pty", "--duration", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sim = subprocess.Popen(
+        [*ECGEDGE, "simulate", "--pty", "--duration", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert sim.stdout.readline().startswith("port: ")
         sim.send_signal(signal.SIGTERM)
@@ -368,10 +446,25 @@ def test_a_restart_after_kill_9_resumes_each_patients_learnt_threshold(bundle, t
     """The SQLite database is the patient's state: a restarted bridge flags from its first beat with the threshold learnt before."""
     db = tmp_path / "alerts.db"
     endpoint = PtyEndpoint(link=tmp_path / "board")
-    cmd = [*ECGEDGE, "bridge", "--port", str(tmp_path / "board"), "--bundle", str(bundle), "--db", str(db), "--all-beats", "--calibrate", "10"]
+    cmd = [
+        *ECGEDGE,
+        "bridge",
+        "--port",
+        str(tmp_path / "board"),
+        "--bundle",
+        str(bundle),
+        "--db",
+        str(db),
+        "--all-beats",
+        "--calibrate",
+        "10",
+    ]
     stop = threading.Event()
-    player = threading.Thread(target=run_boards, args=([(VirtualBoard.from_record(duration_s=1200), endpoint)],),
-                              kwargs={"speed": 30, "stop": stop, "wait_reader": 60})
+    player = threading.Thread(
+        target=run_boards,
+        args=([(VirtualBoard.from_record(duration_s=1200), endpoint)],),
+        kwargs={"speed": 30, "stop": stop, "wait_reader": 60},
+    )
     runs = []
     try:
         for lines_wanted in (20, 5):

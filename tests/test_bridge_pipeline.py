@@ -20,8 +20,8 @@ from fixtures.bridge_support import play, tiny_bundle
 
 from ecgedge.datasets import load_wfdb_record
 from ecgedge.firmware_bridge.hub import Hub
-from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
 from ecgedge.firmware_bridge.simulator import PtyEndpoint, TcpEndpoint, VirtualBoard, run_boards
+from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
 from ecgedge.runtime import load_scorer
 
 FS = 360
@@ -59,7 +59,12 @@ def test_record_100_through_a_pty_detects_beats_and_logs_them(bundle, record, tm
     assert [r["event"] for r in lines if "event" in r][0] == "link-up"
     # the first seconds teach the R-peak detector its levels; the last second cannot complete a window
     c = accuracy(record, [r["sample"] for r in rows], 3, 60 * minutes - 1)
-    assert c.sensitivity >= 0.995 and c.positive_predictivity >= 0.995, (c.sensitivity, c.positive_predictivity, c.unmatched_ref_sample, summary)
+    assert c.sensitivity >= 0.995 and c.positive_predictivity >= 0.995, (
+        c.sensitivity,
+        c.positive_predictivity,
+        c.unmatched_ref_sample,
+        summary,
+    )
     assert summary["beats"] == len(rows) and summary["frames_dropped"] == 0 and summary["frames_lost"] == 0
     with sqlite3.connect(tmp_path / "beats.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -102,7 +107,10 @@ def test_socket_board_unplugged_every_two_seconds_resumes_within_two_seconds(bun
     reconnects = link.source.reconnects
     assert len(reconnects) >= board.stats.disconnects and max(reconnects) < 2.0
     # every unplug is an event, and so is every replug
-    assert summary["events"]["link-down"] >= board.stats.disconnects and summary["events"]["link-up"] >= board.stats.disconnects
+    assert (
+        summary["events"]["link-down"] >= board.stats.disconnects
+        and summary["events"]["link-up"] >= board.stats.disconnects
+    )
     # beats keep coming after every replug: no stretch of the record without beats beyond an outage
     longest_outage_samples = (0.3 + 2.0) * 40 * FS
     assert np.diff(sorted(samples)).max() < longest_outage_samples
@@ -129,10 +137,26 @@ def test_several_boards_in_one_process_are_scored_together(bundle, record):
 def test_kill_9_loses_no_committed_beat(bundle, tmp_path):
     endpoint = PtyEndpoint()
     db = tmp_path / "alerts.db"
-    cmd = [sys.executable, "-c", "from ecgedge.cli import main; main()", "bridge", "--port", endpoint.path, "--bundle", str(bundle), "--db", str(db), "--all-beats"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from ecgedge.cli import main; main()",
+        "bridge",
+        "--port",
+        endpoint.path,
+        "--bundle",
+        str(bundle),
+        "--db",
+        str(db),
+        "--all-beats",
+    ]
     bridge = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     stop = threading.Event()
-    player = threading.Thread(target=run_boards, args=([(VirtualBoard.from_record(duration_s=600), endpoint)],), kwargs={"speed": 30, "stop": stop})
+    player = threading.Thread(
+        target=run_boards,
+        args=([(VirtualBoard.from_record(duration_s=600), endpoint)],),
+        kwargs={"speed": 30, "stop": stop},
+    )
     player.start()
     printed = []
     try:
@@ -149,7 +173,9 @@ def test_kill_9_loses_no_committed_beat(bundle, tmp_path):
     assert bridge.returncode == -9
     with sqlite3.connect(db) as conn:
         stored = set(conn.execute("SELECT sample, anomaly FROM beats").fetchall())
-        flagged_with_wave = {s for (s,) in conn.execute("SELECT sample FROM beats JOIN anomalies ON beat_id = beats.id")}
+        flagged_with_wave = {
+            s for (s,) in conn.execute("SELECT sample FROM beats JOIN anomalies ON beat_id = beats.id")
+        }
     shown = {(int(p[2].split("=")[1]), int(p[0] == "FLAG")) for p in printed}
     assert len(shown) == 60 and shown <= stored  # every beat reported was committed first
     assert {s for s, flag in shown if flag} <= flagged_with_wave
@@ -305,7 +331,9 @@ def test_a_noise_burst_and_the_rhythm_reach_every_sink_as_typed_events(bundle, r
     with sqlite3.connect(tmp_path / "beats.db") as db:
         stored = db.execute("SELECT quality, rhythm, COUNT(*) FROM beats GROUP BY quality, rhythm").fetchall()
         kinds = [k for (k,) in db.execute("SELECT event FROM events ORDER BY id")]
-    assert dict(((q, r), n) for q, r, n in stored)[("noisy", "sinus")] == len([r for r in noisy if r["rhythm"] == "sinus"])
+    assert dict(((q, r), n) for q, r, n in stored)[("noisy", "sinus")] == len(
+        [r for r in noisy if r["rhythm"] == "sinus"]
+    )
     assert {"noisy", "noise-over", "rhythm-change"} <= set(kinds)
 
 
@@ -313,10 +341,12 @@ def test_a_new_qrs_complex_is_learnt_live_and_said_in_every_sink(population_bund
     """Record 100 with its electrodes swapped at 120 s (learnt over the first 60 s), live over a pty:
     one relearned event in JSON lines and SQLite, with its strip, and the swapped beats judged normal after it."""
     signal = record.signal[: 260 * FS].copy()
-    signal[120 * FS:] *= -1
+    signal[120 * FS :] *= -1
     summary, lines = _live_with_sinks(population_bundle, signal, record, tmp_path)
     relearned = [r for r in lines if r.get("event") == "relearned"]
-    assert len(relearned) == 1 and 119 * FS <= relearned[0]["sample"] <= 125 * FS and summary["events"]["relearned"] == 1
+    assert (
+        len(relearned) == 1 and 119 * FS <= relearned[0]["sample"] <= 125 * FS and summary["events"]["relearned"] == 1
+    )
     rows = [r for r in lines if "event" not in r]
     assert sum(r["anomaly"] for r in rows if r["sample"] > 200 * FS) <= 1  # two minutes on: the new complex is normal
     with sqlite3.connect(tmp_path / "beats.db") as db:

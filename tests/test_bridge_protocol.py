@@ -22,7 +22,15 @@ def record():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_every_damaged_or_dropped_frame_is_counted_and_nothing_wrong_is_delivered(record, seed):
-    board = VirtualBoard(record.to_adc()[: 120 * 360], record.fs, record.adc_gain, record.baseline, corrupt_rate=1e-3, drop_rate=1e-2, seed=seed)
+    board = VirtualBoard(
+        record.to_adc()[: 120 * 360],
+        record.fs,
+        record.adc_gain,
+        record.baseline,
+        corrupt_rate=1e-3,
+        drop_rate=1e-2,
+        seed=seed,
+    )
     # a clean frame on each side (seq 65535 before the board's 0, and the board's next seq after it),
     # so that damage at either end shows up as a sequence gap too
     data = encode_frame(Status(0, 0), 0xFFFF) + b"".join(chunk for _, chunk in board.chunks())
@@ -44,7 +52,18 @@ def test_resync_after_garbage_a_merged_delimiter_and_an_overlong_run():
     frames = [encode_frame(Status(i, 0), i) for i in range(7)]
     merged = bytearray(frames[2])
     merged[-1] = 0x55  # the delimiter after frame 2 is hit: frames 2 and 3 become one bad packet
-    data = bytes(range(1, 30)) + frames[0] + frames[1] + bytes(merged) + frames[3] + frames[4] + b"\x07" * 700 + b"\x00" + frames[5] + frames[6]
+    data = (
+        bytes(range(1, 30))
+        + frames[0]
+        + frames[1]
+        + bytes(merged)
+        + frames[3]
+        + frames[4]
+        + b"\x07" * 700
+        + b"\x00"
+        + frames[5]
+        + frames[6]
+    )
     collector, stats = decode_stream(data, chunk=5)
     assert [e.index for e in collector.events] == [1, 4, 5, 6]  # frame 0 went with the garbage before it
     assert stats.corrupt["overlong"] == 1 and stats.dropped == 3

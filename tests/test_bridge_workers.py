@@ -110,8 +110,15 @@ def two_boards_on_two_workers(bundle, db, **judging):
 
     ``summary`` is filled when the block ends (players stopped, pool stopped, ptys closed).
     """
-    pool = WorkerPool(bundle, load_scorer(bundle, threads=1), workers=2, scorer_options={"threads": 1},
-                      restart_delay=0.2, max_lag_s=60, **judging)
+    pool = WorkerPool(
+        bundle,
+        load_scorer(bundle, threads=1),
+        workers=2,
+        scorer_options={"threads": 1},
+        restart_delay=0.2,
+        max_lag_s=60,
+        **judging,
+    )
     pool.sinks.append(SqliteSink(db, pool.fs_of))
     played = boards(2, 120)
     for i, (_, endpoint) in enumerate(played):
@@ -131,6 +138,7 @@ def two_boards_on_two_workers(bundle, db, **judging):
 
 def test_a_killed_worker_is_reported_and_restarted_while_the_others_stream(bundle, tmp_path):
     """Its boards get worker-down / worker-up; the restarted worker judges by the thresholds learnt before (SQLite)."""
+
     def count(stream, since=0):
         return sum(s.beat.stream == stream for s in served.beats[since:])
 
@@ -153,7 +161,10 @@ def test_a_killed_worker_is_reported_and_restarted_while_the_others_stream(bundl
     assert summary["workers"][1]["restarts"] == 1 and summary["workers"][1]["exit_codes"][0] == -signal.SIGKILL
     assert summary["workers"][0]["restarts"] == 0 and summary["events"]["worker-down"] == 1
     with sqlite3.connect(tmp_path / "beats.db") as db:
-        assert db.execute("SELECT stream, COUNT(*) FROM beats WHERE threshold IS NULL GROUP BY stream").fetchall() == [("board0", 5), ("board1", 5)]
+        assert db.execute("SELECT stream, COUNT(*) FROM beats WHERE threshold IS NULL GROUP BY stream").fetchall() == [
+            ("board0", 5),
+            ("board1", 5),
+        ]
         assert db.execute("SELECT stream, event FROM events WHERE event LIKE 'worker%'").fetchall() == worker_events
 
 
@@ -173,11 +184,23 @@ def test_a_port_that_cannot_be_opened_stops_the_start_naming_it(bundle, tmp_path
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm", "duration"])
 def test_bridge_cli_with_two_workers_keeps_stdout_json_and_exits_0(bundle, stop):
     played = boards(3, 600)
-    cmd = [*ECGEDGE, "bridge", *[a for _, e in played for a in ("--port", e.path)], "--bundle", str(bundle), "--workers", "2", "--jsonl", "-"]
+    cmd = [
+        *ECGEDGE,
+        "bridge",
+        *[a for _, e in played for a in ("--port", e.path)],
+        "--bundle",
+        str(bundle),
+        "--workers",
+        "2",
+        "--jsonl",
+        "-",
+    ]
     cmd += ["--duration", "4"] if stop == "duration" else []
     bridge = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     player = threading.Event()
-    playing = threading.Thread(target=run_boards, args=(played,), kwargs={"speed": 10, "stop": player, "wait_reader": 60})
+    playing = threading.Thread(
+        target=run_boards, args=(played,), kwargs={"speed": 10, "stop": player, "wait_reader": 60}
+    )
     playing.start()
     rows = []
     try:
@@ -201,7 +224,10 @@ def test_bridge_cli_with_two_workers_keeps_stdout_json_and_exits_0(bundle, stop)
     assert [r["event"] for r in rows if "event" in r][:3] == ["link-up"] * 3
     assert "bridge: 3 board(s) in 2 worker processes" in err and "EVENT " in err and "Traceback" not in err
     summary = json.loads(err.split("summary-json: ")[1])
-    assert summary["beats"] == sum("score" in r for r in rows) and [w["exit_codes"] for w in summary["workers"]] == [[0], [0]]
+    assert summary["beats"] == sum("score" in r for r in rows) and [w["exit_codes"] for w in summary["workers"]] == [
+        [0],
+        [0],
+    ]
 
 
 def _alive(pid: int) -> bool:
@@ -216,7 +242,16 @@ def _alive(pid: int) -> bool:
 def test_workers_end_when_the_bridge_is_killed(bundle):
     """No orphan worker keeps reading a board after a kill -9 of the bridge (a restarted bridge would share its ports)."""
     played = boards(2, 600)
-    cmd = [*ECGEDGE, "bridge", *[a for _, e in played for a in ("--port", e.path)], "--bundle", str(bundle), "--workers", "2", "--all-beats"]
+    cmd = [
+        *ECGEDGE,
+        "bridge",
+        *[a for _, e in played for a in ("--port", e.path)],
+        "--bundle",
+        str(bundle),
+        "--workers",
+        "2",
+        "--all-beats",
+    ]
     bridge = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     stop = threading.Event()
     player = threading.Thread(target=run_boards, args=(played,), kwargs={"speed": 10, "stop": stop, "wait_reader": 60})

@@ -24,12 +24,10 @@ from fixtures.bridge_support import tiny_bundle
 from onnx import TensorProto, helper
 
 from ecgedge.cli import main
-
 from ecgedge.runtime import BundleError, load_scorer, read_bundle
-from ecgedge.runtime.bundle import write_manifest
+from ecgedge.runtime.bundle import sign_bundle, write_manifest
 from ecgedge.runtime.manifest import MAX_MANIFEST_BYTES
 from ecgedge.runtime.onnxruntime_backend import OnnxRuntimeScorer
-from ecgedge.runtime.bundle import sign_bundle
 from ecgedge.runtime.signing import KEY_ENV, SIGNATURE
 from ecgedge.runtime.validate import probe_beats
 
@@ -94,8 +92,10 @@ def test_artifact_outside_files_is_refused(copy, tmp_path, name, message):
         read_bundle(copy, verify=False)  # refused from the manifest alone
 
 
-@pytest.mark.parametrize("name", ["../../../../etc/passwd", "../outside.bin", "/etc/passwd", "./model.onnx",
-                                  "a//b", "bundle.json", "bundle.sig"])
+@pytest.mark.parametrize(
+    "name",
+    ["../../../../etc/passwd", "../outside.bin", "/etc/passwd", "./model.onnx", "a//b", "bundle.json", "bundle.sig"],
+)
 def test_files_entry_outside_the_bundle_is_refused_before_it_is_read(copy, tmp_path, name):
     outside = tmp_path / "outside.bin"
     outside.write_bytes(b"root:x:0:0")
@@ -179,6 +179,7 @@ def tamper(copy: Path, edit) -> None:
 def set_key(section: str | None, key: str, value):
     def edit(manifest):
         (manifest[section] if section else manifest)[key] = value
+
     return edit
 
 
@@ -227,12 +228,18 @@ def test_beat_length_against_the_graph(copy):
 
     # the graph's own description gives it away first ...
     tamper(copy, longer)
-    refused(copy, r"model.onnx was exported for beats .*\"length\": 140.*, "
-                  r"but the manifest's beat is .*\"length\": 187")
+    refused(
+        copy,
+        r"model.onnx was exported for beats .*\"length\": 140.*, "
+        r"but the manifest's beat is .*\"length\": 187",
+    )
     # ... and without it (a bundle without model_id), its input shape does
     tamper(copy, lambda manifest: manifest.pop("model_id"))
-    refused(copy, r"model.onnx takes beats of 140 samples \(input 'beats' shape \['batch', 140\]\), "
-                  r"but the manifest's beat.length is 187")
+    refused(
+        copy,
+        r"model.onnx takes beats of 140 samples \(input 'beats' shape \['batch', 140\]\), "
+        r"but the manifest's beat.length is 187",
+    )
 
 
 def test_edited_beat_window_and_foreign_graph_are_refused(copy):
@@ -264,8 +271,11 @@ def test_renamed_input_and_missing_score_output_are_refused(copy):
     rewrite_graph(copy, "model.onnx", lambda graph: rename(graph, "beats", "x", inputs=True))
     refused(copy, r"model.onnx takes inputs \['x'\], but the manifest's io.input is 'beats'")
     rewrite_graph(copy, "model.int8.onnx", lambda graph: rename(graph, "score", "out", inputs=False))
-    refused(copy, r"model.int8.onnx has no output 'score' \(the manifest's io.score\); its outputs are \['out'\]",
-            precision="int8")
+    refused(
+        copy,
+        r"model.int8.onnx has no output 'score' \(the manifest's io.score\); its outputs are \['out'\]",
+        precision="int8",
+    )
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
@@ -286,16 +296,21 @@ def constant_graph(length: int, value: float) -> onnx.ModelProto:
         helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
         helper.make_node("Add", ["nothing", "value"], ["score"]),
     ]
-    constants = [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
-                 helper.make_tensor("value", TensorProto.FLOAT, [], [value])]
+    constants = [
+        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+        helper.make_tensor("value", TensorProto.FLOAT, [], [value]),
+    ]
     graph = helper.make_graph(nodes, "constant", [beats], [score], constants)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    (-5.0, r"gives the same score -5 to two different test beats: the model ignores its input"),
-    (float("nan"), r"gave a non-finite score \[nan, nan\] to a test beat"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (-5.0, r"gives the same score -5 to two different test beats: the model ignores its input"),
+        (float("nan"), r"gave a non-finite score \[nan, nan\] to a test beat"),
+    ],
+)
 def test_model_that_ignores_its_beats_or_gives_nan_is_refused(copy, value, message):
     onnx.save(constant_graph(140, value), str(copy / "model.onnx"))
     tamper(copy, lambda manifest: manifest.pop("model_id"))
@@ -343,9 +358,21 @@ def test_bridge_refuses_a_tampered_bundle_at_start_with_one_line(copy):
     manifest["artifacts"]["fp32"] = "evil.onnx"
     write_raw(copy, manifest)
     run = subprocess.run(
-        [sys.executable, "-c", "from ecgedge.cli import main; main()", "bridge", "--port", "loop://",
-         "--bundle", str(copy), "--duration", "5"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "from ecgedge.cli import main; main()",
+            "bridge",
+            "--port",
+            "loop://",
+            "--bundle",
+            str(copy),
+            "--duration",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert run.returncode != 0
     lines = run.stderr.strip().splitlines()
@@ -439,8 +466,11 @@ def test_trusted_key_from_the_environment(copy, key_file, tmp_path, monkeypatch)
 
 
 def test_bridge_refuses_an_unsigned_bundle_when_a_key_is_trusted(copy, key_file):
-    result = CliRunner().invoke(main, ["bridge", "--port", "loop://", "--bundle", str(copy), "--duration", "5"],
-                                env={KEY_ENV: str(key_file)})
+    result = CliRunner().invoke(
+        main, ["bridge", "--port", "loop://", "--bundle", str(copy), "--duration", "5"], env={KEY_ENV: str(key_file)}
+    )
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines() == [f"Error: cannot load bundle {copy}: {copy} is not signed "
-                                                  f"(bundle.sig is missing) and a trusted key is configured"]
+    assert result.stderr.strip().splitlines() == [
+        f"Error: cannot load bundle {copy}: {copy} is not signed "
+        f"(bundle.sig is missing) and a trusted key is configured"
+    ]

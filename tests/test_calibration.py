@@ -155,8 +155,9 @@ def test_calibrate_cli_changes_the_one_threshold_and_no_graph(bundle, ecg5000, t
     for precision in ("fp32", "int8", "fp16"):
         scorer = load_scorer(bundle, precision=precision)
         assert scorer.offset_ == updated.threshold
-        np.testing.assert_array_equal(scorer.predict(X_test[:300]),
-                                      np.where(scorer.score_samples(X_test[:300]) < updated.threshold, -1, 1))
+        np.testing.assert_array_equal(
+            scorer.predict(X_test[:300]), np.where(scorer.score_samples(X_test[:300]) < updated.threshold, -1, 1)
+        )
 
 
 def test_calibrate_cli_labelled_and_fixed_rules(bundle):

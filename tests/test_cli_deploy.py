@@ -44,8 +44,12 @@ def test_ctrl_c_during_export_leaves_the_old_bundle_intact(model, old_bundle):
     # with SIGINT ignored (as a background job does)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        export = subprocess.Popen([*ECGEDGE, "export", str(model), "--out", str(out)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        export = subprocess.Popen(
+            [*ECGEDGE, "export", str(model), "--out", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     finally:
         signal.signal(signal.SIGINT, previous)
     try:
@@ -148,12 +152,15 @@ def test_demo_refuses_numbers_that_are_not_finite(option, tmp_path):
     assert not (tmp_path / "demo").exists()
 
 
-@pytest.mark.parametrize(("command", "blocked", "extra"), [
-    (["train", "--out", "m.npz"], "torch", "train"),
-    (["export", "--out", "b"], "onnx", "export"),
-    # found when simulate imports it for a record that is not in format 212, not declared up front
-    (["simulate", "--pty", "--record", "RECORD16"], "wfdb", "records"),
-])
+@pytest.mark.parametrize(
+    ("command", "blocked", "extra"),
+    [
+        (["train", "--out", "m.npz"], "torch", "train"),
+        (["export", "--out", "b"], "onnx", "export"),
+        # found when simulate imports it for a record that is not in format 212, not declared up front
+        (["simulate", "--pty", "--record", "RECORD16"], "wfdb", "records"),
+    ],
+)
 def test_a_missing_extra_is_named_in_one_line(command, blocked, extra, monkeypatch, tmp_path):
     elsewhere = tmp_path.parent / f"{tmp_path.name}-record"
     elsewhere.mkdir()

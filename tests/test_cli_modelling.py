@@ -93,8 +93,10 @@ def test_the_readme_training_command_reproduces_the_shipped_model_s_metrics(tmp_
     out = tmp_path / "retrained.npz"
     result = CliRunner().invoke(main, ["train", "--seed", "0", "--device", "cpu", "--quiet", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    shipped, retrained = (json.loads(CliRunner().invoke(main, ["evaluate", str(path), "--json"]).output)
-                          for path in (default_model_path(), out))
+    shipped, retrained = (
+        json.loads(CliRunner().invoke(main, ["evaluate", str(path), "--json"]).output)
+        for path in (default_model_path(), out)
+    )
     assert retrained["roc_auc"] == pytest.approx(shipped["roc_auc"], abs=0.002)
     assert retrained["balanced_accuracy"] == pytest.approx(shipped["balanced_accuracy"], abs=0.005)
     assert retrained["threshold"] == pytest.approx(shipped["threshold"], rel=0.005)
@@ -107,8 +109,23 @@ def population(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("population") / "population.npz"
     wfdb = default_record_path().parent
-    result = CliRunner().invoke(main, ["train", "--wfdb", str(wfdb), "--per-record", "200", "--out", str(out),
-                                       "--max-epochs", "2", "--device", "cpu", "--quiet"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--wfdb",
+            str(wfdb),
+            "--per-record",
+            "200",
+            "--out",
+            str(out),
+            "--max-epochs",
+            "2",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out, wfdb, result.output
 
@@ -126,8 +143,9 @@ def test_train_on_wfdb_records_keeps_the_fixed_window_format(population):
 
 def test_evaluate_on_wfdb_records_prints_the_aami_table_and_strips(population, tmp_path):
     out, wfdb, _ = population
-    result = CliRunner().invoke(main, ["evaluate", str(out), "--wfdb", str(wfdb), "--adapt", "120",
-                                       "--report", str(tmp_path / "report")])
+    result = CliRunner().invoke(
+        main, ["evaluate", str(out), "--wfdb", str(wfdb), "--adapt", "120", "--report", str(tmp_path / "report")]
+    )
     assert result.exit_code == 0, result.output
     assert "| record | N beats | VEB Se |" in result.output and "| 100 |" in result.output
     assert "first 120 s of each learnt" in result.output

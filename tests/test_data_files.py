@@ -58,8 +58,11 @@ def test_string_labels_name_row_column_and_convention(beats, tmp_path):
     X, _ = beats
     header = ["label", *(f"t{i}" for i in range(X.shape[1]))]
     rows = [[label, *row.tolist()] for label, row in zip(["N", "V"] * 6, X)]
-    with pytest.raises(ValueError, match=r"row 2, column 1 \('label'\): label 'N' is not a finite number; "
-                                         r"ecgedge's label convention is 1 = normal, any other integer = abnormal"):
+    with pytest.raises(
+        ValueError,
+        match=r"row 2, column 1 \('label'\): label 'N' is not a finite number; "
+        r"ecgedge's label convention is 1 = normal, any other integer = abnormal",
+    ):
         load_beats_file(write_rows(tmp_path / "strings.csv", [header, *rows]))
 
 
@@ -74,8 +77,11 @@ def test_a_bad_sample_names_row_and_column(beats, tmp_path):
 def test_zero_normal_one_abnormal_labels_are_refused(beats, tmp_path):
     X, y = beats
     np.savez(tmp_path / "zero_based.npz", X=X, y=(y != 1).astype(int))  # 8 normal beats labelled 0, 4 abnormal 1
-    with pytest.raises(ValueError, match="8 beats are labelled 0 and 4 labelled 1, which looks like 0 = normal; "
-                                         "ecgedge's label convention is 1 = normal"):
+    with pytest.raises(
+        ValueError,
+        match="8 beats are labelled 0 and 4 labelled 1, which looks like 0 = normal; "
+        "ecgedge's label convention is 1 = normal",
+    ):
         load_beats_file(tmp_path / "zero_based.npz")
 
 
@@ -110,7 +116,11 @@ def test_the_format_212_reader_gives_wfdb_s_counts():
     for index, name in enumerate(reference.sig_name):
         mine = read_format212(path, name)
         assert np.array_equal(mine.adc, reference.d_signal[:, index]) and mine.lead == name
-        assert (mine.fs, mine.gain, mine.baseline) == (reference.fs, reference.adc_gain[index], reference.baseline[index])
+        assert (mine.fs, mine.gain, mine.baseline) == (
+            reference.fs,
+            reference.adc_gain[index],
+            reference.baseline[index],
+        )
     with pytest.raises(ValueError, match="lead 'V9' not in record 100"):
         read_format212(path, "V9")
     assert issubclass(NotFormat212, ValueError)
@@ -122,7 +132,16 @@ def test_the_simulator_plays_other_wfdb_formats_through_wfdb(tmp_path):
     from ecgedge.firmware_bridge.simulator import VirtualBoard
 
     counts = load_wfdb_record(lead="MLII").to_adc()[:3600]
-    wfdb.wrsamp("rec16", fs=360, units=["mV"], sig_name=["MLII"], d_signal=counts[:, None].astype(np.int32),
-                fmt=["16"], adc_gain=[200.0], baseline=[1024], write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        "rec16",
+        fs=360,
+        units=["mV"],
+        sig_name=["MLII"],
+        d_signal=counts[:, None].astype(np.int32),
+        fmt=["16"],
+        adc_gain=[200.0],
+        baseline=[1024],
+        write_dir=str(tmp_path),
+    )
     board = VirtualBoard.from_record(tmp_path / "rec16", lead="MLII")
     assert np.array_equal(board.adc, counts) and board.fs == 360

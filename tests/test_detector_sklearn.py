@@ -38,8 +38,9 @@ def test_sklearn_compatible(estimator, check):
 
 def test_contamination_is_the_share_of_new_normal_beats_flagged(ecg5000):
     X, y, X_test, y_test = ecg5000
-    detector = LSTMAutoencoderDetector(contamination=0.05, hidden_size=16, latent_size=8, max_epochs=15,
-                                       random_state=0, device="cpu")
+    detector = LSTMAutoencoderDetector(
+        contamination=0.05, hidden_size=16, latent_size=8, max_epochs=15, random_state=0, device="cpu"
+    )
     own = detector.fit_predict(X[y == 1])
     assert detector.offset_ == pytest.approx(np.percentile(detector.training_scores_, 5.0), rel=1e-6)
     assert detector.training_scores_.shape == (int((y == 1).sum()),)

@@ -21,8 +21,8 @@ from sklearn.metrics import roc_auc_score
 from ecgedge.beatformat import BeatFormat
 from ecgedge.cli import main
 from ecgedge.export import TensorRTUnavailable, export_bundle
-from ecgedge.export.bundle import model_id
 from ecgedge.export import tensorrt as trt_export
+from ecgedge.export.bundle import model_id
 from ecgedge.export.onnx_graph import graph_description
 from ecgedge.runtime import load_scorer, read_bundle
 
@@ -75,8 +75,10 @@ def test_int8_stays_close(test_scores, ecg5000, small_detector):
 
 
 def test_graphs_have_the_expected_operators_and_types(bundle):
-    ops = {p: {n.op_type for n in onnx.load(bundle / f).graph.node}
-           for p, f in {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}.items()}
+    ops = {
+        p: {n.op_type for n in onnx.load(bundle / f).graph.node}
+        for p, f in {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}.items()
+    }
     assert "LSTM" in ops["fp32"]
     assert "DynamicQuantizeLSTM" in ops["int8"] and "LSTM" not in ops["int8"]
     # only the recurrent layers are quantised: the distance to the normal-beat patches stays FP32
@@ -116,8 +118,14 @@ def test_bundle_json_records_what_the_device_needs(bundle, small_detector):
     assert manifest["threshold"] == small_detector.offset_
     assert manifest["score"]["loss"] == small_detector.loss and "score < threshold" in manifest["score"]["definition"]
     assert {"torch", "onnx", "onnxruntime", "ecgedge"} <= set(manifest["versions"])
-    assert set(manifest["files"]) == {"model.onnx", "model.int8.onnx", "model.fp16.onnx", "detector.npz",
-                                      "training_scores.npy", "build_engine.sh"}
+    assert set(manifest["files"]) == {
+        "model.onnx",
+        "model.int8.onnx",
+        "model.fp16.onnx",
+        "detector.npz",
+        "training_scores.npy",
+        "build_engine.sh",
+    }
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((bundle / name).read_bytes()).hexdigest() == digest
     assert manifest["tensorrt"]["max_batch"] >= manifest["tensorrt"]["opt_batch"] >= 1
@@ -240,18 +248,21 @@ def test_trt_export_without_tensorrt_fails_clearly_but_leaves_a_build_script(sma
 
 
 def _fake_trtexec(path: Path, tag: str) -> Path:
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         #!/usr/bin/env bash
         echo "&&&& RUNNING TensorRT.trtexec [TensorRT v{tag}] # trtexec $*"
         echo "$*" >> "$(dirname "$0")/trtexec.args"
         for arg in "$@"; do case "$arg" in --saveEngine=*) printf 'engine' > "${{arg#--saveEngine=}}";; esac; done
-        """))
+        """)
+    )
     path.chmod(0o755)
     return path
 
 
-@pytest.mark.parametrize(("tag", "expected"), [("100300", "--onnx=model.onnx --fp16"),
-                                               ("110100", "--onnx=model.fp16.onnx --stronglyTyped")])
+@pytest.mark.parametrize(
+    ("tag", "expected"), [("100300", "--onnx=model.onnx --fp16"), ("110100", "--onnx=model.fp16.onnx --stronglyTyped")]
+)
 def test_build_engine_script_runs_trtexec_with_the_right_shapes(bundle, tmp_path, tag, expected):
     work = Path(shutil.copytree(bundle, tmp_path / "bundle"))
     trtexec = _fake_trtexec(tmp_path / "trtexec", tag)
@@ -267,8 +278,11 @@ def test_build_engine_script_runs_trtexec_with_the_right_shapes(bundle, tmp_path
 
 
 def test_build_engine_script_refuses_tensorrt_8(bundle, tmp_path):
-    run = subprocess.run([str(bundle / "build_engine.sh"), str(_fake_trtexec(tmp_path / "trtexec", "8601"))],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [str(bundle / "build_engine.sh"), str(_fake_trtexec(tmp_path / "trtexec", "8601"))],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 1 and "TensorRT 10 or 11" in run.stderr
     assert not (bundle / "model.engine").exists()
 

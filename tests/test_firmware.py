@@ -97,7 +97,14 @@ def random_messages(rng: np.random.Generator, n: int) -> list[tuple[int, object]
         if kind == 0:
             leads = tuple(f"L{i}" for i in range(rng.integers(1, 4)))
             gain = float(np.float32(rng.uniform(0.1, 1000)))
-            message = Hello(float(rng.integers(100, 2000)), int(rng.integers(8, 17)), gain, int(rng.integers(-5000, 5000)), leads, (1, 2, 3))
+            message = Hello(
+                float(rng.integers(100, 2000)),
+                int(rng.integers(8, 17)),
+                gain,
+                int(rng.integers(-5000, 5000)),
+                leads,
+                (1, 2, 3),
+            )
         elif kind == 1:
             shape = (int(rng.integers(1, 40)), int(rng.integers(1, 3)))
             message = Samples(int(rng.integers(0, 2**32)), rng.integers(-(2**15), 2**15, size=shape))
@@ -115,7 +122,9 @@ needs_gcc = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def c_build(tmp_path_factory) -> Path:
     build = tmp_path_factory.mktemp("firmware-build")
-    subprocess.run(["make", "-s", "-C", str(FIRMWARE), f"BUILD={build}", "CC=gcc", "tool", f"{build}/test_ecgframe"], check=True)
+    subprocess.run(
+        ["make", "-s", "-C", str(FIRMWARE), f"BUILD={build}", "CC=gcc", "tool", f"{build}/test_ecgframe"], check=True
+    )
     return build
 
 
@@ -130,7 +139,9 @@ def test_c_tests_pass(c_build):
 def test_c_encoded_frames_decode_in_python_byte_for_byte(c_build):
     messages = random_messages(np.random.default_rng(0), 300)
     specs = "\n".join(to_spec(seq, m) for seq, m in messages) + "\n"
-    c_bytes = subprocess.run([str(c_build / "ecgframe_tool"), "encode"], input=specs.encode(), capture_output=True, check=True).stdout
+    c_bytes = subprocess.run(
+        [str(c_build / "ecgframe_tool"), "encode"], input=specs.encode(), capture_output=True, check=True
+    ).stdout
     assert c_bytes == b"".join(encode_frame(m, seq) for seq, m in messages)
     collector, stats = decode_stream(c_bytes)
     assert stats.dropped == 0 and stats.frames == len(messages)
@@ -143,7 +154,12 @@ def test_python_encoded_frames_decode_in_c(c_build):
     stream = b"".join(encode_frame(m, seq) for seq, m in messages)
     corrupt = bytearray(encode_frame(Status(5, 1), 9))
     corrupt[3] ^= 0x20
-    out = subprocess.run([str(c_build / "ecgframe_tool"), "decode"], input=stream + bytes(corrupt) + stream[:200], capture_output=True, check=True)
+    out = subprocess.run(
+        [str(c_build / "ecgframe_tool"), "decode"],
+        input=stream + bytes(corrupt) + stream[:200],
+        capture_output=True,
+        check=True,
+    )
     lines = out.stdout.decode().splitlines()
     expected = [to_spec(seq, m) for seq, m in messages]
     assert lines[: len(messages)] == expected

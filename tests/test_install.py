@@ -41,19 +41,26 @@ def heavy_modules_after(code: str) -> list[str]:
 
 
 @pytest.mark.lean
-@pytest.mark.parametrize("code", [
-    "import ecgedge.firmware_bridge, ecgedge.runtime, ecgedge.calibration",
-    "import ecgedge.firmware_bridge.hub, ecgedge.firmware_bridge.simulator, ecgedge.runtime.onnxruntime_backend",
-    "import ecgedge.datasets",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import ecgedge.firmware_bridge, ecgedge.runtime, ecgedge.calibration",
+        "import ecgedge.firmware_bridge.hub, ecgedge.firmware_bridge.simulator, ecgedge.runtime.onnxruntime_backend",
+        "import ecgedge.datasets",
+    ],
+)
 def test_the_bedside_modules_import_no_training_library(code):
     assert heavy_modules_after(code) == []
 
 
 @pytest.mark.lean
 def test_datasets_import_without_the_bridge():
-    modules = subprocess.run([sys.executable, "-c", "import sys, ecgedge.datasets; print(sorted(sys.modules))"],
-                             capture_output=True, text=True, check=True).stdout
+    modules = subprocess.run(
+        [sys.executable, "-c", "import sys, ecgedge.datasets; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "ecgedge.firmware_bridge" not in modules
 
 
@@ -82,8 +89,13 @@ def build_lean_inputs(folder: Path) -> Path:
 
     export_bundle(default_model_path(), folder / "bundle", int8=False, fp16=False)
     record = load_wfdb_record(lead="MLII")
-    np.savez(folder / "record100.npz", adc=record.to_adc()[: int(SECONDS * record.fs)], fs=record.fs,
-             gain=record.adc_gain, baseline=record.baseline)
+    np.savez(
+        folder / "record100.npz",
+        adc=record.to_adc()[: int(SECONDS * record.fs)],
+        fs=record.fs,
+        gain=record.adc_gain,
+        baseline=record.baseline,
+    )
     return folder
 
 
@@ -116,9 +128,25 @@ def test_the_bridge_runs_end_to_end_on_the_base_install(lean_inputs, tmp_path):
     board = VirtualBoard(record["adc"], float(record["fs"]), float(record["gain"]), int(record["baseline"]))
     endpoint = PtyEndpoint()
     jsonl = tmp_path / "beats.jsonl"
-    bridge = subprocess.Popen([*ECGEDGE, "bridge", "--port", endpoint.path, "--bundle", str(bundle),
-                               "--jsonl", str(jsonl), "--db", str(tmp_path / "beats.db"), "--duration", "600"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    bridge = subprocess.Popen(
+        [
+            *ECGEDGE,
+            "bridge",
+            "--port",
+            endpoint.path,
+            "--bundle",
+            str(bundle),
+            "--jsonl",
+            str(jsonl),
+            "--db",
+            str(tmp_path / "beats.db"),
+            "--duration",
+            "600",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     player = threading.Thread(target=run_boards, args=([(board, endpoint)],), kwargs={"speed": 20, "wait_reader": 60})
     try:
         started = bridge.stderr.readline()  # "bridge: 1 board(s), ..." once its bundle is loaded and the port added
@@ -144,8 +172,12 @@ def test_the_bridge_runs_end_to_end_on_the_base_install(lean_inputs, tmp_path):
 @pytest.mark.lean
 def test_simulate_plays_the_bundled_record_on_the_base_install():
     """No wfdb needed: MIT-BIH records are format 212, read with numpy (the lean CI venv has no wfdb)."""
-    sim = subprocess.Popen([*ECGEDGE, "simulate", "--pty", "--duration", "2", "--speed", "20"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sim = subprocess.Popen(
+        [*ECGEDGE, "simulate", "--pty", "--duration", "2", "--speed", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         port = sim.stdout.readline().strip()
         assert port.startswith("port: /dev/pts/"), port + sim.communicate(timeout=30)[1]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ecgedge.analysis.judge import BeatJudge
 from ecgedge.calibration import BeatContext, PatientMemory
 from ecgedge.datasets import default_record_path, load_annotated_beats
-from ecgedge.analysis.judge import BeatJudge
 from ecgedge.population import POPULATION_FORMAT
 
 
@@ -88,8 +88,9 @@ def test_state_resumes_the_same_judgement_and_bad_input_is_named(record_100):
     learn = beats.time < 300
     memory = _memory(shapes[learn], ratios[learn], np.ones(learn.sum(), bool))
     resumed = PatientMemory.from_state(memory.state())
-    np.testing.assert_array_equal(resumed.distance(shapes[~learn], ratios[~learn]),
-                                  memory.distance(shapes[~learn], ratios[~learn]))
+    np.testing.assert_array_equal(
+        resumed.distance(shapes[~learn], ratios[~learn]), memory.distance(shapes[~learn], ratios[~learn])
+    )
     with pytest.raises(ValueError, match="NaN"):
         PatientMemory().learn(np.full((3, 4), np.nan), np.ones(3), np.ones(3, bool), np.zeros(3))
     with pytest.raises(ValueError, match="at least 20 beats"):
@@ -142,7 +143,7 @@ def test_a_memory_on_the_qrs_judges_only_its_columns_and_keeps_them_across_a_res
     later = shapes[~learn][:50].copy()
     before = memory.distances(later, np.ones(50))[0]
     later[:, : columns[0]] += 5.0  # a P wave and a T wave far from the patient's: the QRS judge does not see them
-    later[:, columns[1]:] -= 5.0
+    later[:, columns[1] :] -= 5.0
     np.testing.assert_allclose(memory.distances(later, np.ones(50))[0], before, rtol=1e-5)
     buffer = io.BytesIO()  # as the bridge's SQLite keeps it: an .npz archive without pickle
     np.savez(buffer, **{k: np.asarray(v) for k, v in memory.state().items()})

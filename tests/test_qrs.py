@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from scipy.signal import sosfilt
 
-from ecgedge.datasets import load_wfdb_record
 from ecgedge.analysis.filters import bandpass_sos
-from ecgedge.firmware_bridge.pipeline import ECG_BAND
 from ecgedge.analysis.rpeaks import StreamingRPeakDetector, qrs_band_sos
+from ecgedge.datasets import load_wfdb_record
+from ecgedge.firmware_bridge.pipeline import ECG_BAND
 
 REPO = Path(__file__).resolve().parents[1]
 MITDB = REPO.parent / "shared" / "data" / "mitdb"
@@ -51,8 +51,14 @@ needs_mitdb = pytest.mark.skipif(not (MITDB / "208.hea").exists(), reason=f"MIT-
 @needs_mitdb
 @pytest.mark.parametrize(
     ("name", "min_se", "min_ppv"),
-    [("104", 0.995, 0.99), ("108", 0.99, 0.99), ("201", 0.99, 0.995), ("203", 0.99, 0.99), ("207", 0.99, 0.99),
-     ("208", 0.99, 0.995)],
+    [
+        ("104", 0.995, 0.99),
+        ("108", 0.99, 0.99),
+        ("201", 0.99, 0.995),
+        ("203", 0.99, 0.99),
+        ("207", 0.99, 0.99),
+        ("208", 0.99, 0.995),
+    ],
 )
 def test_hard_records_stay_above_their_floors(name, min_se, min_ppv):
     bench = _benchmark()
@@ -91,8 +97,10 @@ def bundled_100():
 def test_peaks_do_not_depend_on_how_the_stream_is_chunked(bundled_100):
     record, y, qrs = bundled_100
     rng = np.random.default_rng(0)
-    found = {name: _detect(y, qrs, lengths) for name, lengths in
-             {"9": [9], "36": [36], "1000": [1000], "random": rng.integers(1, 200, size=400)}.items()}
+    found = {
+        name: _detect(y, qrs, lengths)
+        for name, lengths in {"9": [9], "36": [36], "1000": [1000], "random": rng.integers(1, 200, size=400)}.items()
+    }
     assert len(found["36"]) > 200
     assert all(peaks == found["36"] for peaks in found.values())
     ref = record.beat_samples[(record.beat_samples > 3 * FS) & (record.beat_samples < 179 * FS)]
@@ -120,7 +128,7 @@ def test_a_restart_after_a_gap_keeps_the_levels_and_finds_the_next_beats(bundled
     detector.restart(90 * FS)  # 30 s lost; the caller restarts its filters too
     y2, qrs2 = _filtered(record.signal[90 * FS : 180 * FS])
     after = _detect(y2, qrs2, [36], detector, start=90 * FS)
-    assert before and after and all(90 * FS <= r for r in after)
+    assert before and after and all(r >= 90 * FS for r in after)
     ref = record.beat_samples[(record.beat_samples > 91 * FS) & (record.beat_samples < 179 * FS)]
     assert all(np.abs(np.array(after) - r).min() <= 0.05 * FS for r in ref)  # no second learning phase
 

@@ -29,8 +29,12 @@ T0 = 1.8e9  # a UNIX time
 def beats():
     """Ten minutes of record 100, as the bridge cuts them."""
     record = load_wfdb_record(lead="MLII")
-    return cut_stream(record.signal[: 600 * 360], Hello(fs=360.0, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",)),
-                      POPULATION_FORMAT, name="bed1")
+    return cut_stream(
+        record.signal[: 600 * 360],
+        Hello(fs=360.0, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",)),
+        POPULATION_FORMAT,
+        name="bed1",
+    )
 
 
 def _plays(beats, n: int, learning: int = 0):
@@ -61,7 +65,9 @@ def test_beats_older_than_the_retention_are_deleted_and_the_file_stops_growing(b
     with sqlite3.connect(db) as con:
         oldest_adapted = con.execute("SELECT MIN(time) FROM beats WHERE mode = 'adapted'").fetchone()[0]
         learning = con.execute("SELECT COUNT(*) FROM beats WHERE mode = 'learning'").fetchone()[0]
-        orphans = con.execute("SELECT COUNT(*) FROM anomalies WHERE beat_id NOT IN (SELECT id FROM beats)").fetchone()[0]
+        orphans = con.execute("SELECT COUNT(*) FROM anomalies WHERE beat_id NOT IN (SELECT id FROM beats)").fetchone()[
+            0
+        ]
         flagged = con.execute("SELECT COUNT(*) FROM beats WHERE anomaly = 1").fetchone()[0]
         waveforms = con.execute("SELECT COUNT(*) FROM anomalies").fetchone()[0]
         oldest_event = con.execute("SELECT MIN(time) FROM events").fetchone()[0]
@@ -112,5 +118,7 @@ def test_latency_percentiles_in_constant_memory_match_the_exact_ones():
     assert histogram.max == values.max() and histogram.count == values.size
     earlier = histogram.snapshot()
     histogram.add([5.0] * 10)
-    assert histogram.since(earlier).count == 10 and histogram.since(earlier).percentile(50) == pytest.approx(5.0, rel=0.01)
+    assert histogram.since(earlier).count == 10 and histogram.since(earlier).percentile(50) == pytest.approx(
+        5.0, rel=0.01
+    )
     assert LatencyHistogram().summary_ms() == {"p50": None, "p99": None, "max": None}

@@ -30,8 +30,12 @@ def test_flagged_beats_and_alarms_keep_their_strips_bounded_and_merged(bridge_se
 
 def test_the_review_report_is_one_self_contained_page(bridge_session, tmp_path):
     db, summary = bridge_session
-    result = subprocess.run([*ECGEDGE, "review", "--db", str(db), "--report", str(tmp_path / "report")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*ECGEDGE, "review", "--db", str(db), "--report", str(tmp_path / "report")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     page = (tmp_path / "report" / "index.html").read_text()
     assert f"{summary['beats']} beats, {summary['flagged']} flagged" in page
@@ -59,8 +63,12 @@ def test_the_review_names_what_is_wrong_with_its_input(tmp_path):
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
     with pytest.raises(ValueError, match="not a database written by ecgedge bridge"):
         ReviewFeed(other)
-    result = subprocess.run([*ECGEDGE, "review", "--db", str(other), "--report", str(tmp_path / "r")], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [*ECGEDGE, "review", "--db", str(other), "--report", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1 and "not a database written by ecgedge bridge" in result.stderr
     result = subprocess.run([*ECGEDGE, "review", "--db", str(other)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "give --report DIR, --http HOST:PORT or both" in result.stderr

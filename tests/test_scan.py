@@ -31,7 +31,13 @@ CALIBRATE = 40
 
 
 def write_wfdb(
-    folder: Path, name: str, seconds: float, *, lead: str = "MLII", fs: float = FS, annotations: bool = True,
+    folder: Path,
+    name: str,
+    seconds: float,
+    *,
+    lead: str = "MLII",
+    fs: float = FS,
+    annotations: bool = True,
     reversed_from: float | None = None,
 ) -> Path:
     """The first ``seconds`` of the bundled MIT-BIH record 100 (MLII, ADC counts) as a WFDB record, with its beat labels.
@@ -134,7 +140,9 @@ def rows_of(out: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in (out / "summary").glob("*.json")}
 
 
-@pytest.mark.parametrize("judging", [{"calibration_beats": CALIBRATE}, {"adapt_s": 40.0}], ids=["calibrated", "adapted"])
+@pytest.mark.parametrize(
+    "judging", [{"calibration_beats": CALIBRATE}, {"adapt_s": 40.0}], ids=["calibrated", "adapted"]
+)
 def test_offline_path_equals_the_live_bridge(excerpt, bundle, judging):
     live, offline = live_beats(excerpt, bundle, judging), offline_beats(excerpt, bundle, judging)
     assert len(offline) > 150
@@ -147,9 +155,13 @@ def test_offline_path_equals_the_live_bridge(excerpt, bundle, judging):
         assert sum(learning) == CALIBRATE
         assert [s.threshold for s in live][-1] == pytest.approx(offline[-1].threshold, rel=1e-6)
     else:  # 40 s of beats learnt, then judged by the same patient memory live and offline
-        assert 40 <= sum(learning) <= 60 and {s.verdict.mode for s in offline[sum(learning):]} == {"adapted"}
-        np.testing.assert_allclose([s.verdict.distance for s in live[sum(learning):]],
-                                   [s.verdict.distance for s in offline[sum(learning):]], rtol=1e-4, atol=1e-6)
+        assert 40 <= sum(learning) <= 60 and {s.verdict.mode for s in offline[sum(learning) :]} == {"adapted"}
+        np.testing.assert_allclose(
+            [s.verdict.distance for s in live[sum(learning) :]],
+            [s.verdict.distance for s in offline[sum(learning) :]],
+            rtol=1e-4,
+            atol=1e-6,
+        )
 
 
 def test_segmented_scan_on_two_workers_equals_one_pass(excerpt, bundle, cluster, tmp_path):
@@ -185,22 +197,33 @@ def test_segmented_scan_on_two_workers_equals_one_pass(excerpt, bundle, cluster,
 
 def test_a_segmented_scan_adapts_to_the_patient_as_the_bridge_does(excerpt, bundle, cluster, tmp_path):
     local, _ = cluster
-    settings = Settings(bundle=str(bundle), calibration_beats=None, adapt_s=40.0, segment_s=50, overlap_s=40, block_s=10)
-    report = scan([excerpt.parent], tmp_path, settings, scheduler=local.scheduler_address, progress=False,
-                  echo=lambda s: None)
+    settings = Settings(
+        bundle=str(bundle), calibration_beats=None, adapt_s=40.0, segment_s=50, overlap_s=40, block_s=10
+    )
+    report = scan(
+        [excerpt.parent], tmp_path, settings, scheduler=local.scheduler_address, progress=False, echo=lambda s: None
+    )
     assert [r["status"] for r in report.rows] == ["done"]
     beats, offline = read_beats(tmp_path, "r100"), offline_beats(excerpt, bundle, {"adapt_s": 40.0})
     assert beats["sample"] == [s.beat.sample for s in offline]
     assert beats["mode"] == [s.verdict.mode for s in offline] and beats["flag"] == [s.anomaly for s in offline]
     adapted = [i for i, mode in enumerate(beats["mode"]) if mode == "adapted"]
-    np.testing.assert_allclose([beats["distance"][i] for i in adapted],
-                               [offline[i].verdict.distance for i in adapted], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        [beats["distance"][i] for i in adapted], [offline[i].verdict.distance for i in adapted], rtol=1e-4, atol=1e-6
+    )
     assert report.rows[0]["learning"] == "adapted to the patient over the first 40 s" and len(adapted) > 100
     # the rhythm and quality of every beat, as the offline path reads them; record 100 is sinus rhythm
-    assert beats["rhythm"] == [s.verdict.rhythm for s in offline] and beats["quality"] == [s.verdict.quality for s in offline]
+    assert beats["rhythm"] == [s.verdict.rhythm for s in offline] and beats["quality"] == [
+        s.verdict.quality for s in offline
+    ]
     assert set(beats["rhythm"][40:]) == {"sinus"}
     row = report.rows[0]
-    assert row["af_burden"] == 0.0 and row["af_episode_count"] == 0 and row["af_episodes"] == [] and row["noisy_beats"] == 0
+    assert (
+        row["af_burden"] == 0.0
+        and row["af_episode_count"] == 0
+        and row["af_episodes"] == []
+        and row["noisy_beats"] == 0
+    )
     assert row["relearned"] == 0 and row["relearned_at_s"] == []
 
 
@@ -209,8 +232,14 @@ def test_a_scan_says_when_the_patient_memory_learnt_a_new_complex(population_bun
     local, _ = cluster
     write_wfdb(tmp_path / "records", "swapped", SECONDS, reversed_from=60.0)
     settings = Settings(bundle=str(population_bundle), calibration_beats=None, adapt_s=40.0)
-    report = scan([tmp_path / "records"], tmp_path / "out", settings, scheduler=local.scheduler_address,
-                  progress=False, echo=lambda s: None)
+    report = scan(
+        [tmp_path / "records"],
+        tmp_path / "out",
+        settings,
+        scheduler=local.scheduler_address,
+        progress=False,
+        echo=lambda s: None,
+    )
     row = report.rows[0]
     assert row["status"] == "done" and row["relearned"] == 1 and 60 <= row["relearned_at_s"][0] < 65
     beats = read_beats(tmp_path / "out", "swapped")

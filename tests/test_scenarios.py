@@ -30,7 +30,7 @@ LEARN_S = 300.0
 
 def _judge_rr(rr: list[float]) -> list:
     """Verdicts of identical beats at the given RR intervals, learnt over the first 60 s."""
-    qrs = np.exp(-((np.arange(59) - 22) / 3.0) ** 2)
+    qrs = np.exp(-(((np.arange(59) - 22) / 3.0) ** 2))
     shapes = (qrs + np.random.RandomState(1).normal(0, 0.01, (len(rr), 59))).astype(np.float32)
     judge = BeatJudge(adapt_s=60.0, beat_format=POPULATION_FORMAT)
     rr_after = rr[1:] + [float("nan")]
@@ -98,8 +98,13 @@ def test_af_that_starts_after_learning_is_read_and_its_beats_are_not_flagged():
     start = round(523 * record.fs)
     keep = record.beat_samples >= start
     reference = record.beat_samples[keep] - start
-    samples, verdicts, symbol, rhythm = _stream(record.signal[start:], record.fs, reference,
-                                                record.beat_symbols[keep], record.rhythm_at(record.beat_samples[keep]))
+    samples, verdicts, symbol, rhythm = _stream(
+        record.signal[start:],
+        record.fs,
+        reference,
+        record.beat_symbols[keep],
+        record.rhythm_at(record.beat_samples[keep]),
+    )
     in_af = np.isin(rhythm, AF_RHYTHMS)
     assert not in_af[samples < LEARN_S * record.fs].any()  # nothing of the AF was learnt
     read = np.array([v.rhythm == "af" for v in verdicts])
@@ -118,8 +123,7 @@ def test_a_2_to_1_block_and_its_end_are_not_premature_beats():
     """Record 100, every second QRS-T removed from 6:40 to 8:40 (the P waves stay), after learning."""
     record, signal, reference, symbols = _sinus("100")
     signal, kept = block_conduction(signal, record.fs, reference, 400.0, 520.0)
-    samples, verdicts, symbol, _ = _stream(signal, record.fs, reference[kept], symbols[kept],
-                                           np.full(kept.sum(), "(N"))
+    samples, verdicts, symbol, _ = _stream(signal, record.fs, reference[kept], symbols[kept], np.full(kept.sum(), "(N"))
     assert (~kept).sum() > 70
     timing = np.array([v.reason == "timing" for v in verdicts])
     assert not timing[symbol == "N"].any()
@@ -159,7 +163,7 @@ def test_a_new_supraventricular_complex_is_learnt_once_sustained_and_said(name):
     """The leads reversed at 6:40, after learning: every QRS changes, the P waves still lead them."""
     record, signal, reference, symbols = _sinus(name)
     signal = signal.copy()
-    signal[round(400 * record.fs):] *= -1
+    signal[round(400 * record.fs) :] *= -1
     samples, verdicts, events = _with_events(signal, record.fs)
     relearned = [e for e in events if e.kind == "relearned"]
     assert len(relearned) == 1 and abs(relearned[0].sample - 400 * record.fs) < 5 * record.fs

@@ -25,8 +25,15 @@ ECGEDGE = [sys.executable, "-c", "from ecgedge.cli import main; main()"]
 RECORD_208 = Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb" / "208"
 TOKEN = "browser-test-token-4567"
 # the flags the environment notes ask for: no network, no first-run work (the machine has no internet)
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture
@@ -36,12 +43,38 @@ def live(population_bundle, tmp_path):
     boards = []
     for i, record in enumerate(records):
         link = tmp_path / f"board{i}"
-        boards.append(subprocess.Popen([*ECGEDGE, "simulate", "--pty", "--link", str(link), "--speed", "8", *record],
-                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        boards.append(
+            subprocess.Popen(
+                [*ECGEDGE, "simulate", "--pty", "--link", str(link), "--speed", "8", *record],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        )
         assert boards[-1].stdout.readline().startswith("port: ")
-    bridge = subprocess.Popen([*ECGEDGE, "bridge", "--port", str(tmp_path / "board0"), "--port", str(tmp_path / "board1"),
-                               "--bundle", str(population_bundle), "--adapt", "20", "--http", "127.0.0.1:0", "--http-token", TOKEN,
-                               "--duration", "120"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    bridge = subprocess.Popen(
+        [
+            *ECGEDGE,
+            "bridge",
+            "--port",
+            str(tmp_path / "board0"),
+            "--port",
+            str(tmp_path / "board1"),
+            "--bundle",
+            str(population_bundle),
+            "--adapt",
+            "20",
+            "--http",
+            "127.0.0.1:0",
+            "--http-token",
+            TOKEN,
+            "--duration",
+            "120",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = bridge.stderr.readline()
         url = re.search(r"page at (http://\S+)", line)
@@ -107,8 +140,12 @@ def test_the_live_page_shows_every_board_its_beats_flags_and_a_lost_link(live, b
 
 def test_the_review_page_of_a_finished_session_lists_its_alarms_and_draws_a_strip(bridge_session, browser, tmp_path):
     db, summary = bridge_session
-    review = subprocess.Popen([*ECGEDGE, "review", "--db", str(db), "--http", "127.0.0.1:0", "--http-token", TOKEN,
-                               "--duration", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    review = subprocess.Popen(
+        [*ECGEDGE, "review", "--db", str(db), "--http", "127.0.0.1:0", "--http-token", TOKEN, "--duration", "60"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = review.stderr.readline()
         url = re.search(r"page at (http://\S+)", line)

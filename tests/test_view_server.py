@@ -47,14 +47,26 @@ def test_the_page_and_its_assets_come_with_a_strict_content_security_policy(serv
         assert response.status == 200 and response.getheader("Content-Type").startswith(kind) and body
         csp = response.getheader("Content-Security-Policy")
         assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
-        assert response.getheader("X-Content-Type-Options") == "nosniff" and response.getheader("Cache-Control") == "no-store"
+        assert (
+            response.getheader("X-Content-Type-Options") == "nosniff"
+            and response.getheader("Cache-Control") == "no-store"
+        )
         conn.close()
     html = get(server, "/", token=None)[0].read().decode()
     assert "http://" not in html and "https://" not in html  # every asset is the package's own: no CDN
 
 
-@pytest.mark.parametrize("path", ["/static/feed.py", "/static/../server.py", "/static/%2e%2e/server.py", "/etc/passwd",
-                                  "/static/", "/api/../../pyproject.toml"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/feed.py",
+        "/static/../server.py",
+        "/static/%2e%2e/server.py",
+        "/etc/passwd",
+        "/static/",
+        "/api/../../pyproject.toml",
+    ],
+)
 def test_nothing_of_the_file_system_is_served_beyond_the_assets(served, path):
     response, conn = get(served[1], path)
     assert response.status == 404

@@ -61,8 +61,9 @@ class AlarmLimits:
         counts = (self.vt_beats, self.brady_beats, self.tachy_beats)
         rates = (self.vt_bpm, self.brady_bpm, self.tachy_bpm, self.pause_s, self.asystole_s)
         if min(counts) < 1 or not all(np.isfinite(r) and r > 0 for r in rates) or self.brady_bpm >= self.tachy_bpm:
-            raise ValueError(f"alarm limits need counts >= 1, finite positive rates and seconds, and brady below "
-                             f"tachy; got {self}")
+            raise ValueError(
+                f"alarm limits need counts >= 1, finite positive rates and seconds, and brady below tachy; got {self}"
+            )
 
 
 class AlarmChange(NamedTuple):
@@ -135,8 +136,10 @@ class ArrhythmiaAlarms:
             return changes
         lim = self.limits
         if np.isfinite(rr) and rr > lim.pause_s and previous is not None:
-            changes += [AlarmChange("pause", True, previous, f"no beat for {rr:.1f} s"),
-                        AlarmChange("pause", False, sample, f"{rr:.1f} s")]
+            changes += [
+                AlarmChange("pause", True, previous, f"no beat for {rr:.1f} s"),
+                AlarmChange("pause", False, sample, f"{rr:.1f} s"),
+            ]
         changes += self._ventricular(sample, rr, ventricular)
         if np.isfinite(rr) and rr > 0:
             changes += self._rates(sample, 60.0 / rr)
@@ -150,7 +153,9 @@ class ArrhythmiaAlarms:
             if "vt" not in self.active and len(self._run) >= self.limits.vt_beats and fast:
                 self.active.add("vt")
                 rate = 60.0 / np.mean(intervals)
-                return [AlarmChange("vt", True, self._run[0][0], f"{len(self._run)} ventricular beats at {rate:.0f} bpm")]
+                return [
+                    AlarmChange("vt", True, self._run[0][0], f"{len(self._run)} ventricular beats at {rate:.0f} bpm")
+                ]
             return []
         run, self._run = len(self._run), []
         if run == 2:
@@ -166,12 +171,16 @@ class ArrhythmiaAlarms:
         lim, changes = self.limits, []
         self._slow, self._not_slow = (self._slow + 1, 0) if heart_rate < lim.brady_bpm else (0, self._not_slow + 1)
         self._fast, self._not_fast = (self._fast + 1, 0) if heart_rate > lim.tachy_bpm else (0, self._not_fast + 1)
-        for name, on, off, beats, word in (("brady", self._slow, self._not_slow, lim.brady_beats, "under"),
-                                           ("tachy", self._fast, self._not_fast, lim.tachy_beats, "over")):
+        for name, on, off, beats, word in (
+            ("brady", self._slow, self._not_slow, lim.brady_beats, "under"),
+            ("tachy", self._fast, self._not_fast, lim.tachy_beats, "over"),
+        ):
             limit = lim.brady_bpm if name == "brady" else lim.tachy_bpm
             if name not in self.active and on >= beats:
                 self.active.add(name)
-                changes.append(AlarmChange(name, True, sample, f"{beats} beats {word} {limit:g} bpm (last {heart_rate:.0f} bpm)"))
+                changes.append(
+                    AlarmChange(name, True, sample, f"{beats} beats {word} {limit:g} bpm (last {heart_rate:.0f} bpm)")
+                )
             elif name in self.active and off >= beats:
                 self.active.discard(name)
                 changes.append(AlarmChange(name, False, sample, f"{beats} beats back within {limit:g} bpm"))

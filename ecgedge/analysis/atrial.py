@@ -104,8 +104,13 @@ class AtrialActivity:
         evidence either way: it takes a place in the window, as unreadable.
         """
         segment = np.asarray(segment, dtype=np.float64)
-        readable = (segment.ndim == 1 and segment.size >= 3 and np.isfinite(segment).all()
-                    and np.isfinite(rr) and rr - QTC_S * np.sqrt(max(rr, 0.0)) >= ATRIAL_BEFORE_R_S[0])
+        readable = (
+            segment.ndim == 1
+            and segment.size >= 3
+            and np.isfinite(segment).all()
+            and np.isfinite(rr)
+            and rr - QTC_S * np.sqrt(max(rr, 0.0)) >= ATRIAL_BEFORE_R_S[0]
+        )
         if not readable:
             self._segments.append(None)
             return

@@ -121,7 +121,9 @@ class BeatCutter:
         length is cut.
     """
 
-    def __init__(self, stream: str, fs: float, beat_format: BeatFormat, *, flip: bool = False, max_rr_s: float = 2.0) -> None:
+    def __init__(
+        self, stream: str, fs: float, beat_format: BeatFormat, *, flip: bool = False, max_rr_s: float = 2.0
+    ) -> None:
         self.stream = stream
         self.fs = float(fs)
         self.format = beat_format
@@ -162,7 +164,11 @@ class BeatCutter:
         """Register an R peak; its beat is cut once its window has arrived."""
         if self._pending and self._pending[-1][5] is None:
             self._pending[-1][5] = r
-        if self._last_r is not None and 0 < r - self._last_r and (self.format.window_unit == "s" or r - self._last_r <= self.max_rr):
+        if (
+            self._last_r is not None
+            and r - self._last_r > 0
+            and (self.format.window_unit == "s" or r - self._last_r <= self.max_rr)
+        ):
             rr = r - self._last_r
             before, after = self.format.window(rr, self.fs)
             lo, hi = r - before, r + after
@@ -183,8 +189,14 @@ class BeatCutter:
         """
         end = self._start + self._y.size  # one past the last sample held
         beats = []
-        while self._pending and self._pending[0][1] < end and (self._pending[0][5] is not None
-                                                                or max(self._pending[0][0] + self._wait, self._pending[0][3] + self._onset) < decided_until):
+        while (
+            self._pending
+            and self._pending[0][1] < end
+            and (
+                self._pending[0][5] is not None
+                or max(self._pending[0][0] + self._wait, self._pending[0][3] + self._onset) < decided_until
+            )
+        ):
             r, last, lo, hi, rr, next_r = self._pending.pop(0)
             first = math.floor(lo)
             if first < self._start:
@@ -195,12 +207,22 @@ class BeatCutter:
             resampled = np.interp(positions - first, np.arange(window.size), window)
             model_input = (-resampled if self.flip else resampled).astype(np.float32)
             own = window[: max(1, math.floor(own_end) - first + 1)]
-            beats.append(Beat(self.stream, r, rr / self.fs, first, window.astype(np.float32), model_input, last,
-                              own_length=max(1, int(np.sum(positions <= own_end))),
-                              noise=beat_noise(own, r - first, self.fs),
-                              atrial=atrial_segment(self._y, r - self._start, self.fs),
-                              rr_after=math.inf if next_r is None else (next_r - r) / self.fs,
-                              decided_sample=end - 1))
+            beats.append(
+                Beat(
+                    self.stream,
+                    r,
+                    rr / self.fs,
+                    first,
+                    window.astype(np.float32),
+                    model_input,
+                    last,
+                    own_length=max(1, int(np.sum(positions <= own_end))),
+                    noise=beat_noise(own, r - first, self.fs),
+                    atrial=atrial_segment(self._y, r - self._start, self.fs),
+                    rr_after=math.inf if next_r is None else (next_r - r) / self.fs,
+                    decided_sample=end - 1,
+                )
+            )
         return beats
 
     def _trim(self) -> None:

@@ -123,7 +123,7 @@ class VFDetector:
                 self.active = not self.active
                 changes.append((self.active, self._next))
             self._next += self._step
-        self._y = self._y[-self.window:]
+        self._y = self._y[-self.window :]
         return changes
 
 

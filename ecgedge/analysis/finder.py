@@ -38,7 +38,9 @@ class BeatFinder:
     cutter : BeatCutter
     """
 
-    def __init__(self, stream: str, fs: float, beat_format: BeatFormat, *, polarity: int = 1, auto_beats: int = 5) -> None:
+    def __init__(
+        self, stream: str, fs: float, beat_format: BeatFormat, *, polarity: int = 1, auto_beats: int = 5
+    ) -> None:
         self.beat_format = beat_format
         self.auto_beats = auto_beats
         self.detector = StreamingRPeakDetector(fs, polarity=polarity)

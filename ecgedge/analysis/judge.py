@@ -189,10 +189,16 @@ class BeatJudge:
     'learning'
     """
 
-    def __init__(self, calibration_beats: int | None = None, adapt_s: float | None = None,
-                 memory: PatientMemory | None = None, rhythm: RhythmAnalyser | None = None,
-                 noise: NoiseTracker | None = None, beat_format: BeatFormat | None = None,
-                 alarm_limits: AlarmLimits | None = None) -> None:
+    def __init__(
+        self,
+        calibration_beats: int | None = None,
+        adapt_s: float | None = None,
+        memory: PatientMemory | None = None,
+        rhythm: RhythmAnalyser | None = None,
+        noise: NoiseTracker | None = None,
+        beat_format: BeatFormat | None = None,
+        alarm_limits: AlarmLimits | None = None,
+    ) -> None:
         if calibration_beats and adapt_s:
             raise ValueError("a stream is calibrated (calibration_beats) or adapted (adapt_s), not both")
         self.calibrator = PatientCalibrator(calibration_beats) if calibration_beats else None
@@ -263,8 +269,11 @@ class BeatJudge:
         was_noisy = self.noise.noisy
         quality = self.noise.add(getattr(beat, "noise", 0.0), sample) if beat is not None else "ok"
         if self.noise.noisy != was_noisy:
-            self._events.append(StreamEvent("noisy" if self.noise.noisy else "noise-over",
-                                            self.noise.since if self.noise.noisy else sample))
+            self._events.append(
+                StreamEvent(
+                    "noisy" if self.noise.noisy else "noise-over", self.noise.since if self.noise.noisy else sample
+                )
+            )
         if self.memory is not None:
             if beat is None:
                 raise ValueError("an adapting judge needs each beat, not only its score")
@@ -281,10 +290,24 @@ class BeatJudge:
         if beat is not None and verdict.mode != "learning":
             ventricular = verdict.reason == "shape" if verdict.mode == "adapted" else verdict.anomaly
             for change in self.alarms.add(sample, rr, ventricular, usable=quality == "ok"):
-                self._events.append(StreamEvent("alarm" if change.active else "alarm-over", change.sample,
-                                                alarm=change.name, detail=change.detail))
-        return Verdict(verdict.mode, verdict.threshold, verdict.distance, anomaly, rhythm, quality,
-                       verdict.reason if anomaly else None, heart_rate)
+                self._events.append(
+                    StreamEvent(
+                        "alarm" if change.active else "alarm-over",
+                        change.sample,
+                        alarm=change.name,
+                        detail=change.detail,
+                    )
+                )
+        return Verdict(
+            verdict.mode,
+            verdict.threshold,
+            verdict.distance,
+            anomaly,
+            rhythm,
+            quality,
+            verdict.reason if anomaly else None,
+            heart_rate,
+        )
 
     def _follow(self, shape: np.ndarray, shape_d: float, beat) -> None:
         """Learn a new QRS complex once it is sustained and supraventricular; say so with a ``"relearned"`` event.
@@ -299,7 +322,9 @@ class BeatJudge:
         if shape_d <= 1:
             self._new_complex.clear()
             return
-        self._new_complex.append((shape, float(beat.rr), int(getattr(beat, "sample", 0)), getattr(beat, "atrial", None)))
+        self._new_complex.append(
+            (shape, float(beat.rr), int(getattr(beat, "sample", 0)), getattr(beat, "atrial", None))
+        )
         if len(self._new_complex) < RELEARN_BEATS:
             return
         shapes, rr, samples, atrial = zip(*self._new_complex)

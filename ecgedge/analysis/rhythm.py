@@ -160,7 +160,9 @@ class RhythmAnalyser:
             self.rhythm, self._agree = "unknown", 0
         level = self.irregularity
         if level is not None:
-            reading = "af" if level > self.threshold and not (self.atrial is not None and self.atrial.organised) else "sinus"
+            reading = (
+                "af" if level > self.threshold and not (self.atrial is not None and self.atrial.organised) else "sinus"
+            )
             self._agree = self._agree + 1 if reading != self.rhythm else 0
             if self._agree >= self.window:
                 self.rhythm, self._agree = reading, 0
@@ -178,8 +180,10 @@ class RhythmAnalyser:
         if not plausible or self._previous_rr is None or len(recent) < 3:
             return False
         reference = float(np.median(recent))
-        return (self._previous_rr < PREMATURE * reference
-                and abs(self._previous_rr + rr - 2 * reference) < COMPENSATION * reference)
+        return (
+            self._previous_rr < PREMATURE * reference
+            and abs(self._previous_rr + rr - 2 * reference) < COMPENSATION * reference
+        )
 
     def restart(self) -> None:
         """Forget the intervals (the stream restarted: a gap, lead-off); the rhythm is unknown again."""

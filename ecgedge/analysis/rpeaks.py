@@ -467,7 +467,11 @@ class StreamingRPeakDetector:
         last = self._last
         if peak.slope >= 0.5 * last.slope:
             return False
-        if peak.height <= self._threshold and peak.r - last.r < T_LATE * self.fs and peak.slope < T_LATE_SLOPE * last.slope:
+        if (
+            peak.height <= self._threshold
+            and peak.r - last.r < T_LATE * self.fs
+            and peak.slope < T_LATE_SLOPE * last.slope
+        ):
             return True
         if peak.mwi - last.mwi >= self._t_wave:
             return False
@@ -517,7 +521,12 @@ class StreamingRPeakDetector:
         silence, a peak that stands out from the noise brings the signal level down to it: the
         beats may have shrunk (electrode moved, other lead), so they are found again."""
         last = self._last
-        if last is not None and self._rr and peak.mwi - last.mwi > 2 * self._rr_mean and peak.height > SILENT_PULL * self._npki:
+        if (
+            last is not None
+            and self._rr
+            and peak.mwi - last.mwi > 2 * self._rr_mean
+            and peak.height > SILENT_PULL * self._npki
+        ):
             self._spki = peak.height
         self._npki += 0.125 * (peak.height - self._npki)
         self._noise.append(peak)

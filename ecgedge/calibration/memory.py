@@ -133,12 +133,21 @@ class PatientMemory:
     array([False,  True,  True])
     """
 
-    def __init__(self, n_neighbors: int = 3, quantile: float = 99.0, factor: float = 2.0, premature: float = 0.85,
-                 absorb_below: float = 0.5, min_beats: int = 20, max_beats: int = 2048,
-                 columns: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        n_neighbors: int = 3,
+        quantile: float = 99.0,
+        factor: float = 2.0,
+        premature: float = 0.85,
+        absorb_below: float = 0.5,
+        min_beats: int = 20,
+        max_beats: int = 2048,
+        columns: tuple[int, int] | None = None,
+    ) -> None:
         if n_neighbors < 1 or min_beats <= n_neighbors or max_beats < min_beats:
-            raise ValueError(f"need 1 <= n_neighbors < min_beats <= max_beats, got {n_neighbors}, {min_beats}, "
-                             f"{max_beats}")
+            raise ValueError(
+                f"need 1 <= n_neighbors < min_beats <= max_beats, got {n_neighbors}, {min_beats}, {max_beats}"
+            )
         if not 0 < quantile <= 100 or not np.isfinite(factor) or factor <= 0:
             raise ValueError(f"need 0 < quantile <= 100 and a finite factor > 0, got {quantile}, {factor}")
         if not 0 < premature < 1 or not 0 <= absorb_below <= 1:
@@ -181,11 +190,16 @@ class PatientMemory:
         if self.ready:
             raise RuntimeError("learning is closed; reset() for a new patient")
         shapes = np.atleast_2d(np.asarray(shapes, dtype=np.float32))
-        ratios, accepted = np.atleast_1d(np.asarray(rr_ratios, dtype=np.float64)), np.atleast_1d(np.asarray(accepted, dtype=bool))
+        ratios, accepted = (
+            np.atleast_1d(np.asarray(rr_ratios, dtype=np.float64)),
+            np.atleast_1d(np.asarray(accepted, dtype=bool)),
+        )
         scores = np.atleast_1d(np.asarray(scores, dtype=np.float64))
         if not len(shapes) == len(ratios) == len(accepted) == len(scores):
-            raise ValueError(f"{len(shapes)} beats, {len(ratios)} RR ratios, {len(accepted)} verdicts and "
-                             f"{len(scores)} scores differ")
+            raise ValueError(
+                f"{len(shapes)} beats, {len(ratios)} RR ratios, {len(accepted)} verdicts and "
+                f"{len(scores)} scores differ"
+            )
         if not (np.isfinite(shapes).all() and np.isfinite(ratios).all()):
             raise ValueError("beat shapes or RR ratios contain NaN or infinite values")
         self._offered.append((shapes, ratios, accepted, scores))
@@ -280,7 +294,7 @@ class PatientMemory:
 
     def _keep(self, beats: np.ndarray) -> None:
         """Start the memory from ``beats`` (the latest ``max_beats`` of them)."""
-        beats = np.asarray(beats, dtype=np.float32)[-self.max_beats:]
+        beats = np.asarray(beats, dtype=np.float32)[-self.max_beats :]
         self._ring = np.empty((self.max_beats, beats.shape[1]), dtype=np.float32)
         self._ring[: len(beats)] = beats
         self._count, self._next = len(beats), len(beats) % self.max_beats
@@ -288,7 +302,9 @@ class PatientMemory:
     def _shape_distance(self, shapes: np.ndarray, leave_one_out: bool = False, own_lengths=None) -> np.ndarray:
         return self._nearest(shapes, self.beats_, leave_one_out, own_lengths)
 
-    def _nearest(self, shapes: np.ndarray, memory: np.ndarray, leave_one_out: bool = False, own_lengths=None) -> np.ndarray:
+    def _nearest(
+        self, shapes: np.ndarray, memory: np.ndarray, leave_one_out: bool = False, own_lengths=None
+    ) -> np.ndarray:
         """Mean distance of each shape to its ``n_neighbors`` nearest rows of ``memory`` (over ``columns``)."""
         start, stop = self.columns or (0, shapes.shape[1])
         shapes, memory = shapes[:, start:stop], memory[:, start:stop]
@@ -297,10 +313,9 @@ class PatientMemory:
         else:  # each beat's own part only: masked sums of squares
             own = np.clip(np.atleast_1d(np.asarray(own_lengths)), start + 1, stop)
             mask = (np.arange(start, stop) < own[:, None]).astype(np.float32)
-            squared = (np.sum(mask * shapes**2, axis=1)[:, None] - 2 * (mask * shapes) @ memory.T
-                       + mask @ (memory**2).T)
+            squared = np.sum(mask * shapes**2, axis=1)[:, None] - 2 * (mask * shapes) @ memory.T + mask @ (memory**2).T
         k = min(self.n_neighbors + int(leave_one_out), len(memory))
-        nearest = np.sort(np.partition(np.maximum(squared, 0), k - 1, axis=1)[:, :k], axis=1)[:, int(leave_one_out):]
+        nearest = np.sort(np.partition(np.maximum(squared, 0), k - 1, axis=1)[:, :k], axis=1)[:, int(leave_one_out) :]
         return np.sqrt(nearest).mean(axis=1)
 
     def reset(self) -> None:
@@ -308,16 +323,28 @@ class PatientMemory:
         self.__init__(**self._settings())
 
     def _settings(self) -> dict:
-        return {"n_neighbors": self.n_neighbors, "quantile": self.quantile, "factor": self.factor,
-                "premature": self.premature, "absorb_below": self.absorb_below, "min_beats": self.min_beats,
-                "max_beats": self.max_beats, "columns": self.columns}
+        return {
+            "n_neighbors": self.n_neighbors,
+            "quantile": self.quantile,
+            "factor": self.factor,
+            "premature": self.premature,
+            "absorb_below": self.absorb_below,
+            "min_beats": self.min_beats,
+            "max_beats": self.max_beats,
+            "columns": self.columns,
+        }
 
     def state(self) -> dict:
         """What a restarted device needs to resume without relearning (numpy arrays and numbers)."""
         if not self.ready:
             raise RuntimeError("only a closed memory has a state to keep")
-        return {"beats": self.beats_, "shape_limit": self.shape_limit, "rhythm_limit": self.rhythm_limit,
-                **self._settings(), "columns": np.asarray(self.columns or (), dtype=np.int64)}
+        return {
+            "beats": self.beats_,
+            "shape_limit": self.shape_limit,
+            "rhythm_limit": self.rhythm_limit,
+            **self._settings(),
+            "columns": np.asarray(self.columns or (), dtype=np.int64),
+        }
 
     @classmethod
     def from_state(cls, state: dict) -> PatientMemory:

@@ -42,8 +42,9 @@ class PatientCalibrator:
     -0.1841
     """
 
-    def __init__(self, n_beats: int = 120, k: float = 5.0, fallback: float | None = None,
-                 floor: float | None = None) -> None:
+    def __init__(
+        self, n_beats: int = 120, k: float = 5.0, fallback: float | None = None, floor: float | None = None
+    ) -> None:
         if int(n_beats) != n_beats or n_beats < 2:
             raise ValueError(f"n_beats must be an integer >= 2, got {n_beats}")
         if not np.isfinite(k) or k <= 0:

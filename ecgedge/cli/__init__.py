@@ -21,8 +21,11 @@ class _Commands(click.Group):
             raise MissingExtra(f"ecgedge {ctx.invoked_subcommand}", extra, err.name) from None
 
 
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog=f"{EXTRAS_HELP}\n\n{EXIT_CODES_HELP}")
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=f"{EXTRAS_HELP}\n\n{EXIT_CODES_HELP}",
+)
 @click.version_option(__version__, prog_name="ecgedge")
 def main() -> None:
     """ECG heartbeat anomaly detection, from workstation GPU to bedside device."""

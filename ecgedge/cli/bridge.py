@@ -3,35 +3,91 @@
 from __future__ import annotations
 
 import json
-import signal
 import re
+import signal
 import sqlite3
 import sys
 import threading
 
 import click
 
+from ecgedge.analysis.judge import DEFAULT_ADAPT_S
 from ecgedge.cli.demo import demo
 from ecgedge.cli.options import FiniteFloat, http_address, serve_page
-from ecgedge.analysis.judge import DEFAULT_ADAPT_S
 
 
 @click.command()
-@click.option("--record", type=click.Path(dir_okay=False), default=None, help="WFDB record (path without extension). Default: the bundled MIT-BIH record 100.")
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="WFDB record (path without extension). Default: the bundled MIT-BIH record 100.",
+)
 @click.option("--lead", default="MLII", show_default=True, help="Lead to stream.")
-@click.option("--speed", type=FiniteFloat(min=0, min_open=True), default=1.0, show_default=True, help="Times real time.")
+@click.option(
+    "--speed", type=FiniteFloat(min=0, min_open=True), default=1.0, show_default=True, help="Times real time."
+)
 @click.option("--format", "fmt", type=click.Choice(["binary", "ascii"]), default="binary", show_default=True)
 @click.option("--pty", "use_pty", is_flag=True, help="Serve on a new pseudo-terminal (its path is printed).")
-@click.option("--port", default=None, help="Serve on a pyserial URL instead; socket://HOST:PORT listens for the bridge.")
-@click.option("--link", type=click.Path(), default=None, help="With --pty: keep this symlink pointing at the pty (survives --disconnect-every).")
-@click.option("--corrupt-rate", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="Per-byte probability of a bit error.")
-@click.option("--drop-rate", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="Per-frame probability of a lost frame.")
-@click.option("--disconnect-every", type=click.FloatRange(min=0, min_open=True), default=None, help="Unplug every S wall-clock seconds ...")
-@click.option("--downtime", type=click.FloatRange(min=0), default=0.5, show_default=True, help="... for this many seconds.")
-@click.option("--start", "start_s", type=click.FloatRange(min=0), default=0.0, help="Seconds into the record to start at.")
-@click.option("--duration", "duration_s", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds of the record to play (default: all).")
+@click.option(
+    "--port", default=None, help="Serve on a pyserial URL instead; socket://HOST:PORT listens for the bridge."
+)
+@click.option(
+    "--link",
+    type=click.Path(),
+    default=None,
+    help="With --pty: keep this symlink pointing at the pty (survives --disconnect-every).",
+)
+@click.option(
+    "--corrupt-rate",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Per-byte probability of a bit error.",
+)
+@click.option(
+    "--drop-rate",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Per-frame probability of a lost frame.",
+)
+@click.option(
+    "--disconnect-every",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Unplug every S wall-clock seconds ...",
+)
+@click.option(
+    "--downtime", type=click.FloatRange(min=0), default=0.5, show_default=True, help="... for this many seconds."
+)
+@click.option(
+    "--start", "start_s", type=click.FloatRange(min=0), default=0.0, help="Seconds into the record to start at."
+)
+@click.option(
+    "--duration",
+    "duration_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds of the record to play (default: all).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault injection.")
-def simulate(record, lead, speed, fmt, use_pty, port, link, corrupt_rate, drop_rate, disconnect_every, downtime, start_s, duration_s, seed) -> None:
+def simulate(
+    record,
+    lead,
+    speed,
+    fmt,
+    use_pty,
+    port,
+    link,
+    corrupt_rate,
+    drop_rate,
+    disconnect_every,
+    downtime,
+    start_s,
+    duration_s,
+    seed,
+) -> None:
     """Stream an ECG record like a board would, over a pty or a socket, with faults on request."""
     from ecgedge.firmware_bridge.simulator import VirtualBoard, open_endpoint, run_boards
 
@@ -41,7 +97,14 @@ def simulate(record, lead, speed, fmt, use_pty, port, link, corrupt_rate, drop_r
         raise click.UsageError("--link goes with --pty")
     try:
         board = VirtualBoard.from_record(
-            record, lead=lead, start_s=start_s, duration_s=duration_s, fmt=fmt, corrupt_rate=corrupt_rate, drop_rate=drop_rate, seed=seed
+            record,
+            lead=lead,
+            start_s=start_s,
+            duration_s=duration_s,
+            fmt=fmt,
+            corrupt_rate=corrupt_rate,
+            drop_rate=drop_rate,
+            seed=seed,
         )
         endpoint = open_endpoint(port, link=link)
     except (FileNotFoundError, ValueError, OSError) as exc:
@@ -49,7 +112,10 @@ def simulate(record, lead, speed, fmt, use_pty, port, link, corrupt_rate, drop_r
     stop = _stop_on_signals()  # before the port is announced: whoever reads it may signal at once
     where = getattr(endpoint, "path", None) or getattr(endpoint, "url", port)
     click.echo(f"port: {where}")
-    click.echo(f"streaming {board.adc.size / board.fs:.0f} s of lead {lead} at {board.fs:g} Hz, {speed:g}x real time ({fmt})", err=True)
+    click.echo(
+        f"streaming {board.adc.size / board.fs:.0f} s of lead {lead} at {board.fs:g} Hz, {speed:g}x real time ({fmt})",
+        err=True,
+    )
     sys.stdout.flush()
     try:
         run_boards([(board, endpoint)], speed=speed, disconnect_every=disconnect_every, downtime=downtime, stop=stop)
@@ -83,11 +149,19 @@ def _print_beats(all_beats: bool, fs_of, out):
                 click.echo(f"learnt {b.stream} {learnt}: flagging from sample {b.sample}", file=out)
             if s.anomaly or all_beats:
                 tag = "FLAG" if s.anomaly else "beat"
-                judged = (f"threshold={v.threshold:.4f}" if v.mode == "fixed"
-                          else f"distance={v.distance:.3f}" if v.mode == "adapted" else "learning")
+                judged = (
+                    f"threshold={v.threshold:.4f}"
+                    if v.mode == "fixed"
+                    else f"distance={v.distance:.3f}"
+                    if v.mode == "adapted"
+                    else "learning"
+                )
                 why = f"reason={v.reason} " if v.reason else ""
-                click.echo(f"{tag} {b.stream} sample={b.sample} t={b.sample / fs_of(b.stream):.2f}s score={s.score:.4f} "
-                           f"rhythm={v.rhythm} quality={v.quality} {why}{judged}{' gap' if b.gap else ''}", file=out)
+                click.echo(
+                    f"{tag} {b.stream} sample={b.sample} t={b.sample / fs_of(b.stream):.2f}s score={s.score:.4f} "
+                    f"rhythm={v.rhythm} quality={v.quality} {why}{judged}{' gap' if b.gap else ''}",
+                    file=out,
+                )
         out.flush()
 
     return show
@@ -107,47 +181,250 @@ def _print_event(event) -> None:
 
 
 @click.command()
-@click.option("--port", "ports", multiple=True, required=True, metavar="[BED=]URL", help="Board URL: /dev/ttyUSB0, a pty path, socket://HOST:PORT, optionally named: bed12=/dev/ttyUSB0. Repeat for several boards (unnamed ones are board0, board1, ...).")
-@click.option("--bundle", "bundle_dir", type=click.Path(exists=True, file_okay=False), required=True, help="Deployment bundle directory (ecgedge export).")
+@click.option(
+    "--port",
+    "ports",
+    multiple=True,
+    required=True,
+    metavar="[BED=]URL",
+    help="Board URL: /dev/ttyUSB0, a pty path, socket://HOST:PORT, optionally named: bed12=/dev/ttyUSB0. Repeat for several boards (unnamed ones are board0, board1, ...).",
+)
+@click.option(
+    "--bundle",
+    "bundle_dir",
+    type=click.Path(exists=True, file_okay=False),
+    required=True,
+    help="Deployment bundle directory (ecgedge export).",
+)
 @click.option("--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32", show_default=True)
-@click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt", "torch"]), default="onnxruntime", show_default=True)
+@click.option(
+    "--backend", type=click.Choice(["onnxruntime", "tensorrt", "torch"]), default="onnxruntime", show_default=True
+)
 @click.option("--format", "fmt", type=click.Choice(["binary", "ascii"]), default="binary", show_default=True)
-@click.option("--fs", type=FiniteFloat(min=0, min_open=True), default=None, help="ASCII: sample rate in Hz (binary boards send it).")
-@click.option("--gain", type=FiniteFloat(min=0, min_open=True), default=200.0, show_default=True, help="ASCII: ADC counts per mV.")
-@click.option("--baseline", type=click.IntRange(-(2**31), 2**31 - 1), default=512, show_default=True, help="ASCII: ADC count of 0 mV.")
+@click.option(
+    "--fs",
+    type=FiniteFloat(min=0, min_open=True),
+    default=None,
+    help="ASCII: sample rate in Hz (binary boards send it).",
+)
+@click.option(
+    "--gain", type=FiniteFloat(min=0, min_open=True), default=200.0, show_default=True, help="ASCII: ADC counts per mV."
+)
+@click.option(
+    "--baseline",
+    type=click.IntRange(-(2**31), 2**31 - 1),
+    default=512,
+    show_default=True,
+    help="ASCII: ADC count of 0 mV.",
+)
 @click.option("--lead", default=None, help="Lead of a multi-lead board (default: the first).")
-@click.option("--polarity", type=click.Choice(["positive", "negative", "auto"]), default="positive", show_default=True, help="R-wave direction in the board's lead (MLII: positive).")
-@click.option("--adapt", "adapt_s", type=click.FloatRange(min=0), default=None, help="Adapt to each patient over the stream's first S seconds (logged as learning, not flagged), then judge by the patient's memory. Default 300, unless --calibrate; 0: judge by the bundle's threshold.")
-@click.option("--calibrate", type=click.IntRange(min=2), default=None, help="Instead of --adapt: learn each stream's score threshold from its first N beats (logged, not flagged).")
-@click.option("--db", type=click.Path(dir_okay=False), default=None, help="SQLite database (WAL) of every beat, each anomaly's waveform and every event.")
+@click.option(
+    "--polarity",
+    type=click.Choice(["positive", "negative", "auto"]),
+    default="positive",
+    show_default=True,
+    help="R-wave direction in the board's lead (MLII: positive).",
+)
+@click.option(
+    "--adapt",
+    "adapt_s",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Adapt to each patient over the stream's first S seconds (logged as learning, not flagged), then judge by the patient's memory. Default 300, unless --calibrate; 0: judge by the bundle's threshold.",
+)
+@click.option(
+    "--calibrate",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Instead of --adapt: learn each stream's score threshold from its first N beats (logged, not flagged).",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="SQLite database (WAL) of every beat, each anomaly's waveform and every event.",
+)
 @click.option("--durable", is_flag=True, help="With --db: fsync every commit (survives power loss, not only a crash).")
-@click.option("--jsonl", type=click.Path(dir_okay=False, allow_dash=True), default=None, help="JSON lines file of every beat and event ('-': stdout, which then carries nothing else).")
-@click.option("--jsonl-max-mb", type=click.FloatRange(min=0), default=64.0, show_default=True, help="Rotate the JSON lines file past this size (NAME.1, NAME.2, ...); 0: never.")
-@click.option("--jsonl-backups", type=click.IntRange(min=1), default=4, show_default=True, help="Rotated JSON lines files kept.")
-@click.option("--keep-hours", type=click.FloatRange(min=0), default=24.0, show_default=True, help="With --db: keep the beats of this many hours before the newest (learning beats and patient memories always); 0: all.")
-@click.option("--keep-events-days", type=click.FloatRange(min=0), default=30.0, show_default=True, help="With --db: keep the events of this many days; 0: all.")
-@click.option("--keep-strips", type=click.IntRange(min=1), default=2000, show_default=True, help="With --db: alarm strips kept (about 12 KB each).")
+@click.option(
+    "--jsonl",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="JSON lines file of every beat and event ('-': stdout, which then carries nothing else).",
+)
+@click.option(
+    "--jsonl-max-mb",
+    type=click.FloatRange(min=0),
+    default=64.0,
+    show_default=True,
+    help="Rotate the JSON lines file past this size (NAME.1, NAME.2, ...); 0: never.",
+)
+@click.option(
+    "--jsonl-backups", type=click.IntRange(min=1), default=4, show_default=True, help="Rotated JSON lines files kept."
+)
+@click.option(
+    "--keep-hours",
+    type=click.FloatRange(min=0),
+    default=24.0,
+    show_default=True,
+    help="With --db: keep the beats of this many hours before the newest (learning beats and patient memories always); 0: all.",
+)
+@click.option(
+    "--keep-events-days",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="With --db: keep the events of this many days; 0: all.",
+)
+@click.option(
+    "--keep-strips",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="With --db: alarm strips kept (about 12 KB each).",
+)
 @click.option("--all-beats", is_flag=True, help="Print every beat, not only the flagged ones.")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after S seconds (default: until interrupted).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Scorer threads (per worker).")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes that serve the boards, each a group of them (at most one per board); this process writes every output. 1: all in this process.")
-@click.option("--no-beats", "no_beats_s", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True, help="Raise no-beats after S seconds of signal without an R peak.")
-@click.option("--no-data", "no_data_s", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="Raise no-data after S seconds connected without a valid frame.")
-@click.option("--max-lag", "max_lag_s", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="Overload: shed samples queued more than S seconds.")
-@click.option("--asystole", "asystole_s", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True, help="Alarm (high): seconds of usable signal without a beat.")
-@click.option("--vt-beats", type=click.IntRange(min=1), default=5, show_default=True, help="Alarm (high): ventricular beats in a row ...")
-@click.option("--vt-bpm", type=FiniteFloat(min=0, min_open=True), default=100.0, show_default=True, help="... faster than this: ventricular tachycardia.")
-@click.option("--brady-bpm", type=FiniteFloat(min=0, min_open=True), default=40.0, show_default=True, help="Alarm (high): heart rate under this for 5 beats.")
-@click.option("--tachy-bpm", type=FiniteFloat(min=0, min_open=True), default=140.0, show_default=True, help="Alarm (high): heart rate over this for 17 beats.")
-@click.option("--pause", "pause_s", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True, help="Alarm (medium): an RR interval longer than S seconds.")
-@click.option("--open-timeout", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds to try opening each port at start before giving up (exit 1).")
-@click.option("--http", "http", default=None, metavar="HOST:PORT", help="Serve the live bedside page here (the [view] extra; loopback unless you name another address).")
-@click.option("--http-token", envvar="ECGEDGE_HTTP_TOKEN", default=None, help="The page's access token, at least 16 characters (env ECGEDGE_HTTP_TOKEN; default: a new random one, printed on stderr).")
-def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead, polarity, adapt_s, calibrate, db, durable, jsonl,
-           jsonl_max_mb, jsonl_backups, keep_hours, keep_events_days, keep_strips, all_beats, duration, threads,
-           workers, no_beats_s, no_data_s, max_lag_s, asystole_s, vt_beats, vt_bpm, brady_bpm, tachy_bpm, pause_s, open_timeout,
-           http, http_token) -> None:
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after S seconds (default: until interrupted).",
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Scorer threads (per worker)."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes that serve the boards, each a group of them (at most one per board); this process writes every output. 1: all in this process.",
+)
+@click.option(
+    "--no-beats",
+    "no_beats_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Raise no-beats after S seconds of signal without an R peak.",
+)
+@click.option(
+    "--no-data",
+    "no_data_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Raise no-data after S seconds connected without a valid frame.",
+)
+@click.option(
+    "--max-lag",
+    "max_lag_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Overload: shed samples queued more than S seconds.",
+)
+@click.option(
+    "--asystole",
+    "asystole_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=4.0,
+    show_default=True,
+    help="Alarm (high): seconds of usable signal without a beat.",
+)
+@click.option(
+    "--vt-beats",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Alarm (high): ventricular beats in a row ...",
+)
+@click.option(
+    "--vt-bpm",
+    type=FiniteFloat(min=0, min_open=True),
+    default=100.0,
+    show_default=True,
+    help="... faster than this: ventricular tachycardia.",
+)
+@click.option(
+    "--brady-bpm",
+    type=FiniteFloat(min=0, min_open=True),
+    default=40.0,
+    show_default=True,
+    help="Alarm (high): heart rate under this for 5 beats.",
+)
+@click.option(
+    "--tachy-bpm",
+    type=FiniteFloat(min=0, min_open=True),
+    default=140.0,
+    show_default=True,
+    help="Alarm (high): heart rate over this for 17 beats.",
+)
+@click.option(
+    "--pause",
+    "pause_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3.0,
+    show_default=True,
+    help="Alarm (medium): an RR interval longer than S seconds.",
+)
+@click.option(
+    "--open-timeout",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Seconds to try opening each port at start before giving up (exit 1).",
+)
+@click.option(
+    "--http",
+    "http",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve the live bedside page here (the [view] extra; loopback unless you name another address).",
+)
+@click.option(
+    "--http-token",
+    envvar="ECGEDGE_HTTP_TOKEN",
+    default=None,
+    help="The page's access token, at least 16 characters (env ECGEDGE_HTTP_TOKEN; default: a new random one, printed on stderr).",
+)
+def bridge(
+    ports,
+    bundle_dir,
+    precision,
+    backend,
+    fmt,
+    fs,
+    gain,
+    baseline,
+    lead,
+    polarity,
+    adapt_s,
+    calibrate,
+    db,
+    durable,
+    jsonl,
+    jsonl_max_mb,
+    jsonl_backups,
+    keep_hours,
+    keep_events_days,
+    keep_strips,
+    all_beats,
+    duration,
+    threads,
+    workers,
+    no_beats_s,
+    no_data_s,
+    max_lag_s,
+    asystole_s,
+    vt_beats,
+    vt_bpm,
+    brady_bpm,
+    tachy_bpm,
+    pause_s,
+    open_timeout,
+    http,
+    http_token,
+) -> None:
     """Read ECG boards, flag abnormal beats live, log them, report every lapse of monitoring, and summarise at the end.
 
     Events (link-down/up, board-error, no-data, lead-off, no-signal, no-beats,
@@ -172,22 +449,40 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
 
     out = sys.stderr if jsonl == "-" else sys.stdout  # --jsonl -: stdout is JSON only
     if http and workers > 1:
-        raise click.BadParameter("the page is served by a one-process bridge (--workers 1) for now", param_hint="--http")
+        raise click.BadParameter(
+            "the page is served by a one-process bridge (--workers 1) for now", param_hint="--http"
+        )
     address = http_address(http, http_token) if http else None
     try:
         scorer = load_scorer(bundle_dir, backend=backend, precision=precision, threads=threads)
     except (BundleError, ImportError, ValueError) as exc:
         raise click.ClickException(f"cannot load bundle {bundle_dir}: {exc}") from None
     if calibrate and adapt_s:
-        raise click.BadParameter("a stream is either adapted (--adapt) or calibrated (--calibrate), not both", param_hint="--adapt")
+        raise click.BadParameter(
+            "a stream is either adapted (--adapt) or calibrated (--calibrate), not both", param_hint="--adapt"
+        )
     adapt_s = (DEFAULT_ADAPT_S if adapt_s is None and not calibrate else adapt_s) or None
     try:
-        limits = AlarmLimits(vt_beats=vt_beats, vt_bpm=vt_bpm, brady_bpm=brady_bpm, tachy_bpm=tachy_bpm, pause_s=pause_s,
-                             asystole_s=asystole_s)
+        limits = AlarmLimits(
+            vt_beats=vt_beats,
+            vt_bpm=vt_bpm,
+            brady_bpm=brady_bpm,
+            tachy_bpm=tachy_bpm,
+            pause_s=pause_s,
+            asystole_s=asystole_s,
+        )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--brady-bpm / --tachy-bpm") from None
-    options = {"calibration_beats": calibrate, "adapt_s": adapt_s, "on_event": _print_event, "no_beats_s": no_beats_s, "no_data_s": no_data_s, "max_lag_s": max_lag_s, "open_timeout": open_timeout,
-               "alarm_limits": limits}
+    options = {
+        "calibration_beats": calibrate,
+        "adapt_s": adapt_s,
+        "on_event": _print_event,
+        "no_beats_s": no_beats_s,
+        "no_data_s": no_data_s,
+        "max_lag_s": max_lag_s,
+        "open_timeout": open_timeout,
+        "alarm_limits": limits,
+    }
     if workers > 1:
         scorer_options = {"backend": backend, "precision": precision, "threads": threads}
         hub = WorkerPool(bundle_dir, scorer, workers=workers, scorer_options=scorer_options, **options)
@@ -203,13 +498,23 @@ def bridge(ports, bundle_dir, precision, backend, fmt, fs, gain, baseline, lead,
             if view is not None:
                 view.feed.add_board(name)
         if jsonl:
-            hub.sinks.append(JsonlSink(sys.stdout if jsonl == "-" else jsonl, max_bytes=round(jsonl_max_mb * 2**20),
-                                       backups=jsonl_backups))
+            hub.sinks.append(
+                JsonlSink(
+                    sys.stdout if jsonl == "-" else jsonl, max_bytes=round(jsonl_max_mb * 2**20), backups=jsonl_backups
+                )
+            )
         if db:
             try:
-                hub.sinks.append(SqliteSink(db, hub.fs_of, synchronous="FULL" if durable else "NORMAL", max_strips=keep_strips,
-                                            keep_beats_s=keep_hours * 3600 or None,
-                                            keep_events_s=keep_events_days * 86400 or None))
+                hub.sinks.append(
+                    SqliteSink(
+                        db,
+                        hub.fs_of,
+                        synchronous="FULL" if durable else "NORMAL",
+                        max_strips=keep_strips,
+                        keep_beats_s=keep_hours * 3600 or None,
+                        keep_events_s=keep_events_days * 86400 or None,
+                    )
+                )
             except sqlite3.Error as exc:
                 raise click.BadParameter(f"{db}: not a usable SQLite database ({exc})", param_hint="--db") from None
     except (ValueError, OSError, RuntimeError) as exc:

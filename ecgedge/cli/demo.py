@@ -15,8 +15,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ecgedge.cli.options import FiniteFloat, requires
 from ecgedge.analysis.judge import DEFAULT_ADAPT_S
+from ecgedge.cli.options import FiniteFloat, requires
 
 
 def _stream(bundle: Path, record_path, minutes: float, speed: float, out: Path, adapt_s: float):
@@ -57,8 +57,10 @@ def _against_annotations(record, scored) -> dict:
     symbols = record.beat_symbols[nearest]
     normal = symbols == "N"
     return {
-        "normal_beats": int(normal.sum()), "normal_flagged": int(flags[normal].sum()),
-        "other_beats": int((~normal).sum()), "other_flagged": int(flags[~normal].sum()),
+        "normal_beats": int(normal.sum()),
+        "normal_flagged": int(flags[normal].sum()),
+        "other_beats": int((~normal).sum()),
+        "other_flagged": int(flags[~normal].sum()),
         "other_labels": sorted(set(symbols[~normal].tolist())),
     }
 
@@ -93,19 +95,42 @@ def _plot(record, scored, path: Path) -> None:
             bottom.axvline(x, color="tab:red" if s.anomaly else "tab:green", alpha=0.5)
     ref = record.beat_samples[(record.beat_samples >= span.start) & (record.beat_samples < span.stop)]
     for r, sym in zip(ref, record.beat_symbols[np.isin(record.beat_samples, ref)]):
-        bottom.annotate(sym, (r / fs, record.signal[r]), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
-    bottom.set(xlabel="time (s)", ylabel=f"{record.lead} (mV)", title="10 s around the first flag (green: normal, red: flagged; letters: reference labels)")
+        bottom.annotate(
+            sym, (r / fs, record.signal[r]), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8
+        )
+    bottom.set(
+        xlabel="time (s)",
+        ylabel=f"{record.lead} (mV)",
+        title="10 s around the first flag (green: normal, red: flagged; letters: reference labels)",
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 @click.command()
-@click.option("--out", type=click.Path(file_okay=False), default="ecgedge-demo", show_default=True, help="Directory for the bundle, logs and report.")
-@click.option("--record", type=click.Path(dir_okay=False), default=None, help="WFDB record (default: the bundled MIT-BIH 100).")
-@click.option("--minutes", type=FiniteFloat(min=1), default=10.0, show_default=True, help="Minutes of the record to stream.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="ecgedge-demo",
+    show_default=True,
+    help="Directory for the bundle, logs and report.",
+)
+@click.option(
+    "--record", type=click.Path(dir_okay=False), default=None, help="WFDB record (default: the bundled MIT-BIH 100)."
+)
+@click.option(
+    "--minutes", type=FiniteFloat(min=1), default=10.0, show_default=True, help="Minutes of the record to stream."
+)
 @click.option("--speed", type=FiniteFloat(min=1), default=60.0, show_default=True, help="Times real time.")
-@click.option("--adapt", "adapt_s", type=FiniteFloat(min=1), default=DEFAULT_ADAPT_S, show_default=True, help="Seconds of the record the bridge learns the patient from (logged, not flagged).")
+@click.option(
+    "--adapt",
+    "adapt_s",
+    type=FiniteFloat(min=1),
+    default=DEFAULT_ADAPT_S,
+    show_default=True,
+    help="Seconds of the record the bridge learns the patient from (logged, not flagged).",
+)
 @requires("export")
 def demo(out, record, minutes, speed, adapt_s) -> None:
     """Run the whole path on bundled data: model -> INT8 bundle -> board -> bridge -> report.
@@ -124,10 +149,13 @@ def demo(out, record, minutes, speed, adapt_s) -> None:
     except (OSError, ValueError) as err:
         raise click.BadParameter(f"cannot read the WFDB record {record}: {err}", param_hint="--record") from None
     if reference.beat_samples.size < 2:
-        raise click.BadParameter(f"the record {record} has no beat annotations (.atr) to judge the flags by",
-                                 param_hint="--record")
+        raise click.BadParameter(
+            f"the record {record} has no beat annotations (.atr) to judge the flags by", param_hint="--record"
+        )
     if adapt_s >= 60 * minutes:
-        raise click.BadParameter(f"--adapt {adapt_s:g} s leaves nothing of --minutes {minutes:g} to judge", param_hint="--adapt")
+        raise click.BadParameter(
+            f"--adapt {adapt_s:g} s leaves nothing of --minutes {minutes:g} to judge", param_hint="--adapt"
+        )
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise click.BadParameter(f"{out} exists and is not a directory", param_hint="--out")
@@ -143,7 +171,11 @@ def demo(out, record, minutes, speed, adapt_s) -> None:
     truth = _against_annotations(reference, judged)
     _plot(reference, scored, out / "report.png")
     lat = summary["latency_ms"]
-    report = {"summary": {k: v for k, v in summary.items() if k != "links"}, "against_annotations": truth, "seconds": time.perf_counter() - started}
+    report = {
+        "summary": {k: v for k, v in summary.items() if k != "links"},
+        "against_annotations": truth,
+        "seconds": time.perf_counter() - started,
+    }
     (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
     progress(
         f"beats={summary['beats']} flagged={summary['flagged']} frames dropped={summary['frames_dropped']} "

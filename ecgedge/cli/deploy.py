@@ -26,8 +26,11 @@ def check_bundle_target(out: Path) -> Path:
     if out.exists() and not out.is_dir():
         raise click.BadParameter(f"{out} exists and is not a directory", param_hint="--out")
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise click.BadParameter(f"{out} exists and is not a bundle (no {MANIFEST}); give a new or a bundle "
-                                 "directory, it is replaced as a whole", param_hint="--out")
+        raise click.BadParameter(
+            f"{out} exists and is not a bundle (no {MANIFEST}); give a new or a bundle "
+            "directory, it is replaced as a whole",
+            param_hint="--out",
+        )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -72,18 +75,35 @@ def write_bundle(model, out: Path, **options) -> str | None:
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path), required=False)
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Bundle directory to write (a new directory, or a bundle it replaces as a whole).")
-@click.option("--int8/--no-int8", default=True, show_default=True,
-              help="INT8 graph (ONNX Runtime dynamic quantisation).")
-@click.option("--fp16/--no-fp16", default=True, show_default=True,
-              help="FP16 graph and build_engine.sh (trtexec on the device).")
-@click.option("--trt", is_flag=True, help="Also build a TensorRT engine here (needs the [tensorrt] extra; implies "
-              "--fp16). Without TensorRT the engine is skipped with a warning and the exit status is 0.")
-@click.option("--opt-batch", type=click.IntRange(min=1), default=256, show_default=True,
-              help="TensorRT profile: batch size to tune for.")
-@click.option("--max-batch", type=click.IntRange(min=1), default=4096, show_default=True,
-              help="TensorRT profile: largest batch.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Bundle directory to write (a new directory, or a bundle it replaces as a whole).",
+)
+@click.option(
+    "--int8/--no-int8", default=True, show_default=True, help="INT8 graph (ONNX Runtime dynamic quantisation)."
+)
+@click.option(
+    "--fp16/--no-fp16", default=True, show_default=True, help="FP16 graph and build_engine.sh (trtexec on the device)."
+)
+@click.option(
+    "--trt",
+    is_flag=True,
+    help="Also build a TensorRT engine here (needs the [tensorrt] extra; implies "
+    "--fp16). Without TensorRT the engine is skipped with a warning and the exit status is 0.",
+)
+@click.option(
+    "--opt-batch",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="TensorRT profile: batch size to tune for.",
+)
+@click.option(
+    "--max-batch", type=click.IntRange(min=1), default=4096, show_default=True, help="TensorRT profile: largest batch."
+)
 @requires("export")
 def export(model: Path, out: Path, int8: bool, fp16: bool, trt: bool, opt_batch: int, max_batch: int) -> None:
     """Export the detector in MODEL (default: the shipped population model) to a deployment bundle in --out.
@@ -123,8 +143,9 @@ def _read_calibration_beats(path: str) -> tuple[np.ndarray, np.ndarray | None]:
         except (OSError, ValueError) as err:
             raise click.BadParameter(f"{path} is not a readable .npy array of numbers: {err}", param_hint="--normal")
         if beats.ndim != 2:
-            raise click.BadParameter(f"{path} must hold beats (n_beats, n_samples), not shape {beats.shape}",
-                                     param_hint="--normal")
+            raise click.BadParameter(
+                f"{path} must hold beats (n_beats, n_samples), not shape {beats.shape}", param_hint="--normal"
+            )
         return beats, None
     return read_beats(path, "train", option="--normal")
 
@@ -134,10 +155,14 @@ _RULES = ("target_far", "contamination", "k_std", "robust_k", "fixed", "best")
 
 @click.command()
 @click.argument("bundle", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--normal", "beats_file", required=True,
-              help="Beats to calibrate on: 'training' (the model's own training beats, scored leave-one-out), "
-                   "'ecg5000' (its training split), .npy (all normal), or a labelled .npz (X, y) / UCR .tsv/.csv "
-                   "(label 1 = normal; other labels are used by --best only).")
+@click.option(
+    "--normal",
+    "beats_file",
+    required=True,
+    help="Beats to calibrate on: 'training' (the model's own training beats, scored leave-one-out), "
+    "'ecg5000' (its training split), .npy (all normal), or a labelled .npz (X, y) / UCR .tsv/.csv "
+    "(label 1 = normal; other labels are used by --best only).",
+)
 @click.option("--target-far", type=float, help="Flag at most this share of the normal beats (e.g. 0.01).")
 @click.option("--contamination", type=float, help="Flag this share of the normal beats (percentile rule).")
 @click.option("--k-std", type=float, help="mean - K * std of the normal scores.")
@@ -154,7 +179,7 @@ def calibrate(bundle: Path, beats_file: str, **rules) -> None:
     if len(chosen) != 1:
         options = ", ".join("--" + name.replace("_", "-") for name in _RULES)
         raise click.UsageError(f"give exactly one of {options}")
-    (rule, value), = chosen.items()
+    ((rule, value),) = chosen.items()
     X, y = (None, None) if beats_file == "training" else _read_calibration_beats(beats_file)
     if rule == "best" and y is None:
         raise click.BadParameter("--best needs labelled beats (.npz, .tsv or .csv)", param_hint="--normal")
@@ -180,8 +205,10 @@ def calibrate(bundle: Path, beats_file: str, **rules) -> None:
     except (BundleError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     far = float(np.mean(normal_scores < updated.threshold)) if len(normal_scores) else float("nan")
-    click.echo(f"threshold {old:.6g} -> {updated.threshold:.6g} ({rule}={value}); "
-               f"flags {far:.2%} of the {len(normal_scores)} normal beats")
+    click.echo(
+        f"threshold {old:.6g} -> {updated.threshold:.6g} ({rule}={value}); "
+        f"flags {far:.2%} of the {len(normal_scores)} normal beats"
+    )
 
 
 COMMANDS = (export, calibrate)

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from ecgedge.cli.options import FiniteFloat, dataset_option, output_file, read_beats, requires
 from ecgedge.analysis.judge import DEFAULT_ADAPT_S
-
+from ecgedge.cli.options import FiniteFloat, dataset_option, output_file, read_beats, requires
 
 wfdb_option = click.option(
     "--wfdb",
@@ -19,7 +18,9 @@ wfdb_option = click.option(
     help="A directory of annotated WFDB records (such as PhysioNet's mitdb) instead of --dataset: beats are found "
     "and cut as the bridge does, in a window fixed in time.",
 )
-records_option = click.option("--records", default=None, help="With --wfdb: record names, separated by spaces or commas (default: all).")
+records_option = click.option(
+    "--records", default=None, help="With --wfdb: record names, separated by spaces or commas (default: all)."
+)
 
 
 def read_records(wfdb_dir: Path, records: str | None, beat_format):
@@ -34,18 +35,41 @@ def read_records(wfdb_dir: Path, records: str | None, beat_format):
 
 
 @click.command()
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Model file to write.")
+@click.option(
+    "--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Model file to write."
+)
 @dataset_option
 @wfdb_option
 @records_option
-@click.option("--per-record", type=click.IntRange(min=1), default=300, show_default=True, help="With --wfdb: N beats drawn per record.")
+@click.option(
+    "--per-record",
+    type=click.IntRange(min=1),
+    default=300,
+    show_default=True,
+    help="With --wfdb: N beats drawn per record.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None, help="Override the default epoch budget.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed. On the CPU the same seed, data, machine and library versions give the same model bit for bit; another CPU gives the same metrics, weights equal to rounding.")
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Random seed. On the CPU the same seed, data, machine and library versions give the same model bit for bit; another CPU gives the same metrics, weights equal to rounding.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @requires("train")
-def train(out: Path, dataset: str, wfdb_dir: Path | None, records: str | None, per_record: int, device: str,
-          max_epochs: int | None, seed: int, quiet: bool) -> None:
+def train(
+    out: Path,
+    dataset: str,
+    wfdb_dir: Path | None,
+    records: str | None,
+    per_record: int,
+    device: str,
+    max_epochs: int | None,
+    seed: int,
+    quiet: bool,
+) -> None:
     """Fit a detector on normal beats.
 
     With --dataset: the beats labelled 1 (normal) of the training split. With
@@ -71,7 +95,9 @@ def train(out: Path, dataset: str, wfdb_dir: Path | None, records: str | None, p
         else:
             X, y = read_beats(dataset, "train")
             if not (y == 1).any():
-                raise click.BadParameter(f"{dataset} has no beats labelled 1 (normal) to train on", param_hint="--dataset")
+                raise click.BadParameter(
+                    f"{dataset} has no beats labelled 1 (normal) to train on", param_hint="--dataset"
+                )
             detector = LSTMAutoencoderDetector(**params).fit(X[y == 1])
             what = f"{int((y == 1).sum())} normal beats"
     except ValueError as err:
@@ -89,7 +115,14 @@ def train(out: Path, dataset: str, wfdb_dir: Path | None, records: str | None, p
 @dataset_option
 @wfdb_option
 @records_option
-@click.option("--adapt", "adapt_s", type=FiniteFloat(min=0), default=DEFAULT_ADAPT_S, show_default=True, help="With --wfdb: seconds of each record the patient is learnt from, as the bridge does (0: judge every beat by the model's threshold).")
+@click.option(
+    "--adapt",
+    "adapt_s",
+    type=FiniteFloat(min=0),
+    default=DEFAULT_ADAPT_S,
+    show_default=True,
+    help="With --wfdb: seconds of each record the patient is learnt from, as the bridge does (0: judge every beat by the model's threshold).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 @click.option(
     "--report",
@@ -99,8 +132,15 @@ def train(out: Path, dataset: str, wfdb_dir: Path | None, records: str | None, p
     help="Also write PNG figures and an index.html to this folder (with --wfdb: a strip of each record).",
 )
 @requires("train")
-def evaluate(model: Path | None, dataset: str, wfdb_dir: Path | None, records: str | None, adapt_s: float,
-             as_json: bool, report_dir: Path | None) -> None:
+def evaluate(
+    model: Path | None,
+    dataset: str,
+    wfdb_dir: Path | None,
+    records: str | None,
+    adapt_s: float,
+    as_json: bool,
+    report_dir: Path | None,
+) -> None:
     """Score labelled beats and report how the detector does.
 
     With --dataset: the test split; ROC AUC, confusion matrix, precision,
@@ -147,19 +187,25 @@ def evaluate(model: Path | None, dataset: str, wfdb_dir: Path | None, records: s
     click.echo(f"              normal  anomaly\n  normal  {tn:8d} {fp:8d}\n  anomaly {fn:8d} {tp:8d}")
 
 
-def _evaluate_records(detector, model: Path, wfdb_dir: Path, records: str | None, adapt_s: float, as_json: bool,
-                      report_dir: Path | None) -> None:
+def _evaluate_records(
+    detector, model: Path, wfdb_dir: Path, records: str | None, adapt_s: float, as_json: bool, report_dir: Path | None
+) -> None:
     """``evaluate --wfdb``: the bridge's verdicts on annotated records, in AAMI terms."""
     from ecgedge.arrhythmia import arrhythmia_report, format_report, format_rhythm_report, judge_records, rhythm_report
     from ecgedge.beatformat import BeatFormat
 
-    beat_format = BeatFormat.from_dict(detector.beat_format) if detector.beat_format else BeatFormat(detector.n_features_in_)
+    beat_format = (
+        BeatFormat.from_dict(detector.beat_format) if detector.beat_format else BeatFormat(detector.n_features_in_)
+    )
     beats = read_records(wfdb_dir, records, beat_format)
-    verdicts = judge_records(beats, detector.score_samples(beats.X), detector.offset_, adapt_s=adapt_s or None,
-                             beat_format=beat_format)
+    verdicts = judge_records(
+        beats, detector.score_samples(beats.X), detector.offset_, adapt_s=adapt_s or None, beat_format=beat_format
+    )
     report = {**arrhythmia_report(beats, verdicts), "rhythm": rhythm_report(beats, verdicts)}
-    table = (f"{format_report(report)}\n\nRhythm (every beat; AF = the reference's (AFIB and (AFL) and signal "
-             f"quality:\n\n{format_rhythm_report(report['rhythm'])}")
+    table = (
+        f"{format_report(report)}\n\nRhythm (every beat; AF = the reference's (AFIB and (AFL) and signal "
+        f"quality:\n\n{format_rhythm_report(report['rhythm'])}"
+    )
     if report_dir is not None:
         from ecgedge.datasets import load_wfdb_record
         from ecgedge.report import write_arrhythmia_report
@@ -167,14 +213,23 @@ def _evaluate_records(detector, model: Path, wfdb_dir: Path, records: str | None
         strips = {}
         for name in beats.records:
             record, mine = load_wfdb_record(wfdb_dir / name, lead="MLII"), beats.record == name
-            strips[name] = (record.signal, record.fs, beats.time[mine], beats.aami[mine], verdicts.anomaly[mine],
-                            verdicts.rhythm[mine], verdicts.quality[mine])
+            strips[name] = (
+                record.signal,
+                record.fs,
+                beats.time[mine],
+                beats.aami[mine],
+                verdicts.anomaly[mine],
+                verdicts.rhythm[mine],
+                verdicts.quality[mine],
+            )
         write_arrhythmia_report(strips, table, report_dir, f"ecgedge: {model.name} on {wfdb_dir}", after=adapt_s)
     if as_json:
         click.echo(json.dumps({"model": str(model), "wfdb": str(wfdb_dir), "adapt_s": adapt_s, **report}))
         return
-    click.echo(f"{len(beats.records)} records, {len(beats)} beats found by the bridge; first {adapt_s:g} s of each "
-               "learnt, the rest judged")
+    click.echo(
+        f"{len(beats.records)} records, {len(beats)} beats found by the bridge; first {adapt_s:g} s of each "
+        "learnt, the rest judged"
+    )
     click.echo(table)
 
 

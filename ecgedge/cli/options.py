@@ -51,7 +51,9 @@ class MissingExtra(click.ClickException):
     exit_code = EXIT_MISSING_EXTRA
 
     def __init__(self, command: str, extra: str, module: str) -> None:
-        super().__init__(f"{command} needs the [{extra}] extra ({module} is not installed): pip install 'ecgedge[{extra}]'")
+        super().__init__(
+            f"{command} needs the [{extra}] extra ({module} is not installed): pip install 'ecgedge[{extra}]'"
+        )
 
 
 def extra_of(module: str | None) -> str | None:
@@ -153,8 +155,11 @@ def http_address(http: str, token: str | None) -> tuple[str, int]:
     except ValueError:
         loopback = host == "localhost"
     if not loopback:
-        click.echo(f"warning: the page is served on {host}, beyond this machine: patient data on the network; keep the "
-                   "access token secret and the network closed", err=True)
+        click.echo(
+            f"warning: the page is served on {host}, beyond this machine: patient data on the network; keep the "
+            "access token secret and the network closed",
+            err=True,
+        )
     return host, int(port)
 
 

@@ -179,7 +179,9 @@ def load_annotated_beats(
             parts.append(beats)
     if not parts:
         raise ValueError(f"no annotated beats in {directory}")
-    return AnnotatedBeats(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(AnnotatedBeats)})
+    return AnnotatedBeats(
+        **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(AnnotatedBeats)}
+    )
 
 
 def _at_annotations(record, name: str, beat_format, flip: bool) -> AnnotatedBeats:
@@ -188,8 +190,15 @@ def _at_annotations(record, name: str, beat_format, flip: bool) -> AnnotatedBeat
     samples = record.beat_samples
     position = np.searchsorted(samples, [b.sample for b in beats]).astype(np.int64)
     rr = np.diff(samples) / record.fs
-    return _beats(name, beats, samples[position], record.beat_symbols[position], record,
-                  rr_before=rr[position - 1], rr_after=np.append(rr, np.nan)[position])
+    return _beats(
+        name,
+        beats,
+        samples[position],
+        record.beat_symbols[position],
+        record,
+        rr_before=rr[position - 1],
+        rr_after=np.append(rr, np.nan)[position],
+    )
 
 
 def _bridge_beats(record, name: str, beat_format, flip: bool) -> AnnotatedBeats:

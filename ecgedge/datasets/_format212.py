@@ -65,8 +65,11 @@ def read_format212(path: str | Path, lead: str | int = 0) -> Format212Lead:
     (360.0, 200.0, 1024, [995, 995, 995])
     """
     path = Path(path)
-    lines = [line.split() for line in path.with_suffix(".hea").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line.split()
+        for line in path.with_suffix(".hea").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     n_signals, fs = int(lines[0][1]), float(lines[0][2].split("/")[0])
     n_samples = int(lines[0][3]) if len(lines[0]) > 3 else None
     signals = lines[1 : 1 + n_signals]

@@ -28,14 +28,19 @@ def _noise(kind: str, n: int, fs: float, rng: np.random.Generator) -> np.ndarray
         return np.sin(2 * np.pi * 60.0 * t) * (1 + 0.3 * np.sin(2 * np.pi * 0.05 * t + rng.uniform(0, 2 * np.pi)))
     if kind == "muscle":
         burst = sosfilt(butter(1, 0.5, fs=fs, output="sos"), np.abs(rng.normal(size=n)))  # slow envelope
-        return sosfilt(butter(2, [10, min(150, 0.45 * fs)], btype="bandpass", fs=fs, output="sos"), rng.normal(size=n)) * burst
+        return (
+            sosfilt(butter(2, [10, min(150, 0.45 * fs)], btype="bandpass", fs=fs, output="sos"), rng.normal(size=n))
+            * burst
+        )
     if kind == "motion":
         burst = sosfilt(butter(1, 0.5, fs=fs, output="sos"), rng.normal(size=n)) > 0  # on about half the time
         return sosfilt(butter(2, [1, 10], btype="bandpass", fs=fs, output="sos"), rng.normal(size=n)) * burst
     raise ValueError(f"noise kind must be one of {NOISE_KINDS}, got {kind!r}")
 
 
-def add_noise(signal: np.ndarray, fs: float, snr_db: float, kinds=("wander", "mains", "muscle"), seed: int = 0) -> np.ndarray:
+def add_noise(
+    signal: np.ndarray, fs: float, snr_db: float, kinds=("wander", "mains", "muscle"), seed: int = 0
+) -> np.ndarray:
     """The lead plus equal powers of the named noises, scaled to ``snr_db`` over the lead's variance.
 
     Parameters

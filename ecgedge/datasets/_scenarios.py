@@ -19,8 +19,9 @@ T_END_S = 0.40
 P_WAVE_S = 0.22
 
 
-def block_conduction(signal: np.ndarray, fs: float, r_samples: np.ndarray, start: float, stop: float,
-                     every: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def block_conduction(
+    signal: np.ndarray, fs: float, r_samples: np.ndarray, start: float, stop: float, every: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     """A 2:1 (``every=2``) AV block from ``start`` to ``stop`` (s): every second QRS-T is not conducted.
 
     The signal from the QRS onset to the end of the T wave of every ``every``-th beat in the
@@ -57,8 +58,9 @@ def block_conduction(signal: np.ndarray, fs: float, r_samples: np.ndarray, start
     return out, kept
 
 
-def change_rate(signal: np.ndarray, fs: float, r_samples: np.ndarray, start: float, factor: float = 0.75,
-                stop: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+def change_rate(
+    signal: np.ndarray, fs: float, r_samples: np.ndarray, start: float, factor: float = 0.75, stop: float = np.inf
+) -> tuple[np.ndarray, np.ndarray]:
     """A rate step at ``start`` (s): every RR interval up to ``stop`` times ``factor``, by its diastole alone.
 
     The heart changes its rate by shortening or lengthening diastole, the stretch between the end
@@ -109,8 +111,9 @@ def change_rate(signal: np.ndarray, fs: float, r_samples: np.ndarray, start: flo
     return np.concatenate(pieces).astype(float), r_samples + shift
 
 
-def insert_run(signal: np.ndarray, fs: float, template_r: int, at: int, beats: int,
-               rr_s: float) -> tuple[np.ndarray, np.ndarray]:
+def insert_run(
+    signal: np.ndarray, fs: float, template_r: int, at: int, beats: int, rr_s: float
+) -> tuple[np.ndarray, np.ndarray]:
     """A run of ``beats`` copies of one beat at ``rr_s`` intervals, inserted into the signal at sample ``at``.
 
     A ventricular tachycardia made from the patient's own ventricular beat: the signal from half an
@@ -141,5 +144,4 @@ def insert_run(signal: np.ndarray, fs: float, template_r: int, at: int, beats: i
     complex_ = np.asarray(signal[template_r - half : template_r + half], dtype=float)
     complex_ = complex_ - np.linspace(complex_[0], complex_[-1], complex_.size) + signal[at]  # ends on the baseline
     run = np.tile(complex_, beats)
-    return (np.concatenate([signal[:at], run, signal[at:]]).astype(float),
-            at + half + np.arange(beats) * complex_.size)
+    return (np.concatenate([signal[:at], run, signal[at:]]).astype(float), at + half + np.arange(beats) * complex_.size)

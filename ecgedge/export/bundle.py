@@ -15,8 +15,13 @@ from ecgedge.export.tensorrt import ENGINE, SCRIPT, build_engine, check_profile,
 from ecgedge.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, PRECISIONS, write_manifest
 from ecgedge.runtime.tensorrt_backend import TensorRTUnavailable
 
-FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx", "detector": "detector.npz",
-         "training_scores": "training_scores.npy"}
+FILES = {
+    "fp32": "model.onnx",
+    "int8": "model.int8.onnx",
+    "fp16": "model.fp16.onnx",
+    "detector": "detector.npz",
+    "training_scores": "training_scores.npy",
+}
 DEFAULT_OPT_BATCH = 256
 DEFAULT_MAX_BATCH = 4096
 
@@ -39,8 +44,9 @@ def _score_section(detector) -> dict:
         "anomaly_rule": "score < threshold",
     }
     if reference is not None:
-        section["reference"] = {name: getattr(reference, name) for name in
-                                ("n_neighbors", "top_fraction", "distance_weight")}
+        section["reference"] = {
+            name: getattr(reference, name) for name in ("n_neighbors", "top_fraction", "distance_weight")
+        }
         section["reference"]["patch_directions"] = int(reference.basis.shape[1])
         section["reference"]["n_patches"] = int(reference.centres.shape[0])
     note = ", combined with the distance to the nearest local patches of normal training beats ('reference')"
@@ -180,8 +186,12 @@ def export_bundle(
         "threshold": float(detector.offset_),
         "calibration": {"method": "detector", "contamination": detector.contamination},
         "score": _score_section(detector),
-        "io": {"input": onnx_graph.INPUT, "score": onnx_graph.SCORE, "input_shape": ["batch", length],
-               "dtype": "float32"},
+        "io": {
+            "input": onnx_graph.INPUT,
+            "score": onnx_graph.SCORE,
+            "input_shape": ["batch", length],
+            "dtype": "float32",
+        },
         "tensorrt": {"opt_batch": opt_batch, "max_batch": max_batch},
         "detector": {"params": detector.get_params(), "n_features_in": length},
         "versions": _versions(),
@@ -201,11 +211,13 @@ def export_bundle(
     if trt:
         paths = {role: out / name for role, name in artifacts.items()}
         try:
-            manifest["engine"] = build_engine(paths, out / ENGINE, length=length, opt_batch=opt_batch,
-                                              max_batch=max_batch)
+            manifest["engine"] = build_engine(
+                paths, out / ENGINE, length=length, opt_batch=opt_batch, max_batch=max_batch
+            )
         except TensorRTUnavailable as err:
-            raise TensorRTUnavailable(f"{err}\nThe bundle in {out} is complete without an engine; "
-                                      f"build one on the device with {out / SCRIPT}") from err
+            raise TensorRTUnavailable(
+                f"{err}\nThe bundle in {out} is complete without an engine; build one on the device with {out / SCRIPT}"
+            ) from err
         artifacts["engine"] = ENGINE
         manifest["files"][ENGINE] = ""
         write_manifest(out, manifest)

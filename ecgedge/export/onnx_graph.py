@@ -173,5 +173,6 @@ def describe_graph(path: Path, description: Mapping[str, str]) -> None:
 def graph_description(path: Path) -> dict[str, str]:
     """The ``ecgedge.`` entries of a graph's ``metadata_props``, without the prefix."""
     model = onnx.load(str(path), load_external_data=False)
-    return {p.key.removeprefix(METADATA_PREFIX): p.value for p in model.metadata_props
-            if p.key.startswith(METADATA_PREFIX)}
+    return {
+        p.key.removeprefix(METADATA_PREFIX): p.value for p in model.metadata_props if p.key.startswith(METADATA_PREFIX)
+    }

@@ -59,8 +59,9 @@ def _shapes(length: int, opt_batch: int, max_batch: int) -> tuple[tuple[int, int
     return (1, length), (opt_batch, length), (max_batch, length)
 
 
-def build_engine(onnx_paths: dict[str, Path], engine_path: Path, *, length: int, opt_batch: int,
-                 max_batch: int, trt=None) -> dict:
+def build_engine(
+    onnx_paths: dict[str, Path], engine_path: Path, *, length: int, opt_batch: int, max_batch: int, trt=None
+) -> dict:
     """Build and serialize a TensorRT engine for the bundle's scoring graph.
 
     Parameters
@@ -169,8 +170,9 @@ PY
 """
 
 
-def write_build_script(bundle_dir: Path, onnx_names: dict[str, str], *, length: int, opt_batch: int,
-                       max_batch: int) -> Path:
+def write_build_script(
+    bundle_dir: Path, onnx_names: dict[str, str], *, length: int, opt_batch: int, max_batch: int
+) -> Path:
     """Write :func:`build_script` into the bundle as an executable ``build_engine.sh``."""
     path = Path(bundle_dir) / SCRIPT
     path.write_text(build_script(onnx_names, length=length, opt_batch=opt_batch, max_batch=max_batch))

@@ -222,8 +222,12 @@ class ConditionTracker:
 
     def __init__(self, hold: float = 1.0) -> None:
         self.hold = hold
-        self._holds = {Condition.LINK_DOWN: 0.0, Condition.WORKER_DOWN: 0.0, Condition.NOISY: 0.0,
-                       **{c: 0.0 for c in Condition if c.priority != "technical"}}
+        self._holds = {
+            Condition.LINK_DOWN: 0.0,
+            Condition.WORKER_DOWN: 0.0,
+            Condition.NOISY: 0.0,
+            **{c: 0.0 for c in Condition if c.priority != "technical"},
+        }
         self._active: dict[tuple[str, Condition], tuple[float, str, float]] = {}  # (since, detail, last seen)
         self.counts: dict[str, int] = {}
 

@@ -50,30 +50,48 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from ecgedge._closing import Closing
-from ecgedge.calibration import PatientMemory
-from ecgedge.analysis.beats import Beat
-from ecgedge.firmware_bridge.decoder import AsciiDecoder, FrameDecoder, LinkStats
 from ecgedge.analysis.alarms import AlarmLimits
+from ecgedge.analysis.beats import Beat
 from ecgedge.analysis.fibrillation import WINDOW_S, VFDetector, fibrillating, organised
-from ecgedge.firmware_bridge.latency import LatencyHistogram
-from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event, Relearned, RhythmChange
 from ecgedge.analysis.judge import BeatJudge
+from ecgedge.calibration import PatientMemory
+from ecgedge.firmware_bridge.decoder import AsciiDecoder, FrameDecoder, LinkStats
+from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event, Relearned, RhythmChange
+from ecgedge.firmware_bridge.latency import LatencyHistogram
 from ecgedge.firmware_bridge.pipeline import BoardError, FilterStage, StreamPipeline, check_hello
 from ecgedge.firmware_bridge.protocol import Hello, Status
 from ecgedge.firmware_bridge.sinks import ScoredBeat
-from ecgedge.firmware_bridge.strips import StripKeeper
 from ecgedge.firmware_bridge.source import PortError, SerialSource
+from ecgedge.firmware_bridge.strips import StripKeeper
 
 FORMATS = ("binary", "ascii")
 #: Events whose strip is kept (besides every flagged beat's).
-STRIP_ALARMS = frozenset({"link-down", "board-error", "no-data", "lead-off", "no-signal", "no-beats", "overload",
-                          "noisy", "rhythm-change", "relearned", "asystole", "vf", "vt", "brady", "tachy", "pause"})
+STRIP_ALARMS = frozenset(
+    {
+        "link-down",
+        "board-error",
+        "no-data",
+        "lead-off",
+        "no-signal",
+        "no-beats",
+        "overload",
+        "noisy",
+        "rhythm-change",
+        "relearned",
+        "asystole",
+        "vf",
+        "vt",
+        "brady",
+        "tachy",
+        "pause",
+    }
+)
 #: Alarms after which the stream may send nothing: their strip is what came before them.
 ENDING_ALARMS = frozenset({"link-down", "board-error", "no-data", "lead-off", "no-signal"})
 _log = logging.getLogger(__name__)
@@ -252,7 +270,12 @@ class Hub(Closing):
         open_timeout: float = 2.0,
         alarm_limits: AlarmLimits | None = None,
     ) -> None:
-        for name, value in (("no_beats_s", no_beats_s), ("no_data_s", no_data_s), ("max_lag_s", max_lag_s), ("beat_deadline_s", beat_deadline_s)):
+        for name, value in (
+            ("no_beats_s", no_beats_s),
+            ("no_data_s", no_data_s),
+            ("max_lag_s", max_lag_s),
+            ("beat_deadline_s", beat_deadline_s),
+        ):
             if not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
         if max_queue < 1 or max_batch < 1:
@@ -340,7 +363,9 @@ class Hub(Closing):
             raise ValueError(f"two boards named {name!r}; give each a distinct name")
         port = url if "://" in url else os.path.realpath(url)
         if port in self._ports:
-            raise ValueError(f"port {url} is given twice (boards {self._ports[port]!r} and {name!r}); one port carries one board")
+            raise ValueError(
+                f"port {url} is given twice (boards {self._ports[port]!r} and {name!r}); one port carries one board"
+            )
         pipeline = StreamPipeline(name, self.beat_format, polarity=polarity, lead=lead)
         if fmt == "ascii":
             if fs is None or fs <= 0:
@@ -357,8 +382,9 @@ class Hub(Closing):
         self._pipelines[name] = pipeline
         self._ports[port] = name
         self._limits[name] = alarm_limits or self.alarm_limits
-        self._judges[name] = BeatJudge(self.calibration_beats, self.adapt_s, beat_format=self.scorer.beat_format,
-                                       alarm_limits=self._limits[name])
+        self._judges[name] = BeatJudge(
+            self.calibration_beats, self.adapt_s, beat_format=self.scorer.beat_format, alarm_limits=self._limits[name]
+        )
         self.links.append(link)
         return link
 
@@ -507,12 +533,16 @@ class Hub(Closing):
                     pipeline.status(message.status)
                     touched[id(pipeline)] = pipeline
                 else:
-                    self._condition(pipeline, Condition.LINK_DOWN, not message.connected, f"{message.link.url}: {message.why}")
+                    self._condition(
+                        pipeline, Condition.LINK_DOWN, not message.connected, f"{message.link.url}: {message.why}"
+                    )
             except Exception as exc:  # noqa: BLE001 - one board's failure is its stream's, not the bridge's
                 self._fail(pipeline, exc)
         for pipeline in touched.values():
             self._condition(pipeline, Condition.LEAD_OFF, pipeline.lead_off, "the board reports electrodes off")
-            self._condition(pipeline, Condition.NO_SIGNAL, pipeline.signal_problem is not None, pipeline.signal_problem or "")
+            self._condition(
+                pipeline, Condition.NO_SIGNAL, pipeline.signal_problem is not None, pipeline.signal_problem or ""
+            )
         beats: list[Beat] = []
         if touched:
             beats, failures = self._filters.run(list(touched.values()), self._signal)
@@ -520,13 +550,22 @@ class Hub(Closing):
                 self._fail(pipeline, exc)
         for pipeline in touched.values():
             silent = pipeline.seconds_without_peak
-            self._condition(pipeline, Condition.NO_BEATS, silent > self.no_beats_s, f"no R peak for {silent:.0f} s of signal (asystole or artefact)")
+            self._condition(
+                pipeline,
+                Condition.NO_BEATS,
+                silent > self.no_beats_s,
+                f"no R peak for {silent:.0f} s of signal (asystole or artefact)",
+            )
             # a flat line with the electrodes on may be the heart: only lead-off or a railed ADC rule asystole out
             problem = pipeline.signal_problem
             readable = not pipeline.lead_off and (problem is None or problem.startswith("flat line"))
             seen = pipeline.seconds_seen_without_peak  # seconds shed under overload are not the heart's
-            self._condition(pipeline, Condition.ASYSTOLE, readable and seen > self._limits[pipeline.name].asystole_s,
-                            f"no beat for {seen:.1f} s")
+            self._condition(
+                pipeline,
+                Condition.ASYSTOLE,
+                readable and seen > self._limits[pipeline.name].asystole_s,
+                f"no beat for {seen:.1f} s",
+            )
         self._flush_events()
         beats = self._meet_deadline(beats)
         for start in range(0, len(beats), self.max_batch):
@@ -538,7 +577,12 @@ class Hub(Closing):
         lag = now - message.arrival
         if lag > self.max_lag_s:
             pipeline.shed(len(message.values))
-            self._condition(pipeline, Condition.OVERLOAD, True, f"shedding samples queued more than {self.max_lag_s:g} s ({lag:.1f} s behind)")
+            self._condition(
+                pipeline,
+                Condition.OVERLOAD,
+                True,
+                f"shedding samples queued more than {self.max_lag_s:g} s ({lag:.1f} s behind)",
+            )
             return True
         if lag < self.max_lag_s / 2:
             self._condition(pipeline, Condition.OVERLOAD, False)
@@ -579,8 +623,14 @@ class Hub(Closing):
         pipeline = self._pipelines[stream]
         detector.add(start, y)
         active = fibrillating(detector, self._last_normal.get(stream)) and not pipeline.lead_off
-        detail = (f"a fibrillatory or flutter waveform, no normal beat, for {WINDOW_S:g} s to sample "
-                  f"{detector.window_end} (leakage {detector.leakage:.2f})") if active else ""
+        detail = (
+            (
+                f"a fibrillatory or flutter waveform, no normal beat, for {WINDOW_S:g} s to sample "
+                f"{detector.window_end} (leakage {detector.leakage:.2f})"
+            )
+            if active
+            else ""
+        )
         self._condition(pipeline, Condition.VF, active, detail)
         if self._keepers():
             self._strips.add(stream, fs, start, y)
@@ -605,8 +655,14 @@ class Hub(Closing):
         if self._keepers():
             for event in events:
                 if event.name in STRIP_ALARMS:
-                    self._strips.request(event.stream, getattr(event, "sample", None), event.time, event.name,
-                                         event.detail, after=event.name not in ENDING_ALARMS)
+                    self._strips.request(
+                        event.stream,
+                        getattr(event, "sample", None),
+                        event.time,
+                        event.name,
+                        event.detail,
+                        after=event.name not in ENDING_ALARMS,
+                    )
         for sink in self.sinks:
             sink.write_events(events)
         for sink in self.sinks:
@@ -625,7 +681,9 @@ class Hub(Closing):
         for stream in dict.fromkeys(b.stream for b in beats):
             mine = [b for b in beats if b.stream == stream]
             try:
-                scores.append(np.asarray(self.scorer.score_samples(np.stack([b.model_input for b in mine])), dtype=float))
+                scores.append(
+                    np.asarray(self.scorer.score_samples(np.stack([b.model_input for b in mine])), dtype=float)
+                )
                 kept += mine
             except Exception as exc:  # noqa: BLE001 - contained to this stream
                 self._fail(self._pipelines[stream], exc)
@@ -650,7 +708,9 @@ class Hub(Closing):
             for s in scored:
                 if s.anomaly:
                     why = f"{s.verdict.reason} " if s.verdict.reason else ""
-                    self._strips.request(s.beat.stream, s.beat.sample, s.beat.time, "beat", f"flagged beat ({why}{s.verdict.mode})")
+                    self._strips.request(
+                        s.beat.stream, s.beat.sample, s.beat.time, "beat", f"flagged beat ({why}{s.verdict.mode})"
+                    )
         self._save_patients({b.stream for b in beats})
         for sink in self.sinks:
             sink.commit()
@@ -667,16 +727,27 @@ class Hub(Closing):
     def _stream_event(self, beat: Beat, change) -> None:
         """A rhythm change, a relearned complex or a noisy stretch the judge found, as the bridge's typed event."""
         if change.kind in ("alarm", "alarm-over"):
-            self._condition(self._pipelines[beat.stream], Condition.of_alarm(change.alarm), change.kind == "alarm",
-                            change.detail or "")
+            self._condition(
+                self._pipelines[beat.stream],
+                Condition.of_alarm(change.alarm),
+                change.kind == "alarm",
+                change.detail or "",
+            )
         elif change.kind in ("rhythm-change", "relearned"):
-            event = (RhythmChange(beat.stream, beat.time, change.rhythm, change.sample) if change.kind == "rhythm-change"
-                     else Relearned(beat.stream, beat.time, change.sample))
+            event = (
+                RhythmChange(beat.stream, beat.time, change.rhythm, change.sample)
+                if change.kind == "rhythm-change"
+                else Relearned(beat.stream, beat.time, change.sample)
+            )
             self.conditions.counts[event.name] = self.conditions.counts.get(event.name, 0) + 1
             self._outbox.append(event)
         else:
-            self._condition(self._pipelines[beat.stream], Condition.NOISY, change.kind == "noisy",
-                            f"noisy signal from sample {change.sample}: beats there are not judged")
+            self._condition(
+                self._pipelines[beat.stream],
+                Condition.NOISY,
+                change.kind == "noisy",
+                f"noisy signal from sample {change.sample}: beats there are not judged",
+            )
 
     def _save_patients(self, streams: set[str]) -> None:
         """Hand new or changed patient memories to the sinks that keep them (committed with the beats)."""

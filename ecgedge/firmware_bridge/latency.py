@@ -63,8 +63,11 @@ class LatencyHistogram:
     def summary_ms(self) -> dict:
         """``{"p50", "p99", "max"}`` in milliseconds (None when empty), as the bridge's summary reports them."""
         p50, p99 = self.percentile(50), self.percentile(99)
-        return {"p50": None if p50 is None else 1000 * p50, "p99": None if p99 is None else 1000 * p99,
-                "max": 1000 * self.max if self.count else None}
+        return {
+            "p50": None if p50 is None else 1000 * p50,
+            "p99": None if p99 is None else 1000 * p99,
+            "max": 1000 * self.max if self.count else None,
+        }
 
     def snapshot(self) -> LatencyHistogram:
         """A copy of the counts so far."""

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecgedge.beatformat import BeatFormat
 from ecgedge.analysis.beats import Beat
 from ecgedge.analysis.judge import BeatJudge
+from ecgedge.beatformat import BeatFormat
 from ecgedge.firmware_bridge.pipeline import FilterStage, StreamPipeline
 from ecgedge.firmware_bridge.protocol import Hello
 from ecgedge.firmware_bridge.sinks import ScoredBeat

@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ecgedge.beatformat import BeatFormat
 from ecgedge.analysis.beats import Beat
-from ecgedge.analysis.finder import BeatFinder
 from ecgedge.analysis.filters import FilterBank, bandpass_sos
-from ecgedge.firmware_bridge.protocol import PROTOCOL_VERSION, Hello, Status
+from ecgedge.analysis.finder import BeatFinder
 from ecgedge.analysis.rpeaks import qrs_band_sos
 from ecgedge.analysis.signal_quality import SignalCheck, adc_rails
+from ecgedge.beatformat import BeatFormat
+from ecgedge.firmware_bridge.protocol import PROTOCOL_VERSION, Hello, Status
 
 #: The band (Hz) beats are cut from: baseline wander and mains hum out, QRS shape kept.
 ECG_BAND = (0.5, 40.0)
@@ -241,7 +241,11 @@ class StreamPipeline:
             self._forget_format()
             raise
         if self.hello is not None and (hello.fs, hello.leads) == (self.hello.fs, self.hello.leads):
-            if (hello.gain, hello.baseline, hello.adc_bits) != (self.hello.gain, self.hello.baseline, self.hello.adc_bits):
+            if (hello.gain, hello.baseline, hello.adc_bits) != (
+                self.hello.gain,
+                self.hello.baseline,
+                self.hello.adc_bits,
+            ):
                 self.check = self._signal_check(hello)
             self.hello = hello
             return
@@ -249,7 +253,9 @@ class StreamPipeline:
         self.hello = hello
         self._unformatted_since = None
         self._lead_index = hello.leads.index(self.lead) if self.lead else 0
-        self.finder = BeatFinder(self.name, hello.fs, self.beat_format, polarity=self.polarity, auto_beats=self.auto_beats)
+        self.finder = BeatFinder(
+            self.name, hello.fs, self.beat_format, polarity=self.polarity, auto_beats=self.auto_beats
+        )
         self.check = self._signal_check(hello)
 
     def _signal_check(self, hello: Hello) -> SignalCheck:
@@ -301,11 +307,15 @@ class StreamPipeline:
             if self._unformatted_since is None:
                 self._unformatted_since = arrival
             elif arrival - self._unformatted_since > HELLO_WAIT_S:
-                raise BoardError(f"samples but no usable HELLO for {arrival - self._unformatted_since:.0f} s ({self.counters.rejected_samples} samples dropped)")
+                raise BoardError(
+                    f"samples but no usable HELLO for {arrival - self._unformatted_since:.0f} s ({self.counters.rejected_samples} samples dropped)"
+                )
             return False
         if values.ndim != 2 or values.shape[1] != len(self.hello.leads):
             self.counters.rejected_samples += n
-            raise BoardError(f"SAMPLES block of shape {values.shape}; the HELLO announced {len(self.hello.leads)} lead(s) {self.hello.leads}")
+            raise BoardError(
+                f"SAMPLES block of shape {values.shape}; the HELLO announced {len(self.hello.leads)} lead(s) {self.hello.leads}"
+            )
         self._since_peak += n
         self._seen_since_peak += n
         if n == 0:
@@ -452,7 +462,9 @@ class FilterStage:
             ecg.reset(p.slot[1], chunk.x[0])
             qrs.reset(p.slot[1], 0.0)
 
-    def run(self, pipelines: list[StreamPipeline], on_signal=None) -> tuple[list[Beat], list[tuple[StreamPipeline, Exception]]]:
+    def run(
+        self, pipelines: list[StreamPipeline], on_signal=None
+    ) -> tuple[list[Beat], list[tuple[StreamPipeline, Exception]]]:
         """Filter every queued chunk and return the beats they complete, stream by stream.
 
         A stream whose processing fails is reset and left out of the rest of

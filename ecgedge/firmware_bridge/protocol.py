@@ -98,7 +98,7 @@ class Hello:
         )
 
     @classmethod
-    def parse(cls, payload: bytes) -> "Hello":
+    def parse(cls, payload: bytes) -> Hello:
         if len(payload) < _HELLO.size:
             raise FrameError("length", f"HELLO payload of {len(payload)} bytes, needs >= {_HELLO.size}")
         proto, major, minor, patch, fs_mhz, bits, n_leads, gain, baseline = _HELLO.unpack_from(payload)
@@ -133,7 +133,7 @@ class Samples:
         return _SAMPLES.pack(self.first, values.shape[1], values.shape[0]) + values.tobytes()
 
     @classmethod
-    def parse(cls, payload: bytes) -> "Samples":
+    def parse(cls, payload: bytes) -> Samples:
         if len(payload) < _SAMPLES.size:
             raise FrameError("length", f"SAMPLES payload of {len(payload)} bytes, needs >= {_SAMPLES.size}")
         first, n_leads, count = _SAMPLES.unpack_from(payload)
@@ -167,7 +167,7 @@ class Status:
         return _STATUS.pack(self.index, self.flags)
 
     @classmethod
-    def parse(cls, payload: bytes) -> "Status":
+    def parse(cls, payload: bytes) -> Status:
         if len(payload) != _STATUS.size:
             raise FrameError("length", f"STATUS payload of {len(payload)} bytes, needs {_STATUS.size}")
         return cls(*_STATUS.unpack(payload))

@@ -135,8 +135,14 @@ class VirtualBoard:
 
     @classmethod
     def from_record(
-        cls, path: str | Path | None = None, *, lead: str = "MLII", start_s: float = 0.0, duration_s: float | None = None, **kwargs
-    ) -> "VirtualBoard":
+        cls,
+        path: str | Path | None = None,
+        *,
+        lead: str = "MLII",
+        start_s: float = 0.0,
+        duration_s: float | None = None,
+        **kwargs,
+    ) -> VirtualBoard:
         """A board playing one lead of a WFDB record (MIT-BIH 100 by default).
 
         Records in format 212 (MIT-BIH's, the bundled one among them) are read with numpy
@@ -261,7 +267,9 @@ class HostileBoard:
     GAINS = (float("nan"), float("inf"), float("-inf"), 0.0, -200.0, 1e-40, 1e-3, 0.1, 200.0, 1e6, 1e30)
     NAMES = ("MLII", "V1", "V5", "I", "", "lead,with", "x" * 40)
 
-    def __init__(self, adc, fs: float, gain: float, baseline: int, *, seed: int = 0, fmt: str = "binary", per_frame: int = 10) -> None:
+    def __init__(
+        self, adc, fs: float, gain: float, baseline: int, *, seed: int = 0, fmt: str = "binary", per_frame: int = 10
+    ) -> None:
         from collections import Counter
 
         if fmt not in ("binary", "ascii"):
@@ -324,7 +332,11 @@ class HostileBoard:
         if kind == "zeros":
             return bytes(int(rng.integers(1, 4096)))
         if kind == "switch":  # samples, then a new format in the same read
-            return self._frame(self._random_samples()) + self._frame(self._random_hello()) + self._frame(self._random_samples())
+            return (
+                self._frame(self._random_samples())
+                + self._frame(self._random_hello())
+                + self._frame(self._random_samples())
+            )
         if kind == "jump":  # an empty block at a jumped index, then the stream goes on
             self._index = (self._index + int(rng.integers(-(2**31), 2**31))) & 0xFFFFFFFF
             return self._frame(Samples(self._index, np.zeros((0, 1), np.int16)))

@@ -13,8 +13,8 @@ import json
 import logging
 import sqlite3
 import time
-from logging.handlers import RotatingFileHandler
 from dataclasses import dataclass
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import IO
 
@@ -22,8 +22,8 @@ import numpy as np
 
 from ecgedge._closing import Closing
 from ecgedge.analysis.beats import Beat
-from ecgedge.firmware_bridge.events import Event
 from ecgedge.analysis.judge import Verdict
+from ecgedge.firmware_bridge.events import Event
 
 
 @dataclass
@@ -105,8 +105,13 @@ class JsonlSink(Closing):
         if self._owned and max_bytes:
             self._handler = RotatingFileHandler(target, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
             self._handler.terminator = ""
-        self._file = (self._handler.stream if self._handler is not None
-                      else open(target, "a", encoding="utf-8") if self._owned else target)
+        self._file = (
+            self._handler.stream
+            if self._handler is not None
+            else open(target, "a", encoding="utf-8")
+            if self._owned
+            else target
+        )
         self._pending: list[str] = []
 
     def write(self, beats: list[ScoredBeat]) -> None:
@@ -188,8 +193,14 @@ PRUNE_BATCH = 4096
 #: The write-ahead log is cut back to this size after each checkpoint.
 WAL_LIMIT_BYTES = 32 * 1024 * 1024
 #: Columns added to ``beats`` since the first schema, for databases written before them.
-_ADDED_COLUMNS = {"mode": "TEXT NOT NULL DEFAULT 'fixed'", "distance": "REAL", "rhythm": "TEXT NOT NULL DEFAULT 'unknown'",
-                  "quality": "TEXT NOT NULL DEFAULT 'ok'", "reason": "TEXT", "heart_rate": "REAL"}
+_ADDED_COLUMNS = {
+    "mode": "TEXT NOT NULL DEFAULT 'fixed'",
+    "distance": "REAL",
+    "rhythm": "TEXT NOT NULL DEFAULT 'unknown'",
+    "quality": "TEXT NOT NULL DEFAULT 'ok'",
+    "reason": "TEXT",
+    "heart_rate": "REAL",
+}
 
 
 class SqliteSink(Closing):
@@ -226,8 +237,16 @@ class SqliteSink(Closing):
     cut back to :data:`WAL_LIMIT_BYTES` after each checkpoint.
     """
 
-    def __init__(self, path: str | Path, fs_of, *, synchronous: str = "NORMAL", max_strips: int = 2000,
-                 keep_beats_s: float | None = None, keep_events_s: float | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        fs_of,
+        *,
+        synchronous: str = "NORMAL",
+        max_strips: int = 2000,
+        keep_beats_s: float | None = None,
+        keep_events_s: float | None = None,
+    ) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
         for name, value in (("keep_beats_s", keep_beats_s), ("keep_events_s", keep_events_s)):
@@ -260,7 +279,10 @@ class SqliteSink(Closing):
         a ``kill -9``) resumes the threshold learnt, or the learning, where it was.
         """
         self.commit()
-        rows = self._db.execute("SELECT score FROM beats WHERE stream = ? AND threshold IS NULL AND mode != 'adapted' ORDER BY id LIMIT ?", (stream, limit))
+        rows = self._db.execute(
+            "SELECT score FROM beats WHERE stream = ? AND threshold IS NULL AND mode != 'adapted' ORDER BY id LIMIT ?",
+            (stream, limit),
+        )
         return [score for (score,) in rows]
 
     def save_patient(self, stream: str, state: dict) -> None:
@@ -268,8 +290,10 @@ class SqliteSink(Closing):
         buffer = io.BytesIO()
         np.savez(buffer, **{k: np.asarray(v) for k, v in state.items()})
         self._begin()
-        self._db.execute("INSERT OR REPLACE INTO patients (stream, time, state) VALUES (?, ?, ?)",
-                         (stream, time.time(), buffer.getvalue()))
+        self._db.execute(
+            "INSERT OR REPLACE INTO patients (stream, time, state) VALUES (?, ?, ?)",
+            (stream, time.time(), buffer.getvalue()),
+        )
 
     def patient_state(self, stream: str) -> dict | None:
         """The patient memory last saved for ``stream``, or None."""
@@ -302,9 +326,22 @@ class SqliteSink(Closing):
             cur = self._db.execute(
                 "INSERT INTO beats (stream, sample, time, score, threshold, anomaly, rr, gap, mode, distance, rhythm, "
                 "quality, reason, heart_rate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (beat.stream, beat.sample, beat.time, b.score, b.threshold, int(b.anomaly), beat.rr, int(beat.gap),
-                 b.verdict.mode, b.verdict.distance, b.verdict.rhythm, b.verdict.quality, b.verdict.reason,
-                 b.verdict.heart_rate),
+                (
+                    beat.stream,
+                    beat.sample,
+                    beat.time,
+                    b.score,
+                    b.threshold,
+                    int(b.anomaly),
+                    beat.rr,
+                    int(beat.gap),
+                    b.verdict.mode,
+                    b.verdict.distance,
+                    b.verdict.rhythm,
+                    b.verdict.quality,
+                    b.verdict.reason,
+                    b.verdict.heart_rate,
+                ),
             )
             if b.anomaly:
                 self._db.execute(
@@ -323,7 +360,10 @@ class SqliteSink(Closing):
         self._begin()
         self._db.executemany(
             "INSERT INTO strips (stream, time, kind, detail, fs, start, samples) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(x.stream, x.time, x.kind, x.detail, x.fs, x.start, np.asarray(x.samples, "<f4").tobytes()) for x in strips],
+            [
+                (x.stream, x.time, x.kind, x.detail, x.fs, x.start, np.asarray(x.samples, "<f4").tobytes())
+                for x in strips
+            ],
         )
         self._db.execute("DELETE FROM strips WHERE id <= (SELECT MAX(id) FROM strips) - ?", (self.max_strips,))
 
@@ -340,16 +380,24 @@ class SqliteSink(Closing):
         if self.keep_beats_s is not None:
             cutoff = self._newest - self.keep_beats_s
             # rows lie in time order by id, near enough: look at the oldest batch only, never the whole table
-            last = self._db.execute("SELECT MAX(id) FROM (SELECT id, time FROM beats WHERE mode != 'learning' "
-                                    "ORDER BY id LIMIT ?) WHERE time < ?", (PRUNE_BATCH, cutoff)).fetchone()[0]
+            last = self._db.execute(
+                "SELECT MAX(id) FROM (SELECT id, time FROM beats WHERE mode != 'learning' "
+                "ORDER BY id LIMIT ?) WHERE time < ?",
+                (PRUNE_BATCH, cutoff),
+            ).fetchone()[0]
             if last is not None:
-                self._db.execute("DELETE FROM anomalies WHERE beat_id IN (SELECT id FROM beats WHERE id <= ? AND time < ? "
-                                 "AND mode != 'learning')", (last, cutoff))
+                self._db.execute(
+                    "DELETE FROM anomalies WHERE beat_id IN (SELECT id FROM beats WHERE id <= ? AND time < ? "
+                    "AND mode != 'learning')",
+                    (last, cutoff),
+                )
                 self._db.execute("DELETE FROM beats WHERE id <= ? AND time < ? AND mode != 'learning'", (last, cutoff))
         if self.keep_events_s is not None:
             cutoff = self._newest - self.keep_events_s
-            last = self._db.execute("SELECT MAX(id) FROM (SELECT id, time FROM events ORDER BY id LIMIT ?) WHERE time < ?",
-                                    (PRUNE_BATCH, cutoff)).fetchone()[0]
+            last = self._db.execute(
+                "SELECT MAX(id) FROM (SELECT id, time FROM events ORDER BY id LIMIT ?) WHERE time < ?",
+                (PRUNE_BATCH, cutoff),
+            ).fetchone()[0]
             if last is not None:
                 self._db.execute("DELETE FROM events WHERE id <= ? AND time < ?", (last, cutoff))
 

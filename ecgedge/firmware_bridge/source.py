@@ -192,7 +192,7 @@ class SerialSource(Closing):
             time.sleep(delay)
             delay = min(2 * delay, self.max_backoff)
 
-    def start(self) -> "SerialSource":
+    def start(self) -> SerialSource:
         """Start connecting in the background; returns ``self``."""
         self._thread.start()
         return self

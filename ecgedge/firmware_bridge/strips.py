@@ -84,8 +84,15 @@ class StripKeeper:
         pending = self._pending.setdefault(stream, [])
         if pending and pending[-1]["start"] <= centre < pending[-1]["stop"]:
             return  # inside a strip still being filled: it shows this one too
-        pending.append({"start": centre - round(BEFORE_S * fs), "stop": centre + (round(AFTER_S * fs) if after else 0),
-                        "time": time, "kind": kind, "detail": detail})
+        pending.append(
+            {
+                "start": centre - round(BEFORE_S * fs),
+                "stop": centre + (round(AFTER_S * fs) if after else 0),
+                "time": time,
+                "kind": kind,
+                "detail": detail,
+            }
+        )
 
     def ready(self, ended: bool = False) -> list[Strip]:
         """The strips whose signal has arrived (``ended``: the streams send no more, so all of them)."""

@@ -38,11 +38,10 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Callable
-
 
 from ecgedge._closing import Closing
 from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event
@@ -97,7 +96,9 @@ class _Outbox(Closing):
     :class:`WorkerPlan`), as an SQLite sink would.
     """
 
-    def __init__(self, conn: Connection, fs_of: Callable[[str], float], counters: Callable[[], dict], kept: dict[str, dict]) -> None:
+    def __init__(
+        self, conn: Connection, fs_of: Callable[[str], float], counters: Callable[[], dict], kept: dict[str, dict]
+    ) -> None:
         self._conn = conn
         self._fs_of = fs_of
         self._counters = counters
@@ -325,7 +326,9 @@ class WorkerPool(Closing):
     def _start(self, worker: _Worker) -> None:
         receive, send = _CONTEXT.Pipe(duplex=False)
         plan = WorkerPlan(self.bundle, self.scorer_options, self.hub_options, worker.boards, self._kept(worker.streams))
-        worker.process = _CONTEXT.Process(target=serve_group, args=(plan, send), name=f"ecgedge bridge worker {worker.index}", daemon=True)
+        worker.process = _CONTEXT.Process(
+            target=serve_group, args=(plan, send), name=f"ecgedge bridge worker {worker.index}", daemon=True
+        )
         worker.process.start()
         send.close()  # the worker holds the only writing end: its death ends the pipe
         worker.conn, worker.up, worker.failure, worker.restart_at = receive, False, None, None
@@ -337,7 +340,9 @@ class WorkerPool(Closing):
         kept: dict[str, dict] = {kind: {} for kind in _KEPT}
         learning = next((sink for sink in self.sinks if hasattr(sink, "learning_scores")), None)
         if learning is not None and self.calibration_beats:
-            kept["learning_scores"] = {stream: learning.learning_scores(stream, self.calibration_beats) for stream in streams}
+            kept["learning_scores"] = {
+                stream: learning.learning_scores(stream, self.calibration_beats) for stream in streams
+            }
         patients = next((sink for sink in self.sinks if hasattr(sink, "patient_state")), None)
         if patients is not None:
             states = {stream: patients.patient_state(stream) for stream in streams}
@@ -394,7 +399,9 @@ class WorkerPool(Closing):
             worker.delay = self.restart_delay
         worker.restart_at = time.monotonic() + worker.delay
         why = worker.failure or _death(worker.process.exitcode)
-        self._worker_condition(worker, True, f"worker {worker.index} (pid {worker.process.pid}) {why}; restarting in {worker.delay:g} s")
+        self._worker_condition(
+            worker, True, f"worker {worker.index} (pid {worker.process.pid}) {why}; restarting in {worker.delay:g} s"
+        )
         worker.delay = min(2 * worker.delay, _MAX_RESTART_DELAY_S)
 
     def _restart_due(self) -> None:
@@ -404,7 +411,9 @@ class WorkerPool(Closing):
                 self._start(worker)
 
     def _worker_condition(self, worker: _Worker, down: bool, detail: str = "") -> None:
-        events = [self.conditions.set(stream, Condition.WORKER_DOWN, down, time.time(), detail) for stream in worker.streams]
+        events = [
+            self.conditions.set(stream, Condition.WORKER_DOWN, down, time.time(), detail) for stream in worker.streams
+        ]
         events = [e for e in events if e is not None]
         if events:
             self._commit([("events", events)])
@@ -495,7 +504,12 @@ class WorkerPool(Closing):
             "filter_rows": filter_rows,
             "latency_ms": self.latencies.summary_ms(),
             "workers": [
-                {"boards": w.streams, "pid": w.process.pid if w.process else None, "restarts": max(0, w.starts - 1), "exit_codes": w.exit_codes}
+                {
+                    "boards": w.streams,
+                    "pid": w.process.pid if w.process else None,
+                    "restarts": max(0, w.starts - 1),
+                    "exit_codes": w.exit_codes,
+                }
                 for w in self.slots
             ],
         }

@@ -20,8 +20,16 @@ from ecgedge.runtime.scorer import Scorer, check_beats
 from ecgedge.runtime.signing import trusted_key
 from ecgedge.runtime.validate import validate_scorer
 
-__all__ = ["Bundle", "BundleError", "Scorer", "add_artifact", "check_beats", "load_scorer", "read_bundle",
-           "sign_bundle"]
+__all__ = [
+    "Bundle",
+    "BundleError",
+    "Scorer",
+    "add_artifact",
+    "check_beats",
+    "load_scorer",
+    "read_bundle",
+    "sign_bundle",
+]
 
 BACKENDS = ("onnxruntime", "tensorrt", "torch")
 
@@ -94,8 +102,9 @@ def load_scorer(
     return scorer
 
 
-def _scorer(bundle: Bundle, backend: str, precision: str | None, threads: int | None,
-            providers: Sequence[str] | None) -> Scorer:
+def _scorer(
+    bundle: Bundle, backend: str, precision: str | None, threads: int | None, providers: Sequence[str] | None
+) -> Scorer:
     if backend == "onnxruntime":
         from ecgedge.runtime.onnxruntime_backend import OnnxRuntimeScorer
 

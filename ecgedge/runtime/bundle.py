@@ -37,8 +37,19 @@ from ecgedge.runtime.manifest import (
 )
 from ecgedge.runtime.signing import ALGORITHM, MIN_KEY_BYTES, SIGNATURE, check_signature, manifest_mac
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "PRECISIONS", "Bundle", "BundleError", "add_artifact",
-           "read_bundle", "sha256_file", "sign_bundle", "write_manifest"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "PRECISIONS",
+    "Bundle",
+    "BundleError",
+    "add_artifact",
+    "read_bundle",
+    "sha256_file",
+    "sign_bundle",
+    "write_manifest",
+]
 
 
 def sha256_file(path: Path) -> str:
@@ -140,8 +151,10 @@ class Bundle:
         except (ValueError, OSError, EOFError) as err:
             raise BundleError(f"{self.path / name} is not a numpy array file: {err}") from None
         if scores.ndim != 1 or scores.dtype.kind not in "fi" or len(scores) == 0 or not np.isfinite(scores).all():
-            raise BundleError(f"{self.path / name} must hold a non-empty 1-D array of finite scores, "
-                              f"got {scores.dtype} {scores.shape}")
+            raise BundleError(
+                f"{self.path / name} must hold a non-empty 1-D array of finite scores, "
+                f"got {scores.dtype} {scores.shape}"
+            )
         return scores
 
     def _name(self, role: str) -> str:

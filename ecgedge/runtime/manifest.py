@@ -196,8 +196,10 @@ def _check_files(where: str, manifest: dict) -> None:
     for role, name in artifacts.items():
         check_name(f"{where}: artifacts[{role!r}]", name)
         if name not in files:
-            raise BundleError(f"{where}: artifacts[{role!r}] = {name!r} is not listed in 'files' "
-                              f"(no SHA-256 for it); refusing an unchecked file")
+            raise BundleError(
+                f"{where}: artifacts[{role!r}] = {name!r} is not listed in 'files' "
+                f"(no SHA-256 for it); refusing an unchecked file"
+            )
     if not any(role in artifacts for role in (*PRECISIONS, "detector")):
         raise BundleError(f"{where}: 'artifacts' names no model (none of {', '.join((*PRECISIONS, 'detector'))})")
 
@@ -264,14 +266,17 @@ def check_manifest(path: Path, manifest: object) -> dict:
     _check_engine(where, manifest)
     detector = _section(where, manifest, "detector", required=False)
     if "n_features_in" in detector and detector["n_features_in"] != beat["length"]:
-        raise BundleError(f"{where}: detector.n_features_in = {detector['n_features_in']!r} "
-                          f"but beat.length = {beat['length']}")
+        raise BundleError(
+            f"{where}: detector.n_features_in = {detector['n_features_in']!r} but beat.length = {beat['length']}"
+        )
     if "model_id" in manifest:
         _digest(f"{where}: model_id", manifest["model_id"])
     score = _section(where, manifest, "score", required=False)
     if score.get("higher_is_normal", True) is not True:
-        raise BundleError(f"{where}: score.higher_is_normal is {score['higher_is_normal']!r}; this runtime flags "
-                          f"score < threshold, so higher scores must be more normal")
+        raise BundleError(
+            f"{where}: score.higher_is_normal is {score['higher_is_normal']!r}; this runtime flags "
+            f"score < threshold, so higher scores must be more normal"
+        )
     for key in ("calibration", "versions", "tensorrt"):
         _section(where, manifest, key, required=False)
     return manifest

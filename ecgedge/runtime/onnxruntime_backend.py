@@ -11,8 +11,15 @@ from ecgedge.runtime.scorer import Scorer
 from ecgedge.runtime.validate import check_graph_io, one_line
 
 #: ONNX Runtime's errors for a graph it cannot load (garbage, truncated or invalid protobuf, unknown operators).
-_LOAD_ERRORS = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile", "NotImplemented",
-                "RuntimeException")
+_LOAD_ERRORS = (
+    "Fail",
+    "InvalidArgument",
+    "InvalidGraph",
+    "InvalidProtobuf",
+    "NoSuchFile",
+    "NotImplemented",
+    "RuntimeException",
+)
 
 
 def load_errors() -> tuple[type[BaseException], ...]:
@@ -86,8 +93,13 @@ class OnnxRuntimeScorer(Scorer):
             )
         except load_errors() as err:
             raise BundleError(f"ONNX Runtime cannot load {where}: {one_line(err)}") from None
-        check_graph_io(str(where), self.session.get_inputs(), self.session.get_outputs(), bundle,
-                       self.session.get_modelmeta().custom_metadata_map)
+        check_graph_io(
+            str(where),
+            self.session.get_inputs(),
+            self.session.get_outputs(),
+            bundle,
+            self.session.get_modelmeta().custom_metadata_map,
+        )
         self._input = bundle.manifest["io"]["input"]
         self._output = bundle.manifest["io"]["score"]
 

@@ -21,7 +21,7 @@ import hmac
 import os
 from pathlib import Path
 
-from ecgedge.runtime.manifest import MANIFEST, SIGNATURE, BundleError, read_manifest_bytes
+from ecgedge.runtime.manifest import MANIFEST, SIGNATURE, BundleError
 
 ALGORITHM = "hmac-sha256"
 #: Environment variable naming the trusted key file when none is passed.
@@ -90,5 +90,7 @@ def check_signature(bundle_dir: Path, manifest: bytes, key: bytes) -> None:
     if algorithm != ALGORITHM:
         raise BundleError(f"{path} is not an {ALGORITHM} signature")
     if not hmac.compare_digest(mac, manifest_mac(key, manifest)):
-        raise BundleError(f"{path} does not match {MANIFEST} and the trusted key: the bundle was changed "
-                          f"after it was signed, or signed with another key")
+        raise BundleError(
+            f"{path} does not match {MANIFEST} and the trusted key: the bundle was changed "
+            f"after it was signed, or signed with another key"
+        )

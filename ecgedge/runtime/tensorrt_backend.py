@@ -106,12 +106,20 @@ class TensorRTScorer(Scorer):
         out_pointer, out_dtype = self._buffers[self._output]
         scores = np.empty(len(beats), dtype=out_dtype)
         self._context.set_input_shape(self._input, beats.shape)
-        _checked(cudart, cudart.cudaMemcpyAsync(in_pointer, beats.ctypes.data, beats.nbytes,
-                                                kind.cudaMemcpyHostToDevice, self._stream))
+        _checked(
+            cudart,
+            cudart.cudaMemcpyAsync(
+                in_pointer, beats.ctypes.data, beats.nbytes, kind.cudaMemcpyHostToDevice, self._stream
+            ),
+        )
         if not self._context.execute_async_v3(int(self._stream)):
             raise RuntimeError("TensorRT execution failed")
-        _checked(cudart, cudart.cudaMemcpyAsync(scores.ctypes.data, out_pointer, scores.nbytes,
-                                                kind.cudaMemcpyDeviceToHost, self._stream))
+        _checked(
+            cudart,
+            cudart.cudaMemcpyAsync(
+                scores.ctypes.data, out_pointer, scores.nbytes, kind.cudaMemcpyDeviceToHost, self._stream
+            ),
+        )
         _checked(cudart, cudart.cudaStreamSynchronize(self._stream))
         return scores
 

@@ -59,19 +59,25 @@ def check_graph_io(graph: str, inputs: list, outputs: list, bundle: Bundle, meta
         raise BundleError(f"{graph} takes inputs {names}, but the manifest's io.input is {io['input']!r}")
     beats = inputs[0]
     if beats.type != FLOAT_TENSOR or len(beats.shape) != 2:
-        raise BundleError(f"{graph}: input {beats.name!r} is {beats.type} of shape {beats.shape}, "
-                          f"expected float32 of shape (batch, {length})")
+        raise BundleError(
+            f"{graph}: input {beats.name!r} is {beats.type} of shape {beats.shape}, "
+            f"expected float32 of shape (batch, {length})"
+        )
     if beats.shape[1] != length:
-        raise BundleError(f"{graph} takes beats of {beats.shape[1]} samples (input {beats.name!r} shape "
-                          f"{beats.shape}), but the manifest's beat.length is {length}")
+        raise BundleError(
+            f"{graph} takes beats of {beats.shape[1]} samples (input {beats.name!r} shape "
+            f"{beats.shape}), but the manifest's beat.length is {length}"
+        )
     found = {arg.name: arg for arg in outputs}
     score = found.get(io["score"])
     if score is None:
-        raise BundleError(f"{graph} has no output {io['score']!r} (the manifest's io.score); "
-                          f"its outputs are {sorted(found)}")
+        raise BundleError(
+            f"{graph} has no output {io['score']!r} (the manifest's io.score); its outputs are {sorted(found)}"
+        )
     if score.type != FLOAT_TENSOR or len(score.shape) != 1:
-        raise BundleError(f"{graph}: output {score.name!r} is {score.type} of shape {score.shape}, "
-                          f"expected float32 of shape (batch,)")
+        raise BundleError(
+            f"{graph}: output {score.name!r} is {score.type} of shape {score.shape}, expected float32 of shape (batch,)"
+        )
 
 
 def _check_description(graph: str, metadata: dict[str, str], manifest: dict) -> None:
@@ -79,16 +85,20 @@ def _check_description(graph: str, metadata: dict[str, str], manifest: dict) -> 
         return
     found = metadata.get(METADATA_PREFIX + "model_id")
     if found != manifest["model_id"]:
-        raise BundleError(f"{graph} describes model {found!r}, but the manifest's model_id is "
-                          f"{manifest['model_id']!r}: the graph belongs to another bundle")
+        raise BundleError(
+            f"{graph} describes model {found!r}, but the manifest's model_id is "
+            f"{manifest['model_id']!r}: the graph belongs to another bundle"
+        )
     text = metadata.get(METADATA_PREFIX + "beat_format")
     try:
         beat = json.loads(text) if text is not None else None
     except ValueError:
         beat = text
     if beat != manifest["beat"]:
-        raise BundleError(f"{graph} was exported for beats {text}, but the manifest's beat is "
-                          f"{json.dumps(manifest['beat'], sort_keys=True)}")
+        raise BundleError(
+            f"{graph} was exported for beats {text}, but the manifest's beat is "
+            f"{json.dumps(manifest['beat'], sort_keys=True)}"
+        )
 
 
 def check_threshold(bundle: Bundle) -> None:
@@ -163,8 +173,9 @@ def check_scores(scorer) -> None:
     if not np.isfinite(scores).all():
         raise BundleError(f"{where} gave a non-finite score {scores.tolist()} to a test beat")
     if scores[0] == scores[1]:
-        raise BundleError(f"{where} gives the same score {scores[0]:.6g} to two different test beats: "
-                          f"the model ignores its input")
+        raise BundleError(
+            f"{where} gives the same score {scores[0]:.6g} to two different test beats: the model ignores its input"
+        )
 
 
 def one_line(err: BaseException) -> str:

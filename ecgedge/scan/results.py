@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgedge.analysis.judge import BeatJudge, BeatView
 from ecgedge.beatformat import BeatFormat
 from ecgedge.datasets import MATCH_S, nearest_reference
-from ecgedge.analysis.judge import BeatJudge, BeatView
 from ecgedge.scan.recordings import RecordingError
 
 #: ANSI/AAMI EC57 classes of the MIT-BIH beat symbols (paced beats are class Q).
@@ -45,7 +45,11 @@ AAMI_CLASSES = ("N", "SVEB", "VEB", "F", "Q")
 
 
 def beat_table(
-    parts: list[dict], fs: float, duration_s: float, calibration_beats: int | None, annotations,
+    parts: list[dict],
+    fs: float,
+    duration_s: float,
+    calibration_beats: int | None,
+    annotations,
     adapt_s: float | None = None,
 ) -> tuple[dict, dict]:
     """Join a recording's segment results and decide its flags in one pass.
@@ -118,9 +122,13 @@ def beat_table(
         "quality": quality,
         "heart_rate": np.array([np.nan if v.heart_rate is None else v.heart_rate for v in verdicts], dtype=float),
     }
-    learnt = (f"adapted to the patient over the first {adapt_s:g} s" if adapt_s
-              else f"learnt from the first {calibration_beats} beats" if calibration_beats
-              else "off: the bundle's threshold")
+    learnt = (
+        f"adapted to the patient over the first {adapt_s:g} s"
+        if adapt_s
+        else f"learnt from the first {calibration_beats} beats"
+        if calibration_beats
+        else "off: the bundle's threshold"
+    )
     stats = {
         "beats": int(sample.size),
         "learning": learnt,
@@ -271,7 +279,9 @@ def write_summary(out: Path, rows: list[dict]) -> Path:
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
-    keys = list(dict.fromkeys(k for row in rows for k in row if k not in ("settings", "stamp", "af_episodes", "relearned_at_s")))
+    keys = list(
+        dict.fromkeys(k for row in rows for k in row if k not in ("settings", "stamp", "af_episodes", "relearned_at_s"))
+    )
     table = pa.table({k: [row.get(k) for row in rows] for k in keys}) if rows else pa.table({})
     pq.write_table(table, out / "summary.parquet")
     pcsv.write_csv(table, out / "summary.csv")

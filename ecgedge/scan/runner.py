@@ -18,9 +18,9 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ecgedge import __version__
 from ecgedge.scan import results

@@ -30,8 +30,23 @@ MONITORING_LOST = ("link-down", "board-error", "no-data", "lead-off", "no-signal
 #: Alarms kept for the page's list across boards.
 ALARMS_KEPT = 200
 #: Conditions that are alarms (and the rhythm changes); their end clears them on the tile.
-ALARMS = ("link-down", "board-error", "no-data", "lead-off", "no-signal", "no-beats", "overload", "noisy",
-          "worker-down", "asystole", "vf", "vt", "brady", "tachy", "pause")
+ALARMS = (
+    "link-down",
+    "board-error",
+    "no-data",
+    "lead-off",
+    "no-signal",
+    "no-beats",
+    "overload",
+    "noisy",
+    "worker-down",
+    "asystole",
+    "vf",
+    "vt",
+    "brady",
+    "tachy",
+    "pause",
+)
 
 
 class Viewer:
@@ -84,9 +99,18 @@ class BoardState:
     _rest: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def public(self) -> dict:
-        return {"board": self.name, "link": self.link, "mode": self.mode, "learning_left_s": self.learning_left_s,
-                "rhythm": self.rhythm, "quality": self.quality, "heart_rate": self.heart_rate, "beats": self.beats,
-                "flagged": self.flagged, "alarms": dict(self.alarms)}
+        return {
+            "board": self.name,
+            "link": self.link,
+            "mode": self.mode,
+            "learning_left_s": self.learning_left_s,
+            "rhythm": self.rhythm,
+            "quality": self.quality,
+            "heart_rate": self.heart_rate,
+            "beats": self.beats,
+            "flagged": self.flagged,
+            "alarms": dict(self.alarms),
+        }
 
 
 class LiveFeed:
@@ -128,8 +152,15 @@ class LiveFeed:
     def _snapshot(self) -> dict:
         boards = []
         for state in self.boards.values():
-            boards.append({**state.public(), "fs": DISPLAY_HZ, "strip": [round(v, 3) for v in state.strip],
-                           "strip_end": state.strip_end, "marks": list(state.marks)})
+            boards.append(
+                {
+                    **state.public(),
+                    "fs": DISPLAY_HZ,
+                    "strip": [round(v, 3) for v in state.strip],
+                    "strip_end": state.strip_end,
+                    "marks": list(state.marks),
+                }
+            )
         return {"type": "snapshot", "boards": boards, "alarms": list(self.alarms), "time": time.time()}
 
     # -- the hub's side --
@@ -153,8 +184,14 @@ class LiveFeed:
                 return
             state.strip.extend(shown.tolist())
             state.strip_end = (start + y.size - state._rest.size) / fs
-            self._publish({"type": "signal", "board": stream, "end": round(state.strip_end, 3),
-                           "values": [round(v, 3) for v in shown.tolist()]})
+            self._publish(
+                {
+                    "type": "signal",
+                    "board": stream,
+                    "end": round(state.strip_end, 3),
+                    "values": [round(v, 3) for v in shown.tolist()],
+                }
+            )
             self._wake()
 
     def on_beats(self, scored) -> None:
@@ -173,8 +210,12 @@ class LiveFeed:
                     state.learning_left_s = max(0.0, round(self.adapt_s - self._learnt[b.stream]))
                 else:
                     state.learning_left_s = None
-                mark = {"t": round(b.sample / state.fs, 3) if state.fs else None, "flag": v.anomaly,
-                        "why": v.reason if v.anomaly else None, "quality": v.quality}
+                mark = {
+                    "t": round(b.sample / state.fs, 3) if state.fs else None,
+                    "flag": v.anomaly,
+                    "why": v.reason if v.anomaly else None,
+                    "quality": v.quality,
+                }
                 state.marks.append(mark)
                 touched[b.stream] = state
                 self._publish({"type": "beat", "board": b.stream, **mark})
@@ -198,9 +239,14 @@ class LiveFeed:
                 state.link = "down" if name == "link-down" else "up"
             if name == "rhythm-change":
                 state.rhythm = event.rhythm
-            alarm = {"time": round(event.time, 3), "board": event.stream, "event": name, "detail": event.detail,
-                     "alarm": name in ALARMS or name == "rhythm-change",
-                     "priority": condition.priority if condition is not None else "information"}
+            alarm = {
+                "time": round(event.time, 3),
+                "board": event.stream,
+                "event": name,
+                "detail": event.detail,
+                "alarm": name in ALARMS or name == "rhythm-change",
+                "priority": condition.priority if condition is not None else "information",
+            }
             self.alarms.appendleft(alarm)
             self._publish({"type": "alarm", **alarm})
             self._publish({"type": "board", **state.public()})

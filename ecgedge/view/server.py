@@ -34,8 +34,10 @@ from ecgedge.view.feed import Viewer
 
 #: The page's files, shipped in the package; nothing else is served.
 ASSETS = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
-       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 #: Seconds between keep-alive comments on an idle event stream (a proxy or a dead client is noticed).
 KEEPALIVE_S = 5.0
 #: Kernel send buffer of each event stream (bytes): a viewer that stops reading holds no more than this
@@ -50,9 +52,15 @@ def _asset(name: str) -> bytes:
 @web.middleware
 async def _headers(request: web.Request, handler):
     response = await handler(request)
-    response.headers.update({"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                             "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
-                             "X-Frame-Options": "DENY"})
+    response.headers.update(
+        {
+            "Content-Security-Policy": CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+            "X-Frame-Options": "DENY",
+        }
+    )
     return response
 
 
