@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgedge.firmware_bridge.hub import Hub
+from ecgedge.firmware_bridge.settings import BridgeSettings, Judging
 from ecgedge.firmware_bridge.simulator import TcpEndpoint, VirtualBoard, run_boards
 from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
 from ecgedge.runtime import load_scorer
@@ -76,7 +77,7 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
     out = ctx.Queue()
     player = ctx.Process(target=_play, args=(args.boards, args.hours, args.speed, out))
     player.start()
-    hub = Hub(load_scorer(args.bundle, precision="int8", threads=1), adapt_s=300.0)
+    hub = Hub(load_scorer(args.bundle, precision="int8", threads=1), BridgeSettings(judging=Judging.adapt(300.0)))
     for i, url in enumerate(out.get()):
         hub.add_board(url, name=f"bed{i + 1}")
     db, jsonl = work / "beats.db", work / "beats.jsonl"

@@ -58,6 +58,7 @@ from results_file import write_results
 
 from ecgedge.datasets import load_wfdb_record
 from ecgedge.firmware_bridge.hub import Hub
+from ecgedge.firmware_bridge.settings import BridgeSettings, Judging
 from ecgedge.firmware_bridge.simulator import (
     HostileBoard,
     PtyEndpoint,
@@ -142,7 +143,7 @@ def run(
     player = ctx.Process(target=_play, args=(make_boards, kwargs, out, play_s))
     player.start()
     _reset_peak_rss()
-    hub = Hub(scorer, **(hub_options or {}))
+    hub = Hub(scorer, BridgeSettings(judging=Judging.fixed(), **(hub_options or {})))
     for i, (url, fmt) in enumerate(out.get()):
         ascii_format = {"fs": 360.0, "gain": 200.0, "baseline": 1024} if fmt == "ascii" else {}
         hub.add_board(url, name=f"board{i}", fmt=fmt, **ascii_format)
@@ -561,7 +562,6 @@ def main() -> None:
             work / f"overload-{k}x.db",
             hub_options={
                 "max_lag_s": args.max_lag,
-                "beat_deadline_s": args.beat_deadline,
                 "beat_deadline_s": args.beat_deadline,
             },
         )

@@ -73,6 +73,7 @@ def bridge_session(population_bundle, tmp_path_factory):
 
     from ecgedge.datasets import load_wfdb_record
     from ecgedge.firmware_bridge.hub import Hub
+    from ecgedge.firmware_bridge.settings import BridgeSettings, Judging
     from ecgedge.firmware_bridge.simulator import PtyEndpoint, VirtualBoard
     from ecgedge.firmware_bridge.sinks import SqliteSink
     from ecgedge.runtime import load_scorer
@@ -80,7 +81,7 @@ def bridge_session(population_bundle, tmp_path_factory):
     record_208 = Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb" / "208"
     record = load_wfdb_record(record_208 if record_208.with_suffix(".hea").exists() else None, lead="MLII")
     db = tmp_path_factory.mktemp("session") / "beats.db"
-    hub = Hub(load_scorer(population_bundle, threads=1), adapt_s=60)
+    hub = Hub(load_scorer(population_bundle, threads=1), BridgeSettings(judging=Judging.adapt(60)))
     endpoint = PtyEndpoint()
     hub.add_board(endpoint.path, name="bed1")
     hub.sinks.append(SqliteSink(db, hub.fs_of))

@@ -95,12 +95,14 @@ def test_ventricular_flutter_is_a_high_priority_alarm_from_the_waveform(populati
     from fixtures.bridge_support import play
 
     from ecgedge.firmware_bridge.hub import Hub
+    from ecgedge.firmware_bridge.settings import BridgeSettings, Judging
     from ecgedge.firmware_bridge.simulator import PtyEndpoint, VirtualBoard
     from ecgedge.runtime import load_scorer
 
     record = load_wfdb_record(MITDB / "207", lead="MLII")
     events = []
-    hub = Hub(load_scorer(population_bundle, threads=1), adapt_s=30, on_event=events.append)
+    settings = BridgeSettings(judging=Judging.adapt(30))
+    hub = Hub(load_scorer(population_bundle, threads=1), settings, on_event=events.append)
     endpoint = PtyEndpoint()
     hub.add_board(endpoint.path, name="bed3")
     board = VirtualBoard(record.to_adc()[: round(80 * record.fs)], record.fs, record.adc_gain, record.baseline)

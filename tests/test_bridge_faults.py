@@ -24,13 +24,17 @@ from fixtures.bridge_support import play, tiny_bundle
 
 from ecgedge.beatformat import BeatFormat
 from ecgedge.datasets import load_wfdb_record
+from ecgedge.firmware_bridge.core import BridgeCore
 from ecgedge.firmware_bridge.decoder import AsciiDecoder, FrameDecoder, LinkStats
-from ecgedge.firmware_bridge.hub import BoardHello, BoardSamples, Hub
+from ecgedge.firmware_bridge.hub import Hub
+from ecgedge.firmware_bridge.links import BoardHello, BoardSamples
 from ecgedge.firmware_bridge.pipeline import WALL_OFFSET, FilterStage, StreamPipeline
 from ecgedge.firmware_bridge.protocol import Hello, Samples, encode_frame
+from ecgedge.firmware_bridge.settings import BoardSpec, BridgeSettings, Judging
 from ecgedge.firmware_bridge.simulator import PtyEndpoint, ScriptedBoard, VirtualBoard, run_boards
 from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
 from ecgedge.firmware_bridge.source import PortError
+from ecgedge.firmware_bridge.writer import CommitWriter, kept_of
 from ecgedge.runtime import load_scorer
 
 FS = 360
@@ -85,7 +89,9 @@ def events_of(events: list, stream: str) -> list:
 
 
 def test_hostile_boards_and_misconfigured_leads_stop_only_their_own_stream(bundle, record):
-    hub = Hub(load_scorer(bundle, threads=1), max_lag_s=60)  # however loaded the machine, shed nothing here
+    hub = Hub(
+        load_scorer(bundle, threads=1), BridgeSettings(judging=Judging.fixed(), max_lag_s=60)
+    )  # however loaded the machine, shed nothing here
     beats, events = [], []
     hub.on_beats = lambda scored: beats.extend(s.beat for s in scored)
     hub.on_event = events.append
@@ -174,7 +180,7 @@ def test_hostile_boards_and_misconfigured_leads_stop_only_their_own_stream(bundl
 
 
 def test_configuration_mistakes_are_refused_at_start_naming_the_problem(bundle, tmp_path):
-    hub = Hub(load_scorer(bundle, threads=1))
+    hub = Hub(load_scorer(bundle, threads=1), BridgeSettings(judging=Judging.fixed()))
     with pytest.raises(ValueError, match="baseline 100000000000"):
         hub.add_board("loop://", fmt="ascii", fs=FS, baseline=100_000_000_000)
     endpoint = PtyEndpoint(link=tmp_path / "board")
@@ -221,7 +227,7 @@ def test_ports_that_cannot_be_opened_stop_the_start_naming_each(bundle, tmp_path
     }
     if os.geteuid() != 0:  # root opens any file
         bad["permission denied"] = str(tmp_path / "locked")
-    hub = Hub(load_scorer(bundle, threads=1), open_timeout=0.3)
+    hub = Hub(load_scorer(bundle, threads=1), BridgeSettings(judging=Judging.fixed(), open_timeout=0.3))
     for url in bad.values():
         hub.add_board(url, name=url)
     with pytest.raises(PortError) as info:
@@ -242,7 +248,7 @@ def test_ports_that_cannot_be_opened_stop_the_start_naming_each(bundle, tmp_path
 
 
 def test_lost_signal_no_beats_and_garbage_are_events_in_every_sink(bundle, record, tmp_path):
-    hub = Hub(load_scorer(bundle, threads=1), no_beats_s=4.0, no_data_s=1.0)
+    hub = Hub(load_scorer(bundle, threads=1), BridgeSettings(judging=Judging.fixed(), no_beats_s=4.0, no_data_s=1.0))
     hub.sinks += [JsonlSink(tmp_path / "out.jsonl"), SqliteSink(tmp_path / "out.db", hub.fs_of)]
     rails = np.array([-(2**15), 2**15 - 1])
 
@@ -411,32 +417,33 @@ def test_blocks_too_far_behind_are_shed_and_counted(bundle, record):
     The board started 20 s ago and every block was read in time, but the hub
     handles them only now: all but those of the last second are shed.
     """
-    hub = Hub(load_scorer(bundle, threads=1), max_lag_s=1.0)
     events = []
-    hub.on_event = events.append
-    link = hub.add_board("loop://", name="late")
+    writer = CommitWriter(on_event=events.append)
+    core = BridgeCore(load_scorer(bundle, threads=1), BridgeSettings(judging=Judging.fixed(), max_lag_s=1.0), writer)
+    counters = core.add_stream(BoardSpec("loop://", "late")).counters
+    core.start()
     adc = record.to_adc()
     start = time.perf_counter() - 20.0
-    hub._handle([BoardHello(link, hello())])
-    hub._handle([BoardSamples(link, k, adc[k : k + 10, None], start + (k + 9) / FS) for k in range(0, 20 * FS, 10)])
-    counters = link.pipeline.counters
+    core.handle([BoardHello("late", hello())], time.perf_counter())
+    blocks = [BoardSamples("late", k, adc[k : k + 10, None], start + (k + 9) / FS) for k in range(0, 20 * FS, 10)]
+    core.handle(blocks, time.perf_counter())
     assert 18.9 * FS <= counters.shed_samples <= 19.1 * FS and counters.samples + counters.shed_samples == 20 * FS
     assert events[0].name == "overload" and "behind" in events[0].detail
     assert [e.name for e in events[1:]] == ["no-beats"]  # 19 s shed: not monitored, and said so
-    assert hub.summary()["shed_samples"] == counters.shed_samples
+    assert writer.counters()["events"] == {"no-beats": 1, "overload": 1}
 
 
 def test_a_full_queue_makes_the_reader_wait_and_bounds_memory(bundle):
-    hub = Hub(load_scorer(bundle, threads=1), max_queue=8)
+    hub = Hub(load_scorer(bundle, threads=1), BridgeSettings(judging=Judging.fixed(), max_queue=8))
     link = hub.add_board("loop://")
     block = np.zeros((10, 1), np.int16)
     writer = threading.Thread(target=lambda: [link.samples(10 * i, block, 0.0) for i in range(20)])
     writer.start()
     writer.join(0.5)
-    assert writer.is_alive() and hub._events.qsize() == 8  # backpressure: the reader waits
-    hub._handle(hub._drain())
+    assert writer.is_alive() and hub.queued == 8  # backpressure: the reader waits
+    hub.step()
     writer.join(0.5)
-    assert writer.is_alive() and hub._events.qsize() == 8
+    assert writer.is_alive() and hub.queued == 8
     link.closing = True  # the hub stops: the reader gives up instead of waiting for ever
     writer.join(2)
     assert not writer.is_alive()
@@ -499,32 +506,30 @@ def test_a_restarted_hub_resumes_each_patients_memory_from_sqlite(bundle, record
     db, adc = tmp_path / "patients.db", record.to_adc()
     start = time.perf_counter()
 
-    def feed(hub, first_s, seconds):
-        link = hub.links[0]
-        hub._handle([BoardHello(link, hello())])
+    def serve(sink, on_beats, first_s, seconds):
+        """A bridge's core writing ``sink``, resumed from it, fed ``seconds`` of the record."""
+        settings = BridgeSettings(judging=Judging.adapt(20))
+        core = BridgeCore(load_scorer(bundle, threads=1), settings, CommitWriter([sink], on_beats=on_beats))
+        core.add_stream(BoardSpec("loop://", "bed1"))
+        core.start(kept_of([sink], ["bed1"], settings.judging))
+        core.handle([BoardHello("bed1", hello())], time.perf_counter())
         blocks = range(first_s * FS, (first_s + seconds) * FS, 36)
-        hub._handle([BoardSamples(link, k, adc[k : k + 36, None], start + (k + 35) / FS) for k in blocks])
+        core.handle([BoardSamples("bed1", k, adc[k : k + 36, None], start + (k + 35) / FS) for k in blocks], start)
+        return core
 
     scored = []
-    first = Hub(load_scorer(bundle, threads=1), adapt_s=20, on_beats=scored.extend)
-    first.add_board("loop://", name="bed1")
-    first.sinks.append(SqliteSink(db, first.fs_of))
-    feed(first, 0, 40)
-    first.sinks[0].close()  # as a kill -9 leaves it: every committed batch is in the file
+    first = serve(SqliteSink(db, lambda stream: FS), scored.extend, 0, 40)
+    first.writer.close()  # as a kill -9 leaves it: every committed batch is in the file
     assert [s.verdict.mode for s in scored][:5] == ["learning"] * 5 and scored[-1].verdict.mode == "adapted"
     assert first.summary()["adapted_streams"] == ["bed1"]
 
     again = []
-    second = Hub(load_scorer(bundle, threads=1), adapt_s=20, on_beats=again.extend)
-    second.add_board("loop://", name="bed1")
-    second.sinks.append(SqliteSink(db, second.fs_of))
-    second._resume()
-    feed(second, 40, 20)
+    second = serve(sink := SqliteSink(db, lambda stream: FS), again.extend, 40, 20)
     assert second.summary()["resumed_patients"] == ["bed1"]
     assert again and {s.verdict.mode for s in again} == {"adapted"}  # no relearning
-    saved = second.sinks[0].patient_state("bed1")
-    np.testing.assert_array_equal(saved["shape_limit"], first._judges["bed1"].memory.shape_limit)
-    second.sinks[0].close()
+    saved = sink.patient_state("bed1")
+    np.testing.assert_array_equal(saved["shape_limit"], first.judges["bed1"].memory.shape_limit)
+    sink.close()
     with sqlite3.connect(db) as conn:
         modes = dict(conn.execute("SELECT mode, COUNT(*) FROM beats GROUP BY mode").fetchall())
     assert set(modes) == {"learning", "adapted"} and modes["learning"] == sum(s.learning for s in scored)

@@ -20,6 +20,7 @@ from fixtures.bridge_support import play, tiny_bundle
 
 from ecgedge.datasets import load_wfdb_record
 from ecgedge.firmware_bridge.hub import Hub
+from ecgedge.firmware_bridge.settings import BridgeSettings, Judging
 from ecgedge.firmware_bridge.simulator import PtyEndpoint, TcpEndpoint, VirtualBoard, run_boards
 from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
 from ecgedge.runtime import load_scorer
@@ -48,7 +49,7 @@ def accuracy(record, samples, start_s: float, end_s: float):
 
 def test_record_100_through_a_pty_detects_beats_and_logs_them(bundle, record, tmp_path):
     minutes = 4
-    hub = Hub(load_scorer(bundle, precision="int8", threads=1))
+    hub = Hub(load_scorer(bundle, precision="int8", threads=1), BridgeSettings(judging=Judging.fixed()))
     endpoint = PtyEndpoint()
     hub.add_board(endpoint.path, name="bed1")
     hub.sinks += [JsonlSink(tmp_path / "beats.jsonl"), SqliteSink(tmp_path / "beats.db", hub.fs_of)]
@@ -77,7 +78,7 @@ def test_record_100_through_a_pty_detects_beats_and_logs_them(bundle, record, tm
 
 
 def test_corrupt_and_dropped_frames_are_counted_and_detection_survives(bundle, record):
-    hub = Hub(load_scorer(bundle, threads=1))
+    hub = Hub(load_scorer(bundle, threads=1), BridgeSettings(judging=Judging.fixed()))
     endpoint = PtyEndpoint()
     link = hub.add_board(endpoint.path)
     board = VirtualBoard.from_record(duration_s=180, corrupt_rate=1e-4, drop_rate=2e-3, seed=3)
@@ -89,14 +90,14 @@ def test_corrupt_and_dropped_frames_are_counted_and_detection_survives(bundle, r
     assert link.stats.dropped == board.stats.damaged + board.stats.splits
     assert link.stats.lost == board.stats.damaged + board.stats.dropped
     # lost frames are short gaps: filled, detection never restarted
-    assert 0 < link.pipeline.counters.gap_samples <= 10 * link.stats.lost
-    assert link.pipeline.counters.restarts == 1
+    assert 0 < hub.core.pipelines[link.name].counters.gap_samples <= 10 * link.stats.lost
+    assert hub.core.pipelines[link.name].counters.restarts == 1
     c = accuracy(record, samples, 3, 179)
     assert c.sensitivity >= 0.99 and c.positive_predictivity >= 0.99
 
 
 def test_socket_board_unplugged_every_two_seconds_resumes_within_two_seconds(bundle, record):
-    hub = Hub(load_scorer(bundle, threads=1))
+    hub = Hub(load_scorer(bundle, threads=1), BridgeSettings(judging=Judging.fixed()))
     endpoint = TcpEndpoint()
     link = hub.add_board(endpoint.url)
     samples = []
@@ -118,7 +119,7 @@ def test_socket_board_unplugged_every_two_seconds_resumes_within_two_seconds(bun
 
 
 def test_several_boards_in_one_process_are_scored_together(bundle, record):
-    hub = Hub(load_scorer(bundle, threads=1))
+    hub = Hub(load_scorer(bundle, threads=1), BridgeSettings(judging=Judging.fixed()))
     batches = []
     hub.on_beats = lambda scored: batches.append({s.beat.stream for s in scored})
     boards = []
@@ -290,7 +291,7 @@ def test_a_hub_that_never_ran_closes_its_ports_and_sinks(bundle, tmp_path):
     from ecgedge.firmware_bridge.sinks import SqliteSink
 
     endpoint = TcpEndpoint()
-    with Hub(load_scorer(bundle, threads=1)) as hub:
+    with Hub(load_scorer(bundle, threads=1), BridgeSettings(judging=Judging.fixed())) as hub:
         link = hub.add_board(endpoint.url)
         hub.sinks.append(SqliteSink(tmp_path / "beats.db", hub.fs_of))
     assert hub.sinks[0]._db is None and link.source._stop.is_set()
@@ -303,7 +304,7 @@ def _live_with_sinks(bundle, signal: np.ndarray, record, tmp_path) -> tuple[dict
     Returns the hub's summary and the JSON lines, parsed.
     """
     adc = np.round(signal * record.adc_gain + record.baseline).astype(np.int32)
-    hub = Hub(load_scorer(bundle, threads=1), adapt_s=60)
+    hub = Hub(load_scorer(bundle, threads=1), BridgeSettings(judging=Judging.adapt(60)))
     endpoint = PtyEndpoint()
     hub.add_board(endpoint.path, name="bed1")
     hub.sinks += [JsonlSink(tmp_path / "beats.jsonl"), SqliteSink(tmp_path / "beats.db", hub.fs_of)]

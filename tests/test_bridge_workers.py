@@ -20,6 +20,7 @@ import pytest
 from fixtures.bridge_support import play, tiny_bundle
 
 from ecgedge.firmware_bridge.hub import Hub
+from ecgedge.firmware_bridge.settings import BridgeSettings, Judging
 from ecgedge.firmware_bridge.simulator import PtyEndpoint, VirtualBoard, run_boards
 from ecgedge.firmware_bridge.sinks import SqliteSink
 from ecgedge.firmware_bridge.source import PortError
@@ -80,14 +81,16 @@ def by_stream(scored) -> dict:
 
 def test_two_workers_find_and_score_the_same_beats_as_one_process(bundle):
     played = 30.0
-    one = Hub(load_scorer(bundle, threads=1))
+    one = Hub(load_scorer(bundle, threads=1), BridgeSettings(judging=Judging.fixed()))
     scored = []
     one.on_beats = scored.extend
     for i, (_, endpoint) in enumerate(single := boards(4, played)):
         one.add_board(endpoint.path, name=f"board{i}")
     play(one, single, speed=15)
 
-    pool = WorkerPool(bundle, load_scorer(bundle, threads=1), workers=2, scorer_options={"threads": 1}, max_lag_s=60)
+    pool = WorkerPool(
+        bundle, BridgeSettings(judging=Judging.fixed(), max_lag_s=60), workers=2, scorer_options={"threads": 1}
+    )
     for i, (_, endpoint) in enumerate(pooled := boards(4, played)):
         pool.add_board(endpoint.path, name=f"board{i}")
     served = Served(pool)
@@ -105,20 +108,13 @@ def test_two_workers_find_and_score_the_same_beats_as_one_process(bundle):
 
 
 @contextlib.contextmanager
-def two_boards_on_two_workers(bundle, db, **judging):
+def two_boards_on_two_workers(bundle, db, judging: Judging):
     """Two boards playing at 10x into a 2-worker pool that writes ``db``: yields (pool, served, summary).
 
     ``summary`` is filled when the block ends (players stopped, pool stopped, ptys closed).
     """
-    pool = WorkerPool(
-        bundle,
-        load_scorer(bundle, threads=1),
-        workers=2,
-        scorer_options={"threads": 1},
-        restart_delay=0.2,
-        max_lag_s=60,
-        **judging,
-    )
+    settings = BridgeSettings(judging=judging, max_lag_s=60)
+    pool = WorkerPool(bundle, settings, workers=2, scorer_options={"threads": 1}, restart_delay=0.2)
     pool.sinks.append(SqliteSink(db, pool.fs_of))
     played = boards(2, 120)
     for i, (_, endpoint) in enumerate(played):
@@ -142,7 +138,7 @@ def test_a_killed_worker_is_reported_and_restarted_while_the_others_stream(bundl
     def count(stream, since=0):
         return sum(s.beat.stream == stream for s in served.beats[since:])
 
-    with two_boards_on_two_workers(bundle, tmp_path / "beats.db", calibration_beats=5) as (pool, served, summary):
+    with two_boards_on_two_workers(bundle, tmp_path / "beats.db", Judging.calibrate(5)) as (pool, served, summary):
         served.wait_for(lambda: count("board0") >= 8 and count("board1") >= 8)
         victim = pool.slots[1].process.pid
         os.kill(victim, signal.SIGKILL)
@@ -170,7 +166,7 @@ def test_a_killed_worker_is_reported_and_restarted_while_the_others_stream(bundl
 
 def test_a_port_that_cannot_be_opened_stops_the_start_naming_it(bundle, tmp_path):
     good = PtyEndpoint()
-    pool = WorkerPool(bundle, load_scorer(bundle, threads=1), workers=2, open_timeout=0.2)
+    pool = WorkerPool(bundle, BridgeSettings(judging=Judging.fixed(), open_timeout=0.2), workers=2)
     pool.add_board(good.path, name="good")
     pool.add_board(str(tmp_path / "missing"), name="missing")
     try:
@@ -277,7 +273,7 @@ def test_a_restarted_worker_resumes_its_patients_memory_from_the_parents_databas
     def adapted(stream, since=0):
         return sum(s.beat.stream == stream and s.verdict.mode == "adapted" for s in served.beats[since:])
 
-    with two_boards_on_two_workers(bundle, tmp_path / "beats.db", adapt_s=5) as (pool, served, _):
+    with two_boards_on_two_workers(bundle, tmp_path / "beats.db", Judging.adapt(5)) as (pool, served, _):
         served.wait_for(lambda: adapted("board1") >= 3)
         os.kill(pool.slots[1].process.pid, signal.SIGKILL)
         served.wait_for(lambda: any(e.name == "worker-up" for e in served.events))

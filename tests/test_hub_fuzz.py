@@ -13,6 +13,7 @@ from fixtures.bridge_support import play, tiny_bundle
 
 from ecgedge.datasets import load_wfdb_record
 from ecgedge.firmware_bridge.hub import Hub
+from ecgedge.firmware_bridge.settings import BridgeSettings, Judging
 from ecgedge.firmware_bridge.simulator import HostileBoard, PtyEndpoint, VirtualBoard
 from ecgedge.runtime import load_scorer
 
@@ -26,7 +27,7 @@ def bundle(tmp_path_factory):
 
 def test_hostile_boards_never_escape_an_exception_nor_stop_the_good_board(bundle):
     record = load_wfdb_record(lead="MLII")
-    hub = Hub(load_scorer(bundle, threads=1), max_lag_s=60)
+    hub = Hub(load_scorer(bundle, threads=1), BridgeSettings(judging=Judging.fixed(), max_lag_s=60))
     events, good_samples = [], []
     hub.on_event = events.append
     hub.on_beats = lambda scored: good_samples.extend(s.beat.sample for s in scored if s.beat.stream == "good")

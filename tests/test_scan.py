@@ -108,9 +108,12 @@ def offline_beats(excerpt: Path, bundle: Path, judging: dict | None = None):
 def live_beats(excerpt: Path, bundle: Path, judging: dict):
     """The excerpt played by a virtual board over a real pty into the bridge's Hub."""
     from ecgedge.firmware_bridge.hub import Hub
+    from ecgedge.firmware_bridge.settings import BridgeSettings, Judging
     from ecgedge.firmware_bridge.simulator import PtyEndpoint, VirtualBoard, run_boards
 
-    hub = Hub(load_scorer(bundle, threads=1), **judging)
+    calibrate = judging.get("calibration_beats")
+    mode = Judging.calibrate(calibrate) if calibrate else Judging.adapt(judging["adapt_s"])
+    hub = Hub(load_scorer(bundle, threads=1), BridgeSettings(judging=mode))
     endpoint = PtyEndpoint()
     hub.add_board(endpoint.path, name="bed")
     scored = []

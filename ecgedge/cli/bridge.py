@@ -11,9 +11,15 @@ import threading
 
 import click
 
+from ecgedge.analysis.alarms import AlarmLimits
 from ecgedge.analysis.judge import DEFAULT_ADAPT_S
 from ecgedge.cli.demo import demo
 from ecgedge.cli.options import FiniteFloat, http_address, serve_page
+from ecgedge.firmware_bridge.settings import BoardSpec, BridgeSettings, Judging
+
+_SETTINGS = BridgeSettings()  # the option defaults are the settings' own
+_LIMITS = AlarmLimits()
+_BOARD = BoardSpec("default")
 
 
 @click.command()
@@ -208,12 +214,16 @@ def _print_event(event) -> None:
     help="ASCII: sample rate in Hz (binary boards send it).",
 )
 @click.option(
-    "--gain", type=FiniteFloat(min=0, min_open=True), default=200.0, show_default=True, help="ASCII: ADC counts per mV."
+    "--gain",
+    type=FiniteFloat(min=0, min_open=True),
+    default=_BOARD.gain,
+    show_default=True,
+    help="ASCII: ADC counts per mV.",
 )
 @click.option(
     "--baseline",
     type=click.IntRange(-(2**31), 2**31 - 1),
-    default=512,
+    default=_BOARD.baseline,
     show_default=True,
     help="ASCII: ADC count of 0 mV.",
 )
@@ -303,7 +313,7 @@ def _print_event(event) -> None:
     "--no-beats",
     "no_beats_s",
     type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
+    default=_SETTINGS.no_beats_s,
     show_default=True,
     help="Raise no-beats after S seconds of signal without an R peak.",
 )
@@ -311,7 +321,7 @@ def _print_event(event) -> None:
     "--no-data",
     "no_data_s",
     type=click.FloatRange(min=0, min_open=True),
-    default=5.0,
+    default=_SETTINGS.no_data_s,
     show_default=True,
     help="Raise no-data after S seconds connected without a valid frame.",
 )
@@ -319,7 +329,7 @@ def _print_event(event) -> None:
     "--max-lag",
     "max_lag_s",
     type=click.FloatRange(min=0, min_open=True),
-    default=5.0,
+    default=_SETTINGS.max_lag_s,
     show_default=True,
     help="Overload: shed samples queued more than S seconds.",
 )
@@ -327,35 +337,35 @@ def _print_event(event) -> None:
     "--asystole",
     "asystole_s",
     type=click.FloatRange(min=0, min_open=True),
-    default=4.0,
+    default=_LIMITS.asystole_s,
     show_default=True,
     help="Alarm (high): seconds of usable signal without a beat.",
 )
 @click.option(
     "--vt-beats",
     type=click.IntRange(min=1),
-    default=5,
+    default=_LIMITS.vt_beats,
     show_default=True,
     help="Alarm (high): ventricular beats in a row ...",
 )
 @click.option(
     "--vt-bpm",
     type=FiniteFloat(min=0, min_open=True),
-    default=100.0,
+    default=_LIMITS.vt_bpm,
     show_default=True,
     help="... faster than this: ventricular tachycardia.",
 )
 @click.option(
     "--brady-bpm",
     type=FiniteFloat(min=0, min_open=True),
-    default=40.0,
+    default=_LIMITS.brady_bpm,
     show_default=True,
     help="Alarm (high): heart rate under this for 5 beats.",
 )
 @click.option(
     "--tachy-bpm",
     type=FiniteFloat(min=0, min_open=True),
-    default=140.0,
+    default=_LIMITS.tachy_bpm,
     show_default=True,
     help="Alarm (high): heart rate over this for 17 beats.",
 )
@@ -363,14 +373,14 @@ def _print_event(event) -> None:
     "--pause",
     "pause_s",
     type=click.FloatRange(min=0, min_open=True),
-    default=3.0,
+    default=_LIMITS.pause_s,
     show_default=True,
     help="Alarm (medium): an RR interval longer than S seconds.",
 )
 @click.option(
     "--open-timeout",
     type=click.FloatRange(min=0),
-    default=2.0,
+    default=_SETTINGS.open_timeout,
     show_default=True,
     help="Seconds to try opening each port at start before giving up (exit 1).",
 )
@@ -440,7 +450,6 @@ def bridge(
     0 after --duration or a signal, 1 when the bundle or a port cannot be used
     at start.
     """
-    from ecgedge.analysis.alarms import AlarmLimits
     from ecgedge.firmware_bridge.hub import Hub
     from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
     from ecgedge.firmware_bridge.source import PortError
@@ -457,44 +466,37 @@ def bridge(
         scorer = load_scorer(bundle_dir, backend=backend, precision=precision, threads=threads)
     except (BundleError, ImportError, ValueError) as exc:
         raise click.ClickException(f"cannot load bundle {bundle_dir}: {exc}") from None
-    if calibrate and adapt_s:
-        raise click.BadParameter(
-            "a stream is either adapted (--adapt) or calibrated (--calibrate), not both", param_hint="--adapt"
-        )
-    adapt_s = (DEFAULT_ADAPT_S if adapt_s is None and not calibrate else adapt_s) or None
-    try:
-        limits = AlarmLimits(
-            vt_beats=vt_beats,
-            vt_bpm=vt_bpm,
-            brady_bpm=brady_bpm,
-            tachy_bpm=tachy_bpm,
-            pause_s=pause_s,
-            asystole_s=asystole_s,
-        )
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--brady-bpm / --tachy-bpm") from None
-    options = {
-        "calibration_beats": calibrate,
-        "adapt_s": adapt_s,
-        "on_event": _print_event,
-        "no_beats_s": no_beats_s,
-        "no_data_s": no_data_s,
-        "max_lag_s": max_lag_s,
-        "open_timeout": open_timeout,
-        "alarm_limits": limits,
-    }
+    settings = _settings(
+        adapt_s,
+        calibrate,
+        no_beats_s=no_beats_s,
+        no_data_s=no_data_s,
+        max_lag_s=max_lag_s,
+        open_timeout=open_timeout,
+        limits={
+            "vt_beats": vt_beats,
+            "vt_bpm": vt_bpm,
+            "brady_bpm": brady_bpm,
+            "tachy_bpm": tachy_bpm,
+            "pause_s": pause_s,
+            "asystole_s": asystole_s,
+        },
+    )
     if workers > 1:
         scorer_options = {"backend": backend, "precision": precision, "threads": threads}
-        hub = WorkerPool(bundle_dir, scorer, workers=workers, scorer_options=scorer_options, **options)
+        hub: Hub | WorkerPool = WorkerPool(bundle_dir, settings, workers=workers, scorer_options=scorer_options)
     else:
-        hub = Hub(scorer, **options)
+        hub = Hub(scorer, settings)
+    hub.on_event = _print_event
     hub.on_beats = _print_beats(all_beats, hub.fs_of, out)
-    view = _serve_page(hub, address, http_token, adapt_s) if address else None
+    view = _serve_page(hub, address, http_token, settings.judging.adapt_s) if address else None
     try:
         for i, port in enumerate(ports):
             label, url = bed_and_url(port)
             name = label or (url if len(ports) == 1 else f"board{i}")
-            hub.add_board(url, name=name, fmt=fmt, fs=fs, gain=gain, baseline=baseline, lead=lead, polarity=polarity)
+            hub.add_board(
+                BoardSpec(url, name, fmt=fmt, fs=fs, gain=gain, baseline=baseline, lead=lead, polarity=polarity)
+            )
             if view is not None:
                 view.feed.add_board(name)
         if jsonl:
@@ -543,14 +545,40 @@ def bridge(
     click.echo("summary-json: " + json.dumps(summary), file=out)
 
 
+def _settings(adapt_s: float | None, calibrate: int | None, limits: dict, **options) -> BridgeSettings:
+    """The bridge's settings from its options: adapt by default, calibrate on request, 0 s: the bundle's threshold."""
+    if calibrate and adapt_s:
+        raise click.BadParameter(
+            "a stream is either adapted (--adapt) or calibrated (--calibrate), not both", param_hint="--adapt"
+        )
+    if calibrate:
+        judging = Judging.calibrate(calibrate)
+    elif adapt_s == 0:
+        judging = Judging.fixed()
+    else:
+        judging = Judging.adapt(DEFAULT_ADAPT_S if adapt_s is None else adapt_s)
+    try:
+        return BridgeSettings(judging=judging, alarm_limits=AlarmLimits(**limits), **options)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--brady-bpm / --tachy-bpm") from None
+
+
 def _serve_page(hub, address: tuple[str, int], token: str | None, adapt_s: float | None):
     """Start the page's server and feed it from the hub's callbacks."""
     from ecgedge.view.feed import LiveFeed
 
     feed = LiveFeed(adapt_s=adapt_s)
     printer, echo_event = hub.on_beats, hub.on_event
-    hub.on_beats = lambda scored: (printer(scored), feed.on_beats(scored))
-    hub.on_event = lambda event: (echo_event(event), feed.on_event(event))
+
+    def on_beats(scored) -> None:
+        printer(scored)
+        feed.on_beats(scored)
+
+    def on_event(event) -> None:
+        echo_event(event)
+        feed.on_event(event)
+
+    hub.on_beats, hub.on_event = on_beats, on_event
     hub.on_signal = feed.on_signal
     return serve_page(feed, address, token, "bridge")
 

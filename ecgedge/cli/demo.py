@@ -22,11 +22,12 @@ from ecgedge.cli.options import FiniteFloat, requires
 def _stream(bundle: Path, record_path, minutes: float, speed: float, out: Path, adapt_s: float):
     """Play the record into a hub; return the hub's summary and the scored beats."""
     from ecgedge.firmware_bridge.hub import Hub
+    from ecgedge.firmware_bridge.settings import BridgeSettings, Judging
     from ecgedge.firmware_bridge.simulator import PtyEndpoint, VirtualBoard, run_boards
     from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
     from ecgedge.runtime import load_scorer
 
-    hub = Hub(load_scorer(bundle, precision="int8", threads=1), adapt_s=adapt_s)
+    hub = Hub(load_scorer(bundle, precision="int8", threads=1), BridgeSettings(judging=Judging.adapt(adapt_s)))
     endpoint = PtyEndpoint()
     hub.add_board(endpoint.path, name="bed1")
     for name in ("beats.jsonl", "beats.db", "beats.db-wal", "beats.db-shm"):

@@ -38,27 +38,24 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import cast
 
-from ecgedge._closing import Closing
 from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event
 from ecgedge.firmware_bridge.hub import Hub
-from ecgedge.firmware_bridge.latency import LatencyHistogram
+from ecgedge.firmware_bridge.settings import BoardSpec, BridgeSettings, check_unique
 from ecgedge.firmware_bridge.sinks import ScoredBeat
 from ecgedge.firmware_bridge.source import PortError
+from ecgedge.firmware_bridge.writer import Commit, CommitWriter, Kept, Sink, WritesCommits, kept_of
 
 _CONTEXT = mp.get_context("spawn")
 _REPORT_EVERY_S = 2.0  # how often a busy worker sends its counters
 _MAX_RESTART_DELAY_S = 30.0
 _YOUNG_S = 60.0  # a worker that dies younger than this is restarted later each time
 _STOP_GRACE_S = 15.0  # how long stopping workers may take to commit their last beats
-#: What one commit holds, in order: ("beats", [ScoredBeat]), ("events", [Event]) or ("patients", [(stream, state)]).
-Items = list[tuple[str, list]]
-#: The sink methods whose stored answers a worker's Hub resumes its streams from (see WorkerPlan.kept).
-_KEPT = ("learning_scores", "patient_state")
 
 
 @dataclass(frozen=True)
@@ -71,70 +68,55 @@ class WorkerPlan:
         Deployment bundle directory; each worker loads its own scorer.
     scorer_options : dict
         Keyword arguments of :func:`ecgedge.runtime.load_scorer` (``backend``, ``precision``, ``threads``).
-    hub_options : dict
-        Keyword arguments of :class:`~ecgedge.firmware_bridge.hub.Hub` (no sinks, no callbacks).
-    boards : list of (str, dict)
-        Each board's URL and keyword arguments of :meth:`Hub.add_board`.
-    kept : dict
-        What the parent's sinks keep of each stream, for the worker's Hub to
-        resume from: ``{"learning_scores": {stream: scores}, "patient_state": {stream: state}}``.
+    settings : BridgeSettings
+        The bridge's settings, for the worker's :class:`~ecgedge.firmware_bridge.hub.Hub`.
+    boards : list of BoardSpec
+    kept : Kept
+        What the parent's sinks keep of each stream, for the worker's Hub to resume from.
     """
 
     bundle: str
     scorer_options: dict
-    hub_options: dict
-    boards: list[tuple[str, dict]]
-    kept: dict[str, dict]
+    settings: BridgeSettings
+    boards: list[BoardSpec]
+    kept: Kept
 
 
-class _Outbox(Closing):
-    """A worker's only sink: each commit sends what was written since, in order, to the parent.
+class _PipeWriter(CommitWriter):
+    """A worker Hub's writer: each commit goes down the pipe to the parent, which writes the sinks.
 
-    It also sends the Hub's counters (:meth:`Hub.summary`) every
-    ``_REPORT_EVERY_S`` seconds of commits and on :meth:`report`, and hands
-    the Hub what the parent's sinks keep of each stream (``kept``, see
-    :class:`WorkerPlan`), as an SQLite sink would.
+    It also sends the Hub's counters (:meth:`Hub.summary`) every ``_REPORT_EVERY_S`` seconds of
+    commits and on :meth:`report`. Patient memories go with the commits (the parent keeps them);
+    alarm strips are not made in a worker. It counts nothing: the parent counts what it commits.
     """
 
-    def __init__(
-        self, conn: Connection, fs_of: Callable[[str], float], counters: Callable[[], dict], kept: dict[str, dict]
-    ) -> None:
+    def __init__(self, conn: Connection) -> None:
+        super().__init__()
+        self.hub: Hub | None = None  # whose sample rates and counters it sends
         self._conn = conn
-        self._fs_of = fs_of
-        self._counters = counters
-        self._kept = kept
-        self._items: Items = []
         self._reported_at = time.monotonic()
 
-    def learning_scores(self, stream: str, limit: int) -> list[float]:
-        """The stored learning scores of ``stream`` (at most ``limit``), oldest first."""
-        return self._kept["learning_scores"].get(stream, [])[:limit]
+    def write(self, commit: Commit) -> None:
+        if commit and self.hub is not None:
+            self._conn.send(("batch", commit.parts, {stream: self.hub.fs_of(stream) for stream in commit.streams()}))
+            if time.monotonic() - self._reported_at >= _REPORT_EVERY_S:
+                self.report()
 
-    def patient_state(self, stream: str) -> dict | None:
-        """The patient memory last saved for ``stream``, or None."""
-        return self._kept["patient_state"].get(stream)
+    @property
+    def keeps_strips(self) -> bool:
+        return False
 
-    def save_patient(self, stream: str, state: dict) -> None:
-        self._items.append(("patients", [(stream, state)]))
+    @property
+    def keeps_patients(self) -> bool:
+        return True
 
-    def write(self, beats: list[ScoredBeat]) -> None:
-        self._items.append(("beats", beats))
-
-    def write_events(self, events: list[Event]) -> None:
-        self._items.append(("events", events))
-
-    def commit(self) -> None:
-        if self._items:
-            streams = {s.beat.stream for kind, batch in self._items if kind == "beats" for s in batch}
-            self._conn.send(("batch", self._items, {stream: self._fs_of(stream) for stream in streams}))
-            self._items = []
-        if time.monotonic() - self._reported_at >= _REPORT_EVERY_S:
-            self.report()
+    def counters(self) -> dict:
+        return {}
 
     def report(self) -> None:
         """Send the Hub's counters now."""
         self._reported_at = time.monotonic()
-        self._conn.send(("counters", self._counters()))
+        self._conn.send(("counters", self.hub.summary() if self.hub is not None else {}))
 
 
 def serve_group(plan: WorkerPlan, conn: Connection) -> None:
@@ -151,14 +133,14 @@ def serve_group(plan: WorkerPlan, conn: Connection) -> None:
     threading.Thread(target=_stop_with_parent, args=(stop,), name="parent watch", daemon=True).start()
     from ecgedge.runtime import load_scorer
 
-    hub = Hub(load_scorer(plan.bundle, **plan.scorer_options), **plan.hub_options)
-    outbox = _Outbox(conn, hub.fs_of, hub.summary, plan.kept)
-    hub.sinks.append(outbox)
-    for url, options in plan.boards:
-        hub.add_board(url, **options)
+    writer = _PipeWriter(conn)
+    hub = writer.hub = Hub(load_scorer(plan.bundle, **plan.scorer_options), plan.settings, writer=writer)
+    hub.kept = plan.kept
+    for board in plan.boards:
+        hub.add_board(board)
     try:
         hub.run(stop=stop)
-        outbox.report()
+        writer.report()
     except PortError as exc:
         conn.send(("failed", str(exc)))
     except BrokenPipeError:
@@ -166,7 +148,9 @@ def serve_group(plan: WorkerPlan, conn: Connection) -> None:
 
 
 def _stop_with_parent(stop: threading.Event) -> None:
-    wait([mp.parent_process().sentinel])
+    parent = mp.parent_process()
+    if parent is not None:
+        wait([parent.sentinel])
     stop.set()
 
 
@@ -179,7 +163,7 @@ def _death(exitcode: int | None) -> str:
 class _Worker:
     """The parent's side of one group of boards: its plan, its current process and pipe, its history."""
 
-    def __init__(self, index: int, boards: list[tuple[str, dict]], delay: float) -> None:
+    def __init__(self, index: int, boards: list[BoardSpec], delay: float) -> None:
         self.index = index
         self.boards = boards
         self.delay = delay
@@ -196,96 +180,80 @@ class _Worker:
 
     @property
     def streams(self) -> list[str]:
-        return [options["name"] for _, options in self.boards]
+        return [board.name for board in self.boards]
 
     @property
     def starting(self) -> bool:
         return self.conn is not None and not self.up and self.failure is None
 
 
-class WorkerPool(Closing):
+class WorkerPool(WritesCommits):
     """Serve the bridge's boards with worker processes, one per group of boards; write every sink here.
 
-    Same use as :class:`~ecgedge.firmware_bridge.hub.Hub`: :meth:`add_board`,
-    ``sinks``, ``on_beats``, ``on_event``, :meth:`run`, :meth:`fs_of`,
-    :meth:`summary`.
+    Same use as :class:`~ecgedge.firmware_bridge.hub.Hub`: :meth:`add_board`, ``sinks``,
+    ``on_beats``, ``on_event``, :meth:`run`, :meth:`fs_of`, :meth:`summary`.
 
     Parameters
     ----------
     bundle : str or Path
-        Deployment bundle directory, loaded by each worker.
-    scorer : object
-        The bundle's scorer loaded here (so a bad bundle is refused once, at
-        start); its ``beat_format`` checks each board as :meth:`Hub.add_board` does.
+        Deployment bundle directory, loaded by each worker (load it once here first, so a bad
+        bundle is refused at start).
+    settings : BridgeSettings, optional
+        Every worker Hub's settings; default: their defaults.
     workers : int
         Worker processes; at most one per board is started.
     scorer_options : dict, optional
         Keyword arguments of :func:`ecgedge.runtime.load_scorer` for the workers.
-    sinks, calibration_beats, on_beats, on_event
-        As :class:`Hub`'s; called and written in this process.
+    sinks, on_beats, on_event
+        As :class:`Hub`'s; written and called in this process.
     restart_delay : float, default=1.0
         Seconds before a dead worker is restarted (see the module's docstring).
     start_timeout : float, default=120.0
         Seconds :meth:`run` waits for every worker to start before its clock starts anyway.
-    **hub_options
-        The rest of :class:`Hub`'s keyword arguments (``no_beats_s``,
-        ``max_lag_s``, ``open_timeout``, ...), for every worker's Hub.
     """
 
     def __init__(
         self,
         bundle: str | Path,
-        scorer,
+        settings: BridgeSettings | None = None,
         *,
         workers: int,
         scorer_options: dict | None = None,
-        sinks=(),
-        calibration_beats: int | None = None,
+        sinks: Sequence[Sink] = (),
         on_beats: Callable[[list[ScoredBeat]], None] | None = None,
         on_event: Callable[[Event], None] | None = None,
         restart_delay: float = 1.0,
         start_timeout: float = 120.0,
-        **hub_options,
     ) -> None:
         if workers < 1 or not restart_delay > 0:
             raise ValueError(f"need workers >= 1 and restart_delay > 0, got {workers}, {restart_delay}")
         self.bundle = str(bundle)
+        self.settings = settings or BridgeSettings()
         self.workers = workers
         self.scorer_options = dict(scorer_options or {})
-        self.hub_options = {**hub_options, "calibration_beats": calibration_beats}
-        self.sinks = list(sinks)
-        self.calibration_beats = calibration_beats
-        self.on_beats = on_beats
-        self.on_event = on_event
+        self.writer = CommitWriter(sinks, on_beats, on_event)
         self.restart_delay = restart_delay
         self.start_timeout = start_timeout
-        self.latencies = LatencyHistogram()
-        self.beats = 0
-        self.flagged = 0
-        self.learning_beats = 0
-        self.warmup_beats = 0
-        self.event_counts: dict[str, int] = {}
         self.slots: list[_Worker] = []
         self.conditions = ConditionTracker()
-        self._check = Hub(scorer, **self.hub_options)  # checks boards and options as the workers' Hubs will
-        self._boards: list[tuple[str, dict]] = []
+        self._boards: list[BoardSpec] = []
         self._fs: dict[str, float] = {}
         self._serving = False  # the start is over: a worker that fails now is restarted
         self._stopping = False
 
-    def add_board(self, url: str, **options) -> None:
-        """Add a board: the arguments of :meth:`Hub.add_board`, checked here as it checks them.
+    def add_board(self, board: BoardSpec | str, **options) -> None:
+        """Add a board: a :class:`BoardSpec`, or its URL and the spec's other fields as keywords.
 
         Raises
         ------
         ValueError
             As :meth:`Hub.add_board`.
         """
-        options["name"] = options.get("name") or url
-        self._check.add_board(url, **options)
-        if options.get("fs") is not None:
-            self._fs[options["name"]] = options["fs"]
-        self._boards.append((url, options))
+        spec = board if isinstance(board, BoardSpec) else BoardSpec(board, **options)
+        check_unique(self._boards, spec)
+        if spec.fs is not None:
+            self._fs[spec.name] = spec.fs
+        self._boards.append(spec)
 
     def fs_of(self, stream: str) -> float:
         """Sample rate of a stream (for sinks), as its worker last reported it."""
@@ -319,13 +287,13 @@ class WorkerPool(Closing):
                 self._restart_due()
         finally:
             self._stop_workers()
-            for sink in self.sinks:
-                sink.close()
+            self.writer.close()
         return self.summary()
 
     def _start(self, worker: _Worker) -> None:
         receive, send = _CONTEXT.Pipe(duplex=False)
-        plan = WorkerPlan(self.bundle, self.scorer_options, self.hub_options, worker.boards, self._kept(worker.streams))
+        kept = kept_of(self.writer.sinks, worker.streams, self.settings.judging)
+        plan = WorkerPlan(self.bundle, self.scorer_options, self.settings, worker.boards, kept)
         worker.process = _CONTEXT.Process(
             target=serve_group, args=(plan, send), name=f"ecgedge bridge worker {worker.index}", daemon=True
         )
@@ -334,20 +302,6 @@ class WorkerPool(Closing):
         worker.conn, worker.up, worker.failure, worker.restart_at = receive, False, None, None
         worker.started_at = time.monotonic()
         worker.starts += 1
-
-    def _kept(self, streams: list[str]) -> dict[str, dict]:
-        """What the first sink that keeps each kind holds of ``streams`` (see :class:`WorkerPlan`)."""
-        kept: dict[str, dict] = {kind: {} for kind in _KEPT}
-        learning = next((sink for sink in self.sinks if hasattr(sink, "learning_scores")), None)
-        if learning is not None and self.calibration_beats:
-            kept["learning_scores"] = {
-                stream: learning.learning_scores(stream, self.calibration_beats) for stream in streams
-            }
-        patients = next((sink for sink in self.sinks if hasattr(sink, "patient_state")), None)
-        if patients is not None:
-            states = {stream: patients.patient_state(stream) for stream in streams}
-            kept["patient_state"] = {stream: state for stream, state in states.items() if state is not None}
-        return kept
 
     def _await_start(self, stop: threading.Event) -> None:
         give_up = time.monotonic() + self.start_timeout
@@ -363,7 +317,8 @@ class WorkerPool(Closing):
         if not live:
             time.sleep(timeout)
             return
-        for conn in wait(list(live), timeout):
+        for ready in wait(list(live), timeout):
+            conn = cast(Connection, ready)
             worker = live[conn]
             try:
                 kind, *body = conn.recv()
@@ -371,9 +326,9 @@ class WorkerPool(Closing):
                 self._ended(worker)
                 continue
             if kind == "batch":
-                items, fs = body
+                parts, fs = body
                 self._fs.update(fs)
-                self._commit(items)
+                self.writer.write(Commit(parts))
                 if not worker.up:
                     worker.up = True
                     self._worker_condition(worker, False)
@@ -384,13 +339,15 @@ class WorkerPool(Closing):
 
     def _ended(self, worker: _Worker) -> None:
         """A worker's pipe ended: record how, and unless the pool is stopping, report it and plan its restart."""
-        worker.conn.close()
+        process, conn = worker.process, worker.conn
+        assert process is not None and conn is not None, "a worker's pipe ends once per start"
+        conn.close()
         worker.conn = None
-        worker.process.join(5.0)
-        if worker.process.is_alive():  # closed its pipe but lives on: it cannot serve
-            worker.process.kill()
-            worker.process.join()
-        worker.exit_codes.append(worker.process.exitcode)
+        process.join(5.0)
+        if process.is_alive():  # closed its pipe but lives on: it cannot serve
+            process.kill()
+            process.join()
+        worker.exit_codes.append(process.exitcode)
         worker.retired.append(worker.counters)
         worker.counters, worker.up = {}, False
         if self._stopping or (worker.failure is not None and not self._serving):
@@ -398,9 +355,9 @@ class WorkerPool(Closing):
         if time.monotonic() - worker.started_at >= _YOUNG_S:
             worker.delay = self.restart_delay
         worker.restart_at = time.monotonic() + worker.delay
-        why = worker.failure or _death(worker.process.exitcode)
+        why = worker.failure or _death(process.exitcode)
         self._worker_condition(
-            worker, True, f"worker {worker.index} (pid {worker.process.pid}) {why}; restarting in {worker.delay:g} s"
+            worker, True, f"worker {worker.index} (pid {process.pid}) {why}; restarting in {worker.delay:g} s"
         )
         worker.delay = min(2 * worker.delay, _MAX_RESTART_DELAY_S)
 
@@ -416,58 +373,27 @@ class WorkerPool(Closing):
         ]
         events = [e for e in events if e is not None]
         if events:
-            self._commit([("events", events)])
-
-    def _commit(self, items: Items) -> None:
-        """Write one worker commit (or the pool's own events) to every sink, commit, then report it."""
-        for kind, batch in items:
-            for sink in self.sinks:
-                if kind == "beats":
-                    sink.write(batch)
-                elif kind == "events":
-                    sink.write_events(batch)
-                elif hasattr(sink, "save_patient"):
-                    for stream, state in batch:
-                        sink.save_patient(stream, state)
-        for sink in self.sinks:
-            sink.commit()
-        committed = time.perf_counter()
-        for kind, batch in items:
-            if kind == "events":
-                for event in batch:
-                    self.event_counts[event.name] = self.event_counts.get(event.name, 0) + 1
-                    if self.on_event is not None:
-                        self.on_event(event)
-            if kind != "beats":
-                continue
-            self.latencies.add(committed - s.beat.arrival for s in batch if not s.beat.warmup)
-            self.beats += len(batch)
-            self.flagged += sum(s.anomaly for s in batch)
-            self.learning_beats += sum(s.learning for s in batch)
-            self.warmup_beats += sum(s.beat.warmup for s in batch)
-            if self.on_beats is not None:
-                self.on_beats(batch)
+            self.writer.write(Commit([("events", events)]))
 
     def _stop_workers(self) -> None:
         """SIGTERM every worker, write what they commit on the way out, kill those that outlast the grace."""
         self._stopping = True
         for worker in self.slots:
             worker.restart_at = None
-            if worker.conn is not None:
+            if worker.conn is not None and worker.process is not None:
                 worker.process.terminate()
         give_up = time.monotonic() + _STOP_GRACE_S
         while any(w.conn is not None for w in self.slots) and time.monotonic() < give_up:
             self._serve(0.1)
         for worker in self.slots:
-            if worker.conn is not None:
+            if worker.conn is not None and worker.process is not None:
                 worker.process.kill()
                 self._ended(worker)
 
     def close(self) -> None:
         """Stop the workers and close the sinks, as the end of :meth:`run` does; safe to repeat."""
         self._stop_workers()
-        for sink in self.sinks:
-            sink.close()
+        self.writer.close()
 
     def summary(self) -> dict:
         """Totals so far, as :meth:`Hub.summary`, plus ``workers``: each one's boards, pid, restarts and exit codes.
@@ -496,13 +422,8 @@ class WorkerPool(Closing):
         return {
             **merged,
             "boards": len(self._boards),
-            "beats": self.beats,
-            "flagged": self.flagged,
-            "learning_beats": self.learning_beats,
-            "warmup_beats": self.warmup_beats,
-            "events": dict(sorted(self.event_counts.items())),
+            **self.writer.counters(),
             "filter_rows": filter_rows,
-            "latency_ms": self.latencies.summary_ms(),
             "workers": [
                 {
                     "boards": w.streams,
