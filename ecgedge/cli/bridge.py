@@ -174,7 +174,7 @@ def _print_beats(all_beats: bool, fs_of, out):
 
 
 def bed_and_url(port: str) -> tuple[str | None, str]:
-    """``"bed12=/dev/ttyUSB0"`` -> ``("bed12", "/dev/ttyUSB0")``; a plain URL (its own ``=`` included) -> ``(None, URL)``."""
+    """``"bed12=/dev/ttyUSB0"`` -> ``("bed12", "/dev/ttyUSB0")``; a plain URL (``=`` and all) -> ``(None, URL)``."""
     label, sep, url = port.partition("=")
     if sep and url and re.fullmatch(r"[A-Za-z0-9_.-]+", label):
         return label, url
@@ -193,7 +193,10 @@ def _print_event(event) -> None:
     multiple=True,
     required=True,
     metavar="[BED=]URL",
-    help="Board URL: /dev/ttyUSB0, a pty path, socket://HOST:PORT, optionally named: bed12=/dev/ttyUSB0. Repeat for several boards (unnamed ones are board0, board1, ...).",
+    help=(
+        "Board URL: /dev/ttyUSB0, a pty path, socket://HOST:PORT, optionally named: bed12=/dev/ttyUSB0. "
+        "Repeat for several boards (unnamed ones are board0, board1, ...)."
+    ),
 )
 @click.option(
     "--bundle",
@@ -240,7 +243,10 @@ def _print_event(event) -> None:
     "adapt_s",
     type=click.FloatRange(min=0),
     default=None,
-    help="Adapt to each patient over the stream's first S seconds (logged as learning, not flagged), then judge by the patient's memory. Default 300, unless --calibrate; 0: judge by the bundle's threshold.",
+    help=(
+        "Adapt to each patient over the stream's first S seconds (logged as learning, not flagged), then judge "
+        "by the patient's memory. Default 300, unless --calibrate; 0: judge by the bundle's threshold."
+    ),
 )
 @click.option(
     "--calibrate",
@@ -276,7 +282,10 @@ def _print_event(event) -> None:
     type=click.FloatRange(min=0),
     default=24.0,
     show_default=True,
-    help="With --db: keep the beats of this many hours before the newest (learning beats and patient memories always); 0: all.",
+    help=(
+        "With --db: keep the beats of this many hours before the newest (learning beats and patient memories "
+        "always); 0: all."
+    ),
 )
 @click.option(
     "--keep-events-days",
@@ -307,7 +316,10 @@ def _print_event(event) -> None:
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Processes that serve the boards, each a group of them (at most one per board); this process writes every output. 1: all in this process.",
+    help=(
+        "Processes that serve the boards, each a group of them (at most one per board); this process writes "
+        "every output. 1: all in this process."
+    ),
 )
 @click.option(
     "--no-beats",
@@ -395,68 +407,30 @@ def _print_event(event) -> None:
     "--http-token",
     envvar="ECGEDGE_HTTP_TOKEN",
     default=None,
-    help="The page's access token, at least 16 characters (env ECGEDGE_HTTP_TOKEN; default: a new random one, printed on stderr).",
+    help=(
+        "The page's access token, at least 16 characters (env ECGEDGE_HTTP_TOKEN; default: a new random one, "
+        "printed on stderr)."
+    ),
 )
-def bridge(
-    ports,
-    bundle_dir,
-    precision,
-    backend,
-    fmt,
-    fs,
-    gain,
-    baseline,
-    lead,
-    polarity,
-    adapt_s,
-    calibrate,
-    db,
-    durable,
-    jsonl,
-    jsonl_max_mb,
-    jsonl_backups,
-    keep_hours,
-    keep_events_days,
-    keep_strips,
-    all_beats,
-    duration,
-    threads,
-    workers,
-    no_beats_s,
-    no_data_s,
-    max_lag_s,
-    asystole_s,
-    vt_beats,
-    vt_bpm,
-    brady_bpm,
-    tachy_bpm,
-    pause_s,
-    open_timeout,
-    http,
-    http_token,
-) -> None:
+def bridge(ports, bundle_dir, precision, backend, all_beats, duration, threads, workers, http, http_token, **options):
     """Read ECG boards, flag abnormal beats live, log them, report every lapse of monitoring, and summarise at the end.
 
     Events (link-down/up, board-error, no-data, lead-off, no-signal, no-beats,
     overload, worker-down, noisy and their ends; rhythm-change, relearned; the
-    arrhythmia alarms asystole, vt, brady, tachy, pause with their priority and
-    ends) go to stderr
-    and to every sink; every beat carries its rhythm and signal quality. With
-    --http the live bedside page is served (see ecgedge review for a recorded
-    session). With
-    --workers N the boards are split among N processes; one that dies is
-    reported (worker-down on its boards) and restarted, the others carry on.
-    Exit status:
-    0 after --duration or a signal, 1 when the bundle or a port cannot be used
-    at start.
+    arrhythmia alarms asystole, vf, vt, brady, tachy, pause with their priority and
+    ends) go to stderr and to every sink; every beat carries its rhythm, signal
+    quality and heart rate. With --http the live bedside page is served (see
+    ecgedge review for a recorded session). With --workers N the boards are split
+    among N processes; one that dies is reported (worker-down on its boards) and
+    restarted, the others carry on. Exit status: 0 after --duration or a signal,
+    1 when the bundle or a port cannot be used at start.
     """
     from ecgedge.firmware_bridge.hub import Hub
-    from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
     from ecgedge.firmware_bridge.source import PortError
     from ecgedge.firmware_bridge.workers import WorkerPool
     from ecgedge.runtime import BundleError, load_scorer
 
-    out = sys.stderr if jsonl == "-" else sys.stdout  # --jsonl -: stdout is JSON only
+    out = sys.stderr if options["jsonl"] == "-" else sys.stdout  # --jsonl -: stdout is JSON only
     if http and workers > 1:
         raise click.BadParameter(
             "the page is served by a one-process bridge (--workers 1) for now", param_hint="--http"
@@ -466,22 +440,7 @@ def bridge(
         scorer = load_scorer(bundle_dir, backend=backend, precision=precision, threads=threads)
     except (BundleError, ImportError, ValueError) as exc:
         raise click.ClickException(f"cannot load bundle {bundle_dir}: {exc}") from None
-    settings = _settings(
-        adapt_s,
-        calibrate,
-        no_beats_s=no_beats_s,
-        no_data_s=no_data_s,
-        max_lag_s=max_lag_s,
-        open_timeout=open_timeout,
-        limits={
-            "vt_beats": vt_beats,
-            "vt_bpm": vt_bpm,
-            "brady_bpm": brady_bpm,
-            "tachy_bpm": tachy_bpm,
-            "pause_s": pause_s,
-            "asystole_s": asystole_s,
-        },
-    )
+    settings = _settings(options)
     if workers > 1:
         scorer_options = {"backend": backend, "precision": precision, "threads": threads}
         hub: Hub | WorkerPool = WorkerPool(bundle_dir, settings, workers=workers, scorer_options=scorer_options)
@@ -491,34 +450,11 @@ def bridge(
     hub.on_beats = _print_beats(all_beats, hub.fs_of, out)
     view = _serve_page(hub, address, http_token, settings.judging.adapt_s) if address else None
     try:
-        for i, port in enumerate(ports):
-            label, url = bed_and_url(port)
-            name = label or (url if len(ports) == 1 else f"board{i}")
-            hub.add_board(
-                BoardSpec(url, name, fmt=fmt, fs=fs, gain=gain, baseline=baseline, lead=lead, polarity=polarity)
-            )
+        for board in _boards(ports, options):
+            hub.add_board(board)
             if view is not None:
-                view.feed.add_board(name)
-        if jsonl:
-            hub.sinks.append(
-                JsonlSink(
-                    sys.stdout if jsonl == "-" else jsonl, max_bytes=round(jsonl_max_mb * 2**20), backups=jsonl_backups
-                )
-            )
-        if db:
-            try:
-                hub.sinks.append(
-                    SqliteSink(
-                        db,
-                        hub.fs_of,
-                        synchronous="FULL" if durable else "NORMAL",
-                        max_strips=keep_strips,
-                        keep_beats_s=keep_hours * 3600 or None,
-                        keep_events_s=keep_events_days * 86400 or None,
-                    )
-                )
-            except sqlite3.Error as exc:
-                raise click.BadParameter(f"{db}: not a usable SQLite database ({exc})", param_hint="--db") from None
+                view.feed.add_board(board.name)
+        hub.sinks.extend(_sinks(hub.fs_of, options))
     except (ValueError, OSError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     served = f" in {min(workers, len(ports))} worker processes" if workers > 1 else ""
@@ -531,22 +467,12 @@ def bridge(
         if view is not None:
             view.close()
             click.echo(f"view: {view.feed.dropped} display frames dropped for slow viewers", err=True)
-    lat = summary["latency_ms"]
-    fmt_ms = lambda v: "n/a" if v is None else f"{v:.2f} ms"  # noqa: E731
-    events = " ".join(f"{k}={v}" for k, v in summary["events"].items()) or "none"
-    click.echo(
-        f"summary: beats={summary['beats']} flagged={summary['flagged']} learning={summary['learning_beats']} frames={summary['frames']} "
-        f"dropped={summary['frames_dropped']} lost={summary['frames_lost']} garbage_bytes={summary['garbage_bytes']} "
-        f"shed_samples={summary['shed_samples']} shed_beats={summary['shed_beats']} internal_errors={summary['internal_errors']} "
-        f"latency p50={fmt_ms(lat['p50'])} p99={fmt_ms(lat['p99'])}\n"
-        f"summary-events: {events}",
-        file=out,
-    )
-    click.echo("summary-json: " + json.dumps(summary), file=out)
+    _print_summary(summary, out)
 
 
-def _settings(adapt_s: float | None, calibrate: int | None, limits: dict, **options) -> BridgeSettings:
+def _settings(options: dict) -> BridgeSettings:
     """The bridge's settings from its options: adapt by default, calibrate on request, 0 s: the bundle's threshold."""
+    adapt_s, calibrate = options["adapt_s"], options["calibrate"]
     if calibrate and adapt_s:
         raise click.BadParameter(
             "a stream is either adapted (--adapt) or calibrated (--calibrate), not both", param_hint="--adapt"
@@ -557,10 +483,73 @@ def _settings(adapt_s: float | None, calibrate: int | None, limits: dict, **opti
         judging = Judging.fixed()
     else:
         judging = Judging.adapt(DEFAULT_ADAPT_S if adapt_s is None else adapt_s)
+    limits = ("vt_beats", "vt_bpm", "brady_bpm", "tachy_bpm", "pause_s", "asystole_s")
+    watch = ("no_beats_s", "no_data_s", "max_lag_s", "open_timeout")
     try:
-        return BridgeSettings(judging=judging, alarm_limits=AlarmLimits(**limits), **options)
+        return BridgeSettings(
+            judging=judging,
+            alarm_limits=AlarmLimits(**{name: options[name] for name in limits}),
+            **{name: options[name] for name in watch},
+        )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--brady-bpm / --tachy-bpm") from None
+
+
+def _boards(ports: tuple[str, ...], options: dict) -> list[BoardSpec]:
+    """Each ``--port [BED=]URL`` as a board (unnamed ones of several are board0, board1, ...)."""
+    fields = ("fmt", "fs", "gain", "baseline", "lead", "polarity")
+    boards = []
+    for i, port in enumerate(ports):
+        label, url = bed_and_url(port)
+        name = label or (url if len(ports) == 1 else f"board{i}")
+        boards.append(BoardSpec(url, name, **{field: options[field] for field in fields}))
+    return boards
+
+
+def _sinks(fs_of, options: dict) -> list:
+    """The ``--jsonl`` and ``--db`` sinks, with their rotation and retention."""
+    from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
+
+    sinks: list = []
+    if jsonl := options["jsonl"]:
+        target = sys.stdout if jsonl == "-" else jsonl
+        sinks.append(
+            JsonlSink(target, max_bytes=round(options["jsonl_max_mb"] * 2**20), backups=options["jsonl_backups"])
+        )
+    if db := options["db"]:
+        try:
+            sinks.append(
+                SqliteSink(
+                    db,
+                    fs_of,
+                    synchronous="FULL" if options["durable"] else "NORMAL",
+                    max_strips=options["keep_strips"],
+                    keep_beats_s=options["keep_hours"] * 3600 or None,
+                    keep_events_s=options["keep_events_days"] * 86400 or None,
+                )
+            )
+        except sqlite3.Error as exc:
+            raise click.BadParameter(f"{db}: not a usable SQLite database ({exc})", param_hint="--db") from None
+    return sinks
+
+
+def _print_summary(summary: dict, out) -> None:
+    """The end-of-run totals: one line for people, one JSON line for programs."""
+    lat = summary["latency_ms"]
+
+    def ms(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f} ms"
+
+    counts = (
+        *("beats", "flagged", "learning_beats", "frames", "frames_dropped", "frames_lost", "garbage_bytes"),
+        *("shed_samples", "shed_beats", "internal_errors"),
+    )
+    names = {"learning_beats": "learning", "frames_dropped": "dropped", "frames_lost": "lost"}
+    totals = " ".join(f"{names.get(key, key)}={summary[key]}" for key in counts)
+    events = " ".join(f"{k}={v}" for k, v in summary["events"].items()) or "none"
+    click.echo(f"summary: {totals} latency p50={ms(lat['p50'])} p99={ms(lat['p99'])}", file=out)
+    click.echo(f"summary-events: {events}", file=out)
+    click.echo("summary-json: " + json.dumps(summary), file=out)
 
 
 def _serve_page(hub, address: tuple[str, int], token: str | None, adapt_s: float | None):
