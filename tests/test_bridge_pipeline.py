@@ -293,7 +293,7 @@ def test_a_hub_that_never_ran_closes_its_ports_and_sinks(bundle, tmp_path):
     with Hub(load_scorer(bundle, threads=1)) as hub:
         link = hub.add_board(endpoint.url)
         hub.sinks.append(SqliteSink(tmp_path / "beats.db", hub.fs_of))
-    assert hub.sinks[0]._db is None and link.source._stop.is_set()
+    assert hub.sinks[0]._closed and link.source._stop.is_set()
     endpoint.close()
 
 
