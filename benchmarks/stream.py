@@ -562,7 +562,6 @@ def main() -> None:
             hub_options={
                 "max_lag_s": args.max_lag,
                 "beat_deadline_s": args.beat_deadline,
-                "beat_deadline_s": args.beat_deadline,
             },
         )
         runs[f"overload-{k}x"] = {
