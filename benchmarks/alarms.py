@@ -78,14 +78,16 @@ def overlaps(a: tuple, others: list[tuple], slack: int) -> bool:
 def alarms_of(samples: np.ndarray, rr: np.ndarray, ventricular: np.ndarray, fs: float) -> dict[str, list[tuple]]:
     """The alarms the definitions give on a beat sequence: kind -> [(start sample, end sample)]."""
     alarms, found, open_ = ArrhythmiaAlarms(AlarmLimits()), {k: [] for k in KINDS}, {}
-    for sample, r, v in zip(samples.tolist(), rr.tolist(), ventricular.tolist()):
+    for sample, r, v in zip(samples.tolist(), rr.tolist(), ventricular.tolist(), strict=True):
         for change in alarms.add(sample, r, bool(v)):
             if change.active:
                 open_[change.name] = change.sample
             elif change.name in open_:
                 found[change.name].append((open_.pop(change.name), change.sample))
     found["asystole"] = [
-        (int(a), int(b)) for a, b in zip(samples[:-1], samples[1:]) if b - a > AlarmLimits().asystole_s * fs
+        (int(a), int(b))
+        for a, b in zip(samples[:-1], samples[1:], strict=True)
+        if b - a > AlarmLimits().asystole_s * fs
     ]
     return found
 
@@ -93,12 +95,12 @@ def alarms_of(samples: np.ndarray, rr: np.ndarray, ventricular: np.ndarray, fs: 
 def judge_stream(
     views: list[BeatView], scores: np.ndarray, offset: float, fs: float
 ) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Alarms (kind -> [(start, end)]), ventricular, usable and organised flags and heart rate of each beat, as the bridge judges them."""
+    """The bridge's alarms (kind -> [(start, end)]); each beat's ventricular, usable, organised flags and heart rate."""
     judge = BeatJudge(adapt_s=LEARNING_S, beat_format=POPULATION_FORMAT)
     open_, found = {}, {k: [] for k in KINDS}
     ventricular, usable, normal = (np.zeros(len(views), bool) for _ in range(3))
     rate = np.full(len(views), np.nan)
-    for i, (view, score) in enumerate(zip(views, scores.tolist())):
+    for i, (view, score) in enumerate(zip(views, scores.tolist(), strict=True)):
         verdict = judge.judge(score, offset, view)
         normal[i] = organised(verdict, score, offset)
         ventricular[i] = verdict.mode == "adapted" and verdict.reason == "shape"
@@ -113,14 +115,14 @@ def judge_stream(
     after = samples > LEARNING_S * fs
     found["asystole"] = [
         (int(a), int(b))
-        for a, b in zip(samples[:-1][after[1:]], samples[1:][after[1:]])
+        for a, b in zip(samples[:-1][after[1:]], samples[1:][after[1:]], strict=True)
         if b - a > AlarmLimits().asystole_s * fs
     ]
     return found, ventricular, usable, normal, rate
 
 
 def vf_episodes(signal: np.ndarray, fs: float, normal_samples: np.ndarray) -> list[tuple[int, int]]:
-    """The ``vf`` alarms the bridge raises on a lead filtered as it filters it: (first sample, end), given its normal beats."""
+    """The ``vf`` alarms (first sample, end) the bridge raises on a lead filtered as it does, given its normal beats."""
     from scipy.signal import sosfilt
 
     y, detector, found, since = sosfilt(bandpass_sos(*ECG_BAND, fs), signal), VFDetector(fs), [], None
@@ -144,7 +146,7 @@ def reference_vf(record) -> list[tuple[int, int]]:
     bounds = list(record.rhythm_samples) + [record.signal.size]
     return [
         (a, b)
-        for a, b, rhythm in zip(bounds[:-1], bounds[1:], record.rhythms)
+        for a, b, rhythm in zip(bounds[:-1], bounds[1:], record.rhythms, strict=True)
         if rhythm in ("(VF", "(VFL") and b - a >= 4 * record.fs
     ]
 
@@ -310,21 +312,23 @@ def markdown(r: dict) -> str:
 
     lines = [
         f"Alarms on the {len(per)} shared MIT-BIH records after 5 minutes of learning ({hours:.1f} h judged); "
-        f"Machine: {m['platform']}, {m['cpus']} CPUs, python {m['python']}, ecgedge {m['ecgedge']}; {r['seconds']:.0f} s.",
+        f"Machine: {m['platform']}, {m['cpus']} CPUs, python {m['python']}, ecgedge {m['ecgedge']}; "
+        f"{r['seconds']:.0f} s.",
         "",
         "| | reference | Se | detected | +P |",
         "|---|---:|---:|---:|---:|",
     ]
     for name in ("couplet", "run"):
         lines.append(
-            f"| ventricular {name}s | {total(name, 'reference')} | {ratio(total(name, 'found'), total(name, 'reference'))} "
-            f"| {total(name, 'detected')} | {ratio(total(name, 'true'), total(name, 'detected'))} |"
+            f"| ventricular {name}s | {total(name, 'reference')} | "
+            f"{ratio(total(name, 'found'), total(name, 'reference'))} | {total(name, 'detected')} | "
+            f"{ratio(total(name, 'true'), total(name, 'detected'))} |"
         )
     delays = [d for p in per.values() for d in p["vt"]["delays_s"]]
     lines.append(
-        f"| VT (5+ ventricular beats > 100 bpm), alarm within {r['settings']['within_s']:g} s | {total('vt', 'reference')} "
-        f"| {ratio(total('vt', 'found'), total('vt', 'reference'))} | {total('vt', 'alarms')} "
-        f"| {ratio(total('vt', 'alarms') - total('vt', 'false'), total('vt', 'alarms'))} |"
+        f"| VT (5+ ventricular beats > 100 bpm), alarm within {r['settings']['within_s']:g} s | "
+        f"{total('vt', 'reference')} | {ratio(total('vt', 'found'), total('vt', 'reference'))} | "
+        f"{total('vt', 'alarms')} | {ratio(total('vt', 'alarms') - total('vt', 'false'), total('vt', 'alarms'))} |"
     )
     lines.append(
         f"| VF / flutter episodes of 4 s or more (reference `(VF`, `(VFL`) | {total('vf', 'reference')} "
@@ -342,8 +346,8 @@ def markdown(r: dict) -> str:
     noise = r["noise_6db"]
     for kind in KINDS:
         lines.append(
-            f"| {kind} | {PRIORITY[kind]} | {total(kind, 'reference')} | {total(kind, 'alarms')} | {total(kind, 'false')} "
-            f"| {total(kind, 'false') / hours:.2f} | {noise[kind] / noise['hours']:.2f} |"
+            f"| {kind} | {PRIORITY[kind]} | {total(kind, 'reference')} | {total(kind, 'alarms')} | "
+            f"{total(kind, 'false')} | {total(kind, 'false') / hours:.2f} | {noise[kind] / noise['hours']:.2f} |"
         )
     high = sum(total(k, "false") for k in KINDS if PRIORITY[k] == "high")
     high_noise = sum(noise[k] for k in KINDS if PRIORITY[k] == "high")
@@ -351,7 +355,8 @@ def markdown(r: dict) -> str:
     n = sum(h["beats"] for h in hr)
     lines += [
         "",
-        f"False high-priority alarms: {high / hours:.2f} an hour ({high_noise / noise['hours']:.2f} with noise at 6 dB).",
+        f"False high-priority alarms: {high / hours:.2f} an hour "
+        f"({high_noise / noise['hours']:.2f} with noise at 6 dB).",
         f"Heart rate against the same meter on the reference beats: mean absolute error "
         f"{sum(h['abs_error_sum'] for h in hr) / n:.2f} bpm, {100 * sum(h['within_5'] for h in hr) / n:.1f} % of beats "
         f"within 5 bpm ({n} beats).",

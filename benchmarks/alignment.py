@@ -89,10 +89,11 @@ def main() -> None:
     lines = [
         f"# Window alignment and per-patient false alarms ({date})",
         "",
-        f"MIT-BIH record 100, first {args.minutes:g} min, shipped autoencoder with its reference rebuilt per patch size; "
-        f"threshold learnt from the first {args.calibrate} beats (PatientCalibrator defaults).",
+        f"MIT-BIH record 100, first {args.minutes:g} min, shipped autoencoder with its reference rebuilt per patch "
+        f"size; threshold learnt from the first {args.calibrate} beats (PatientCalibrator defaults).",
         "",
-        "| R positions | median offset from annotation (samples at 360 Hz) | before_r | patch size | flagged after learning |",
+        "| R positions | median offset from annotation (samples at 360 Hz) | before_r | patch size | flagged after "
+        "learning |",
         "|---|---:|---:|---:|---:|",
     ]
     lines += [

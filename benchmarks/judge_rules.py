@@ -168,7 +168,7 @@ def scenarios(directory: Path) -> list[dict]:
 def judge_scenario(s: dict, qrs: bool, next_known: bool) -> dict:
     judge = BeatJudge(adapt_s=LEARNING_S, beat_format=POPULATION_FORMAT if qrs else None)
     verdicts, relearned = [], 0
-    for beat, score in zip(s["beats"], s["scores"]):
+    for beat, score in zip(s["beats"], s["scores"], strict=True):
         view = (
             beat
             if next_known
@@ -182,7 +182,7 @@ def judge_scenario(s: dict, qrs: bool, next_known: bool) -> dict:
     return {
         "n_flagged": int(flagged[normal].sum()),
         "n_beats": int(normal.sum()),
-        "timing": int(sum(v.reason == "timing" for v, n in zip(verdicts, normal) if n)),
+        "timing": int(sum(v.reason == "timing" for v, n in zip(verdicts, normal, strict=True) if n)),
         "af_read": float(read[s["af"]].mean()) if s["af"].any() else None,
         "relearned": relearned,
     }
@@ -249,8 +249,8 @@ def markdown(r: dict) -> str:
         f"Machine: {m['platform']}, {m['cpus']} CPUs, load {tuple(round(x, 1) for x in m['load_avg'])}; python "
         f"{m['python']}, ecgedge {m['ecgedge']}, numpy {m['numpy']}; {r['seconds']:.0f} s.",
         "",
-        "| variant | DS1 VEB Se | SVEB Se | N flagged | flag +P | DS1 records flagging fewer / more N than every rule off "
-        "| AF duration Se / +P (201, 203, 217) |",
+        "| variant | DS1 VEB Se | SVEB Se | N flagged | flag +P | DS1 records flagging fewer / more N than every rule "
+        "off | AF duration Se / +P (201, 203, 217) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:

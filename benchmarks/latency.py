@@ -76,7 +76,7 @@ def batch_throughput(scores: dict, beats: np.ndarray, batch: int, repeats: int) 
     """
     batches = [beats[i : i + batch] for i in range(0, len(beats), batch)]
     rates = {name: [] for name in scores}
-    for name, score in scores.items():
+    for score in scores.values():
         score(batches[0])
     for _ in range(repeats):
         for name, score in scores.items():
@@ -180,8 +180,9 @@ def markdown(result: dict) -> str:
         f"Machine: {result['machine']['cpu']} ({result['machine']['cpus']} logical CPUs), "
         f"{result['machine']['platform']}; threads pinned to {s['threads']} "
         f"(torch.set_num_threads, ORT intra_op_num_threads; ORT inter_op 1).",
-        f"Model: {s['model']} ({s['model_params']}). Single beat: {s['single_calls']} calls per backend after 50 warm-up, backends taking turns call by call; "
-        f"batched: batch {s['batch']}, {s['batch_beats']} {s.get('data', 'ECG5000 test beats')} x {s['repeats']} repeats.",
+        f"Model: {s['model']} ({s['model_params']}). Single beat: {s['single_calls']} calls per backend after 50 "
+        f"warm-up, backends taking turns call by call; batched: batch {s['batch']}, {s['batch_beats']} "
+        f"{s.get('data', 'ECG5000 test beats')} x {s['repeats']} repeats.",
         f"Versions: {', '.join(f'{k} {v}' for k, v in result['versions'].items())}.",
         "",
         "| backend | single beat p50 (ms) | p99 (ms) | p50 speed-up vs torch eager | batched beats/s (median) | best |",

@@ -157,7 +157,7 @@ def run(directory: Path, records: list[str], models: Path | None) -> dict:
     key = np.char.add(np.char.add(beats.record, ":"), beats.sample.astype(str))
     key_ecg5000 = np.char.add(np.char.add(ecg5000.record, ":"), ecg5000.sample.astype(str))
     scored = shipped.score_samples(ecg5000.X)
-    lookup = dict(zip(key_ecg5000.tolist(), scored.tolist()))
+    lookup = dict(zip(key_ecg5000.tolist(), scored.tolist(), strict=True))
     shipped_scores = np.array([lookup.get(k, np.median(scored)) for k in key.tolist()])
     dropped = int(np.sum(~np.isin(key, key_ecg5000)))
     F = features(beats)

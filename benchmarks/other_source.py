@@ -53,7 +53,7 @@ def main() -> None:
         },
         "machine": f"{platform.platform()}, {torch.get_num_threads()} torch threads",
         "train_beats": int(len(train)),
-        "test_beats": {str(k): int(v) for k, v in zip(*np.unique(test_labels, return_counts=True))},
+        "test_beats": {str(k): int(v) for k, v in zip(*np.unique(test_labels, return_counts=True), strict=True)},
         "fit_seconds": detector.fit_time_,
         "best_epoch": detector.best_epoch_,
         "roc_auc": float(roc_auc_score(abnormal, -scores)),
@@ -65,8 +65,8 @@ def main() -> None:
         f"# Another source and length: MIT-BIH record 100 ({r['date']})",
         "",
         f"Machine: {r['machine']}. Versions: {', '.join(f'{k} {v}' for k, v in r['versions'].items())}.",
-        f"{args.length}-sample beats; fit with the defaults (seed {args.seed}) on the {r['train_beats']} N beats of the "
-        f"first half, scored on the second half: {r['test_beats']}.",
+        f"{args.length}-sample beats; fit with the defaults (seed {args.seed}) on the {r['train_beats']} N beats of "
+        f"the first half, scored on the second half: {r['test_beats']}.",
         "",
         "| ROC AUC (non-N vs N) | N beats flagged | non-N beats flagged | fit s | best epoch |",
         "|---:|---:|---:|---:|---:|",

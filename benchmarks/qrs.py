@@ -75,7 +75,7 @@ def excluded_intervals(path: Path) -> list[tuple[int, int]]:
     """Ventricular flutter / fibrillation episodes ``[`` ... ``]`` of the reference annotations."""
     ann = wfdb.rdann(str(path), "atr")
     spans, opened = [], None
-    for sample, symbol in zip(ann.sample, ann.symbol):
+    for sample, symbol in zip(ann.sample, ann.symbol, strict=False):
         if symbol == "[":
             opened = int(sample)
         elif symbol == "]" and opened is not None:
@@ -253,7 +253,7 @@ def run(
             results = pool.starmap(score_record, args)
     else:
         results = [score_record(*a) for a in args]
-    per_record = {name: r["row"] for name, r in zip(records, results)}
+    per_record = {name: r["row"] for name, r in zip(records, results, strict=True)}
     delays_ms = 1000 * np.concatenate([r["delays_s"] for r in results])
     detector_s, total_s, samples = (sum(r["cost"][k] for r in results) for k in range(3))
     noise: dict[str, dict[str, dict]] = {}

@@ -198,7 +198,7 @@ def noise_run(models: Path | None) -> list[dict]:
                 }
                 for rule, tracker in (("with", NoiseTracker()), ("without", NoiseTracker(threshold=np.inf))):
                     judge = BeatJudge(adapt_s=120.0, noise=tracker, beat_format=POPULATION_FORMAT)
-                    verdicts = [judge.judge(s, shipped.offset_, b) for s, b in zip(scores.tolist(), beats)]
+                    verdicts = [judge.judge(s, shipped.offset_, b) for s, b in zip(scores.tolist(), beats, strict=True)]
                     judged = np.array([v.mode == "adapted" for v in verdicts])
                     flagged = np.array([v.anomaly for v in verdicts])
                     row[f"noisy_share_{rule}"] = float(np.mean([v.quality == "noisy" for v in verdicts]))
@@ -223,11 +223,12 @@ def cost(beats: AnnotatedBeats, scores: np.ndarray, offsets: dict, repeats: int 
             beats.noise[mine],
             beats.atrial[mine],
             beats.rr_after[mine],
+            strict=True,
         )
     ]
     sc = scores[mine].tolist()
     judge = BeatJudge(adapt_s=1e9, beat_format=POPULATION_FORMAT)
-    for s, v in zip(sc[:400], views[:400]):
+    for s, v in zip(sc[:400], views[:400], strict=True):
         judge.judge(s, offsets["208"], v)
     judge.memory.close()
     while judge.memory.beats_.shape[0] < judge.memory.max_beats:  # fill it: the worst case
@@ -235,14 +236,14 @@ def cost(beats: AnnotatedBeats, scores: np.ndarray, offsets: dict, repeats: int 
     timings = []
     for _ in range(repeats):
         started = time.perf_counter()
-        for s, v in zip(sc, views):
+        for s, v in zip(sc, views, strict=True):
             judge.judge(s, offsets["208"], v)
         timings.append((time.perf_counter() - started) / len(views))
     analyser, rr = RhythmAnalyser(), beats.rr_before[mine].tolist()
     rhythm = []
     for _ in range(repeats):
         started = time.perf_counter()
-        for r, segment in zip(rr, beats.atrial[mine]):
+        for r, segment in zip(rr, beats.atrial[mine], strict=True):
             analyser.add(r, atrial=segment)
         rhythm.append((time.perf_counter() - started) / len(rr))
     return {
@@ -313,9 +314,9 @@ def markdown(r: dict) -> str:
     per = r["rhythm"]["per_record"]
     non_af = {n: x["af_share_detected"] for n, x in per.items() if n not in AF_RECORDS}
     lines = [
-        f"MIT-BIH, {len(per)} shared records; the bridge's beats, judged with a {s['learning_s']:.0f} s learning window; "
-        f"rhythm window {s['window']} beats, threshold {s['threshold']}, P-wave threshold {s['atrial_threshold']}; "
-        f"noise threshold {s['noise_threshold']}.",
+        f"MIT-BIH, {len(per)} shared records; the bridge's beats, judged with a {s['learning_s']:.0f} s learning "
+        f"window; rhythm window {s['window']} beats, threshold {s['threshold']}, P-wave threshold "
+        f"{s['atrial_threshold']}; noise threshold {s['noise_threshold']}.",
         f"Machine: {m['platform']}, {m['cpus']} CPUs, load {tuple(round(x, 1) for x in m['load_avg'])}; python "
         f"{m['python']}, ecgedge {m['ecgedge']}, numpy {m['numpy']}; {r['seconds']:.0f} s.",
         "",
@@ -350,7 +351,8 @@ def markdown(r: dict) -> str:
         "",
         "Noise (first 10 min; flagged shares among the judged N beats; false beats: no reference beat within 150 ms):",
         "",
-        "| record | noise | SNR | beats | false beats | noisy | N flagged (rule / no rule) | false beats flagged (rule / no rule) |",
+        "| record | noise | SNR | beats | false beats | noisy | N flagged (rule / no rule) | false beats flagged "
+        "(rule / no rule) |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for n in r["noise"]:

@@ -155,8 +155,9 @@ def main() -> None:
                 run = {"block_s": block_s, **one_run(paths, dataclasses.replace(base, block_s=block_s), workers)}
                 runs.append(run)
                 print(
-                    f"run {repeat + 1}, {block_s:g} s blocks, {workers} worker(s): {run['beats']} beats in {run['seconds']} s = {run['beats_per_s']} beats/s, "
-                    f"{run['recordings_per_hour']} recordings/h, load {run['loadavg_before'][0]} -> {run['loadavg_after'][0]}",
+                    f"run {repeat + 1}, {block_s:g} s blocks, {workers} worker(s): {run['beats']} beats in "
+                    f"{run['seconds']} s = {run['beats_per_s']} beats/s, {run['recordings_per_hour']} recordings/h, "
+                    f"load {run['loadavg_before'][0]} -> {run['loadavg_after'][0]}",
                     flush=True,
                 )
     rates = {
@@ -174,7 +175,7 @@ def main() -> None:
     ratios = {
         b: [
             round(two["beats_per_s"] / one["beats_per_s"], 3)
-            for one, two in zip(runs[::2], runs[1::2])
+            for one, two in zip(runs[::2], runs[1::2], strict=True)
             if one["block_s"] == b
         ]
         for b in args.block_s
@@ -237,29 +238,31 @@ def _versions() -> dict:
 
 def _markdown(report: dict) -> str:
     lines = [
-        f"# ecgedge scan throughput ({report['when']}, {report['machine']['cpus']} CPUs, load average recorded per run)",
+        f"# ecgedge scan throughput ({report['when']}, {report['machine']['cpus']} CPUs, "
+        "load average recorded per run)",
         "",
-        "| block s | workers | recordings | signal h | beats | seconds | beats/s | recordings/h | load 1-min before -> after "
-        "| worker CPU s | cores obtained | beats per worker CPU s |",
+        "| block s | workers | recordings | signal h | beats | seconds | beats/s | recordings/h | load 1-min before "
+        "-> after | worker CPU s | cores obtained | beats per worker CPU s |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for r in report["runs"]:
         lines.append(
-            f"| {r['block_s']:g} | {r['workers']} | {r['recordings']} | {r['signal_hours']} | {r['beats']} | {r['seconds']} | {r['beats_per_s']} | "
-            f"{r['recordings_per_hour']} | {r['loadavg_before'][0]} -> {r['loadavg_after'][0]} | {r['worker_cpu_s']} | "
-            f"{r['cores_obtained']} | {r['beats_per_worker_cpu_s']} |"
+            f"| {r['block_s']:g} | {r['workers']} | {r['recordings']} | {r['signal_hours']} | {r['beats']} | "
+            f"{r['seconds']} | {r['beats_per_s']} | {r['recordings_per_hour']} | {r['loadavg_before'][0]} -> "
+            f"{r['loadavg_after'][0]} | {r['worker_cpu_s']} | {r['cores_obtained']} | {r['beats_per_worker_cpu_s']} |"
         )
     lines += [
         "",
-        "Cores obtained: CPU seconds of the workers and of the client (with the scheduler) over the wall-clock seconds, "
-        "what the machine gave the scan. Where the kernel shares CPU time per session (sched_autogroup "
-        f"{report['machine']['sched_autogroup']}), the worker processes of one scan share one session's share of a busy "
-        "machine: a second worker adds cores only where some are idle.",
+        "Cores obtained: CPU seconds of the workers and of the client (with the scheduler) over the wall-clock "
+        "seconds, what the machine gave the scan. Where the kernel shares CPU time per session (sched_autogroup "
+        f"{report['machine']['sched_autogroup']}), the worker processes of one scan share one session's share of a "
+        "busy machine: a second worker adds cores only where some are idle.",
     ]
     lines.append("")
     for block, ratios in report["scaling_2_vs_1"].items():
         lines.append(
-            f"2 workers / 1 worker (beats/s), {float(block):g} s blocks, per pair of runs: {', '.join(f'{r:.2f}x' for r in ratios)}  "
+            f"2 workers / 1 worker (beats/s), {float(block):g} s blocks, per pair of runs: "
+            f"{', '.join(f'{r:.2f}x' for r in ratios)}  "
         )
     lines.append(
         "The machine's own ceiling before each pair (2 spinning Python processes over 1, in run order): "
@@ -269,8 +272,8 @@ def _markdown(report: dict) -> str:
         rate = report["beats_per_worker_cpu_s"][block]
         lines += [
             "",
-            f"## On paper: {ARCHIVE:,} Holter recordings of 24 h ({HOLTER_BEATS:,} beats each), {float(block):g} s blocks, "
-            f"{rate:.0f} beats per CPU second of a worker (its rate with a core to itself)",
+            f"## On paper: {ARCHIVE:,} Holter recordings of 24 h ({HOLTER_BEATS:,} beats each), {float(block):g} s "
+            f"blocks, {rate:.0f} beats per CPU second of a worker (its rate with a core to itself)",
             "",
             "| workers | wall-clock hours | worker-hours | tasks (1 h segments) |",
             "| ---: | ---: | ---: | ---: |",
@@ -278,7 +281,8 @@ def _markdown(report: dict) -> str:
         lines += [f"| {p['workers']} | {p['hours']:,} | {p['worker_hours']:,} | {p['tasks']:,} |" for p in rows]
         lines += [
             "",
-            f"One worker per core, linear scaling assumed (no shared state between tasks but the bundle); segments re-stream {rows[0]['segment_overhead']:.1%} of the signal as overlap.",
+            "One worker per core, linear scaling assumed (no shared state between tasks but the bundle); segments "
+            f"re-stream {rows[0]['segment_overhead']:.1%} of the signal as overlap.",
         ]
     return "\n".join(lines)
 

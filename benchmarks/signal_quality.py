@@ -88,8 +88,8 @@ def run_case(record, signal: np.ndarray, model) -> dict:
     scores = score_beats(beats, model).tolist()
     gated = BeatJudge(adapt_s=120.0, beat_format=POPULATION_FORMAT)
     ungated = BeatJudge(adapt_s=120.0, beat_format=POPULATION_FORMAT, noise=NoiseTracker(threshold=np.inf))
-    ours = np.array([gated.judge(s, model.offset_, b).quality == "noisy" for s, b in zip(scores, beats)])
-    verdicts = [ungated.judge(s, model.offset_, b) for s, b in zip(scores, beats)]
+    ours = np.array([gated.judge(s, model.offset_, b).quality == "noisy" for s, b in zip(scores, beats, strict=True)])
+    verdicts = [ungated.judge(s, model.offset_, b) for s, b in zip(scores, beats, strict=True)]
     judged = np.array([v.mode == "adapted" for v in verdicts])
     flagged = np.array([v.anomaly for v in verdicts])
     nearest = nearest_reference(samples, record.beat_samples, round(0.15 * fs))

@@ -200,14 +200,18 @@ def markdown(r: dict) -> str:
     m, s, sm = r["machine"], r["settings"], r["summary"]
     lines = [
         f"Soak: {s['boards']} board(s), MIT-BIH 208 played back to back for {s['hours']:g} h of signal each at "
-        f"{s['speed']:g}x, replugged every 30 min of signal; SQLite keeping {s['keep_hours']:g} h of signal, JSON lines "
-        f"rotated at {s['jsonl_mb']:g} MB with {s['jsonl_backups']} backups; INT8 population bundle, 300 s learning.",
-        f"Machine: {m['platform']}, {m['cpus']} CPUs; python {m['python']}, ecgedge {m['ecgedge']}; {r['seconds']:.0f} s.",
-        f"Totals: {sm['beats']:,} beats, {sm['flagged']:,} flagged; frames {sm['frames']:,}, dropped {sm['frames_dropped']}, "
-        f"lost {sm['frames_lost']}; shed {sm['shed_samples']} samples / {sm['shed_beats']} beats; internal errors "
-        f"{sm['internal_errors']}; exceptions escaped {len(r['escaped'])}; JSON lines files {', '.join(r['jsonl_files'])}.",
+        f"{s['speed']:g}x, replugged every 30 min of signal; SQLite keeping {s['keep_hours']:g} h of signal, JSON "
+        f"lines rotated at {s['jsonl_mb']:g} MB with {s['jsonl_backups']} backups; INT8 population bundle, 300 s "
+        "learning.",
+        f"Machine: {m['platform']}, {m['cpus']} CPUs; python {m['python']}, ecgedge {m['ecgedge']}; "
+        f"{r['seconds']:.0f} s.",
+        f"Totals: {sm['beats']:,} beats, {sm['flagged']:,} flagged; frames {sm['frames']:,}, dropped "
+        f"{sm['frames_dropped']}, lost {sm['frames_lost']}; shed {sm['shed_samples']} samples / {sm['shed_beats']} "
+        f"beats; internal errors {sm['internal_errors']}; exceptions escaped {len(r['escaped'])}; JSON lines files "
+        f"{', '.join(r['jsonl_files'])}.",
         "",
-        "| signal (h) | RSS (MB) | open files | database (MB) | WAL (MB) | JSON lines (MB) | beats held | latency p50 / p99 since last row (ms) |",
+        "| signal (h) | RSS (MB) | open files | database (MB) | WAL (MB) | JSON lines (MB) | beats held | latency p50 "
+        "/ p99 since last row (ms) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in r["rows"]:

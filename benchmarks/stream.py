@@ -34,12 +34,14 @@ Runs:
   machine's CPU use and load average, and before each board count what 2
   spinning processes get done against 1 (the most a second worker could add then).
 
-Usage: ``python benchmarks/stream.py [--bundle DIR] [--runs ...] [--boards 200] [--seconds 60] [--holds 100] [--fuzz 120] [--workers 1 2]``
+Usage: ``python benchmarks/stream.py [--bundle DIR] [--runs ...] [--boards 200] [--seconds 60] [--holds 100]
+[--fuzz 120] [--workers 1 2]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import multiprocessing as mp
@@ -98,10 +100,8 @@ def _play(make_boards, kwargs, out: mp.Queue, play_s: float | None) -> None:
 
 def _reset_peak_rss() -> None:
     """Start the process's peak RSS (VmHWM) afresh (Linux >= 4.0), so each run reports its own."""
-    try:
+    with contextlib.suppress(OSError):
         Path(f"/proc/{os.getpid()}/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def _peak_rss_mb() -> float | None:
@@ -349,8 +349,9 @@ def markdown(report: dict) -> str:
     lines = [
         f"# Streaming benchmark ({env['date']})",
         "",
-        f"{env['system']}, {env['cpus']} CPUs (load average at start {', '.join(f'{v:.1f}' for v in env['load_average_at_start'])}: "
-        f"shared with other work; benchmark run at niceness {env.get('niceness', 0)}), Python "
+        f"{env['system']}, {env['cpus']} CPUs (load average at start "
+        f"{', '.join(f'{v:.1f}' for v in env['load_average_at_start'])}: shared with other work; benchmark run at "
+        f"niceness {env.get('niceness', 0)}), Python "
         + env["python"]
         + ", "
         + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
@@ -368,25 +369,29 @@ def markdown(report: dict) -> str:
             s = r[name]["summary"]
             lat = " / ".join(_ms(v) for v in s["latency_ms"].values())
             lines.append(
-                f"| {name} | {s['boards']} | {s['beats']} | {s['frames']} | {s['frames_dropped']} | {s['frames_lost']} | {lat} | {_note(name, r[name])} |"
+                f"| {name} | {s['boards']} | {s['beats']} | {s['frames']} | {s['frames_dropped']} | "
+                f"{s['frames_lost']} | {lat} | {_note(name, r[name])} |"
             )
     overload = [name for name in r if name.startswith("overload")]
     if overload:
         lines += [
             "",
-            "Overload: boards in real time for the stated seconds; latency from when a beat's last sample would have been read "
-            "(kernel and queue waits, and any lateness of the simulator, included); shed by the hub's policy (blocks queued more than max_lag_s, "
-            "beats past their deadline). Peak RSS is the whole benchmark process (it imports torch to export the shipped model).",
+            "Overload: boards in real time for the stated seconds; latency from when a beat's last sample would have "
+            "been read (kernel and queue waits, and any lateness of the simulator, included); shed by the hub's "
+            "policy (blocks queued more than max_lag_s, beats past their deadline). Peak RSS is the whole benchmark "
+            "process (it imports torch to export the shipped model).",
             "",
-            "| run | boards | beats | latency p50 / p99 / max (ms) | peak RSS (MB) | shed samples | shed beats | frames lost (kernel) | simulator overruns | simulator late max (s) | escaped |",
+            "| run | boards | beats | latency p50 / p99 / max (ms) | peak RSS (MB) | shed samples | shed beats | "
+            "frames lost (kernel) | simulator overruns | simulator late max (s) | escaped |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name in overload:
             s, boards = r[name]["summary"], r[name]["boards"]
             lat = " / ".join(_ms(v) for v in s["latency_ms"].values())
             lines.append(
-                f"| {name} | {s['boards']} | {s['beats']} | {lat} | {_ms(s['peak_rss_mb'])} | {s['shed_samples']} | {s['shed_beats']} | "
-                f"{s['frames_lost']} | {sum(b['overruns'] for b in boards)} | {max(b['late_max'] for b in boards):.2f} | {len(s['escaped'])} |"
+                f"| {name} | {s['boards']} | {s['beats']} | {lat} | {_ms(s['peak_rss_mb'])} | {s['shed_samples']} | "
+                f"{s['shed_beats']} | {s['frames_lost']} | {sum(b['overruns'] for b in boards)} | "
+                f"{max(b['late_max'] for b in boards):.2f} | {len(s['escaped'])} |"
             )
     if "workers" in r:
         lines += ["", workers_markdown(r["workers"])]
@@ -395,9 +400,9 @@ def markdown(report: dict) -> str:
         s = f["summary"]
         lines += [
             "",
-            f"Fuzz: {f['seconds']} s, 1 good board and {len(f['boards']) - 1} hostile ones: "
-            f"{len(s['escaped'])} exceptions escaped, {s['internal_errors']} internal errors; good board {f['good_beats']} beats, "
-            f"longest pause {f['good_longest_pause_s']:.2f} s; hostile chunks by kind {f['kinds']}; events {s['events']}",
+            f"Fuzz: {f['seconds']} s, 1 good board and {len(f['boards']) - 1} hostile ones: {len(s['escaped'])} "
+            f"exceptions escaped, {s['internal_errors']} internal errors; good board {f['good_beats']} beats, longest "
+            f"pause {f['good_longest_pause_s']:.2f} s; hostile chunks by kind {f['kinds']}; events {s['events']}",
         ]
     return "\n".join(lines) + "\n"
 
@@ -406,21 +411,23 @@ def workers_markdown(w: dict) -> str:
     """The ``workers`` run: capacity per worker count, then every run of the ladder."""
     capacity = ", ".join(f"{k} worker(s): {v} boards" for k, v in w["capacity"].items())
     lines = [
-        f"Workers: `ecgedge bridge --workers W --db --calibrate 10`, boards in real time for {w['seconds']:g} s each, board counts interleaved "
-        f"between worker counts; held = p99 < {w['bound_ms']:g} ms, nothing shed, every frame read. Capacity: {capacity}. "
-        "CPU: seconds used by all the bridge's processes (cores = CPU s / wall s of the bridge); RSS: peak of their sum; "
-        "machine: CPU use of all cores and 1-minute load average during the run; 2 vs 1: what 2 spinning processes got done "
-        "against 1 just before (2.0 = a free second core).",
+        f"Workers: `ecgedge bridge --workers W --db --calibrate 10`, boards in real time for {w['seconds']:g} s each, "
+        f"board counts interleaved between worker counts; held = p99 < {w['bound_ms']:g} ms, nothing shed, every "
+        f"frame read. Capacity: {capacity}. CPU: seconds used by all the bridge's processes (cores = CPU s / wall s "
+        "of the bridge); RSS: peak of their sum; machine: CPU use of all cores and 1-minute load average during the "
+        "run; 2 vs 1: what 2 spinning processes got done against 1 just before (2.0 = a free second core).",
         "",
-        "| workers | boards | held | beats | latency p50 / p99 / max (ms) | shed samples / beats | frames lost | bridge CPU s (cores) | peak RSS (MB) | machine busy | load mean / max | 2 vs 1 |",
+        "| workers | boards | held | beats | latency p50 / p99 / max (ms) | shed samples / beats | frames lost | "
+        "bridge CPU s (cores) | peak RSS (MB) | machine busy | load mean / max | 2 vs 1 |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in w["rows"]:
         s, u = r["summary"], r["used"]
         lat = " / ".join(_ms(v) for v in s["latency_ms"].values())
         lines.append(
-            f"| {r['workers']} | {r['boards']} | {'yes' if r['held'] else 'no'} | {s['beats']} | {lat} | {s['shed_samples']} / {s['shed_beats']} | "
-            f"{s['frames_lost']} | {u['cpu_s']:.1f} ({u['cpu_s'] / r['wall_s']:.2f}) | {u['peak_rss_mb']:.0f} | {u['machine_busy']:.0%} | "
+            f"| {r['workers']} | {r['boards']} | {'yes' if r['held'] else 'no'} | {s['beats']} | {lat} | "
+            f"{s['shed_samples']} / {s['shed_beats']} | {s['frames_lost']} | {u['cpu_s']:.1f} "
+            f"({u['cpu_s'] / r['wall_s']:.2f}) | {u['peak_rss_mb']:.0f} | {u['machine_busy']:.0%} | "
             f"{u['load_1min_mean']} / {u['load_1min_max']} | {r['machine_parallelism_2_vs_1']:.2f} |"
         )
     return "\n".join(lines)
@@ -429,17 +436,26 @@ def workers_markdown(w: dict) -> str:
 def _note(name: str, run_: dict) -> str:
     if name == "accuracy":
         acc = run_["detection"]
-        return f"Se {acc['sensitivity']:.4f}, +P {acc['positive_predictivity']:.4f} ({acc['tp']} TP, {acc['fn']} FN, {acc['fp']} FP)"
+        return (
+            f"Se {acc['sensitivity']:.4f}, +P {acc['positive_predictivity']:.4f} "
+            f"({acc['tp']} TP, {acc['fn']} FN, {acc['fp']} FP)"
+        )
     if name == "latency":
         return "one board, real time"
     if name.startswith("capacity"):
-        return f"real time; frames sent {sum(b['frames'] for b in run_['boards'])}, simulator overruns {sum(b['overruns'] for b in run_['boards'])}"
+        return (
+            f"real time; frames sent {sum(b['frames'] for b in run_['boards'])}, "
+            f"simulator overruns {sum(b['overruns'] for b in run_['boards'])}"
+        )
     if name == "faults":
         return (
             "damaged {damaged}, splits {splits}, dropped {dropped} by the board".format(**run_["boards"][0])
             + f"; Se {run_['detection']['sensitivity']:.4f}, +P {run_['detection']['positive_predictivity']:.4f}"
         )
-    return f"{run_['boards'][0]['disconnects']} unplugs, reconnect (s) max {max(run_['reconnect_s'] or [float('nan')]):.3f}"
+    return (
+        f"{run_['boards'][0]['disconnects']} unplugs, "
+        f"reconnect (s) max {max(run_['reconnect_s'] or [float('nan')]):.3f}"
+    )
 
 
 def many_boards(n: int, seconds: float):

@@ -166,8 +166,8 @@ def markdown(report: dict) -> str:
         f"Machine: {m['platform']}, {m['cpus']} CPUs, load {tuple(round(x, 1) for x in m['load_avg'])}; python "
         f"{m['python']}, ecgedge {m['ecgedge']}, onnxruntime {m['onnxruntime']}.",
         "",
-        "| viewers | beats | frames sent | dropped / lost | shed samples / beats | latency p50 / p99 (ms) | bridge peak RSS (MB) "
-        "| page bytes/s per board | display frames dropped (slow viewer) |",
+        "| viewers | beats | frames sent | dropped / lost | shed samples / beats | latency p50 / p99 (ms) | bridge "
+        "peak RSS (MB) | page bytes/s per board | display frames dropped (slow viewer) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["runs"]:

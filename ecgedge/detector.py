@@ -320,7 +320,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
         self.device_ = history.device
         memory = rng.permutation(len(X))[: self.memory_size] if self.memory_size else np.arange(len(X))
         scores = self._attach_reference(X[memory])  # float64; training_scores_ keeps them as float32
-        if self.contamination == "auto":
+        if isinstance(self.contamination, str):  # "auto", the one string the parameter validation lets through
             self.offset_ = robust_threshold(scores, k=AUTO_MADS)
         else:
             self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
@@ -329,7 +329,10 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
     @property
     def training_scores_(self) -> np.ndarray:
         """Leave-one-out scores of the memory beats (kept in the model's reference)."""
-        return self.module_.reference.training_scores.numpy().astype(np.float64)
+        reference = self.module_.reference
+        if reference is None:  # an AttributeError, as reading it from None was: hasattr() stays False
+            raise AttributeError("the model has no normal reference, so no training scores")
+        return reference.training_scores.numpy().astype(np.float64)
 
     def _new_module(self) -> BeatAutoencoder:
         """An untrained autoencoder with this estimator's architecture."""
@@ -378,7 +381,7 @@ class LSTMAutoencoderDetector(OutlierMixin, BaseEstimator):
                 )
                 for i in range(0, len(beats), _SCORE_BATCH)
             ]  # in batches, as scoring runs: the patch distances of 4096 beats would take gigabytes at once
-            error, distance = (torch.cat(part) for part in zip(*parts))
+            error, distance = (torch.cat(part) for part in zip(*parts, strict=True))
             scales = [float(error.median()) or 1.0, float(distance.median()) or 1.0]
             module.reference.scales.copy_(torch.tensor(scales, dtype=torch.float64))
             scores = combine_parts(module.reference, error, distance)

@@ -70,7 +70,7 @@ class NoveltyKFold:
         kfold = KFold(self.n_splits, shuffle=self.shuffle, random_state=seed)
         normal_folds = kfold.split(normal)
         abnormal_folds = kfold.split(abnormal)
-        for (n_train, n_test), (_, a_test) in zip(normal_folds, abnormal_folds):
+        for (n_train, n_test), (_, a_test) in zip(normal_folds, abnormal_folds, strict=True):  # n_splits each
             yield normal[n_train], np.concatenate([normal[n_test], abnormal[a_test]])
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:

@@ -251,6 +251,12 @@ class NormalReference(nn.Module):
         patches it belongs to): what unbiased thresholds are set on.
     """
 
+    # buffers (register_buffer), declared for type checkers
+    centres: torch.Tensor
+    basis: torch.Tensor
+    training_scores: torch.Tensor
+    scales: torch.Tensor
+
     def __init__(
         self,
         centres: torch.Tensor,

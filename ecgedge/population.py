@@ -21,8 +21,13 @@ from ecgedge.datasets import AnnotatedBeats
 
 #: The population model's beats: 250 ms before to 400 ms after R, 59 samples (about 90 Hz), R up (MLII).
 POPULATION_FORMAT = BeatFormat(length=59, before_r=0.25, after_r=0.40, source_fs=360.0, r_polarity=1, window_unit="s")
+# fmt: off
 #: The inter-patient training set DS1 of de Chazal et al. (2004): MIT-BIH records, no paced ones.
-DS1 = tuple(["101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122", "124", "201", "203", "205", "207", "208", "209", "215", "220", "223", "230"])
+DS1 = (
+    "101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122",
+    "124", "201", "203", "205", "207", "208", "209", "215", "220", "223", "230",
+)
+# fmt: on
 #: Estimator settings of the population model (beats keep their amplitude: no per-beat standardising).
 POPULATION_PARAMS = {"standardize": False, "max_epochs": 30, "beat_format": POPULATION_FORMAT.to_dict()}
 
@@ -44,11 +49,11 @@ def normal_rows(beats: AnnotatedBeats, per_record: int = 300, random_state: int 
     if per_record < 1:
         raise ValueError(f"per_record must be >= 1, got {per_record}")
     rng = np.random.RandomState(random_state)
-    rows = [
+    drawn = [
         rng.permutation(np.flatnonzero((beats.record == name) & (beats.aami == "N")))[:per_record]
         for name in beats.records
     ]
-    rows = np.concatenate(rows) if rows else np.empty(0, dtype=int)
+    rows = np.concatenate(drawn) if drawn else np.empty(0, dtype=int)
     if not rows.size:
         raise ValueError("no N beats to fit a population model on")
     return rows

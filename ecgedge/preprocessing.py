@@ -4,9 +4,10 @@ Scale beats one beat at a time, never one sample position at a time:
 ``make_pipeline(StandardScaler(), LSTMAutoencoderDetector())`` standardises
 each *column* (sample position) over the beats, which changes every beat's
 shape and costs the detector most of its accuracy (ECG5000 with the shipped
-settings: 4 of 4,500 test beats flagged, ROC AUC 0.945 instead of 0.996). The detector already z-normalises each beat itself
-(``standardize=True``); when a pipeline needs an explicit scaler, use
-:class:`BeatScaler`, which scales each row (beat) on its own.
+settings: 4 of 4,500 test beats flagged, ROC AUC 0.945 instead of 0.996). The
+detector already z-normalises each beat itself (``standardize=True``); when a
+pipeline needs an explicit scaler, use :class:`BeatScaler`, which scales each
+row (beat) on its own.
 """
 
 from __future__ import annotations

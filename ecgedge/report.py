@@ -95,7 +95,7 @@ def plot_reconstructions(detector, X: np.ndarray, y: np.ndarray, scores: np.ndar
     classes = np.unique(y)
     fig, axes = _figure(3.0 * len(classes), 2.8, ncols=len(classes))
     axes = np.atleast_1d(axes)
-    for ax, label in zip(axes, classes):
+    for ax, label in zip(axes, classes, strict=True):
         members = np.flatnonzero(y == label)
         pick = members[np.argsort(scores[members])[len(members) // 2]]
         ax.plot(X[pick], c="C0", label="beat")
@@ -183,7 +183,7 @@ def _spans(time: np.ndarray, on: np.ndarray) -> list[tuple[float, float]]:
     """(first, last) times of each run of consecutive beats where ``on`` holds."""
     starts = np.flatnonzero(on & ~np.r_[False, on[:-1]])
     ends = np.flatnonzero(on & ~np.r_[on[1:], False])
-    return [(float(time[a]), float(time[b])) for a, b in zip(starts, ends)]
+    return [(float(time[a]), float(time[b])) for a, b in zip(starts, ends, strict=True)]
 
 
 def plot_strip(

@@ -33,7 +33,7 @@ def _alarms(signal: np.ndarray, fs: float, adapt_s: float = 300.0) -> list:
     beats = cut_stream(signal, Hello(fs=fs, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",)), POPULATION_FORMAT)
     judge = BeatJudge(adapt_s=adapt_s, beat_format=POPULATION_FORMAT)
     events = []
-    for score, beat in zip(score_beats(beats, model).tolist(), beats):
+    for score, beat in zip(score_beats(beats, model).tolist(), beats, strict=True):
         judge.judge(score, model.offset_, beat)
         events += [(e.kind, e.alarm, e.sample / fs) for e in judge.take_events() if e.alarm]
     return events

@@ -99,7 +99,9 @@ def _bridge_rhythm(name: str, **settings) -> tuple[np.ndarray, np.ndarray]:
     nearest = nearest_reference(samples, record.beat_samples, round(0.15 * record.fs))
     ventricular = (nearest >= 0) & np.isin(record.beat_symbols[np.maximum(nearest, 0)], list("VE"))
     analyser = RhythmAnalyser(**settings)
-    rhythm = np.array([analyser.add(b.rr, normal=not v, atrial=b.atrial) for b, v in zip(beats, ventricular)])
+    rhythm = np.array(
+        [analyser.add(b.rr, normal=not v, atrial=b.atrial) for b, v in zip(beats, ventricular, strict=True)]
+    )
     return rhythm, np.isin(record.rhythm_at(samples), AF_RHYTHMS)
 
 

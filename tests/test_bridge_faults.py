@@ -280,7 +280,7 @@ def test_lost_signal_no_beats_and_garbage_are_events_in_every_sink(bundle, recor
     with sqlite3.connect(tmp_path / "out.db") as db:
         stored = db.execute("SELECT stream, event, detail, time FROM events ORDER BY id").fetchall()
     assert [(e["stream"], e["event"], e["detail"]) for e in events] == [row[:3] for row in stored]
-    assert all(abs(e["time"] - t) < 1e-3 for e, (*_, t) in zip(events, stored))
+    assert all(abs(e["time"] - t) < 1e-3 for e, (*_, t) in zip(events, stored, strict=True))
 
     def named(stream, event):
         return [e for e in events if e["stream"] == stream and e["event"] == event]
@@ -450,7 +450,10 @@ def test_a_full_queue_makes_the_reader_wait_and_bounds_memory(bundle):
 
 
 def test_a_restart_after_kill_9_resumes_each_patients_learnt_threshold(bundle, tmp_path):
-    """The SQLite database is the patient's state: a restarted bridge flags from its first beat with the threshold learnt before."""
+    """The SQLite database is the patient's state.
+
+    A restarted bridge flags from its first beat, with the threshold it learnt before.
+    """
     db = tmp_path / "alerts.db"
     endpoint = PtyEndpoint(link=tmp_path / "board")
     cmd = [

@@ -277,12 +277,14 @@ def test_filter_bank_matches_sosfilt_whatever_the_chunk_lengths():
     sos = bandpass_sos(0.5, 40.0, FS)
     starts = (1.0, -2.0, 0.5)
     x = rng.normal(size=(3, 4000)).cumsum(axis=1) + np.array(starts)[:, None]
-    expected = np.stack([signal.sosfilt(sos, row, zi=signal.sosfilt_zi(sos) * x0)[0] for row, x0 in zip(x, starts)])
+    expected = np.stack(
+        [signal.sosfilt(sos, row, zi=signal.sosfilt_zi(sos) * x0)[0] for row, x0 in zip(x, starts, strict=True)]
+    )
     bank = FilterBank(sos, max_block=64)
     slots = np.array([bank.add(x0) for x0 in starts])
     lengths = np.concatenate([[10] * 50, rng.integers(1, 150, size=60)])
     edges = np.minimum(np.concatenate([[0], np.cumsum(lengths)]), x.shape[1])
-    got = np.hstack([bank.filter(slots, x[:, a:b]) for a, b in zip(edges[:-1], edges[1:]) if b > a])
+    got = np.hstack([bank.filter(slots, x[:, a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a])
     assert got.shape == x.shape and set(lengths) & set(range(65, 150)) and set(lengths) & set(range(1, 65))
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9 * np.abs(expected).max())
 
@@ -294,7 +296,7 @@ def test_a_hub_that_never_ran_closes_its_ports_and_sinks(bundle, tmp_path):
     with Hub(load_scorer(bundle, threads=1), BridgeSettings(judging=Judging.fixed())) as hub:
         link = hub.add_board(endpoint.url)
         hub.sinks.append(SqliteSink(tmp_path / "beats.db", hub.fs_of))
-    assert hub.sinks[0]._db is None and link.source._stop.is_set()
+    assert hub.sinks[0]._closed and link.source._stop.is_set()
     endpoint.close()
 
 

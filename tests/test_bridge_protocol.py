@@ -140,5 +140,5 @@ def test_ports_and_sinks_close_as_context_managers(tmp_path):
     endpoint.close()
     with JsonlSink(tmp_path / "beats.jsonl") as jsonl, SqliteSink(tmp_path / "beats.db", lambda stream: 360.0) as db:
         pass
-    assert jsonl._file.closed and db._db is None
+    assert jsonl._file.closed and db._closed
     db.close()  # closing twice is harmless

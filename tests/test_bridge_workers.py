@@ -236,7 +236,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_workers_end_when_the_bridge_is_killed(bundle):
-    """No orphan worker keeps reading a board after a kill -9 of the bridge (a restarted bridge would share its ports)."""
+    """No orphan worker keeps reading a board after a kill -9 of the bridge (a restarted one would share its ports)."""
     played = boards(2, 600)
     cmd = [
         *ECGEDGE,

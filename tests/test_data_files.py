@@ -28,7 +28,9 @@ def write_rows(path, rows, delimiter=","):
 
 def test_ucr_tsv_and_npz_give_the_same_beats(beats, tmp_path):
     X, y = beats
-    tsv = write_rows(tmp_path / "beats.tsv", [[label, *map(repr, row.tolist())] for label, row in zip(y, X)], "\t")
+    tsv = write_rows(
+        tmp_path / "beats.tsv", [[label, *map(repr, row.tolist())] for label, row in zip(y, X, strict=True)], "\t"
+    )
     np.savez(tmp_path / "beats.npz", X=X, y=y)
     for path in (tsv, tmp_path / "beats.npz"):
         X_read, y_read = load_beats_file(path)
@@ -40,7 +42,7 @@ def test_pandas_csv_with_header_and_index_is_read(beats, tmp_path):
     X, y = beats
     # what DataFrame(X).assign(label=y).to_csv() writes: an unnamed index column, the label last
     header = ["", *map(str, range(X.shape[1])), "label"]
-    rows = [[i, *map(repr, row.tolist()), label] for i, (row, label) in enumerate(zip(X, y))]
+    rows = [[i, *map(repr, row.tolist()), label] for i, (row, label) in enumerate(zip(X, y, strict=True))]
     X_read, y_read = load_beats_file(write_rows(tmp_path / "pandas.csv", [header, *rows]))
     np.testing.assert_array_equal(X_read, X)
     np.testing.assert_array_equal(y_read, y)
@@ -48,7 +50,7 @@ def test_pandas_csv_with_header_and_index_is_read(beats, tmp_path):
 
 def test_a_ragged_table_names_the_row(beats, tmp_path):
     X, y = beats
-    rows = [[label, *row.tolist()] for label, row in zip(y, X)]
+    rows = [[label, *row.tolist()] for label, row in zip(y, X, strict=True)]
     rows[4] = rows[4][:-3]
     with pytest.raises(ValueError, match=r"row 5 has 138 columns, the first row has 141 \(ragged"):
         load_beats_file(write_rows(tmp_path / "ragged.csv", rows))
@@ -57,7 +59,7 @@ def test_a_ragged_table_names_the_row(beats, tmp_path):
 def test_string_labels_name_row_column_and_convention(beats, tmp_path):
     X, _ = beats
     header = ["label", *(f"t{i}" for i in range(X.shape[1]))]
-    rows = [[label, *row.tolist()] for label, row in zip(["N", "V"] * 6, X)]
+    rows = [[label, *row.tolist()] for label, row in zip(["N", "V"] * 6, X, strict=True)]
     with pytest.raises(
         ValueError,
         match=r"row 2, column 1 \('label'\): label 'N' is not a finite number; "
@@ -68,7 +70,7 @@ def test_string_labels_name_row_column_and_convention(beats, tmp_path):
 
 def test_a_bad_sample_names_row_and_column(beats, tmp_path):
     X, y = beats
-    rows = [[label, *row.tolist()] for label, row in zip(y, X)]
+    rows = [[label, *row.tolist()] for label, row in zip(y, X, strict=True)]
     rows[2][7] = "n/a"
     with pytest.raises(ValueError, match=r"row 3, column 8: sample 'n/a' is not a finite number"):
         load_beats_file(write_rows(tmp_path / "gap.csv", rows))

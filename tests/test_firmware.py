@@ -92,7 +92,7 @@ def test_python_matches_vectors():
 
 def random_messages(rng: np.random.Generator, n: int) -> list[tuple[int, object]]:
     messages = []
-    for seq in range(n):
+    for _ in range(n):
         kind = rng.integers(3)
         if kind == 0:
             leads = tuple(f"L{i}" for i in range(rng.integers(1, 4)))

@@ -41,7 +41,7 @@ def test_a_rate_is_lost_in_noise_after_a_restart_and_after_a_long_silence():
 
 
 def test_every_beat_of_a_stream_carries_the_rate_and_it_follows_a_slower_stretch():
-    """Record 100, diastole twice as long from 4:00 to 6:00 (about 38 bpm), with muscle noise at -6 dB from 7:00 to 7:15."""
+    """Record 100, diastole doubled from 4:00 to 6:00 (about 38 bpm), muscle noise at -6 dB from 7:00 to 7:15."""
     record = load_wfdb_record(lead="MLII")
     fs, n = record.fs, round(480 * record.fs)
     keep = record.beat_samples < n

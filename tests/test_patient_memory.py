@@ -16,7 +16,7 @@ def record_100():
     """Record 100's beats where the bridge finds them (fixed window), with shapes and RR ratios in stream order."""
     beats = load_annotated_beats(default_record_path().parent, POPULATION_FORMAT, positions="bridge")
     context = BeatContext()
-    shapes, ratios = zip(*(context.add(x, rr) for x, rr in zip(beats.X, beats.rr_before)))
+    shapes, ratios = zip(*(context.add(x, rr) for x, rr in zip(beats.X, beats.rr_before, strict=True)), strict=True)
     return beats, np.array(shapes), np.array(ratios)
 
 
@@ -118,7 +118,7 @@ class _Beat:
 def test_judge_learns_for_its_window_then_judges_by_the_patient(record_100):
     beats, _, _ = record_100
     judge = BeatJudge(adapt_s=300)
-    verdicts = [judge.judge(0.0, -1.0, _Beat(x, rr)) for x, rr in zip(beats.X, beats.rr_before)]
+    verdicts = [judge.judge(0.0, -1.0, _Beat(x, rr)) for x, rr in zip(beats.X, beats.rr_before, strict=True)]
     modes = np.array([v.mode for v in verdicts])
     assert set(modes[beats.time < 300]) == {"learning"} and set(modes[beats.time > 302]) == {"adapted"}
     adapted = modes == "adapted"

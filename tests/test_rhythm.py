@@ -38,7 +38,7 @@ def _rhythm_of(record, normal=None) -> np.ndarray:
     rr = np.diff(record.beat_samples) / record.fs
     normal = np.ones(rr.size, bool) if normal is None else normal[1:]
     analyser = RhythmAnalyser()
-    return np.array([analyser.add(r, bool(n)) for r, n in zip(rr, normal)])
+    return np.array([analyser.add(r, bool(n)) for r, n in zip(rr, normal, strict=True)])
 
 
 def test_sinus_rhythm_with_atrial_premature_beats_is_never_af():
@@ -137,7 +137,7 @@ def test_no_beat_in_a_noisy_stretch_is_flagged_and_the_stretch_is_two_events():
     in_burst = np.array([200 * 360 <= b.sample < 215 * 360 for b in beats])
     quality = np.array([v.quality for v in verdicts])
     assert np.mean(quality[in_burst] == "noisy") > 0.8 and np.mean(quality[~in_burst] == "noisy") < 0.02
-    assert not any(v.anomaly for v, q in zip(verdicts, quality) if q == "noisy")
+    assert not any(v.anomaly for v, q in zip(verdicts, quality, strict=True) if q == "noisy")
     kinds = [e.kind for e in events if e.kind != "rhythm-change"]
     assert kinds[:2] == ["noisy", "noise-over"] and [e for e in events if e.kind == "noisy"][0].sample >= 199 * 360
     assert [e.rhythm for e in events if e.kind == "rhythm-change"][0] == "sinus"
@@ -153,7 +153,7 @@ def test_a_ventricular_beat_in_af_is_still_flagged_but_an_early_normal_one_is_no
     model = load(population_model_path())
     scores = model.score_samples(np.stack([b.model_input for b in beats]))
     judge = BeatJudge(adapt_s=300.0)
-    verdicts = [judge.judge(s, model.offset_, b) for s, b in zip(scores.tolist(), beats)]
+    verdicts = [judge.judge(s, model.offset_, b) for s, b in zip(scores.tolist(), beats, strict=True)]
     samples = np.array([b.sample for b in beats])
     nearest = nearest_reference(samples, record.beat_samples, 54)
     symbol = np.where(nearest >= 0, record.beat_symbols[np.maximum(nearest, 0)], "-")

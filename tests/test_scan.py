@@ -1,4 +1,4 @@
-"""``ecgedge scan``: real WFDB and EDF files, a real LocalCluster of 2 worker processes, the live bridge as reference."""
+"""``ecgedge scan`` on real WFDB and EDF files with a real 2-process LocalCluster, the live bridge as reference."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def write_wfdb(
     annotations: bool = True,
     reversed_from: float | None = None,
 ) -> Path:
-    """The first ``seconds`` of the bundled MIT-BIH record 100 (MLII, ADC counts) as a WFDB record, with its beat labels.
+    """The first ``seconds`` of the bundled MIT-BIH record 100 (MLII, ADC counts) as a WFDB record with beat labels.
 
     ``reversed_from``: the lead's polarity reversed from this second on (electrodes swapped).
     """
@@ -246,7 +246,8 @@ def test_a_scan_says_when_the_patient_memory_learnt_a_new_complex(population_bun
     row = report.rows[0]
     assert row["status"] == "done" and row["relearned"] == 1 and 60 <= row["relearned_at_s"][0] < 65
     beats = read_beats(tmp_path / "out", "swapped")
-    after = [f for t, f in zip(beats["time"], beats["flag"]) if t > 60 + 60 * 60 / 75 + 5]  # after 60 beats at ~75 bpm
+    # after 60 beats at ~75 bpm
+    after = [f for t, f in zip(beats["time"], beats["flag"], strict=True) if t > 60 + 60 * 60 / 75 + 5]
     assert len(after) > 20 and sum(after) <= 1
 
 

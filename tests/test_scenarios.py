@@ -34,7 +34,10 @@ def _judge_rr(rr: list[float]) -> list:
     shapes = (qrs + np.random.RandomState(1).normal(0, 0.01, (len(rr), 59))).astype(np.float32)
     judge = BeatJudge(adapt_s=60.0, beat_format=POPULATION_FORMAT)
     rr_after = rr[1:] + [float("nan")]
-    return [judge.judge(0.0, -1.0, BeatView(x, r, own_length=59, rr_after=a)) for x, r, a in zip(shapes, rr, rr_after)]
+    return [
+        judge.judge(0.0, -1.0, BeatView(x, r, own_length=59, rr_after=a))
+        for x, r, a in zip(shapes, rr, rr_after, strict=True)
+    ]
 
 
 def _timing_flags(verdicts) -> int:
@@ -75,7 +78,9 @@ def _stream(signal: np.ndarray, fs: float, reference: np.ndarray, symbols: np.nd
     model = load(population_model_path())
     beats = cut_stream(signal, Hello(fs=fs, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",)), POPULATION_FORMAT)
     judge = BeatJudge(adapt_s=LEARN_S, beat_format=POPULATION_FORMAT)
-    verdicts = [judge.judge(s, model.offset_, b) for s, b in zip(score_beats(beats, model).tolist(), beats)]
+    verdicts = [
+        judge.judge(s, model.offset_, b) for s, b in zip(score_beats(beats, model).tolist(), beats, strict=True)
+    ]
     samples = np.array([b.sample for b in beats])
     nearest = nearest_reference(samples, reference, round(0.15 * fs))
     found = nearest >= 0
@@ -139,7 +144,7 @@ def test_a_slower_stretch_and_the_return_to_the_old_rate_are_not_premature_beats
     record, signal, reference, symbols = _sinus(name)
     signal, reference = change_rate(signal, record.fs, reference, 400.0, 1.5, stop=520.0)
     samples, verdicts, symbol, _ = _stream(signal, record.fs, reference, symbols, np.full(reference.size, "(N"))
-    assert not any(v.reason == "timing" for v, s in zip(verdicts, symbol) if s == "N")
+    assert not any(v.reason == "timing" for v, s in zip(verdicts, symbol, strict=True) if s == "N")
 
 
 def _with_events(signal: np.ndarray, fs: float):
@@ -151,7 +156,7 @@ def _with_events(signal: np.ndarray, fs: float):
     beats = cut_stream(signal, Hello(fs=fs, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",)), POPULATION_FORMAT)
     judge = BeatJudge(adapt_s=LEARN_S, beat_format=POPULATION_FORMAT)
     verdicts, events = [], []
-    for score, beat in zip(score_beats(beats, model).tolist(), beats):
+    for score, beat in zip(score_beats(beats, model).tolist(), beats, strict=True):
         verdicts.append(judge.judge(score, model.offset_, beat))
         events += judge.take_events()
     return np.array([b.sample for b in beats]), verdicts, events

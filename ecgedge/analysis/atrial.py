@@ -25,7 +25,8 @@ import numpy as np
 ATRIAL_BEFORE_R_S = (0.30, 0.10)
 #: Points a segment is resampled to (10 ms apart).
 ATRIAL_POINTS = 21
-#: Upper limit of the normal rate-corrected QT interval (s; Bazett): the previous beat's T wave ends by ``QTC_S * sqrt(RR)``.
+#: Upper limit of the normal rate-corrected QT interval (s; Bazett): the previous beat's T wave ends by
+#: ``QTC_S * sqrt(RR)``.
 QTC_S = 0.44
 
 
@@ -124,7 +125,10 @@ class AtrialActivity:
 
     @property
     def correlation(self) -> float | None:
-        """Median correlation of each readable segment with the mean of the others; None with under a quarter of a window."""
+        """Median correlation of each readable segment with the mean of the others.
+
+        None with under a quarter of a window.
+        """
         readable = [s for s in self._segments if s is not None]
         if len(readable) < max(3, self.window // 4):
             return None

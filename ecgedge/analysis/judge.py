@@ -33,6 +33,7 @@ Rhythm changes, relearning, noisy stretches and alarms are reported as :class:`S
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -183,8 +184,9 @@ class BeatJudge:
 
     Examples
     --------
-    >>> BeatJudge().judge(-0.5, offset=-0.2)
-    Verdict(mode='fixed', threshold=-0.2, distance=None, anomaly=True, rhythm='unknown', quality='ok', reason=None, heart_rate=None)
+    >>> BeatJudge().judge(-0.5, offset=-0.2)  # doctest: +NORMALIZE_WHITESPACE
+    Verdict(mode='fixed', threshold=-0.2, distance=None, anomaly=True, rhythm='unknown', quality='ok',
+            reason=None, heart_rate=None)
     >>> BeatJudge(calibration_beats=2).judge(-0.1, offset=-0.2).mode
     'learning'
     """
@@ -256,9 +258,9 @@ class BeatJudge:
         offset : float
             The model's threshold (``scorer.offset_``).
         beat : Beat or BeatView, optional
-            Its ``rr``, ``rr_after``, ``sample``, ``own_length``, ``noise`` and ``atrial`` are read (without it the beat is
-            taken as clean, of unknown rhythm); to adapt, also its ``model_input`` (a window
-            fixed in time around R).
+            Its ``rr``, ``rr_after``, ``sample``, ``own_length``, ``noise`` and ``atrial`` are read
+            (without it the beat is taken as clean, of unknown rhythm); to adapt, also its
+            ``model_input`` (a window fixed in time around R).
 
         Returns
         -------
@@ -269,15 +271,14 @@ class BeatJudge:
         was_noisy = self.noise.noisy
         quality = self.noise.add(getattr(beat, "noise", 0.0), sample) if beat is not None else "ok"
         if self.noise.noisy != was_noisy:
+            since = self.noise.since  # a noisy stretch's first beat; None once the stretch is over
             self._events.append(
-                StreamEvent(
-                    "noisy" if self.noise.noisy else "noise-over", self.noise.since if self.noise.noisy else sample
-                )
+                StreamEvent("noisy" if self.noise.noisy else "noise-over", sample if since is None else since)
             )
         if self.memory is not None:
             if beat is None:
                 raise ValueError("an adapting judge needs each beat, not only its score")
-            verdict, normal = self._adapted(beat, score, offset, quality)
+            verdict, normal = self._adapted(self.memory, beat, score, offset, quality)
         else:
             verdict = self._by_threshold(score, offset)
             normal = verdict.threshold is None or score >= verdict.threshold
@@ -309,7 +310,7 @@ class BeatJudge:
             heart_rate,
         )
 
-    def _follow(self, shape: np.ndarray, shape_d: float, beat) -> None:
+    def _follow(self, memory: PatientMemory, shape: np.ndarray, shape_d: float, beat) -> None:
         """Learn a new QRS complex once it is sustained and supraventricular; say so with a ``"relearned"`` event.
 
         :data:`RELEARN_BEATS` clean beats in a row unlike the memory, alike among themselves
@@ -327,25 +328,25 @@ class BeatJudge:
         )
         if len(self._new_complex) < RELEARN_BEATS:
             return
-        shapes, rr, samples, atrial = zip(*self._new_complex)
+        shapes, intervals, samples, atrial = zip(*self._new_complex, strict=True)
         self._new_complex.clear()
-        rr = np.array(rr)
+        rr = np.array(intervals)
         if not (np.all(np.isfinite(rr)) and np.median(rr) >= SINUS_MAX_RR_S):
             return
         if np.median(np.abs(np.diff(rr)) / (0.5 * (rr[1:] + rr[:-1]))) > self.rhythm.threshold:
             return  # irregular: AF with a new complex cannot be told from a ventricular rhythm here
-        if np.median(self.memory.spread(np.array(shapes))) > 1:
+        if np.median(memory.spread(np.array(shapes))) > 1:
             return
         p_waves = AtrialActivity(RELEARN_BEATS)
-        for segment, interval in zip(atrial, rr):
+        for segment, interval in zip(atrial, rr, strict=True):
             p_waves.add(segment, interval)  # a missing segment (None) reads as unreadable
         if not p_waves.organised:
             return
-        self.memory.absorb(np.array(shapes), np.zeros(len(shapes)))
+        memory.absorb(np.array(shapes), np.zeros(len(shapes)))
         self._unsaved += len(shapes)
         self._events.append(StreamEvent("relearned", samples[0]))
 
-    def _premature(self, ratio: float, beat) -> bool:
+    def _premature(self, memory: PatientMemory, ratio: float, beat) -> bool:
         """Whether an early supraventricular beat is premature, not part of a rhythm of its own.
 
         Early means nothing in AF or while the recent RR series is as irregular as AF
@@ -360,11 +361,12 @@ class BeatJudge:
         rr_after = float(getattr(beat, "rr_after", float("nan")))
         if not (np.isfinite(rr_after) and beat.rr > 0):
             return True  # the next interval is unknown (or a pause): early is premature
-        goes_on = ratio * rr_after / beat.rr < self.memory.rhythm_limit and rr_after >= SINUS_MAX_RR_S
+        _, rhythm_limit = memory.limits()
+        goes_on = ratio * rr_after / beat.rr < rhythm_limit and rr_after >= SINUS_MAX_RR_S
         return not goes_on
 
     def _by_threshold(self, score: float, offset: float) -> Verdict:
-        threshold = offset
+        threshold: float | None = offset
         if self.calibrator is not None:
             threshold = self.calibrator.threshold  # None for the calibration beats themselves
             self.calibrator.update([score])
@@ -372,35 +374,33 @@ class BeatJudge:
             return Verdict("learning", None, None, False)
         return Verdict("fixed", threshold, None, score < threshold)
 
-    def _adapted(self, beat, score: float, offset: float, quality: str) -> tuple[Verdict, bool]:
+    def _adapted(self, memory: PatientMemory, beat, score: float, offset: float, quality: str) -> tuple[Verdict, bool]:
         """Learn the patient from the window's beats, then judge by the patient's memory.
 
         Returns the verdict (before rhythm and quality) and whether the beat's shape is normal.
         """
-        shape, ratio = self.context.add(beat.model_input, beat.rr, keep=not self.memory.ready)
+        shape, ratio = self.context.add(beat.model_input, beat.rr, keep=not memory.ready)
         own = int(getattr(beat, "own_length", 0)) or shape.size
-        if self.memory.ready:
-            shape_d, timing_d = (float(d[0]) for d in self.memory.distances(shape[None], np.array([ratio]), [own]))
-            if timing_d > 1 and not self._premature(ratio, beat):
+        if memory.ready:
+            shape_d, timing_d = (float(d[0]) for d in memory.distances(shape[None], np.array([ratio]), [own]))
+            if timing_d > 1 and not self._premature(memory, ratio, beat):
                 timing_d = 0.0  # early, but not premature: its timing does not count
             normal = shape_d <= 1 and timing_d <= 1
             self.context.keep(beat.rr, normal_to_normal=normal and self._last_normal)
             self._last_normal = normal
             distance = max(shape_d, timing_d)
             if quality == "ok" and own == shape.size:
-                self.memory.absorb(shape[None], np.array([distance]))
+                memory.absorb(shape[None], np.array([distance]))
                 self._unsaved += 1
-                self._follow(shape, shape_d, beat)
+                self._follow(memory, shape, shape_d, beat)
             reason = "shape" if shape_d > 1 else "timing" if timing_d > 1 else None
             return Verdict("adapted", None, distance, distance > 1, reason=reason), shape_d <= 1
-        looks_normal = self.memory.looks_normal(shape)
+        looks_normal = memory.looks_normal(shape)
         if quality == "ok":
-            self.memory.learn(shape[None], np.array([ratio]), np.array([score >= offset]), np.array([score]))
+            memory.learn(shape[None], np.array([ratio]), np.array([score >= offset]), np.array([score]))
             if np.isfinite(beat.rr) and beat.rr > 0:
                 self._learnt_s += min(beat.rr, MAX_RR_S)
-            if self._learnt_s >= self.adapt_s:
-                try:
-                    self.memory.close()
-                except ValueError:  # too few beats yet: keep learning
-                    pass
+            if self.adapt_s is not None and self._learnt_s >= self.adapt_s:
+                with contextlib.suppress(ValueError):  # too few beats yet: keep learning
+                    memory.close()
         return Verdict("learning", None, None, False), looks_normal is not False

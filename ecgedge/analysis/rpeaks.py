@@ -319,7 +319,7 @@ class StreamingRPeakDetector:
             self._watch_p(peak)
             beats.extend(self._resolve(peak.mwi, peak.r))
             if self._doubt is not None:
-                beats.extend(self._replace_doubt(peak))
+                beats.extend(self._replace_doubt(peak, self._doubt))
             elif not self._is_beat(peak):
                 self._note_noise(peak)
             else:
@@ -327,14 +327,14 @@ class StreamingRPeakDetector:
         beats.extend(self._resolve(self._settled))
         return beats
 
-    def _replace_doubt(self, peak: _Peak) -> list[int]:
+    def _replace_doubt(self, peak: _Peak, doubt: _Peak) -> list[int]:
         """A peak soon after a doubtful beat: when it is a beat with more QRS-band energy, it
         replaces the doubtful one (a P wave or an artefact before the QRS); otherwise it is noise.
         A replacing peak above the threshold is accepted at once; one below is held in turn."""
-        if peak.height <= self._doubt.height or not self._is_beat(peak):
+        if peak.height <= doubt.height or not self._is_beat(peak):
             self._note_noise(peak)
             return []
-        self._note_noise(self._doubt)
+        self._note_noise(doubt)
         self._doubt = None
         return self._accept_or_hold(peak)
 
@@ -377,17 +377,17 @@ class StreamingRPeakDetector:
             return []
         inner = m[lo:hi]
         rising = inner > m[lo - 1 : hi - 1] if lo > 0 else np.r_[False, inner[1:] > inner[:-1]]
-        found = []
-        for i in lo + np.flatnonzero(rising & (inner >= m[lo + 1 : hi + 1]) & (inner > 0)):
+        found: list[int] = []
+        for i in (lo + np.flatnonzero(rising & (inner >= m[lo + 1 : hi + 1]) & (inner > 0))).tolist():
             if m[i] < m[max(0, i - self._back) : i].max(initial=0.0):
                 continue  # a ripple after a larger peak (most local maxima): no need to wait
             ahead = m[i + 1 : i + self._ahead + 1]
             decided = self._decision_point(i, ahead)
             if i + decided > hi:
-                self._settled = self._start + int(i)  # look at it again with the next chunk
+                self._settled = self._start + i  # look at it again with the next chunk
                 return found
             if m[i] >= ahead[:decided].max():
-                found.append(int(i))
+                found.append(i)
         self._settled = self._start + hi
         return found
 
@@ -441,6 +441,8 @@ class StreamingRPeakDetector:
 
     @property
     def _threshold(self) -> float:
+        if self._spki is None:
+            raise RuntimeError("no detection threshold before the learning period ends")
         return self._npki + THRESHOLD * (self._spki - self._npki)
 
     def _is_beat(self, peak: _Peak) -> bool:
@@ -451,20 +453,20 @@ class StreamingRPeakDetector:
             return False
         if peak.r - last.r < self._back:
             return False
-        return not self._is_t_wave(peak)
+        return not self._is_t_wave(peak, last)
 
     def _is_wide(self, peak: _Peak) -> bool:
         """Below threshold in the QRS band but as large in the ECG as the recent beats: a wide
         (ventricular) complex, whose energy lies below the QRS band."""
-        return peak.height > WIDE_HEIGHT * self._threshold and peak.amplitude > WIDE_AMP * self._apki
+        apki = self._apki  # set with the first beat, so never None here
+        return peak.height > WIDE_HEIGHT * self._threshold and apki is not None and peak.amplitude > WIDE_AMP * apki
 
-    def _is_t_wave(self, peak: _Peak) -> bool:
+    def _is_t_wave(self, peak: _Peak, last: _Peak) -> bool:
         """Soon after a beat and much less steep, and either smaller or under the threshold: a T wave.
 
         A premature wide beat is large and above the threshold; the large T wave of a
         ventricular beat is under it. A peak under the threshold and under :data:`T_LATE_SLOPE` of
         the beat's steepness is a T wave up to :data:`T_LATE` s after it."""
-        last = self._last
         if peak.slope >= 0.5 * last.slope:
             return False
         if (
@@ -501,7 +503,13 @@ class StreamingRPeakDetector:
     def _looks_like_p(self, peak: _Peak) -> bool:
         """On guard, a peak nearer the P waves' steepness than the recent beats' (geometric
         middle): held as doubtful, so the QRS that follows a P wave replaces it."""
-        return self._on_guard(peak) and bool(self._slopes) and peak.slope**2 < self._p_slope * max(self._slopes)
+        p_slope = self._p_slope  # set by the sighting that put the detector on guard
+        return (
+            self._on_guard(peak)
+            and bool(self._slopes)
+            and p_slope is not None
+            and peak.slope**2 < p_slope * max(self._slopes)
+        )
 
     def _accept(self, peak: _Peak, weight: float) -> int:
         self._slopes.append(peak.slope)

@@ -41,6 +41,7 @@ class BeatContext:
     """
 
     def __init__(self, n_intervals: int = 8, n_amplitudes: int = 32) -> None:
+        self.n_intervals = n_intervals
         self._intervals: deque[float] = deque(maxlen=n_intervals)
         self._amplitudes: deque[float] = deque(maxlen=n_amplitudes)
         self._held = 0
@@ -79,7 +80,7 @@ class BeatContext:
         """Keep a beat's interval among the recent ones; others only after ``n_intervals`` held back in a row."""
         if not (np.isfinite(rr) and rr > 0):
             return
-        if not normal_to_normal and self._held < self._intervals.maxlen:
+        if not normal_to_normal and self._held < self.n_intervals:
             self._held += 1
             return
         self._held = 0
@@ -162,7 +163,12 @@ class PatientMemory:
         self.min_beats = min_beats
         self.max_beats = max_beats
         self.columns = None if columns is None else (int(columns[0]), int(columns[1]))
-        self._offered: list[tuple[np.ndarray, ...]] = []  # (shapes, rr ratios, accepted, scores)
+        self._forget()
+
+    def _forget(self) -> None:
+        """Start with no beats and no limits (a new memory, or a new patient)."""
+        # (shapes, rr ratios, accepted, scores) of each learn() call
+        self._offered: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._ring: np.ndarray | None = None  # max_beats rows, the first _count in use, _next written next
         self._count = self._next = 0
         self._provisional: tuple[float, int] | None = None  # (shape limit, accepted beats) while learning
@@ -211,8 +217,8 @@ class PatientMemory:
         far (the limit is refreshed each time their number grows by a quarter). None while fewer
         than ``min_beats`` were accepted.
         """
-        accepted = [part[0][part[2]] for part in self._offered]
-        accepted = np.concatenate(accepted) if accepted else np.empty((0, 0), np.float32)
+        parts = [part[0][part[2]] for part in self._offered]
+        accepted = np.concatenate(parts) if parts else np.empty((0, 0), np.float32)
         if len(accepted) < self.min_beats:
             return None
         if self._provisional is None or len(accepted) >= 1.25 * self._provisional[1]:
@@ -232,11 +238,11 @@ class PatientMemory:
         n_offered = sum(len(part[0]) for part in self._offered)
         if n_offered < self.min_beats:
             raise ValueError(f"a patient memory needs at least {self.min_beats} beats, got {n_offered}")
-        shapes, ratios, accepted, scores = (np.concatenate(part) for part in zip(*self._offered))
+        shapes, ratios, accepted, scores = (np.concatenate(part) for part in zip(*self._offered, strict=True))
         if accepted.sum() < max(self.min_beats, len(accepted) / 4):
             accepted = scores >= np.median(scores)
         self._keep(shapes[accepted])
-        own = self._shape_distance(self.beats_, leave_one_out=True)
+        own = self._shape_distance(self._beats(), leave_one_out=True)
         self.shape_limit = float(self.factor * np.percentile(own, self.quantile))
         self.rhythm_limit = float(min(0.95 * np.percentile(ratios[accepted], 1), self.premature))
         self._offered = []
@@ -264,25 +270,28 @@ class PatientMemory:
         shape : ndarray of shape (n_beats,)
         timing : ndarray of shape (n_beats,)
         """
-        if not self.ready:
-            raise RuntimeError("the memory is still learning: close() it first")
+        shape_limit, rhythm_limit = self.limits()
         shapes = np.atleast_2d(np.asarray(shapes, dtype=np.float32))
-        early = (1 - np.atleast_1d(np.asarray(rr_ratios, dtype=np.float64))) / (1 - self.rhythm_limit)
-        return self._shape_distance(shapes, own_lengths=own_lengths) / self.shape_limit, early
+        early = (1 - np.atleast_1d(np.asarray(rr_ratios, dtype=np.float64))) / (1 - rhythm_limit)
+        return self._shape_distance(shapes, own_lengths=own_lengths) / shape_limit, early
 
     def spread(self, shapes: np.ndarray) -> np.ndarray:
         """Each shape's distance to its ``n_neighbors`` nearest others among ``shapes``, in shape limits.
 
         At most 1 for most of them: the shapes are one complex, as alike as the memory's beats.
         """
-        if not self.ready:
-            raise RuntimeError("the memory is still learning: close() it first")
+        shape_limit, _ = self.limits()
         shapes = np.atleast_2d(np.asarray(shapes, dtype=np.float32))
-        return self._nearest(shapes, shapes, leave_one_out=True) / self.shape_limit
+        return self._nearest(shapes, shapes, leave_one_out=True) / shape_limit
 
     def absorb(self, shapes: np.ndarray, distances: np.ndarray) -> None:
         """Let the beats judged clearly normal (``distance < absorb_below``) join the memory (the oldest leave)."""
-        for shape in np.atleast_2d(np.asarray(shapes, dtype=np.float32))[np.atleast_1d(distances) < self.absorb_below]:
+        joining = np.atleast_2d(np.asarray(shapes, dtype=np.float32))[np.atleast_1d(distances) < self.absorb_below]
+        if not len(joining):
+            return
+        if self._ring is None:
+            raise RuntimeError("the memory is still learning: close() it first")
+        for shape in joining:
             self._ring[self._next] = shape
             self._next = (self._next + 1) % self.max_beats
             self._count = min(self._count + 1, self.max_beats)
@@ -290,7 +299,19 @@ class PatientMemory:
     @property
     def beats_(self) -> np.ndarray | None:
         """The memory's beats, shape (n_beats, n_samples); None while learning."""
-        return None if self._ring is None else self._ring[: self._count]
+        return None if self._ring is None else self._beats()
+
+    def _beats(self) -> np.ndarray:
+        """The memory's beats, once learning is closed."""
+        if self._ring is None:
+            raise RuntimeError("the memory is still learning: close() it first")
+        return self._ring[: self._count]
+
+    def limits(self) -> tuple[float, float]:
+        """The shape and rhythm limits, once learning is closed."""
+        if self.shape_limit is None or self.rhythm_limit is None:
+            raise RuntimeError("the memory is still learning: close() it first")
+        return self.shape_limit, self.rhythm_limit
 
     def _keep(self, beats: np.ndarray) -> None:
         """Start the memory from ``beats`` (the latest ``max_beats`` of them)."""
@@ -300,7 +321,7 @@ class PatientMemory:
         self._count, self._next = len(beats), len(beats) % self.max_beats
 
     def _shape_distance(self, shapes: np.ndarray, leave_one_out: bool = False, own_lengths=None) -> np.ndarray:
-        return self._nearest(shapes, self.beats_, leave_one_out, own_lengths)
+        return self._nearest(shapes, self._beats(), leave_one_out, own_lengths)
 
     def _nearest(
         self, shapes: np.ndarray, memory: np.ndarray, leave_one_out: bool = False, own_lengths=None
@@ -320,7 +341,7 @@ class PatientMemory:
 
     def reset(self) -> None:
         """Forget everything (a new patient)."""
-        self.__init__(**self._settings())
+        self._forget()
 
     def _settings(self) -> dict:
         return {
@@ -349,10 +370,21 @@ class PatientMemory:
     @classmethod
     def from_state(cls, state: dict) -> PatientMemory:
         """A memory as :meth:`state` described it."""
-        integers, reals = ("n_neighbors", "min_beats", "max_beats"), ("quantile", "factor", "premature", "absorb_below")
-        columns = state.get("columns")  # absent from memories saved before it: the whole window
-        columns = None if columns is None or np.size(columns) == 0 else tuple(int(c) for c in np.ravel(columns))
-        memory = cls(**{k: int(state[k]) for k in integers}, **{k: float(state[k]) for k in reals}, columns=columns)
+        saved = state.get("columns")  # absent from memories saved before it: the whole window
+        columns = None
+        if saved is not None and np.size(saved) > 0:
+            start_stop = np.ravel(saved)
+            columns = (int(start_stop[0]), int(start_stop[1]))
+        memory = cls(
+            n_neighbors=int(state["n_neighbors"]),
+            quantile=float(state["quantile"]),
+            factor=float(state["factor"]),
+            premature=float(state["premature"]),
+            absorb_below=float(state["absorb_below"]),
+            min_beats=int(state["min_beats"]),
+            max_beats=int(state["max_beats"]),
+            columns=columns,
+        )
         memory._keep(np.atleast_2d(np.asarray(state["beats"], dtype=np.float32)))
         memory.shape_limit = float(state["shape_limit"])
         memory.rhythm_limit = float(state["rhythm_limit"])

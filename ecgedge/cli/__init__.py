@@ -16,7 +16,7 @@ class _Commands(click.Group):
             return super().invoke(ctx)
         except ModuleNotFoundError as err:
             extra = extra_of(err.name)
-            if extra is None:
+            if extra is None or err.name is None:
                 raise
             raise MissingExtra(f"ecgedge {ctx.invoked_subcommand}", extra, err.name) from None
 

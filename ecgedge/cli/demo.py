@@ -24,7 +24,7 @@ def _stream(bundle: Path, record_path, minutes: float, speed: float, out: Path, 
     from ecgedge.firmware_bridge.hub import Hub
     from ecgedge.firmware_bridge.settings import BridgeSettings, Judging
     from ecgedge.firmware_bridge.simulator import PtyEndpoint, VirtualBoard, run_boards
-    from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
+    from ecgedge.firmware_bridge.sinks import JsonlSink, ScoredBeat, SqliteSink
     from ecgedge.runtime import load_scorer
 
     hub = Hub(load_scorer(bundle, precision="int8", threads=1), BridgeSettings(judging=Judging.adapt(adapt_s)))
@@ -33,7 +33,7 @@ def _stream(bundle: Path, record_path, minutes: float, speed: float, out: Path, 
     for name in ("beats.jsonl", "beats.db", "beats.db-wal", "beats.db-shm"):
         (out / name).unlink(missing_ok=True)
     hub.sinks += [JsonlSink(out / "beats.jsonl"), SqliteSink(out / "beats.db", hub.fs_of)]
-    scored = []
+    scored: list[ScoredBeat] = []
     hub.on_beats = scored.extend
     board = VirtualBoard.from_record(record_path, duration_s=60 * minutes)
     stop, summary = threading.Event(), {}
@@ -95,7 +95,7 @@ def _plot(record, scored, path: Path) -> None:
         if lo <= x <= hi:
             bottom.axvline(x, color="tab:red" if s.anomaly else "tab:green", alpha=0.5)
     ref = record.beat_samples[(record.beat_samples >= span.start) & (record.beat_samples < span.stop)]
-    for r, sym in zip(ref, record.beat_symbols[np.isin(record.beat_samples, ref)]):
+    for r, sym in zip(ref, record.beat_symbols[np.isin(record.beat_samples, ref)], strict=True):  # the same beats
         bottom.annotate(
             sym, (r / fs, record.signal[r]), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8
         )
@@ -184,7 +184,8 @@ def demo(out, record, minutes, speed, adapt_s) -> None:
         f"latency p50={lat['p50']:.2f} ms p99={lat['p99']:.2f} ms"
     )
     progress(
-        f"after {adapt_s:g} s learning the patient: flagged {truth['normal_flagged']}/{truth['normal_beats']} beats labelled N and "
-        f"{truth['other_flagged']}/{truth['other_beats']} labelled otherwise ({', '.join(truth['other_labels'])})"
+        f"after {adapt_s:g} s learning the patient: flagged {truth['normal_flagged']}/{truth['normal_beats']} "
+        f"beats labelled N and {truth['other_flagged']}/{truth['other_beats']} labelled otherwise "
+        f"({', '.join(truth['other_labels'])})"
     )
     progress(f"report: {out / 'report.png'}, {out / 'summary.json'}, {out / 'beats.jsonl'}, {out / 'beats.db'}")

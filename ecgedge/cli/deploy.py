@@ -141,7 +141,9 @@ def _read_calibration_beats(path: str) -> tuple[np.ndarray, np.ndarray | None]:
         try:
             beats = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as err:
-            raise click.BadParameter(f"{path} is not a readable .npy array of numbers: {err}", param_hint="--normal")
+            raise click.BadParameter(
+                f"{path} is not a readable .npy array of numbers: {err}", param_hint="--normal"
+            ) from None
         if beats.ndim != 2:
             raise click.BadParameter(
                 f"{path} must hold beats (n_beats, n_samples), not shape {beats.shape}", param_hint="--normal"
@@ -190,8 +192,8 @@ def calibrate(bundle: Path, beats_file: str, **rules) -> None:
         if rule == "fixed":
             threshold = value
         elif rule == "best":
-            pick = calibration.best_f1_threshold if value == "f1" else calibration.youden_threshold
-            threshold = pick(scores, y != 1)
+            best = calibration.best_f1_threshold if value == "f1" else calibration.youden_threshold
+            threshold = best(scores, y != 1)
         else:
             pick = {
                 "target_far": calibration.false_alarm_threshold,

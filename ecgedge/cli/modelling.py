@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -55,7 +56,10 @@ def read_records(wfdb_dir: Path, records: str | None, beat_format):
     type=int,
     default=0,
     show_default=True,
-    help="Random seed. On the CPU the same seed, data, machine and library versions give the same model bit for bit; another CPU gives the same metrics, weights equal to rounding.",
+    help=(
+        "Random seed. On the CPU the same seed, data, machine and library versions give the same model bit for bit; "
+        "another CPU gives the same metrics, weights equal to rounding."
+    ),
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @requires("train")
@@ -82,7 +86,7 @@ def train(
     from ecgedge import LSTMAutoencoderDetector
 
     out = output_file(out, "--out")
-    params = {"device": device, "random_state": seed, "verbose": 0 if quiet else 1}
+    params: dict[str, Any] = {"device": device, "random_state": seed, "verbose": 0 if quiet else 1}
     if max_epochs is not None:
         params["max_epochs"] = max_epochs
     try:
@@ -121,7 +125,10 @@ def train(
     type=FiniteFloat(min=0),
     default=DEFAULT_ADAPT_S,
     show_default=True,
-    help="With --wfdb: seconds of each record the patient is learnt from, as the bridge does (0: judge every beat by the model's threshold).",
+    help=(
+        "With --wfdb: seconds of each record the patient is learnt from, as the bridge does (0: judge every beat by "
+        "the model's threshold)."
+    ),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 @click.option(

@@ -20,12 +20,18 @@ from ecgedge.cli.options import requires
     "bundle_dir",
     type=click.Path(exists=True, file_okay=False),
     default=None,
-    help="Deployment bundle (ecgedge export). Default: the shipped model, exported once to OUT/bundle (needs the [export] extra).",
+    help=(
+        "Deployment bundle (ecgedge export). Default: the shipped model, exported once to OUT/bundle (needs the "
+        "[export] extra)."
+    ),
 )
 @click.option(
     "--scheduler",
     default=None,
-    help="Address of a running Dask scheduler (tcp://host:8786); its workers must see the recordings, the bundle and OUT at the same paths.",
+    help=(
+        "Address of a running Dask scheduler (tcp://host:8786); its workers must see the recordings, the bundle and "
+        "OUT at the same paths."
+    ),
 )
 @click.option(
     "--workers",
@@ -59,7 +65,10 @@ from ecgedge.cli.options import requires
     "adapt_s",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Instead of --calibrate: adapt to each recording's patient over its first S seconds of beats, as 'ecgedge bridge --adapt' (best with a bundle of the population model, 'ecgedge export').",
+    help=(
+        "Instead of --calibrate: adapt to each recording's patient over its first S seconds of beats, "
+        "as 'ecgedge bridge --adapt' (best with a bundle of the population model, 'ecgedge export')."
+    ),
 )
 @click.option("--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32", show_default=True)
 @click.option(
@@ -81,7 +90,10 @@ from ecgedge.cli.options import requires
     type=click.FloatRange(min=0.01, max=60),
     default=0.1,
     show_default=True,
-    help="Seconds of signal per block fed to the bridge's pipeline: 0.1 as a board sends; 10 as a bridge catching up on a backlog (same beats, several times faster).",
+    help=(
+        "Seconds of signal per block fed to the bridge's pipeline: 0.1 as a board sends; 10 as a bridge catching up on "
+        "a backlog (same beats, several times faster)."
+    ),
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @requires("scan")
@@ -155,7 +167,8 @@ def scan(
         click.echo(f"{row['recording']}\t{row['status']}\t{detail}")
     failed = len(report.failed)
     click.echo(
-        f"summary: {len(report.rows)} recording(s), {report.scanned} scanned, {failed} failed, {report.beats} beats; {out / 'summary.csv'}"
+        f"summary: {len(report.rows)} recording(s), {report.scanned} scanned, {failed} failed, {report.beats} beats; "
+        f"{out / 'summary.csv'}"
     )
     if failed:
         raise click.ClickException(f"{failed} recording(s) failed; see {out / 'summary.csv'}")

@@ -65,9 +65,9 @@ def change_rate(
 
     The heart changes its rate by shortening or lengthening diastole, the stretch between the end
     of the T wave and the next P wave; the QRS complexes keep their width. So each interval after
-    ``start`` (and before ``stop``, where the rate steps back) loses ``(1 - factor)`` of its length from the samples just before the next P wave
-    (``factor < 1``, as far as the diastole allows: after :data:`T_END_S`), or gains it there as a
-    flat line (``factor > 1``).
+    ``start`` (and before ``stop``, where the rate steps back) loses ``(1 - factor)`` of its length
+    from the samples just before the next P wave (``factor < 1``, as far as the diastole allows:
+    after :data:`T_END_S`), or gains it there as a flat line (``factor > 1``).
 
     Parameters
     ----------

@@ -153,7 +153,7 @@ def cut_annotated_beats(
     if not isinstance(record, WfdbRecord):
         raise TypeError(f"record must be a WfdbRecord or the path of one, got {type(record).__name__}")
     beats = annotated_beats(record, beat_format, flip=flip)
-    symbol_at = dict(zip(record.beat_samples.tolist(), record.beat_symbols))
+    symbol_at = dict(zip(record.beat_samples.tolist(), record.beat_symbols, strict=True))
     return np.array([b.model_input for b in beats]), np.array([symbol_at[b.sample] for b in beats])
 
 

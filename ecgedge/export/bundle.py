@@ -6,6 +6,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -178,7 +179,7 @@ def export_bundle(
         artifacts["training_scores"] = FILES["training_scores"]
     if int8:
         artifacts["int8"] = onnx_graph.quantize_int8(out / FILES["fp32"], out / FILES["int8"]).name
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -131,4 +131,4 @@ def run_offline(
     beats = cut_stream(counts, hello, scorer.beat_format, polarity=polarity, name=name)
     scores = score_beats(beats, scorer)
     judge = BeatJudge(calibration_beats, adapt_s, beat_format=scorer.beat_format)
-    return [ScoredBeat(b, s, judge.judge(s, scorer.offset_, b)) for b, s in zip(beats, scores.tolist())]
+    return [ScoredBeat(b, s, judge.judge(s, scorer.offset_, b)) for b, s in zip(beats, scores.tolist(), strict=True)]

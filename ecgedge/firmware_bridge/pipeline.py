@@ -213,18 +213,24 @@ class StreamPipeline:
     def fs(self) -> float | None:
         return self.hello.fs if self.hello else None
 
+    def known_fs(self) -> float:
+        """The sample rate, once the board's format is known (every queued chunk has one)."""
+        if self.hello is None:
+            raise RuntimeError(f"{self.name}: the board's format is not known yet")
+        return self.hello.fs
+
     @property
     def signal_problem(self) -> str | None:
         return None if self.check is None or self.lead_off else self.check.problem
 
     @property
     def seconds_without_peak(self) -> float:
-        return self._since_peak / self.fs if self.hello else 0.0
+        return self._since_peak / self.hello.fs if self.hello else 0.0
 
     @property
     def seconds_seen_without_peak(self) -> float:
         """Seconds of signal read and filtered since the last R peak (samples shed by the overload policy left out)."""
-        return self._seen_since_peak / self.fs if self.hello else 0.0
+        return self._seen_since_peak / self.hello.fs if self.hello else 0.0
 
     def configure(self, hello: Hello) -> None:
         """Take the board's format (its HELLO, or the command line's for ASCII).
@@ -302,19 +308,21 @@ class StreamPipeline:
         """
         n = len(values)
         self.counters.samples += n
-        if self.hello is None:  # no usable HELLO yet: the scale is unknown
+        hello, check = self.hello, self.check  # configure() sets the check with the first HELLO
+        if hello is None or check is None:  # no usable HELLO yet: the scale is unknown
             self.counters.rejected_samples += n
             if self._unformatted_since is None:
                 self._unformatted_since = arrival
             elif arrival - self._unformatted_since > HELLO_WAIT_S:
                 raise BoardError(
-                    f"samples but no usable HELLO for {arrival - self._unformatted_since:.0f} s ({self.counters.rejected_samples} samples dropped)"
+                    f"samples but no usable HELLO for {arrival - self._unformatted_since:.0f} s "
+                    f"({self.counters.rejected_samples} samples dropped)"
                 )
             return False
-        if values.ndim != 2 or values.shape[1] != len(self.hello.leads):
+        if values.ndim != 2 or values.shape[1] != len(hello.leads):
             self.counters.rejected_samples += n
             raise BoardError(
-                f"SAMPLES block of shape {values.shape}; the HELLO announced {len(self.hello.leads)} lead(s) {self.hello.leads}"
+                f"SAMPLES block of shape {values.shape}; the HELLO announced {len(hello.leads)} lead(s) {hello.leads}"
             )
         self._since_peak += n
         self._seen_since_peak += n
@@ -324,33 +332,34 @@ class StreamPipeline:
             self.counters.lead_off_samples += n
             return False
         raw = values[:, self._lead_index]
-        self.check.add(raw)
-        x = (raw.astype(np.float64) - self.hello.baseline) / self.hello.gain
-        restart = self.next_index is None
+        check.add(raw)
+        x = (raw.astype(np.float64) - hello.baseline) / hello.gain
+        next_index = self.next_index
+        restart = next_index is None
         start = first
-        if not restart:
-            delta = (first - self.next_index) % 2**32  # board indices are u32
+        if next_index is not None:
+            delta = (first - next_index) % 2**32  # board indices are u32
             delta = delta - 2**32 if delta >= 2**31 else delta
-            if 0 < delta <= self.max_fill_s * self.fs:
+            if 0 < delta <= self.max_fill_s * hello.fs:
                 last = self._pending[-1].x[-1] if self._pending else self._last_x
                 fill = np.linspace(last, x[0], delta + 2)[1:-1]
-                self._gaps.append((self.next_index, self.next_index + delta))
+                self._gaps.append((next_index, next_index + delta))
                 self.counters.gap_samples += delta
-                x, start = np.concatenate((fill, x)), self.next_index
+                x, start = np.concatenate((fill, x)), next_index
             elif -n < delta <= 0:  # overlap (a repeated frame): keep the new part
-                x, start = x[-delta:], self.next_index
+                x, start = x[-delta:], next_index
             elif delta == 0:
-                start = self.next_index
+                start = next_index
             else:
                 restart = True
         if x.size == 0:
             return True
         end = start + x.size
-        offset = arrival - (end - 1) / self.fs
-        keep_clock, self._shed = self._shed and start >= (self.next_index or 0), False
+        offset = arrival - (end - 1) / hello.fs
+        keep_clock, self._shed = self._shed and start >= (next_index or 0), False
         if restart and not keep_clock:
             self._t0 = offset
-            self.check.reset()
+            check.reset()
         else:
             self._t0 = min(self._t0 + CLOCK_DRIFT * max(0.0, arrival - self._t_last), offset)
         self._t_last = arrival
@@ -381,32 +390,35 @@ class StreamPipeline:
 
     def process(self, chunk: Chunk, y: np.ndarray, qrs: np.ndarray) -> list[Beat]:
         """Detect and cut beats in a filtered chunk (``y`` in ECG_BAND, ``qrs`` by the detector's QRS band-pass)."""
+        fs, finder = self.known_fs(), self.finder
+        if finder is None:  # configure() makes one with the first HELLO
+            raise RuntimeError(f"{self.name}: the board's format is not known yet")
         if chunk.restart:
-            self.finder.restart(chunk.start)
+            finder.restart(chunk.start)
             self._ends = deque()  # a new segment: nothing of the old one's timing is reused
             self._gaps = deque(g for g in self._gaps if g[0] >= chunk.start)
         self._seg_t0 = chunk.t0
         self._ends.extend(chunk.ends)
-        peaks, beats = self.finder.process(y, qrs, chunk.start)
+        peaks, beats = finder.process(y, qrs, chunk.start)
         for r in peaks:
             self.counters.peaks += 1
             self._since_peak = min(self._since_peak, max(0, self.next_index - r)) if self.next_index is not None else 0
             self._seen_since_peak = min(self._seen_since_peak, self._since_peak)
         for beat in beats:
-            beat.arrival = self._arrival_of(max(beat.last_sample, beat.decided_sample))
+            beat.arrival = self._arrival_of(max(beat.last_sample, beat.decided_sample), fs)
             # never earlier than the stream's previous beat, whatever the clock estimate did
-            beat.time = max(WALL_OFFSET + self._seg_t0 + beat.sample / self.fs, self._last_time)
+            beat.time = max(WALL_OFFSET + self._seg_t0 + beat.sample / fs, self._last_time)
             self._last_time = beat.time
-            beat.warmup = beat.last_sample < self.finder.detector.warmup_end
+            beat.warmup = beat.last_sample < finder.detector.warmup_end
             beat.gap = any(lo <= beat.last_sample and beat.window_start < hi for lo, hi in self._gaps)
-        self._forget_before(self.finder.cutter.buffer_start)
+        self._forget_before(finder.cutter.buffer_start)
         return beats
 
-    def _arrival_of(self, sample: int) -> float:
+    def _arrival_of(self, sample: int, fs: float) -> float:
         """When the block holding ``sample`` would have been read had nothing waited."""
         i = bisect.bisect_right(self._ends, sample)
         end = self._ends[i] if i < len(self._ends) else sample + 1
-        return self._seg_t0 + (end - 1) / self.fs
+        return self._seg_t0 + (end - 1) / fs
 
     def _forget_before(self, index: int) -> None:
         while len(self._ends) > 1 and self._ends[0] <= index:
@@ -450,17 +462,19 @@ class FilterStage:
         if ecg.size == 0:
             del self._banks[fs]
 
-    def _place(self, p: StreamPipeline, chunk: Chunk) -> None:
-        """Give the stream a row in its sample rate's banks, or restart its row."""
-        if p.slot is not None and p.slot[0] != p.fs:
+    def _place(self, p: StreamPipeline, chunk: Chunk) -> int:
+        """Give the stream a row in its sample rate's banks, or restart its row; return the row."""
+        fs = p.known_fs()
+        if p.slot is not None and p.slot[0] != fs:
             self.release(p)
-        ecg, qrs = self._bank(p.fs)
+        ecg, qrs = self._bank(fs)
         if p.slot is None:
-            p.slot = (p.fs, ecg.add(chunk.x[0]))
+            p.slot = (fs, ecg.add(chunk.x[0]))
             qrs.add(0.0)
         elif chunk.restart:
             ecg.reset(p.slot[1], chunk.x[0])
             qrs.reset(p.slot[1], 0.0)
+        return p.slot[1]
 
     def run(
         self, pipelines: list[StreamPipeline], on_signal=None
@@ -486,14 +500,12 @@ class FilterStage:
             for p, chunks in queued:
                 if depth < len(chunks) and id(p) not in failed:
                     chunk = chunks[depth]
-                    groups.setdefault((p.fs, chunk.x.size), []).append((p, chunk))
+                    groups.setdefault((p.known_fs(), chunk.x.size), []).append((p, chunk))
             if not groups:
                 return beats, failures
             for (fs, _), members in groups.items():
-                for p, chunk in members:
-                    self._place(p, chunk)
+                rows = np.array([self._place(p, chunk) for p, chunk in members])
                 ecg, qrs = self._bank(fs)
-                rows = np.array([p.slot[1] for p, _ in members])
                 y = ecg.filter(rows, np.stack([chunk.x for _, chunk in members]))
                 q = qrs.filter(rows, y)
                 for i, (p, chunk) in enumerate(members):

@@ -174,7 +174,7 @@ class Status:
 
 
 Message = Hello | Samples | Status
-_TYPES: dict[int, type] = {HELLO: Hello, SAMPLES: Samples, STATUS: Status}
+_TYPES: dict[int, type[Hello] | type[Samples] | type[Status]] = {HELLO: Hello, SAMPLES: Samples, STATUS: Status}
 _TYPE_OF: dict[type, int] = {cls: code for code, cls in _TYPES.items()}
 
 

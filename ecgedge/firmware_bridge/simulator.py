@@ -20,6 +20,7 @@ import tty
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -386,6 +387,30 @@ class HostileBoard:
         return b"%d\r\n" % int(rng.integers(-(2**15), 2**15))
 
 
+class Endpoint(Protocol):
+    """What :func:`run_boards` needs of the line a board writes to."""
+
+    def wait_reader(self, timeout: float) -> bool:
+        """Whether someone reads the line, waiting up to ``timeout`` s."""
+        ...
+
+    def write(self, data: bytes) -> bool:
+        """Write ``data``; False when it did not all go out (nobody reading, or the line is full)."""
+        ...
+
+    def reconnect(self) -> None:
+        """Plug the board back in."""
+        ...
+
+    def disconnect(self) -> None:
+        """Unplug the board."""
+        ...
+
+    def close(self) -> None:
+        """Release the line."""
+        ...
+
+
 class PtyEndpoint:
     """A pseudo-terminal; the bridge opens :attr:`path` like a serial port.
 
@@ -514,7 +539,7 @@ class SerialEndpoint:
     def __init__(self, url: str, baudrate: int = 115200) -> None:
         self.url = url
         self.baudrate = baudrate
-        self._port: serial.SerialBase | None = None
+        self._port: serial.SerialBase
         self.reconnect()
 
     def reconnect(self) -> None:
@@ -536,7 +561,7 @@ class SerialEndpoint:
         self.disconnect()
 
 
-def open_endpoint(port: str | None, *, link: str | Path | None = None):
+def open_endpoint(port: str | None, *, link: str | Path | None = None) -> PtyEndpoint | TcpEndpoint | SerialEndpoint:
     """The endpoint for ``--pty`` (``port=None``) or ``--port URL``.
 
     ``socket://host:port`` makes the simulator the TCP server the bridge
@@ -553,7 +578,7 @@ def open_endpoint(port: str | None, *, link: str | Path | None = None):
 
 
 def run_boards(
-    boards: list[tuple[VirtualBoard, object]],
+    boards: list[tuple[VirtualBoard, Endpoint]],
     *,
     speed: float = 1.0,
     disconnect_every: float | None = None,
@@ -602,10 +627,10 @@ def run_boards(
         due, i, chunks, offset = heapq.heappop(queue)
         now = time.perf_counter()
         if plug_at is not None and now >= plug_at:
-            for board, endpoint in boards:
+            for _, endpoint in boards:
                 endpoint.reconnect()
             plug_at = None
-        if unplug_at is not None and now >= unplug_at:
+        if disconnect_every and unplug_at is not None and now >= unplug_at:
             for board, endpoint in boards:
                 endpoint.disconnect()
                 board.stats.disconnects += 1

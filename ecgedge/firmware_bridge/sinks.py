@@ -80,6 +80,13 @@ class ScoredBeat:
         }
 
 
+def _stream_of(handler: RotatingFileHandler) -> IO[str]:
+    """A rotating handler's open file (made without ``delay``, it opens one at once and after each rollover)."""
+    if handler.stream is None:
+        raise RuntimeError(f"{handler.baseFilename}: the rotating handler has no open file")
+    return handler.stream
+
+
 class JsonlSink(Closing):
     """One JSON object per beat or event, one per line (events have an ``"event"`` field).
 
@@ -101,17 +108,16 @@ class JsonlSink(Closing):
         if max_bytes < 0 or backups < 0 or (max_bytes and not backups):
             raise ValueError(f"need max_bytes >= 0 and backups >= 1 to rotate, got {max_bytes}, {backups}")
         self._owned = isinstance(target, (str, Path))
-        self._handler = None
-        if self._owned and max_bytes:
+        self._handler: RotatingFileHandler | None = None
+        self._file: IO[str]
+        if not isinstance(target, (str, Path)):
+            self._file = target
+        elif max_bytes:
             self._handler = RotatingFileHandler(target, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
             self._handler.terminator = ""
-        self._file = (
-            self._handler.stream
-            if self._handler is not None
-            else open(target, "a", encoding="utf-8")
-            if self._owned
-            else target
-        )
+            self._file = _stream_of(self._handler)
+        else:
+            self._file = open(target, "a", encoding="utf-8")  # noqa: SIM115 - held until close()
         self._pending: list[str] = []
 
     def write(self, beats: list[ScoredBeat]) -> None:
@@ -125,7 +131,7 @@ class JsonlSink(Closing):
         if self._handler is not None:  # its rotation, our write: an error (a full disk) is raised, not logged
             if text and self._handler.shouldRollover(logging.makeLogRecord({"msg": text})):
                 self._handler.doRollover()
-            self._file = self._handler.stream
+            self._file = _stream_of(self._handler)
         self._file.write(text)
         self._file.flush()
 
@@ -267,6 +273,7 @@ class SqliteSink(Closing):
             if column not in present:
                 self._db.execute(f"ALTER TABLE beats ADD COLUMN {column} {kind}")
         self._in_tx = False
+        self._closed = False
         self.max_strips = max_strips
         self.keep_beats_s, self.keep_events_s = keep_beats_s, keep_events_s
         self._newest = self._db.execute("SELECT MAX(time) FROM beats").fetchone()[0]
@@ -288,7 +295,7 @@ class SqliteSink(Closing):
     def save_patient(self, stream: str, state: dict) -> None:
         """Keep ``stream``'s patient memory (:meth:`ecgedge.calibration.PatientMemory.state`), replacing the last."""
         buffer = io.BytesIO()
-        np.savez(buffer, **{k: np.asarray(v) for k, v in state.items()})
+        np.savez(buffer, allow_pickle=True, **{k: np.asarray(v) for k, v in state.items()})
         self._begin()
         self._db.execute(
             "INSERT OR REPLACE INTO patients (stream, time, state) VALUES (?, ?, ?)",
@@ -374,7 +381,7 @@ class SqliteSink(Closing):
             self._in_tx = False
 
     def _prune(self) -> None:
-        """Delete the oldest beats and events beyond the retention, a bounded batch of each (in the open transaction)."""
+        """Delete the oldest beats and events beyond the retention, a bounded batch of each, in the open transaction."""
         if self._newest is None:
             return
         if self.keep_beats_s is not None:
@@ -402,8 +409,8 @@ class SqliteSink(Closing):
                 self._db.execute("DELETE FROM events WHERE id <= ? AND time < ?", (last, cutoff))
 
     def close(self) -> None:
-        if self._db is None:
+        if self._closed:
             return
         self.commit()
         self._db.close()
-        self._db = None
+        self._closed = True

@@ -15,6 +15,7 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import TypeGuard
 
 from ecgedge.beatformat import BeatFormat
 
@@ -94,11 +95,11 @@ def parse_manifest(path: Path, data: bytes) -> dict:
         raise BundleError(f"{path} is not valid JSON (truncated or altered?): {err}") from None
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

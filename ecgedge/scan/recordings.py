@@ -223,7 +223,8 @@ def _wfdb_header(recording: Recording):
     if not header.sig_len or not header.n_sig:
         raise RecordingError(f"{recording.path}.hea: the header gives no signal length or no signals")
     files: dict[str, list[str]] = {}
-    for name, fmt in zip(header.file_name, header.fmt):
+    # wfdb fills both from the header's signal lines; not strict: a third-party object, checked no further here
+    for name, fmt in zip(header.file_name, header.fmt, strict=False):
         files.setdefault(name, []).append(fmt)
     for name, fmts in files.items():
         path = recording.path.parent / name
@@ -234,7 +235,8 @@ def _wfdb_header(recording: Recording):
             have = os.path.getsize(path)
             if have < need:
                 raise RecordingError(
-                    f"{path}: truncated: {have} bytes, the header's {header.sig_len} samples x {len(fmts)} signal(s) need {need}"
+                    f"{path}: truncated: {have} bytes, the header's {header.sig_len} samples x {len(fmts)} signal(s) "
+                    f"need {need}"
                 )
     return header
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgedge.analysis.judge import BeatJudge, BeatView
+from ecgedge.analysis.judge import BeatJudge, BeatView, Verdict
 from ecgedge.beatformat import BeatFormat
 from ecgedge.datasets import MATCH_S, nearest_reference
 from ecgedge.scan.recordings import RecordingError
@@ -49,7 +49,7 @@ def beat_table(
     fs: float,
     duration_s: float,
     calibration_beats: int | None,
-    annotations,
+    annotations: tuple[np.ndarray, np.ndarray] | None,
     adapt_s: float | None = None,
 ) -> tuple[dict, dict]:
     """Join a recording's segment results and decide its flags in one pass.
@@ -84,7 +84,8 @@ def beat_table(
     rr = np.concatenate([p["rr"] for p in parts])
     if calibration_beats and sample.size <= calibration_beats:
         raise RecordingError(
-            f"too short: {sample.size} beats found; the learning window needs {calibration_beats} beats before any beat is judged"
+            f"too short: {sample.size} beats found; the learning window needs {calibration_beats} beats "
+            "before any beat is judged"
         )
     own = np.concatenate([p["own_length"] for p in parts])
     noise = np.concatenate([p["noise"] for p in parts])
@@ -92,9 +93,14 @@ def beat_table(
     rr_after = np.concatenate([p["rr_after"] for p in parts])
     judge = BeatJudge(calibration_beats, adapt_s, beat_format=BeatFormat.from_dict(parts[0]["beat_format"]))
     inputs = np.concatenate([p["inputs"] for p in parts]) if adapt_s else np.empty((sample.size, 0))
-    views = zip(inputs, rr.tolist(), sample.tolist(), own.tolist(), noise.tolist(), atrial, rr_after.tolist())
-    verdicts, relearned, alarms = [], [], {}
-    for s, view in zip(score.tolist(), views):
+    # one row per beat in every column (scan_segment): a mismatch is a bug
+    views = zip(
+        inputs, rr.tolist(), sample.tolist(), own.tolist(), noise.tolist(), atrial, rr_after.tolist(), strict=True
+    )
+    verdicts: list[Verdict] = []
+    relearned: list[float] = []
+    alarms: dict[str | None, int] = {}
+    for s, view in zip(score.tolist(), views, strict=True):
         verdicts.append(judge.judge(s, parts[0]["offset"], BeatView(*view)))
         for event in judge.take_events():
             if event.kind == "relearned":
@@ -146,7 +152,8 @@ def beat_table(
     }
     columns["label"] = columns["aami"] = np.full(sample.size, None, dtype=object)
     if annotations is not None:
-        label, qrs = _match(sample, *annotations, round(MATCH_S * fs))
+        reference, symbols = annotations
+        label, qrs = _match(sample, reference, symbols, round(MATCH_S * fs))
         columns["label"] = label
         columns["aami"] = np.array([AAMI.get(s) for s in label], dtype=object)
         stats.update(qrs)
@@ -187,7 +194,7 @@ def rhythm_summary(time: np.ndarray, rr: np.ndarray, rhythm: np.ndarray) -> dict
     burden = float(weight[in_af].sum() / weight[known].sum()) if weight[known].sum() > 0 else None
     starts = np.flatnonzero(in_af & ~np.r_[False, in_af[:-1]])
     ends = np.flatnonzero(in_af & ~np.r_[in_af[1:], False])
-    episodes = [[float(time[a]), float(time[b])] for a, b in zip(starts, ends)]
+    episodes = [[float(time[a]), float(time[b])] for a, b in zip(starts, ends, strict=True)]  # a start and an end a run
     return {"af_burden": burden, "af_episode_count": len(episodes), "af_episodes": episodes}
 
 
@@ -198,7 +205,7 @@ def _match(sample: np.ndarray, ref: np.ndarray, symbols: np.ndarray, window: int
     label = np.full(sample.size, None, dtype=object)
     nearest = nearest_reference(sample, ref, window)
     label[nearest >= 0] = symbols[nearest[nearest >= 0]]
-    stats = {"ref_beats": int(ref.size), "qrs_se": None, "qrs_ppv": None}
+    stats: dict[str, float | None] = {"ref_beats": int(ref.size), "qrs_se": None, "qrs_ppv": None}
     if ref.size and sample.size:
         cmp = compare_annotations(ref, sample, window)
         cmp.compare()
@@ -274,7 +281,10 @@ def read_row(out: Path, name: str) -> dict | None:
 
 
 def write_summary(out: Path, rows: list[dict]) -> Path:
-    """``summary.parquet`` and ``summary.csv`` of this run's recordings (settings, AF episode and relearned lists left in the JSON rows)."""
+    """``summary.parquet`` and ``summary.csv`` of this run's recordings.
+
+    The settings and the lists (AF episodes, relearning times) stay in the JSON rows only.
+    """
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ecgedge import __version__
 from ecgedge.scan import results
@@ -146,7 +147,8 @@ def scan(
             todo.append((recording, row))
     if todo:
         echo(
-            f"scan: {len(recordings)} recording(s), {len(recordings) - len(todo)} unchanged and done, {len(todo)} to scan"
+            f"scan: {len(recordings)} recording(s), {len(recordings) - len(todo)} unchanged and done, "
+            f"{len(todo)} to scan"
         )
     dask_log = logging.getLogger("distributed")
     level = dask_log.level
@@ -170,7 +172,7 @@ def scan(
 
 def _base_row(recording: Recording, previous: dict | None, wanted: dict) -> dict:
     """The row's identity: path, format, content hash (reused when the files' sizes and times are unchanged)."""
-    row = {
+    row: dict[str, Any] = {
         "recording": recording.name,
         "path": str(recording.path),
         "format": recording.kind,
@@ -179,8 +181,8 @@ def _base_row(recording: Recording, previous: dict | None, wanted: dict) -> dict
     }
     try:
         stamp = [list(s) for s in file_stamp(recording)]
-        same = previous is not None and previous.get("stamp") == stamp and previous.get("sha256")
-        row.update(stamp=stamp, sha256=previous["sha256"] if same else content_hash(recording), settings=wanted)
+        known = previous.get("sha256") if previous is not None and previous.get("stamp") == stamp else None
+        row.update(stamp=stamp, sha256=known or content_hash(recording), settings=wanted)
     except OSError as exc:
         row.update(status="failed", error=f"cannot read the files: {exc}", sha256=None, settings=wanted)
     return row
