@@ -95,22 +95,10 @@ def train_autoencoder(
     best_loss, best_state, stale = np.inf, copy.deepcopy(module.state_dict()), 0
     epochs = tqdm(range(max_epochs), disable=verbose <= 0, desc="fit", unit="epoch")
     for epoch in epochs:
-        module.train()
-        order = torch.as_tensor(rng.permutation(len(train)), device=device)
-        total = 0.0
-        for batch in train[order].split(batch_size):
-            optimizer.zero_grad(set_to_none=True)
-            batch_loss = reconstruction_error(module.target(batch), module(batch), loss).mean()
-            batch_loss.backward()
-            torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
-            optimizer.step()
-            total += batch_loss.item() * len(batch)
-        history.train_loss.append(total / len(train))
+        history.train_loss.append(_train_epoch(module, train, optimizer, loss, batch_size, rng))
         monitored = history.train_loss[-1]
         if val is not None:
-            module.eval()
-            with torch.no_grad():
-                monitored = reconstruction_error(module.target(val), module(val), loss).mean().item()
+            monitored = _mean_loss(module, val, loss)
             history.val_loss.append(monitored)
         scheduler.step(monitored)
         if monitored < best_loss:
@@ -125,3 +113,66 @@ def train_autoencoder(
     module.eval()
     history.fit_seconds = time.perf_counter() - start
     return history
+
+
+def _train_epoch(
+    module: BeatAutoencoder,
+    train: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    loss: str,
+    batch_size: int,
+    rng: np.random.RandomState,
+) -> float:
+    """Run one epoch of gradient steps over the training beats in a shuffled order.
+
+    Parameters
+    ----------
+    module : BeatAutoencoder
+        The autoencoder being trained (put in training mode).
+    train : Tensor of shape (n_beats, n_timesteps)
+        Training beats, on the training device.
+    optimizer : torch.optim.Optimizer
+        The optimiser of ``module``'s parameters.
+    loss : {"mse", "l1"}
+        Reconstruction loss.
+    batch_size : int
+        Beats per gradient step.
+    rng : RandomState
+        Source of the shuffling.
+
+    Returns
+    -------
+    float
+        The epoch's training loss: the batch losses averaged over beats.
+    """
+    module.train()
+    order = torch.as_tensor(rng.permutation(len(train)), device=train.device)
+    total = 0.0
+    for batch in train[order].split(batch_size):
+        optimizer.zero_grad(set_to_none=True)
+        batch_loss = reconstruction_error(module.target(batch), module(batch), loss).mean()
+        batch_loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+        optimizer.step()
+        total += batch_loss.item() * len(batch)
+    return total / len(train)
+
+
+def _mean_loss(module: BeatAutoencoder, beats: torch.Tensor, loss: str) -> float:
+    """Mean reconstruction loss of ``beats``, evaluated without gradients (``module`` left in eval mode).
+
+    Parameters
+    ----------
+    module : BeatAutoencoder
+    beats : Tensor of shape (n_beats, n_timesteps)
+        Beats on the module's device.
+    loss : {"mse", "l1"}
+        Reconstruction loss.
+
+    Returns
+    -------
+    float
+    """
+    module.eval()
+    with torch.no_grad():
+        return reconstruction_error(module.target(beats), module(beats), loss).mean().item()

@@ -160,16 +160,87 @@ def export_bundle(
     """
     detector = _as_detector(detector)
     length = int(detector.n_features_in_)
+    beat_format = _beat_format(detector, beat_format, length)
+    check_profile(opt_batch, max_batch)
+    out = _fresh_dir(out_dir)
+    fp16 = fp16 or trt
+    artifacts = _write_models(detector, out, int8=int8)
+    manifest = _manifest(detector, beat_format, length=length, opt_batch=opt_batch, max_batch=max_batch)
+    scripts: list[str] = []
+    if fp16:
+        script = _write_fp16(out, artifacts, length=length, opt_batch=opt_batch, max_batch=max_batch)
+        manifest["tensorrt"]["script"] = script
+        scripts.append(script)
+    _describe_and_write(out, manifest, artifacts, scripts)
+    if trt:
+        _add_engine(out, manifest, artifacts, length=length, opt_batch=opt_batch, max_batch=max_batch)
+    return out
+
+
+def _beat_format(detector, beat_format: BeatFormat | None, length: int) -> BeatFormat:
+    """The beat format of the bundle: the one given, else the detector's own, else ECG5000's at ``length``.
+
+    Parameters
+    ----------
+    detector : LSTMAutoencoderDetector
+        The fitted detector.
+    beat_format : BeatFormat or None
+        The format asked for.
+    length : int
+        Samples per beat the model takes.
+
+    Returns
+    -------
+    BeatFormat
+
+    Raises
+    ------
+    ValueError
+        When the format's beat length is not the model's.
+    """
     recorded = getattr(detector, "beat_format", None)
     beat_format = beat_format or (BeatFormat.from_dict(recorded) if recorded else BeatFormat(length=length))
     if beat_format.length != length:
         raise ValueError(f"beat_format.length={beat_format.length} but the model takes beats of {length} samples")
-    check_profile(opt_batch, max_batch)
+    return beat_format
+
+
+def _fresh_dir(out_dir: str | Path) -> Path:
+    """Create the bundle directory and remove the files an earlier bundle left in it.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+
+    Returns
+    -------
+    Path
+        The directory.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for stale in (*FILES.values(), ENGINE, MANIFEST, SCRIPT):
         (out / stale).unlink(missing_ok=True)
-    fp16 = fp16 or trt
+    return out
+
+
+def _write_models(detector, out: Path, *, int8: bool) -> dict[str, str]:
+    """Write the FP32 graph, the detector, the training scores (when it has any) and optionally the INT8 graph.
+
+    Parameters
+    ----------
+    detector : LSTMAutoencoderDetector
+        The fitted detector.
+    out : Path
+        The bundle directory.
+    int8 : bool
+        Write the INT8 graph.
+
+    Returns
+    -------
+    dict of str to str
+        File name of each artifact written, by role (keys of :data:`FILES`).
+    """
     artifacts = {"fp32": FILES["fp32"], "detector": FILES["detector"]}
     onnx_graph.export_fp32(detector, out / FILES["fp32"])
     detector.save(out / FILES["detector"])
@@ -179,7 +250,29 @@ def export_bundle(
         artifacts["training_scores"] = FILES["training_scores"]
     if int8:
         artifacts["int8"] = onnx_graph.quantize_int8(out / FILES["fp32"], out / FILES["int8"]).name
-    manifest: dict[str, Any] = {
+    return artifacts
+
+
+def _manifest(detector, beat_format: BeatFormat, *, length: int, opt_batch: int, max_batch: int) -> dict[str, Any]:
+    """The manifest's sections that describe the detector, its inputs and the build settings.
+
+    Parameters
+    ----------
+    detector : LSTMAutoencoderDetector
+        The fitted detector.
+    beat_format : BeatFormat
+        How the bundle's beats are cut.
+    length : int
+        Samples per beat.
+    opt_batch, max_batch : int
+        TensorRT optimisation profile.
+
+    Returns
+    -------
+    dict
+        The manifest, without its script, ``model_id``, artifacts and files.
+    """
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -197,29 +290,85 @@ def export_bundle(
         "detector": {"params": detector.get_params(), "n_features_in": length},
         "versions": _versions(),
     }
-    if fp16:
-        artifacts["fp16"] = onnx_graph.convert_fp16(out / FILES["fp32"], out / FILES["fp16"]).name
-        script = write_build_script(out, artifacts, length=length, opt_batch=opt_batch, max_batch=max_batch)
-        manifest["tensorrt"]["script"] = script.name
+
+
+def _write_fp16(out: Path, artifacts: dict[str, str], *, length: int, opt_batch: int, max_batch: int) -> str:
+    """Write the FP16 graph (added to ``artifacts``) and the device's engine build script.
+
+    Parameters
+    ----------
+    out : Path
+        The bundle directory, holding the FP32 graph.
+    artifacts : dict of str to str
+        File name of each artifact by role; gains ``"fp16"``.
+    length : int
+        Samples per beat.
+    opt_batch, max_batch : int
+        TensorRT optimisation profile.
+
+    Returns
+    -------
+    str
+        The build script's file name.
+    """
+    artifacts["fp16"] = onnx_graph.convert_fp16(out / FILES["fp32"], out / FILES["fp16"]).name
+    script = write_build_script(out, artifacts, length=length, opt_batch=opt_batch, max_batch=max_batch)
+    return script.name
+
+
+def _describe_and_write(out: Path, manifest: dict[str, Any], artifacts: dict[str, str], scripts: list[str]) -> None:
+    """Give the manifest its ``model_id``, write it into every graph's metadata, then list the files and write it.
+
+    Parameters
+    ----------
+    out : Path
+        The bundle directory.
+    manifest : dict
+        The manifest so far; gains ``model_id``, ``artifacts`` and ``files``.
+    artifacts : dict of str to str
+        File name of each artifact by role.
+    scripts : list of str
+        File names of the scripts written.
+    """
     manifest["model_id"] = model_id(manifest)
     for role in PRECISIONS:
         if role in artifacts:
             onnx_graph.describe_graph(out / artifacts[role], graph_description(manifest))
     manifest["artifacts"] = artifacts
-    scripts = [manifest["tensorrt"]["script"]] if fp16 else []
     manifest["files"] = dict.fromkeys([*artifacts.values(), *scripts], "")
     write_manifest(out, manifest)
-    if trt:
-        paths = {role: out / name for role, name in artifacts.items()}
-        try:
-            manifest["engine"] = build_engine(
-                paths, out / ENGINE, length=length, opt_batch=opt_batch, max_batch=max_batch
-            )
-        except TensorRTUnavailable as err:
-            raise TensorRTUnavailable(
-                f"{err}\nThe bundle in {out} is complete without an engine; build one on the device with {out / SCRIPT}"
-            ) from err
-        artifacts["engine"] = ENGINE
-        manifest["files"][ENGINE] = ""
-        write_manifest(out, manifest)
-    return out
+
+
+def _add_engine(
+    out: Path, manifest: dict[str, Any], artifacts: dict[str, str], *, length: int, opt_batch: int, max_batch: int
+) -> None:
+    """Build the TensorRT engine here and add it to the bundle's manifest.
+
+    Parameters
+    ----------
+    out : Path
+        The complete bundle directory.
+    manifest : dict
+        The bundle's manifest; gains ``engine`` and the engine's file, and is written again.
+    artifacts : dict of str to str
+        File name of each artifact by role; gains ``"engine"``.
+    length : int
+        Samples per beat.
+    opt_batch, max_batch : int
+        TensorRT optimisation profile.
+
+    Raises
+    ------
+    TensorRTUnavailable
+        When TensorRT is not installed; the message says how to build the engine on the device.
+    """
+    paths = {role: out / name for role, name in artifacts.items()}
+    try:
+        manifest["engine"] = build_engine(paths, out / ENGINE, length=length, opt_batch=opt_batch, max_batch=max_batch)
+    except TensorRTUnavailable as err:
+        raise TensorRTUnavailable(
+            f"{err}\nThe bundle in {out} is complete without an engine; build one on the device with {out / SCRIPT}"
+        ) from err
+    artifacts["engine"] = ENGINE
+    manifest["files"][ENGINE] = ""
+    write_manifest(out, manifest)

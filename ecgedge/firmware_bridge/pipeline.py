@@ -310,15 +310,7 @@ class StreamPipeline:
         self.counters.samples += n
         hello, check = self.hello, self.check  # configure() sets the check with the first HELLO
         if hello is None or check is None:  # no usable HELLO yet: the scale is unknown
-            self.counters.rejected_samples += n
-            if self._unformatted_since is None:
-                self._unformatted_since = arrival
-            elif arrival - self._unformatted_since > HELLO_WAIT_S:
-                raise BoardError(
-                    f"samples but no usable HELLO for {arrival - self._unformatted_since:.0f} s "
-                    f"({self.counters.rejected_samples} samples dropped)"
-                )
-            return False
+            return self._reject_unformatted(n, arrival)
         if values.ndim != 2 or values.shape[1] != len(hello.leads):
             self.counters.rejected_samples += n
             raise BoardError(
@@ -334,35 +326,130 @@ class StreamPipeline:
         raw = values[:, self._lead_index]
         check.add(raw)
         x = (raw.astype(np.float64) - hello.baseline) / hello.gain
-        next_index = self.next_index
-        restart = next_index is None
-        start = first
-        if next_index is not None:
-            delta = (first - next_index) % 2**32  # board indices are u32
-            delta = delta - 2**32 if delta >= 2**31 else delta
-            if 0 < delta <= self.max_fill_s * hello.fs:
-                last = self._pending[-1].x[-1] if self._pending else self._last_x
-                fill = np.linspace(last, x[0], delta + 2)[1:-1]
-                self._gaps.append((next_index, next_index + delta))
-                self.counters.gap_samples += delta
-                x, start = np.concatenate((fill, x)), next_index
-            elif -n < delta <= 0:  # overlap (a repeated frame): keep the new part
-                x, start = x[-delta:], next_index
-            elif delta == 0:
-                start = next_index
-            else:
-                restart = True
+        start, x, restart = self._align(first, x, hello.fs)
         if x.size == 0:
             return True
         end = start + x.size
-        offset = arrival - (end - 1) / hello.fs
-        keep_clock, self._shed = self._shed and start >= (next_index or 0), False
+        self._advance_clock(start, end, arrival, restart, hello.fs, check)
+        self._enqueue(start, x, restart, end)
+        return True
+
+    def _reject_unformatted(self, n: int, arrival: float) -> bool:
+        """Drop a block that came before a usable HELLO; refuse when that has gone on too long.
+
+        Parameters
+        ----------
+        n : int
+            Samples in the block.
+        arrival : float
+            When the block was read (seconds).
+
+        Returns
+        -------
+        bool
+            False: the samples were not taken.
+
+        Raises
+        ------
+        BoardError
+            When samples have come without a usable HELLO for over :data:`HELLO_WAIT_S`.
+        """
+        self.counters.rejected_samples += n
+        if self._unformatted_since is None:
+            self._unformatted_since = arrival
+        elif arrival - self._unformatted_since > HELLO_WAIT_S:
+            raise BoardError(
+                f"samples but no usable HELLO for {arrival - self._unformatted_since:.0f} s "
+                f"({self.counters.rejected_samples} samples dropped)"
+            )
+        return False
+
+    def _align(self, first: int, x: np.ndarray, fs: float) -> tuple[int, np.ndarray, bool]:
+        """Fit a block (mV, starting at board index ``first``) after what the stream already has.
+
+        A short gap before it is filled by linear interpolation (and remembered),
+        samples it repeats are dropped, and a long gap, a step back or a stream
+        without a previous block restarts detection.
+
+        Parameters
+        ----------
+        first : int
+            Board index of the block's first sample.
+        x : ndarray of shape (n,)
+            The block's samples in mV.
+        fs : float
+            Sample rate (Hz).
+
+        Returns
+        -------
+        start : int
+            Stream index of the first sample returned.
+        x : ndarray
+            The samples to queue (possibly empty).
+        restart : bool
+            Whether detection starts over at ``start``.
+        """
+        next_index = self.next_index
+        if next_index is None:
+            return first, x, True
+        delta = (first - next_index) % 2**32  # board indices are u32
+        delta = delta - 2**32 if delta >= 2**31 else delta
+        if 0 < delta <= self.max_fill_s * fs:
+            last = self._pending[-1].x[-1] if self._pending else self._last_x
+            fill = np.linspace(last, x[0], delta + 2)[1:-1]
+            self._gaps.append((next_index, next_index + delta))
+            self.counters.gap_samples += delta
+            return next_index, np.concatenate((fill, x)), False
+        if -len(x) < delta <= 0:  # overlap (a repeated frame): keep the new part
+            return next_index, x[-delta:], False
+        if delta == 0:
+            return next_index, x, False
+        return first, x, True
+
+    def _advance_clock(
+        self, start: int, end: int, arrival: float, restart: bool, fs: float, check: SignalCheck
+    ) -> None:
+        """Update the stream clock ``t0`` with a block of samples ``[start, end)`` read at ``arrival``.
+
+        A restart sets the clock afresh (and restarts the signal check), unless
+        only shed blocks lie between this block and the previous one; otherwise
+        the clock takes the earliest offset seen, allowed to creep up by
+        :data:`CLOCK_DRIFT`.
+
+        Parameters
+        ----------
+        start, end : int
+            Stream indices of the block's first sample and one past its last.
+        arrival : float
+            When the block was read (seconds).
+        restart : bool
+            Whether detection starts over at ``start``.
+        fs : float
+            Sample rate (Hz).
+        check : SignalCheck
+            The stream's signal check.
+        """
+        offset = arrival - (end - 1) / fs
+        keep_clock, self._shed = self._shed and start >= (self.next_index or 0), False
         if restart and not keep_clock:
             self._t0 = offset
             check.reset()
         else:
             self._t0 = min(self._t0 + CLOCK_DRIFT * max(0.0, arrival - self._t_last), offset)
         self._t_last = arrival
+
+    def _enqueue(self, start: int, x: np.ndarray, restart: bool, end: int) -> None:
+        """Queue samples for filtering, extending the last chunk when they follow on from it.
+
+        Parameters
+        ----------
+        start, end : int
+            Stream indices of the first sample and one past the last.
+        x : ndarray of shape (end - start,)
+            Samples in mV.
+        restart : bool
+            Whether detection starts over at ``start`` (always a new chunk).
+        """
         if restart:
             self.counters.restarts += 1
             self._pending.append(Chunk(start, x, True, self._t0, [end]))
@@ -375,7 +462,6 @@ class StreamPipeline:
             self._pending.append(Chunk(start, x, False, self._t0, [end]))
         self.next_index = end
         self._last_x = x[-1]
-        return True
 
     def shed(self, n: int) -> None:
         """Count a block dropped by the overload policy; the stream's clock keeps running over the gap."""

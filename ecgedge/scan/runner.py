@@ -129,27 +129,108 @@ def scan(
     recordings = discover(paths)
     wanted = fingerprint(settings)
     rows: dict[str, dict] = {}
-    todo: list[tuple[Recording, dict]] = []
-    for recording in recordings:
-        previous = results.read_row(out, recording.name)
-        row = _base_row(recording, previous, wanted)
-        if (
-            previous
-            and previous["status"] == "done"
-            and previous.get("sha256") == row["sha256"]
-            and previous.get("settings") == wanted
-            and (out / "beats" / f"recording={recording.name}" / "part-0.parquet").exists()
-        ):
-            _finish(out, rows, {**previous, "stamp": row["stamp"]})  # same content: remember the new file times
-        elif row["status"] == "failed":
-            _finish(out, rows, row)
-        else:
-            todo.append((recording, row))
+    todo = _sort_out(out, recordings, wanted, rows)
     if todo:
         echo(
             f"scan: {len(recordings)} recording(s), {len(recordings) - len(todo)} unchanged and done, "
             f"{len(todo)} to scan"
         )
+    elapsed, client = _scan_todo(out, todo, settings, rows, scheduler, workers, progress, echo)
+    ordered = [rows[r.name] for r in recordings]
+    results.write_summary(out, ordered)
+    return ScanReport(ordered, len(todo), elapsed, getattr(client, "dashboard_link", None))
+
+
+def _sort_out(out: Path, recordings: list[Recording], wanted: dict, rows: dict) -> list[tuple[Recording, dict]]:
+    """Record the recordings that need no scan (unchanged and done, or unreadable) and return the others.
+
+    Parameters
+    ----------
+    out : Path
+        Output folder.
+    recordings : list of Recording
+        Every recording found.
+    wanted : dict
+        The scan's :func:`fingerprint`.
+    rows : dict
+        Summary rows by recording name; gains the rows of the recordings recorded here.
+
+    Returns
+    -------
+    list of (Recording, dict)
+        The recordings to scan, each with its row so far.
+    """
+    todo: list[tuple[Recording, dict]] = []
+    for recording in recordings:
+        previous = results.read_row(out, recording.name)
+        row = _base_row(recording, previous, wanted)
+        if previous and _unchanged(out, recording, previous, row, wanted):
+            _finish(out, rows, {**previous, "stamp": row["stamp"]})  # same content: remember the new file times
+        elif row["status"] == "failed":
+            _finish(out, rows, row)
+        else:
+            todo.append((recording, row))
+    return todo
+
+
+def _unchanged(out: Path, recording: Recording, previous: dict, row: dict, wanted: dict) -> bool:
+    """Whether a recording was scanned to the end before, from the same content, with the same settings.
+
+    Parameters
+    ----------
+    out : Path
+        Output folder.
+    recording : Recording
+    previous : dict
+        Its row from an earlier scan.
+    row : dict
+        Its row now (:func:`_base_row`).
+    wanted : dict
+        The scan's :func:`fingerprint`.
+
+    Returns
+    -------
+    bool
+    """
+    return (
+        previous["status"] == "done"
+        and previous.get("sha256") == row["sha256"]
+        and previous.get("settings") == wanted
+        and (out / "beats" / f"recording={recording.name}" / "part-0.parquet").exists()
+    )
+
+
+def _scan_todo(
+    out: Path,
+    todo: list[tuple[Recording, dict]],
+    settings: Settings,
+    rows: dict,
+    scheduler: str | None,
+    workers: int | None,
+    progress: bool,
+    echo: Callable[[str], None],
+) -> tuple[float, Any]:
+    """Scan the recordings to do on a Dask cluster (none is started when there are none), then close it.
+
+    Parameters
+    ----------
+    out : Path
+        Output folder.
+    todo : list of (Recording, dict)
+        The recordings to scan, each with its row so far.
+    settings : Settings
+    rows : dict
+        Summary rows by recording name; gains a row per recording scanned.
+    scheduler, workers, progress, echo
+        As for :func:`scan`.
+
+    Returns
+    -------
+    elapsed_s : float
+        Seconds from the cluster being ready to its close.
+    client : distributed.Client or None
+        The client, closed (None when there was nothing to scan).
+    """
     dask_log = logging.getLogger("distributed")
     level = dask_log.level
     dask_log.setLevel(logging.WARNING)  # workers starting and stopping are not the user's business
@@ -164,10 +245,7 @@ def scan(
         if cluster is not None:
             cluster.close()
         dask_log.setLevel(level)
-    elapsed = time.perf_counter() - started
-    ordered = [rows[r.name] for r in recordings]
-    results.write_summary(out, ordered)
-    return ScanReport(ordered, len(todo), elapsed, getattr(client, "dashboard_link", None))
+    return time.perf_counter() - started, client
 
 
 def _base_row(recording: Recording, previous: dict | None, wanted: dict) -> dict:
