@@ -19,7 +19,8 @@ import pytest
 pytest.importorskip("aiohttp")
 
 from ecgedge.datasets import load_wfdb_record  # noqa: E402
-from ecgedge.view.feed import DISPLAY_HZ, STRIP_S, LiveFeed, Viewer  # noqa: E402
+from ecgedge.firmware_bridge.events import Cleared, Condition, Raised  # noqa: E402
+from ecgedge.view.feed import DISPLAY_HZ, STRIP_S, BoardState, LiveFeed, Viewer  # noqa: E402
 from ecgedge.view.server import RequestLog, ViewServer  # noqa: E402
 
 TOKEN = "a-token-for-tests-0123"
@@ -265,7 +266,7 @@ def test_a_stream_starts_from_a_snapshot_and_then_follows_the_hub(served):
 
 
 def test_the_feed_keeps_the_alarm_list_and_each_board_s_active_alarms():
-    from ecgedge.firmware_bridge.events import Cleared, Condition, Raised, RhythmChange
+    from ecgedge.firmware_bridge.events import RhythmChange
 
     feed = LiveFeed()
     viewer = Viewer()
@@ -277,3 +278,17 @@ def test_the_feed_keeps_the_alarm_list_and_each_board_s_active_alarms():
     assert feed.boards["bed1"].alarms == {} and feed.boards["bed2"].rhythm == "af"
     assert [a["event"] for a in feed.alarms] == ["lead-on", "rhythm-change", "lead-off"]  # newest first
     assert [f["type"] for f in viewer.take()].count("alarm") == 3
+
+
+@pytest.mark.parametrize("condition", list(Condition), ids=lambda c: c.raised_name)
+def test_every_condition_raised_is_an_alarm_on_the_page_and_its_end_clears_it(condition):
+    feed = LiveFeed()
+    feed.boards["bed1"] = BoardState("bed1", rhythm="sinus", heart_rate=72.0)
+    feed.on_event(Raised("bed1", 10.0, condition, "seen"))
+    state = feed.boards["bed1"]
+    assert state.alarms == {condition.raised_name: "seen"} and feed.alarms[0]["alarm"] is True
+    lost = condition in (Condition.LINK_DOWN, Condition.BOARD_ERROR, Condition.NO_DATA, Condition.LEAD_OFF)
+    lost |= condition in (Condition.NO_SIGNAL, Condition.NO_BEATS, Condition.WORKER_DOWN)
+    assert (state.heart_rate, state.rhythm) == ((None, "unknown") if lost else (72.0, "sinus"))
+    feed.on_event(Cleared("bed1", 12.0, condition, 2.0))
+    assert state.alarms == {} and feed.alarms[0]["alarm"] is False and feed.alarms[0]["event"] == condition.cleared_name
