@@ -44,7 +44,6 @@ import numpy as np
 
 from ecgedge.analysis.atrial import AtrialActivity
 
-RHYTHMS = ("sinus", "af", "unknown")
 #: A beat earlier than this share of the recent median interval is premature (the judge's default limit).
 PREMATURE = 0.85
 #: A premature beat whose interval and the next add up to two recent intervals within this share is ectopic.

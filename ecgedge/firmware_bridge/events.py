@@ -261,9 +261,6 @@ class ConditionTracker:
         """Start with ``condition`` active, without an event (a link is down until it first opens)."""
         self._active[(stream, condition)] = (now, detail, now - self.hold)
 
-    def is_active(self, stream: str, condition: Condition) -> bool:
-        return (stream, condition) in self._active
-
     def active(self, stream: str) -> dict[str, str]:
         """``{raised name: detail}`` of the conditions now active on ``stream``."""
         return {c.raised_name: d for (s, c), (_, d, _) in self._active.items() if s == stream}
