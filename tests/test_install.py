@@ -107,6 +107,10 @@ def lean_inputs(tmp_path_factory):
         return folder / "bundle", dict(record)
 
 
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
 def settle(path: Path, quiet: float = 1.0, limit: float = 60.0) -> None:
     """Wait until ``path`` has stopped growing for ``quiet`` seconds (at most ``limit``)."""
     size, still, deadline = -1, time.monotonic(), time.monotonic() + limit
@@ -147,13 +151,21 @@ def test_the_bridge_runs_end_to_end_on_the_base_install(lean_inputs, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    player = threading.Thread(target=run_boards, args=([(board, endpoint)],), kwargs={"speed": 20, "wait_reader": 60})
+    player = threading.Thread(
+        target=run_boards,
+        args=([(board, endpoint)],),
+        kwargs={"speed": 20, "wait_reader": 60, "flow_control": True},  # a slow machine delays frames, loses none
+    )
     try:
         started = bridge.stderr.readline()  # "bridge: 1 board(s), ..." once its bundle is loaded and the port added
         assert started.startswith("bridge:"), started + bridge.communicate(timeout=60)[1]
         player.start()
         player.join(timeout=300)
-        settle(jsonl)  # the stream is over: let the bridge score what it has, then stop it as a user would
+        # the stream is over: let the bridge score what it has (65 beats at least), then stop it as a user would
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and sum('"event"' not in line for line in _lines(jsonl)) < 65:
+            time.sleep(0.1)
+        settle(jsonl)
         bridge.send_signal(signal.SIGINT)
         stdout, stderr = bridge.communicate(timeout=120)
     finally:
