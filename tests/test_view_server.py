@@ -35,7 +35,7 @@ def served():
 
 
 def get(server, path, token=TOKEN, **headers):
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     conn.request("GET", path, headers=headers)
@@ -90,7 +90,7 @@ def test_the_data_needs_the_token(served, token):
 
 def test_the_server_is_read_only_and_refuses_huge_headers(served):
     _, server = served
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
     conn.request("POST", "/api/state", body=b"x" * 100, headers={"Authorization": f"Bearer {TOKEN}"})
     assert conn.getresponse().status == 405
     conn.close()
@@ -195,7 +195,7 @@ print(server.log.refused)
 
 def _events(server, token=TOKEN) -> socket.socket:
     """An event stream opened on a raw socket that reads nothing (a paused or dead browser)."""
-    sock = socket.create_connection((server.host, server.port), timeout=5)
+    sock = socket.create_connection((server.host, server.port), timeout=30)
     sock.sendall(f"GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
     return sock
 
@@ -209,7 +209,7 @@ def test_a_viewer_that_never_reads_loses_display_frames_and_never_blocks_the_hub
     feed, server = served
     record = load_wfdb_record(lead="MLII")
     stalled = _events(server)  # never reads
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60  # a hang bound, not a speed
     while not feed.viewers and time.monotonic() < deadline:
         time.sleep(0.01)
     assert len(feed.viewers) == 1
@@ -224,7 +224,7 @@ def test_a_viewer_that_never_reads_loses_display_frames_and_never_blocks_the_hub
 def test_at_most_max_viewers_streams_and_thousands_of_idle_sockets_do_not_stop_the_page(served):
     feed, server = served
     streams = [_events(server) for _ in range(3)]
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60  # a hang bound, not a speed
     while len(feed.viewers) < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
     response, conn = get(server, "/api/events")
