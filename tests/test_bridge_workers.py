@@ -95,7 +95,8 @@ def test_two_workers_find_and_score_the_same_beats_as_one_process(bundle):
         pool.add_board(endpoint.path, name=f"board{i}")
     served = Served(pool)
     try:
-        run_boards(pooled, speed=15, wait_reader=60)
+        run_boards(pooled, speed=15, wait_reader=60, flow_control=True)
+        served.wait_for(lambda: len(served.beats) >= len(scored))  # as many as one process found, however slow
         served.wait_until_quiet()
     finally:
         summary = served.stop()

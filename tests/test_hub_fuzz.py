@@ -6,6 +6,7 @@ Seeded and time-bounded; ``benchmarks/stream.py --fuzz SECONDS`` runs it longer.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -42,16 +43,29 @@ def test_hostile_boards_never_escape_an_exception_nor_stop_the_good_board(bundle
         hub.add_board(endpoint.path, name=f"hostile{seed}", fmt=fmt, **extra)
         hostile[f"hostile{seed}"] = board
         boards.append((board, endpoint))
+    reference = VirtualBoard.from_record(duration_s=40)
+    for _ in reference.chunks():  # the same stream as the good board's: as many frames as it sends in all
+        pass
+    frames = reference.stats.frames
     stop = threading.Event()
-    timer = threading.Timer(40 / 8 + 0.5, stop.set)  # the good board's 40 s at 8x, then the hostile ones stop too
-    timer.start()
+
+    def stop_when_the_good_board_is_done() -> None:  # then the hostile ones stop too, however long it took
+        deadline = time.monotonic() + 300
+        while good.stats.frames < frames and time.monotonic() < deadline and not stop.wait(0.05):
+            pass
+        stop.set()
+
+    watcher = threading.Thread(target=stop_when_the_good_board_is_done)
+    watcher.start()
     try:
         summary = play(hub, boards, speed=8, stop=stop)  # re-raises anything that escaped Hub.run
     finally:
-        timer.cancel()
+        stop.set()
+        watcher.join()
+    assert good.stats.frames == frames and good.stats.overruns == 0  # all 40 s of it sent, none lost
 
     assert summary["internal_errors"] == 0, [str(e) for e in events if "internal error" in e.detail]
-    # 40 s of record 100: about 50 beats less the detector's first seconds, never a pause
+    # all 40 s of record 100: about 50 beats less the detector's first seconds, never a pause
     assert len(good_samples) > 35 and np.diff(sorted(good_samples)).max() < 2 * FS, good_samples
     links = summary["links"]
     assert links["good"]["frames"] > 0 and links["good"]["lost"] == 0 and links["good"]["rejected_samples"] == 0

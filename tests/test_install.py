@@ -13,16 +13,15 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.bridge_support import stop_bridge_once_written
 
 import ecgedge
 
@@ -107,18 +106,6 @@ def lean_inputs(tmp_path_factory):
         return folder / "bundle", dict(record)
 
 
-def settle(path: Path, quiet: float = 1.0, limit: float = 60.0) -> None:
-    """Wait until ``path`` has stopped growing for ``quiet`` seconds (at most ``limit``)."""
-    size, still, deadline = -1, time.monotonic(), time.monotonic() + limit
-    while time.monotonic() < deadline:
-        now = path.stat().st_size if path.exists() else 0
-        if now != size:
-            size, still = now, time.monotonic()
-        elif time.monotonic() - still >= quiet:
-            return
-        time.sleep(0.1)
-
-
 @pytest.mark.lean
 def test_the_bridge_runs_end_to_end_on_the_base_install(lean_inputs, tmp_path):
     """A virtual board plays record 100 over a pty; ``ecgedge bridge`` scores it with ONNX Runtime."""
@@ -147,15 +134,17 @@ def test_the_bridge_runs_end_to_end_on_the_base_install(lean_inputs, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    player = threading.Thread(target=run_boards, args=([(board, endpoint)],), kwargs={"speed": 20, "wait_reader": 60})
+    player = threading.Thread(
+        target=run_boards,
+        args=([(board, endpoint)],),
+        kwargs={"speed": 20, "wait_reader": 60, "flow_control": True},  # a slow machine delays frames, loses none
+    )
     try:
         started = bridge.stderr.readline()  # "bridge: 1 board(s), ..." once its bundle is loaded and the port added
         assert started.startswith("bridge:"), started + bridge.communicate(timeout=60)[1]
         player.start()
         player.join(timeout=300)
-        settle(jsonl)  # the stream is over: let the bridge score what it has, then stop it as a user would
-        bridge.send_signal(signal.SIGINT)
-        stdout, stderr = bridge.communicate(timeout=120)
+        stdout, stderr = stop_bridge_once_written(bridge, jsonl, 65)  # the stream is over: 65 beats at least
     finally:
         bridge.kill()
         endpoint.close()

@@ -6,11 +6,13 @@ skip when it is absent.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from ecgedge.analysis.atrial import ATRIAL_POINTS
 from ecgedge.analysis.judge import BeatJudge
 from ecgedge.analysis.noise import NoiseTracker, beat_noise
 from ecgedge.analysis.rhythm import RhythmAnalyser
@@ -75,6 +77,63 @@ def test_a_long_stretch_without_usable_beats_makes_the_rhythm_unknown():
     assert analyser.rhythm == "sinus"  # a short noisy stretch keeps the rhythm
     analyser.add(0.8, usable=False)
     assert analyser.rhythm == "unknown"
+
+
+def test_a_restarted_analyser_reads_the_beats_after_as_a_new_one_would():
+    rng = np.random.RandomState(0)
+    rr = np.concatenate([np.full(30, 0.8), rng.uniform(0.4, 1.0, 40)])
+    normal = rng.uniform(size=rr.size) > 0.1
+    atrial = rng.normal(size=(rr.size, ATRIAL_POINTS))
+    used, fresh = RhythmAnalyser(), RhythmAnalyser()
+    for r, a in zip(rr, atrial, strict=True):
+        used.add(r, atrial=a)
+    assert used.rhythm == "af"
+    used.restart()
+    assert used.rhythm == "unknown" and used.irregularity is None
+    for r, n, a in zip(rr, normal, atrial, strict=True):
+        assert used.add(r, normal=n, atrial=a) == fresh.add(r, normal=n, atrial=a)
+        assert used.irregularity == fresh.irregularity and used.atrial.correlation == fresh.atrial.correlation
+
+
+def test_a_stream_restart_starts_the_rhythm_and_the_heart_rate_afresh():
+    """Record 100 through the bridge's pipeline with the electrodes off from 60 s to 65 s: the beats after
+    are a new segment, and the judge reads their rhythm and rate from them alone."""
+    from ecgedge.firmware_bridge.pipeline import FilterStage, StreamPipeline
+    from ecgedge.firmware_bridge.protocol import LEAD_OFF_PLUS, Status
+
+    record = _record("100")
+    fs, adc = record.fs, record.to_adc()[: 120 * round(record.fs)]
+    pipeline, stage = StreamPipeline("bed", POPULATION_FORMAT), FilterStage()
+    pipeline.configure(Hello(fs, 11, record.adc_gain, record.baseline, ("MLII",)))
+    off, on = round(60 * fs), round(65 * fs)
+    beats = []
+    for first in range(0, adc.size, 10):
+        if first in (off, on):
+            pipeline.status(Status(first, LEAD_OFF_PLUS if first == off else 0))
+        pipeline.push(first, adc[first : first + 10, None], 0.0)
+        beats += stage.run([pipeline])[0]
+    before = [b for b in beats if b.sample < off]
+    after = [b for b in beats if b.sample >= on]
+    assert len(before) > 60 and len(after) > 60 and len(before) + len(after) == len(beats)
+    assert {b.segment for b in before} == {before[0].segment} != {b.segment for b in after} == {after[0].segment}
+
+    def judged(beats):
+        judge = BeatJudge()
+        out = []
+        for b in beats:
+            out.append((judge.judge(0.0, -1.0, b), judge.take_events()))
+        return out
+
+    verdicts = judged(beats)
+    last, first = verdicts[len(before) - 1][0], verdicts[len(before)]
+    assert last.rhythm == "sinus" and last.heart_rate is not None
+    assert first[0].rhythm == "unknown" and first[0].heart_rate is None
+    assert [e.rhythm for e in first[1] if e.kind == "rhythm-change"] == ["unknown"]
+    assert [v.heart_rate is None for v, _ in verdicts[len(before) : len(before) + 4]] == [True, True, True, False]
+    assert verdicts[-1][0].rhythm == "sinus"  # read again from the new segment's beats
+    # without segments (beats made elsewhere) the judge cannot tell, and carries the rhythm over the gap
+    unsegmented = judged([dataclasses.replace(b, segment=0) for b in beats])
+    assert unsegmented[len(before)][0].rhythm == "sinus" and unsegmented[len(before)][0].heart_rate is not None
 
 
 @pytest.mark.parametrize(("window", "threshold"), [(1, 0.1), (8, 0.0), (8, 1.5)])

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import socket
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -16,8 +19,9 @@ import pytest
 pytest.importorskip("aiohttp")
 
 from ecgedge.datasets import load_wfdb_record  # noqa: E402
-from ecgedge.view.feed import DISPLAY_HZ, STRIP_S, LiveFeed, Viewer  # noqa: E402
-from ecgedge.view.server import ViewServer  # noqa: E402
+from ecgedge.firmware_bridge.events import Cleared, Condition, Raised  # noqa: E402
+from ecgedge.view.feed import DISPLAY_HZ, STRIP_S, BoardState, LiveFeed, Viewer  # noqa: E402
+from ecgedge.view.server import RequestLog, ViewServer  # noqa: E402
 
 TOKEN = "a-token-for-tests-0123"
 
@@ -31,7 +35,7 @@ def served():
 
 
 def get(server, path, token=TOKEN, **headers):
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     conn.request("GET", path, headers=headers)
@@ -86,7 +90,7 @@ def test_the_data_needs_the_token(served, token):
 
 def test_the_server_is_read_only_and_refuses_huge_headers(served):
     _, server = served
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
     conn.request("POST", "/api/state", body=b"x" * 100, headers={"Authorization": f"Bearer {TOKEN}"})
     assert conn.getresponse().status == 405
     conn.close()
@@ -95,9 +99,103 @@ def test_the_server_is_read_only_and_refuses_huge_headers(served):
     conn.close()
 
 
+#: What clients send that aiohttp refuses with a 400 before any handler runs.
+BAD_REQUESTS = {
+    "a 20 KB header": b"GET /api/state HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"x" * 20_000 + b"\r\n\r\n",
+    "a 10 KB request line": b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    "a malformed request line": b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+    "bytes that are not HTTP": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 garbage\r\n\r\n",
+    "a bad Content-Length": b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+}
+
+
+def send_raw(server, data: bytes) -> bytes:
+    """Send ``data`` on a new socket; return the status line of the answer."""
+    with socket.create_connection((server.host, server.port), timeout=30) as sock:
+        sock.sendall(data)
+        return sock.makefile("rb").readline()
+
+
+def test_refused_requests_make_one_line_each_and_never_a_traceback(served, caplog):
+    _, server = served
+    now = [1000.0]
+    server.log.clock = lambda: now[0]  # the rate limit's clock, moved by hand
+    caplog.set_level(logging.DEBUG)
+    for data in BAD_REQUESTS.values():
+        assert b" 400 " in send_raw(server, data)
+        now[0] += server.log.every_s + 1  # each one after the limit: each makes its line
+    records = [r for r in caplog.records if r.name.startswith(("ecgedge.view", "aiohttp"))]
+    assert len(records) == len(BAD_REQUESTS) == server.log.refused
+    assert all(r.levelno == logging.WARNING and r.exc_info is None and "\n" not in r.getMessage() for r in records)
+    assert all(r.getMessage().startswith("page: ") and "refused, 400 " in r.getMessage() for r in records)
+    assert all(len(r.getMessage()) < 300 for r in records)  # 20 KB of header is not copied into the log
+
+
+def test_a_flood_of_refused_requests_is_summed_up_in_one_line(served, caplog):
+    _, server = served
+    now = [1000.0]
+    server.log.clock = lambda: now[0]
+    caplog.set_level(logging.DEBUG)
+    for _ in range(3):  # within one period: one line, the other two counted
+        for data in BAD_REQUESTS.values():
+            assert b" 400 " in send_raw(server, data)
+    assert [r.getMessage().split(":")[0] for r in caplog.records if r.name == "ecgedge.view.server"] == ["page"]
+    assert server.log.held == 3 * len(BAD_REQUESTS) - 1
+    now[0] += server.log.every_s
+    assert b" 400 " in send_raw(server, BAD_REQUESTS["a 20 KB header"])
+    lines = [r.getMessage() for r in caplog.records if r.name == "ecgedge.view.server"]
+    assert len(lines) == 2 and f"({3 * len(BAD_REQUESTS) - 1} more since the last line, not logged)" in lines[1]
+    assert server.log.refused == 3 * len(BAD_REQUESTS) + 1 and server.log.held == 0
+
+
+def test_an_error_of_the_page_s_own_code_keeps_its_traceback_under_the_same_limit(caplog):
+    now = [0.0]
+    log = RequestLog(logging.getLogger("ecgedge.view.server"), every_s=10.0, clock=lambda: now[0])
+    caplog.set_level(logging.DEBUG)
+    for _ in range(3):
+        try:
+            raise RuntimeError("a bug in a handler")
+        except RuntimeError as exc:
+            log.exception("Error handling request from %s", "127.0.0.1", exc_info=exc)
+    log.debug("Ignored premature client disconnection")  # aiohttp's debug messages pass as they are
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info[0] is RuntimeError and log.held == 2 and log.refused == 0
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG] == [
+        "Ignored premature client disconnection"
+    ]
+
+
+def test_the_bridge_s_stderr_gets_one_line_and_no_traceback_for_refused_requests():
+    """In a process of its own with no logging set up, as the bridge runs: what reaches stderr."""
+    script = f"""
+import socket
+from ecgedge.view.feed import LiveFeed
+from ecgedge.view.server import ViewServer
+
+BAD = {list(BAD_REQUESTS.values())!r}
+server = ViewServer(LiveFeed(), "127.0.0.1", 0, {TOKEN!r}, log_every_s=3600)
+for data in BAD * 20:
+    with socket.create_connection((server.host, server.port), timeout=30) as sock:
+        sock.sendall(data)
+        assert b" 400 " in sock.makefile("rb").readline()
+server.close()
+print(server.log.refused)
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert int(run.stdout) == 20 * len(BAD_REQUESTS)
+    assert "Traceback" not in run.stderr
+    lines = run.stderr.splitlines()  # the first refusal, then what the close sums up
+    assert len(lines) == 2 and lines[0].startswith("page: ") and "refused, 400 " in lines[0], run.stderr
+    assert (
+        lines[1]
+        == f"page: {20 * len(BAD_REQUESTS) - 1} more refused or failed requests since the last line, not logged"
+    )
+
+
 def _events(server, token=TOKEN) -> socket.socket:
     """An event stream opened on a raw socket that reads nothing (a paused or dead browser)."""
-    sock = socket.create_connection((server.host, server.port), timeout=5)
+    sock = socket.create_connection((server.host, server.port), timeout=30)
     sock.sendall(f"GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
     return sock
 
@@ -111,7 +209,7 @@ def test_a_viewer_that_never_reads_loses_display_frames_and_never_blocks_the_hub
     feed, server = served
     record = load_wfdb_record(lead="MLII")
     stalled = _events(server)  # never reads
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60  # a hang bound, not a speed
     while not feed.viewers and time.monotonic() < deadline:
         time.sleep(0.01)
     assert len(feed.viewers) == 1
@@ -126,7 +224,7 @@ def test_a_viewer_that_never_reads_loses_display_frames_and_never_blocks_the_hub
 def test_at_most_max_viewers_streams_and_thousands_of_idle_sockets_do_not_stop_the_page(served):
     feed, server = served
     streams = [_events(server) for _ in range(3)]
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60  # a hang bound, not a speed
     while len(feed.viewers) < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
     response, conn = get(server, "/api/events")
@@ -168,7 +266,7 @@ def test_a_stream_starts_from_a_snapshot_and_then_follows_the_hub(served):
 
 
 def test_the_feed_keeps_the_alarm_list_and_each_board_s_active_alarms():
-    from ecgedge.firmware_bridge.events import Cleared, Condition, Raised, RhythmChange
+    from ecgedge.firmware_bridge.events import RhythmChange
 
     feed = LiveFeed()
     viewer = Viewer()
@@ -180,3 +278,17 @@ def test_the_feed_keeps_the_alarm_list_and_each_board_s_active_alarms():
     assert feed.boards["bed1"].alarms == {} and feed.boards["bed2"].rhythm == "af"
     assert [a["event"] for a in feed.alarms] == ["lead-on", "rhythm-change", "lead-off"]  # newest first
     assert [f["type"] for f in viewer.take()].count("alarm") == 3
+
+
+@pytest.mark.parametrize("condition", list(Condition), ids=lambda c: c.raised_name)
+def test_every_condition_raised_is_an_alarm_on_the_page_and_its_end_clears_it(condition):
+    feed = LiveFeed()
+    feed.boards["bed1"] = BoardState("bed1", rhythm="sinus", heart_rate=72.0)
+    feed.on_event(Raised("bed1", 10.0, condition, "seen"))
+    state = feed.boards["bed1"]
+    assert state.alarms == {condition.raised_name: "seen"} and feed.alarms[0]["alarm"] is True
+    lost = condition in (Condition.LINK_DOWN, Condition.BOARD_ERROR, Condition.NO_DATA, Condition.LEAD_OFF)
+    lost |= condition in (Condition.NO_SIGNAL, Condition.NO_BEATS, Condition.WORKER_DOWN)
+    assert (state.heart_rate, state.rhythm) == ((None, "unknown") if lost else (72.0, "sinus"))
+    feed.on_event(Cleared("bed1", 12.0, condition, 2.0))
+    assert state.alarms == {} and feed.alarms[0]["alarm"] is False and feed.alarms[0]["event"] == condition.cleared_name

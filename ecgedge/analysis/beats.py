@@ -9,10 +9,16 @@ and it carries the interval to the next beat (``rr_after``) and how much of its 
 (``own_length``). Its noise level (:func:`ecgedge.analysis.noise.beat_noise`) is
 measured over that part, and the stretch where its P wave lies is kept for the rhythm analyser
 (:func:`ecgedge.analysis.atrial.atrial_segment`).
+
+Each beat also carries its ``segment``: the number of the continuous stretch of signal it was cut
+from, new each time cutting (re)starts (the stream's start, a gap too long to fill, the electrodes
+back on, a board reset), so that whoever follows the beats' timing
+(:class:`~ecgedge.analysis.judge.BeatJudge`) knows when nothing before is continuous with them.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -29,6 +35,8 @@ ONSET_BEFORE_R_S = 0.1
 #: a rate step (:meth:`ecgedge.analysis.judge.BeatJudge.judge`): 1.5 s covers every rate from 40 bpm
 #: up, the slowest a monitor calls an extreme bradycardia, at 0.85 of the interval.
 NEXT_BEAT_WAIT_S = 1.5
+#: Numbers every segment cut in this process, whatever its stream: two segments never share one.
+_SEGMENTS = itertools.count(1)
 
 
 @dataclass
@@ -76,6 +84,9 @@ class Beat:
         The last board sample held when the beat was cut (it waited for the next R peak): its
         verdict can be given once that sample arrived. ``(decided_sample - sample) / fs`` is the
         beat's decision delay.
+    segment : int
+        The continuous stretch of the stream it was cut from (:attr:`BeatCutter.segment`); 0 when
+        unknown (a beat made elsewhere).
     """
 
     stream: str
@@ -94,6 +105,7 @@ class Beat:
     atrial: np.ndarray = field(default_factory=lambda: np.full(ATRIAL_POINTS, np.nan, dtype=np.float32))
     rr_after: float = math.nan
     decided_sample: int = 0
+    segment: int = 0
 
 
 class BeatCutter:
@@ -119,6 +131,12 @@ class BeatCutter:
         beat) are not used to size a window; such a beat is skipped. A window
         fixed in time needs no RR interval: the beat after a pause of any
         length is cut.
+
+    Attributes
+    ----------
+    segment : int
+        The number of the stretch of signal being cut, copied into its beats: a new one, never used
+        before in this process, at the start and at each :meth:`restart`.
     """
 
     def __init__(
@@ -136,13 +154,15 @@ class BeatCutter:
         self._onset = round(ONSET_BEFORE_R_S * fs)
         self._wait = round(NEXT_BEAT_WAIT_S * fs)
         self._pending: list[list] = []  # [R, last sample, start, end, RR, next R or None]
+        self.segment = next(_SEGMENTS)
 
     def restart(self, start: int) -> None:
-        """Forget signal and peaks; the next chunk starts at ``start``."""
+        """Forget signal and peaks; the next chunk starts at ``start``, in a new :attr:`segment`."""
         self._y = np.empty(0)
         self._start = start
         self._last_r = None
         self._pending = []
+        self.segment = next(_SEGMENTS)
 
     def add_signal(self, y: np.ndarray, start: int) -> None:
         """Append the next filtered chunk (mV) starting at board index ``start``."""
@@ -221,6 +241,7 @@ class BeatCutter:
                     atrial=atrial_segment(self._y, r - self._start, self.fs),
                     rr_after=math.inf if next_r is None else (next_r - r) / self.fs,
                     decided_sample=end - 1,
+                    segment=self.segment,
                 )
             )
         return beats

@@ -65,6 +65,10 @@ class HeartRateMeter:
             self._intervals.append(float(rr))
         return self.rate
 
+    def restart(self) -> None:
+        """Forget the intervals (the stream restarted): lost until :data:`SHORT` intervals come again."""
+        self._intervals.clear()
+
     @property
     def rate(self) -> float | None:
         """The heart rate (bpm) now, or None when lost."""

@@ -24,6 +24,11 @@ supraventricular QRS (a bundle branch block that appears, a moved electrode) is 
 lasted :data:`RELEARN_BEATS` beats led by P waves at a sinus rate, and said with a
 ``"relearned"`` event; ventricular beats and runs never are.
 
+A restarted stream (a gap too long to fill, the electrodes back on, a board reset: a beat of a new
+``segment``) starts its rhythm and heart rate afresh (:meth:`BeatJudge.restart`): the RR intervals
+and P waves before the gap are not continuous with those after it, and a monitor shows what it has
+not measured since the gap as unknown, never as it was before.
+
 Every verdict carries the heart rate (:class:`~ecgedge.analysis.heart_rate.HeartRateMeter`), and
 the arrhythmia alarms are read from the layers below (:class:`~ecgedge.analysis.alarms.ArrhythmiaAlarms`:
 ventricular tachycardia from the ventricular beats, extreme rates and pauses from the RR intervals).
@@ -84,6 +89,7 @@ class BeatView(NamedTuple):
     noise: float = 0.0
     atrial: np.ndarray | None = None
     rr_after: float = float("nan")
+    segment: int = 0
 
 
 class StreamEvent(NamedTuple):
@@ -219,6 +225,7 @@ class BeatJudge:
         self._learnt_s = 0.0
         self._unsaved = 0
         self._saved = False
+        self._segment = 0  # the last beat's (0: none yet, or unknown)
 
     @property
     def learning(self) -> bool:
@@ -243,6 +250,19 @@ class BeatJudge:
         self._saved, self._unsaved = True, 0
         return self.memory.state()
 
+    def restart(self) -> None:
+        """The stream restarted: its rhythm and heart rate start afresh, unknown and lost until read again.
+
+        What was measured of the beats' timing before a gap is not continuous with what follows: the
+        rhythm analyser forgets its intervals and P waves (:meth:`RhythmAnalyser.restart`) and the
+        heart rate meter its intervals. The patient's memory or threshold, the learning, the noise
+        state and the alarms are kept. :meth:`judge` calls it at the first beat of a new segment
+        (``beat.segment``); the next verdict's rhythm is then ``"unknown"``, with a
+        ``"rhythm-change"`` event if it was known.
+        """
+        self.rhythm.restart()
+        self.heart_rate.restart()
+
     def take_events(self) -> list[StreamEvent]:
         """The rhythm changes and noisy stretches found since the last call, oldest first."""
         events, self._events = self._events, []
@@ -258,9 +278,10 @@ class BeatJudge:
         offset : float
             The model's threshold (``scorer.offset_``).
         beat : Beat or BeatView, optional
-            Its ``rr``, ``rr_after``, ``sample``, ``own_length``, ``noise`` and ``atrial`` are read
-            (without it the beat is taken as clean, of unknown rhythm); to adapt, also its
-            ``model_input`` (a window fixed in time around R).
+            Its ``rr``, ``rr_after``, ``sample``, ``own_length``, ``noise``, ``atrial`` and ``segment`` are read
+            (without it the beat is taken as clean, of unknown rhythm); to adapt, also its ``model_input`` (a
+            window fixed in time around R). A ``segment`` other than the last beat's restarts the stream
+            (:meth:`restart`).
 
         Returns
         -------
@@ -268,6 +289,12 @@ class BeatJudge:
         """
         sample = int(getattr(beat, "sample", 0))
         rr = float(beat.rr) if beat is not None else float("nan")
+        rhythm_before = self.rhythm.rhythm
+        segment = int(getattr(beat, "segment", 0))
+        if segment:
+            if self._segment and segment != self._segment:
+                self.restart()
+            self._segment = segment
         was_noisy = self.noise.noisy
         quality = self.noise.add(getattr(beat, "noise", 0.0), sample) if beat is not None else "ok"
         if self.noise.noisy != was_noisy:
@@ -282,7 +309,6 @@ class BeatJudge:
         else:
             verdict = self._by_threshold(score, offset)
             normal = verdict.threshold is None or score >= verdict.threshold
-        rhythm_before = self.rhythm.rhythm
         rhythm = self.rhythm.add(rr, normal=normal, usable=quality == "ok", atrial=getattr(beat, "atrial", None))
         if rhythm != rhythm_before:
             self._events.append(StreamEvent("rhythm-change", sample, rhythm))

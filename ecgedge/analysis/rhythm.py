@@ -44,7 +44,6 @@ import numpy as np
 
 from ecgedge.analysis.atrial import AtrialActivity
 
-RHYTHMS = ("sinus", "af", "unknown")
 #: A beat earlier than this share of the recent median interval is premature (the judge's default limit).
 PREMATURE = 0.85
 #: A premature beat whose interval and the next add up to two recent intervals within this share is ectopic.
@@ -144,9 +143,10 @@ class RhythmAnalyser:
         if normal and atrial is not None and self.atrial is not None:
             self.atrial.add(atrial, rr)
         nn = normal and self._last_normal and plausible
-        self._added = nn and self._last_nn is not None
-        if self._added:
-            self._differences.append(abs(rr - self._last_nn) / (0.5 * (rr + self._last_nn)))
+        last_nn = self._last_nn
+        self._added = nn and last_nn is not None
+        if nn and last_nn is not None:
+            self._differences.append(abs(rr - last_nn) / (0.5 * (rr + last_nn)))
         self._last_nn = float(rr) if nn else None
         self._last_normal = normal
         self._previous_rr = float(rr) if plausible and normal else None
@@ -186,5 +186,13 @@ class RhythmAnalyser:
         )
 
     def restart(self) -> None:
-        """Forget the intervals (the stream restarted: a gap, lead-off); the rhythm is unknown again."""
-        self.__init__(self.window, self.threshold, self.atrial_threshold)
+        """Forget the intervals and P waves (the stream restarted: a gap, lead-off); the rhythm is unknown again."""
+        self.rhythm = "unknown"
+        self._differences.clear()
+        self._last_nn = self._previous_rr = None
+        self._last_normal = self._added = False
+        self._missed = self._agree = 0
+        self._recent.clear()
+        self._recent_nn.clear()
+        if self.atrial is not None:
+            self.atrial.clear()

@@ -40,8 +40,10 @@ def _stream(bundle: Path, record_path, minutes: float, speed: float, out: Path, 
     runner = threading.Thread(target=lambda: summary.update(hub.run(stop=stop)))
     runner.start()
     try:
-        run_boards([(board, endpoint)], speed=speed, wait_reader=10)
-        hub.wait_until_quiet()
+        # the board waits for a bridge that falls behind (flow control): a slow machine makes the demo slower,
+        # never loses its frames; the demo is not about overload
+        run_boards([(board, endpoint)], speed=speed, wait_reader=10, flow_control=True)
+        hub.wait_until_quiet(timeout=120.0)
     finally:
         stop.set()
         runner.join()

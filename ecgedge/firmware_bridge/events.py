@@ -8,8 +8,8 @@ serving it died, the signal is too noisy to judge beats). The hub emits a
 :class:`Raised` when a condition starts and a :class:`Cleared` when it ends,
 a :class:`RhythmChange` when the stream's rhythm changes
 (:mod:`ecgedge.analysis.rhythm`) and a :class:`Relearned` when the patient memory learnt a new
-QRS complex (:mod:`ecgedge.analysis.judge`); sinks store them all (``as_dict`` gives the JSON object, with an ``"event"``
-field naming it) and the command line prints them on stderr.
+QRS complex (:mod:`ecgedge.analysis.judge`); sinks store them all (``as_dict`` gives the JSON
+object, with an ``"event"`` field naming it) and the command line prints them on stderr.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from ecgedge.analysis.alarms import PRIORITY
 
@@ -50,7 +51,10 @@ class Condition(Enum):
 
     @property
     def priority(self) -> str:
-        """IEC 60601-1-8: ``"high"`` / ``"medium"`` for arrhythmia alarms (:data:`~ecgedge.analysis.alarms.PRIORITY`), ``"technical"`` otherwise."""
+        """IEC 60601-1-8: ``"high"`` / ``"medium"`` for arrhythmia alarms, ``"technical"`` otherwise.
+
+        The arrhythmia alarms' priorities are :data:`~ecgedge.analysis.alarms.PRIORITY`.
+        """
         return PRIORITY.get(self.raised_name, "technical")
 
     @classmethod
@@ -64,8 +68,14 @@ class _Described:
 
     stream: str
     time: float
-    name: str
-    detail: str
+
+    if TYPE_CHECKING:  # each kind gives them as a field, a class attribute or a property
+
+        @property
+        def name(self) -> str: ...
+
+        @property
+        def detail(self) -> str: ...
 
     def as_dict(self) -> dict:
         return {"event": self.name, "stream": self.stream, "time": round(self.time, 4), "detail": self.detail}
@@ -250,9 +260,6 @@ class ConditionTracker:
     def assume(self, stream: str, condition: Condition, now: float, detail: str) -> None:
         """Start with ``condition`` active, without an event (a link is down until it first opens)."""
         self._active[(stream, condition)] = (now, detail, now - self.hold)
-
-    def is_active(self, stream: str, condition: Condition) -> bool:
-        return (stream, condition) in self._active
 
     def active(self, stream: str) -> dict[str, str]:
         """``{raised name: detail}`` of the conditions now active on ``stream``."""

@@ -5,11 +5,13 @@ like ``firmware/`` or ASCII lines), optionally damaging bytes and dropping
 frames; an endpoint (:class:`PtyEndpoint`, :class:`TcpEndpoint`,
 :class:`SerialEndpoint`) carries the bytes; :func:`run_boards` paces any
 number of boards in real time (or ``speed`` times faster), unplugging them
-on request.
+on request, and with ``flow_control`` waiting for a reader that falls behind
+instead of losing what it cannot take.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
 import select
@@ -31,6 +33,25 @@ from ecgedge.firmware_bridge.protocol import Hello, Samples, Status, encode_fram
 #: Seconds the boards wait once every endpoint has a reader: pyserial flushes the input at the end
 #: of ``open()``, after the open is visible to a pty's master, and would drop what came in between.
 OPEN_SETTLE_S = 0.1
+#: Seconds a board with flow control waits for room in its link before it gives the frame up (a reader
+#: that stopped for good, not one that is slow).
+FLOW_WAIT_S = 30.0
+
+
+def _write_waiting(send, fileno: int, data: bytes, wait_s: float) -> bool:
+    """Send all of ``data`` with ``send`` (non-blocking: returns the bytes taken, or raises
+    BlockingIOError), waiting up to ``wait_s`` seconds in all for the link to take it; whether it did."""
+    view = memoryview(data)
+    deadline = time.monotonic() + wait_s
+    while True:
+        with contextlib.suppress(BlockingIOError):
+            view = view[send(view) :]
+        if not view:
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        select.select([], [fileno], [], min(left, 0.05))
 
 
 @dataclass
@@ -394,8 +415,8 @@ class Endpoint(Protocol):
         """Whether someone reads the line, waiting up to ``timeout`` s."""
         ...
 
-    def write(self, data: bytes) -> bool:
-        """Write ``data``; False when it did not all go out (nobody reading, or the line is full)."""
+    def write(self, data: bytes, wait_s: float = 0.0) -> bool:
+        """Write ``data``; False when it did not all go out within ``wait_s`` s (nobody reading, or the line full)."""
         ...
 
     def reconnect(self) -> None:
@@ -455,11 +476,14 @@ class PtyEndpoint:
             time.sleep(0.01)
         return False
 
-    def write(self, data: bytes) -> bool:
-        try:
-            return os.write(self._master, data) == len(data)
-        except BlockingIOError:
-            return False
+    def write(self, data: bytes, wait_s: float = 0.0) -> bool:
+        """Write ``data``; whether all of it was taken.
+
+        ``wait_s``: seconds to wait for room (flow control); 0: what the pty cannot take now is lost,
+        as a board's UART loses what nobody reads.
+        """
+        master = self._master
+        return _write_waiting(lambda view: os.write(master, view), master, data, wait_s)
 
     def disconnect(self) -> None:
         os.close(self._master)
@@ -506,16 +530,19 @@ class TcpEndpoint:
     def wait_reader(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
-    def write(self, data: bytes) -> bool:
+    def write(self, data: bytes, wait_s: float = 0.0) -> bool:
+        """Send ``data`` to the client; whether all of it was taken (False: none connected).
+
+        ``wait_s``: seconds to wait for room (flow control); 0: what the socket cannot take now is lost.
+        """
         client = self._client
         if client is None:
             return False
         try:
-            return client.send(data) == len(data)
-        except BlockingIOError:
-            return False
-        except OSError:
-            self._client = None
+            return _write_waiting(client.send, client.fileno(), data, wait_s)
+        except (OSError, ValueError):  # unplugged meanwhile
+            if self._client is client:
+                self._client = None
             return False
 
     def disconnect(self) -> None:
@@ -548,9 +575,15 @@ class SerialEndpoint:
     def wait_reader(self, timeout: float) -> bool:
         return True  # a serial line cannot tell whether anyone listens
 
-    def write(self, data: bytes) -> bool:
+    def write(self, data: bytes, wait_s: float = 0.0) -> bool:
+        """Write ``data``; whether all of it was taken within ``wait_s`` seconds (0: at once)."""
+        port = self._port
+        if port is None:
+            return False
+        if port.write_timeout != wait_s:
+            port.write_timeout = wait_s
         try:
-            return self._port.write(data) == len(data)
+            return port.write(data) == len(data)
         except serial.SerialTimeoutException:
             return False
 
@@ -585,6 +618,7 @@ def run_boards(
     downtime: float = 0.5,
     wait_reader: float = 30.0,
     stop: threading.Event | None = None,
+    flow_control: bool = False,
 ) -> None:
     """Send every board's stream through its endpoint, paced in time.
 
@@ -602,6 +636,11 @@ def run_boards(
         Seconds to wait for every endpoint to have a reader before the clock starts.
     stop : threading.Event, optional
         Set it to stop early.
+    flow_control : bool, default=False
+        A board waits (up to :data:`FLOW_WAIT_S`) for a reader that falls behind, as one with
+        RTS/CTS or USB flow control does, and then catches up with its schedule; by default what
+        the link cannot take at once is lost (``overruns``), as from a board without it. For tests
+        whose subject is not the reader's speed: a slow machine delays the frames, never loses them.
     """
     if speed <= 0:
         raise ValueError(f"speed must be > 0, got {speed}")
@@ -645,7 +684,7 @@ def run_boards(
         board.stats.late_max = max(board.stats.late_max, time.perf_counter() - due)
         if plug_at is not None:
             board.stats.offline += 1
-        elif data and not endpoint.write(data):
+        elif data and not endpoint.write(data, FLOW_WAIT_S if flow_control else 0.0):
             board.stats.overruns += 1
         next_due = start + offset + (samples + board.per_frame) / board.fs / speed
         heapq.heappush(queue, (next_due, i, chunks, offset))

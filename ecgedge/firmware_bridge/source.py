@@ -8,7 +8,7 @@ import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import serial
 from serial.threaded import Protocol, ReaderThread
@@ -73,6 +73,23 @@ class _PortPoller:
 _POLLER = _PortPoller()
 
 
+def backoff(first: float, most: float) -> Iterator[float]:
+    """The waits (s) between attempts to open a port: ``first``, doubling up to ``most``, then ``most`` for ever.
+
+    So a port that comes back is tried again within ``most`` seconds, however long it was gone.
+
+    Examples
+    --------
+    >>> from itertools import islice
+    >>> list(islice(backoff(0.05, 0.5), 6))
+    [0.05, 0.1, 0.2, 0.4, 0.5, 0.5]
+    """
+    delay = first
+    while True:
+        yield delay
+        delay = min(2 * delay, most)
+
+
 class PortError(OSError):
     """A port that cannot be opened; the message names it and says why."""
 
@@ -100,7 +117,7 @@ class SerialSource(Closing):
     by a :class:`serial.threaded.ReaderThread` of their own. When the port
     fails (cable pulled, board reset, socket closed) the source reopens it,
     waiting ``min_backoff`` seconds first and doubling up to ``max_backoff``
-    while it keeps failing. Each connection gets a fresh protocol from
+    while it keeps failing (:func:`backoff`). Each connection gets a fresh protocol from
     ``protocol_factory``.
 
     Parameters
@@ -180,17 +197,17 @@ class SerialSource(Closing):
         if why is not None:
             raise PortError(f"cannot open port {self.url}: {why}")
         deadline = time.monotonic() + timeout
-        delay = self.min_backoff
+        delays = backoff(self.min_backoff, self.max_backoff)
         while True:
             try:
                 self._first = self.open()
                 return
             except (serial.SerialException, OSError) as exc:
                 self.last_error = str(exc)
+            delay = next(delays)
             if time.monotonic() + delay > deadline:
                 raise PortError(f"cannot open port {self.url} (tried for {timeout:g} s): {self.last_error}")
             time.sleep(delay)
-            delay = min(2 * delay, self.max_backoff)
 
     def start(self) -> SerialSource:
         """Start connecting in the background; returns ``self``."""
@@ -223,7 +240,7 @@ class SerialSource(Closing):
             self.on_state(connected, why)
 
     def _run(self) -> None:
-        delay = self.min_backoff
+        delays = backoff(self.min_backoff, self.max_backoff)
         lost_at: float | None = None
         while not self._stop.is_set():
             port, self._first = self._first, None
@@ -231,12 +248,11 @@ class SerialSource(Closing):
                 port = port or self.open()
             except (serial.SerialException, OSError) as exc:
                 self.last_error = str(exc)
-                self._stop.wait(delay)
-                delay = min(2 * delay, self.max_backoff)
+                self._stop.wait(next(delays))
                 continue
             if lost_at is not None:
                 self.reconnects.append(time.perf_counter() - lost_at)
-            delay = self.min_backoff
+            delays = backoff(self.min_backoff, self.max_backoff)  # the next loss starts again from the shortest
             self._tell(True, "reconnected" if lost_at is not None else "connected")
             try:
                 fd = port.fileno()

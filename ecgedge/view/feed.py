@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ecgedge.firmware_bridge.events import Condition
+
 #: Samples per second the page draws.
 DISPLAY_HZ = 90.0
 #: Seconds of strip kept for each board (what a page shows when it connects).
@@ -26,27 +28,19 @@ STRIP_S = 10.0
 #: Display frames a viewer's queue holds; older ones are dropped for a viewer that falls behind.
 QUEUE_FRAMES = 512
 #: Conditions during which a board's heart rate and rhythm are not measured.
-MONITORING_LOST = ("link-down", "board-error", "no-data", "lead-off", "no-signal", "no-beats", "worker-down")
+MONITORING_LOST = frozenset(
+    {
+        Condition.LINK_DOWN,
+        Condition.BOARD_ERROR,
+        Condition.NO_DATA,
+        Condition.LEAD_OFF,
+        Condition.NO_SIGNAL,
+        Condition.NO_BEATS,
+        Condition.WORKER_DOWN,
+    }
+)
 #: Alarms kept for the page's list across boards.
 ALARMS_KEPT = 200
-#: Conditions that are alarms (and the rhythm changes); their end clears them on the tile.
-ALARMS = (
-    "link-down",
-    "board-error",
-    "no-data",
-    "lead-off",
-    "no-signal",
-    "no-beats",
-    "overload",
-    "noisy",
-    "worker-down",
-    "asystole",
-    "vf",
-    "vt",
-    "brady",
-    "tachy",
-    "pause",
-)
 
 
 class Viewer:
@@ -229,9 +223,10 @@ class LiveFeed:
             state = self.boards.setdefault(event.stream, BoardState(event.stream))
             name = event.name
             condition = getattr(event, "condition", None)
-            if condition is not None and name == condition.raised_name:
+            raised = condition is not None and name == condition.raised_name  # every condition raised is an alarm
+            if raised:
                 state.alarms[name] = event.detail
-                if name in MONITORING_LOST:  # a value no longer measured is shown as lost, not as the last one
+                if condition in MONITORING_LOST:  # a value no longer measured is shown as lost, not as the last one
                     state.heart_rate, state.rhythm = None, "unknown"
             elif condition is not None:
                 state.alarms.pop(condition.raised_name, None)
@@ -244,7 +239,7 @@ class LiveFeed:
                 "board": event.stream,
                 "event": name,
                 "detail": event.detail,
-                "alarm": name in ALARMS or name == "rhythm-change",
+                "alarm": raised or name == "rhythm-change",
                 "priority": condition.priority if condition is not None else "information",
             }
             self.alarms.appendleft(alarm)

@@ -137,7 +137,7 @@ def _svg(values: list[float], width: int = 900, height: int = 140) -> str:
         return "<p>(no signal kept)</p>"
     xs = np.linspace(0, width, len(values))
     ys = height / 2 - np.asarray(values) * height / 4
-    points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, np.clip(ys, 0, height)))
+    points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, np.clip(ys, 0, height), strict=True))
     return (
         f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
         f'style="background:#000"><polyline points="{points}" fill="none" stroke="#3f3" stroke-width="1.2"/></svg>'
