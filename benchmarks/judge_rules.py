@@ -36,9 +36,10 @@ from pathlib import Path
 import numpy as np
 
 from ecgedge.analysis import judge as judge_module
+from ecgedge.analysis.ec57 import nearest_reference
 from ecgedge.analysis.judge import BeatJudge
 from ecgedge.arrhythmia import Verdicts, arrhythmia_report, judge_records
-from ecgedge.datasets import AnnotatedBeats, block_conduction, change_rate, load_wfdb_record, nearest_reference
+from ecgedge.datasets import AnnotatedBeats, block_conduction, change_rate, load_wfdb_record
 from ecgedge.evaluation import AF_RHYTHMS, af_report
 from ecgedge.firmware_bridge.offline import cut_stream, score_beats
 from ecgedge.firmware_bridge.protocol import Hello

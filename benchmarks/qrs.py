@@ -45,6 +45,7 @@ import wfdb
 import wfdb.processing
 from results_file import write_results
 
+from ecgedge.analysis.ec57 import MATCH_S
 from ecgedge.analysis.rpeaks import StreamingRPeakDetector
 from ecgedge.beatformat import BeatFormat
 from ecgedge.datasets import WfdbRecord, add_noise, load_wfdb_record
@@ -52,7 +53,6 @@ from ecgedge.firmware_bridge.pipeline import FilterStage, StreamPipeline
 from ecgedge.firmware_bridge.protocol import Hello
 
 SKIP_S = 5.0
-MATCH_S = 0.150
 CHUNK_S = 0.1
 REPO = Path(__file__).resolve().parents[1]
 

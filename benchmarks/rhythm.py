@@ -34,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgedge.analysis.ec57 import nearest_reference
 from ecgedge.analysis.judge import BeatJudge, BeatView
 from ecgedge.analysis.noise import NoiseTracker
 from ecgedge.analysis.rhythm import RhythmAnalyser
 from ecgedge.arrhythmia import format_rhythm_report, judge_records, rhythm_report
-from ecgedge.datasets import AnnotatedBeats, add_noise, load_annotated_beats, load_wfdb_record, nearest_reference
+from ecgedge.datasets import AnnotatedBeats, add_noise, load_annotated_beats, load_wfdb_record
 from ecgedge.evaluation import AF_RHYTHMS, af_report
 from ecgedge.firmware_bridge.offline import cut_stream
 from ecgedge.firmware_bridge.protocol import Hello

@@ -33,9 +33,10 @@ import numpy as np
 from scipy.signal import welch
 from scipy.stats import kurtosis
 
+from ecgedge.analysis.ec57 import nearest_reference
 from ecgedge.analysis.judge import BeatJudge
 from ecgedge.analysis.noise import NoiseTracker
-from ecgedge.datasets import add_noise, load_wfdb_record, nearest_reference
+from ecgedge.datasets import add_noise, load_wfdb_record
 from ecgedge.firmware_bridge.offline import cut_stream, score_beats
 from ecgedge.firmware_bridge.protocol import Hello
 from ecgedge.population import POPULATION_FORMAT

@@ -9,8 +9,9 @@ import pytest
 
 from ecgedge.analysis.atrial import ATRIAL_BEFORE_R_S, ATRIAL_POINTS, AtrialActivity, atrial_segment
 from ecgedge.analysis.beats import cut_recording
+from ecgedge.analysis.ec57 import nearest_reference
 from ecgedge.analysis.rhythm import RhythmAnalyser
-from ecgedge.datasets import load_wfdb_record, nearest_reference
+from ecgedge.datasets import load_wfdb_record
 from ecgedge.evaluation import AF_RHYTHMS
 from ecgedge.firmware_bridge.offline import cut_stream
 from ecgedge.firmware_bridge.protocol import Hello

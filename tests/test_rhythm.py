@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ecgedge.analysis.ec57 import nearest_reference
 from ecgedge.analysis.judge import BeatJudge
 from ecgedge.analysis.noise import NoiseTracker, beat_noise
 from ecgedge.analysis.rhythm import RhythmAnalyser
-from ecgedge.datasets import add_noise, load_wfdb_record, nearest_reference
+from ecgedge.datasets import add_noise, load_wfdb_record
 from ecgedge.evaluation import AF_RHYTHMS, af_report
 from ecgedge.firmware_bridge.offline import cut_stream
 from ecgedge.firmware_bridge.protocol import Hello

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from ecgedge.analysis.beats import NEXT_BEAT_WAIT_S
+from ecgedge.analysis.ec57 import nearest_reference
 from ecgedge.analysis.judge import RELEARN_BEATS, BeatJudge, BeatView
-from ecgedge.datasets import block_conduction, change_rate, load_wfdb_record, nearest_reference
+from ecgedge.datasets import block_conduction, change_rate, load_wfdb_record
 from ecgedge.evaluation import AF_RHYTHMS
 from ecgedge.firmware_bridge.offline import cut_stream, score_beats
 from ecgedge.firmware_bridge.protocol import Hello

@@ -28,20 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgedge.analysis.ec57 import AAMI_CLASSES, MATCH_S, aami_class, episodes, nearest_reference
 from ecgedge.analysis.judge import BeatJudge, BeatView, Verdict
 from ecgedge.beatformat import BeatFormat
-from ecgedge.datasets import MATCH_S, nearest_reference
 from ecgedge.scan.recordings import RecordingError
-
-#: ANSI/AAMI EC57 classes of the MIT-BIH beat symbols (paced beats are class Q).
-AAMI = {
-    **dict.fromkeys("NLRej", "N"),
-    **dict.fromkeys("AaJS", "SVEB"),
-    **dict.fromkeys("VE", "VEB"),
-    "F": "F",
-    **dict.fromkeys("/fQ", "Q"),
-}
-AAMI_CLASSES = ("N", "SVEB", "VEB", "F", "Q")
 
 
 def beat_table(
@@ -154,8 +144,9 @@ def beat_table(
     if annotations is not None:
         reference, symbols = annotations
         label, qrs = _match(sample, reference, symbols, round(MATCH_S * fs))
-        columns["label"] = label
-        columns["aami"] = np.array([AAMI.get(s) for s in label], dtype=object)
+        matched = np.array([s is not None for s in label], dtype=bool)
+        columns["label"], columns["aami"] = label, np.full(label.size, None, dtype=object)
+        columns["aami"][matched] = aami_class(label[matched].astype(str))
         stats.update(qrs)
         judged = ~learning
         for cls in AAMI_CLASSES:
@@ -180,7 +171,7 @@ def rhythm_summary(time: np.ndarray, rr: np.ndarray, rhythm: np.ndarray) -> dict
     dict
         ``af_burden`` (None when no beat's rhythm is known), ``af_episode_count`` and
         ``af_episodes`` (a list of ``[onset_s, offset_s]``: the first and last beat of each
-        run read as AF).
+        run read as AF, :func:`ecgedge.analysis.ec57.episodes`).
 
     Examples
     --------
@@ -192,10 +183,8 @@ def rhythm_summary(time: np.ndarray, rr: np.ndarray, rhythm: np.ndarray) -> dict
     known = rhythm != "unknown"
     in_af = rhythm == "af"
     burden = float(weight[in_af].sum() / weight[known].sum()) if weight[known].sum() > 0 else None
-    starts = np.flatnonzero(in_af & ~np.r_[False, in_af[:-1]])
-    ends = np.flatnonzero(in_af & ~np.r_[in_af[1:], False])
-    episodes = [[float(time[a]), float(time[b])] for a, b in zip(starts, ends, strict=True)]  # a start and an end a run
-    return {"af_burden": burden, "af_episode_count": len(episodes), "af_episodes": episodes}
+    found = [[float(time[a]), float(time[b])] for a, b in episodes(in_af)]
+    return {"af_burden": burden, "af_episode_count": len(found), "af_episodes": found}
 
 
 def _match(sample: np.ndarray, ref: np.ndarray, symbols: np.ndarray, window: int) -> tuple[np.ndarray, dict]:
