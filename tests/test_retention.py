@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 
 from ecgedge.analysis.judge import Verdict
+from ecgedge.analysis.scored import ScoredBeat
 from ecgedge.datasets import load_wfdb_record
 from ecgedge.firmware_bridge.events import RhythmChange
 from ecgedge.firmware_bridge.latency import LatencyHistogram
 from ecgedge.firmware_bridge.offline import cut_stream
 from ecgedge.firmware_bridge.protocol import Hello
-from ecgedge.firmware_bridge.sinks import JsonlSink, ScoredBeat, SqliteSink
+from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
 from ecgedge.population import POPULATION_FORMAT
 
 T0 = 1.8e9  # a UNIX time

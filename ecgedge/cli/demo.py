@@ -17,6 +17,7 @@ import numpy as np
 
 from ecgedge.analysis.ec57 import MATCH_S, nearest_reference
 from ecgedge.analysis.judge import DEFAULT_ADAPT_S
+from ecgedge.analysis.scored import ScoredBeat
 from ecgedge.cli.options import FiniteFloat, requires
 
 
@@ -25,7 +26,7 @@ def _stream(bundle: Path, record_path, minutes: float, speed: float, out: Path, 
     from ecgedge.firmware_bridge.hub import Hub
     from ecgedge.firmware_bridge.settings import BridgeSettings, Judging
     from ecgedge.firmware_bridge.simulator import PtyEndpoint, VirtualBoard, run_boards
-    from ecgedge.firmware_bridge.sinks import JsonlSink, ScoredBeat, SqliteSink
+    from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
     from ecgedge.runtime import load_scorer
 
     hub = Hub(load_scorer(bundle, precision="int8", threads=1), BridgeSettings(judging=Judging.adapt(adapt_s)))
@@ -50,7 +51,7 @@ def _stream(bundle: Path, record_path, minutes: float, speed: float, out: Path, 
     return summary, scored
 
 
-def _against_annotations(record, scored) -> dict:
+def _against_annotations(record, scored: list[ScoredBeat]) -> dict:
     """Flag rate of the bridge's beats by the label of the reference beat within 150 ms (ANSI/AAMI EC57).
 
     A beat with no reference beat that near is a false detection, counted apart.

@@ -18,10 +18,10 @@ import numpy as np
 
 from ecgedge.analysis.beats import Beat
 from ecgedge.analysis.judge import BeatJudge
+from ecgedge.analysis.scored import ScoredBeat
 from ecgedge.beatformat import BeatFormat
 from ecgedge.firmware_bridge.pipeline import FilterStage, StreamPipeline
 from ecgedge.firmware_bridge.protocol import Hello
-from ecgedge.firmware_bridge.sinks import ScoredBeat
 
 #: Seconds of signal per SAMPLES block, as a board sends them.
 BLOCK_S = 0.1

@@ -195,7 +195,7 @@ class LiveFeed:
             self._wake()
 
     def on_beats(self, scored) -> None:
-        """A committed micro-batch of :class:`~ecgedge.firmware_bridge.sinks.ScoredBeat`."""
+        """A committed micro-batch of :class:`~ecgedge.analysis.scored.ScoredBeat`."""
         with self._lock:
             touched = {}
             for s in scored:
