@@ -15,6 +15,9 @@ import pytest
 
 pytest.importorskip("aiohttp")
 
+from ecgedge.analysis.beats import Beat  # noqa: E402
+from ecgedge.analysis.judge import Verdict  # noqa: E402
+from ecgedge.analysis.scored import ScoredBeat  # noqa: E402
 from ecgedge.datasets import load_wfdb_record  # noqa: E402
 from ecgedge.view.feed import DISPLAY_HZ, STRIP_S, LiveFeed, Viewer  # noqa: E402
 from ecgedge.view.server import ViewServer  # noqa: E402
@@ -24,7 +27,7 @@ TOKEN = "a-token-for-tests-0123"
 
 @pytest.fixture
 def served():
-    feed = LiveFeed(adapt_s=300)
+    feed = LiveFeed()
     server = ViewServer(feed, "127.0.0.1", 0, TOKEN, max_viewers=3)
     yield feed, server
     server.close()
@@ -180,3 +183,14 @@ def test_the_feed_keeps_the_alarm_list_and_each_board_s_active_alarms():
     assert feed.boards["bed1"].alarms == {} and feed.boards["bed2"].rhythm == "af"
     assert [a["event"] for a in feed.alarms] == ["lead-on", "rhythm-change", "lead-off"]  # newest first
     assert [f["type"] for f in viewer.take()].count("alarm") == 3
+
+
+def test_a_tile_shows_the_judge_s_learning_time_and_heart_rate_as_they_are():
+    feed = LiveFeed()
+    beat = Beat("bed1", 360, 1.0, 0, np.zeros(10, np.float32), np.zeros(10, np.float32), 400)
+    feed.on_beats(
+        [ScoredBeat(beat, 0.0, Verdict("learning", None, None, False, heart_rate=72.0, learning_left_s=41.6))]
+    )
+    assert feed.boards["bed1"].public()["learning_left_s"] == 42 and feed.boards["bed1"].heart_rate == 72.0
+    feed.on_beats([ScoredBeat(beat, 0.0, Verdict("adapted", None, 0.2, False, heart_rate=None))])
+    assert feed.boards["bed1"].learning_left_s is None and feed.boards["bed1"].heart_rate is None
