@@ -40,12 +40,11 @@ import numpy as np
 
 from ecgedge.analysis.alarms import PRIORITY, AlarmLimits, ArrhythmiaAlarms
 from ecgedge.analysis.fibrillation import VFDetector, fibrillating, organised
-from ecgedge.analysis.filters import bandpass_sos
+from ecgedge.analysis.filters import ECG_BAND, bandpass_sos
 from ecgedge.analysis.heart_rate import HeartRateMeter
 from ecgedge.analysis.judge import BeatJudge, BeatView
 from ecgedge.datasets import add_noise, load_wfdb_record
 from ecgedge.firmware_bridge.offline import cut_stream, score_beats
-from ecgedge.firmware_bridge.pipeline import ECG_BAND
 from ecgedge.firmware_bridge.protocol import Hello
 from ecgedge.population import POPULATION_FORMAT
 

@@ -1,7 +1,7 @@
 """The bridge's offline path: a recorded lead through the live pipeline, as a board would send it.
 
 A recording is fed to the same :class:`~ecgedge.firmware_bridge.pipeline.StreamPipeline`
-and :class:`~ecgedge.firmware_bridge.pipeline.FilterStage` as a live board (causal
+and :class:`~ecgedge.analysis.streams.FilterStage` as a live board (causal
 filters, streaming R peaks, beat cutting), in SAMPLES blocks of :data:`BLOCK_S` seconds;
 the beats are scored by the bundle's scorer and judged by the hub's own
 :class:`~ecgedge.analysis.judge.BeatJudge`. So a recording scanned offline and
@@ -19,8 +19,9 @@ import numpy as np
 from ecgedge.analysis.beats import Beat
 from ecgedge.analysis.judge import BeatJudge
 from ecgedge.analysis.scored import ScoredBeat
+from ecgedge.analysis.streams import FilterStage
 from ecgedge.beatformat import BeatFormat
-from ecgedge.firmware_bridge.pipeline import FilterStage, StreamPipeline
+from ecgedge.firmware_bridge.pipeline import StreamPipeline
 from ecgedge.firmware_bridge.protocol import Hello
 
 #: Seconds of signal per SAMPLES block, as a board sends them.

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ecgedge.analysis.atrial import ATRIAL_POINTS
+from ecgedge.analysis.streams import FS_RANGE
 from ecgedge.firmware_bridge.offline import BLOCK_S, cut_stream, score_beats
-from ecgedge.firmware_bridge.pipeline import FS_RANGE
 from ecgedge.scan.recordings import Header, Recording, RecordingError, read_beat_annotations, read_lead
 from ecgedge.scan.results import beat_table, write_beats
 
