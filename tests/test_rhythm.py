@@ -14,11 +14,10 @@ import pytest
 from ecgedge.analysis.ec57 import nearest_reference
 from ecgedge.analysis.judge import BeatJudge
 from ecgedge.analysis.noise import NoiseTracker, beat_noise
+from ecgedge.analysis.offline import cut_stream
 from ecgedge.analysis.rhythm import RhythmAnalyser
 from ecgedge.datasets import add_noise, load_wfdb_record
 from ecgedge.evaluation import AF_RHYTHMS, af_report
-from ecgedge.firmware_bridge.offline import cut_stream
-from ecgedge.firmware_bridge.protocol import Hello
 from ecgedge.population import POPULATION_FORMAT
 
 MITDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb"
@@ -30,8 +29,7 @@ def _record(name: str):
 
 
 def _bridge_beats(signal: np.ndarray, fs: float):
-    hello = Hello(fs=fs, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",))
-    return cut_stream(signal, hello, POPULATION_FORMAT)
+    return cut_stream(signal, fs, POPULATION_FORMAT)
 
 
 def _rhythm_of(record, normal=None) -> np.ndarray:

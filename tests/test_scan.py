@@ -18,11 +18,10 @@ pyedflib = pytest.importorskip("pyedflib")
 wfdb = pytest.importorskip("wfdb")
 
 from ecgedge.analysis.atrial import ATRIAL_POINTS  # noqa: E402
+from ecgedge.analysis.offline import run_offline  # noqa: E402
 from ecgedge.beatformat import BeatFormat  # noqa: E402
 from ecgedge.cli import main  # noqa: E402
 from ecgedge.datasets import default_record_path  # noqa: E402
-from ecgedge.firmware_bridge.offline import run_offline  # noqa: E402
-from ecgedge.firmware_bridge.protocol import Hello  # noqa: E402
 from ecgedge.runtime import load_scorer  # noqa: E402
 from ecgedge.scan import RecordingError, Settings, discover, scan  # noqa: E402
 from ecgedge.scan.results import beat_table  # noqa: E402
@@ -103,9 +102,9 @@ def cluster():
 def offline_beats(excerpt: Path, bundle: Path, judging: dict | None = None):
     """The whole excerpt through the offline path in one pass, in this process."""
     record = wfdb.rdrecord(str(excerpt), physical=False)
-    hello = Hello(FS, 16, record.adc_gain[0], record.baseline[0], ("MLII",))
+    signal = (record.d_signal[:, 0].astype(np.float64) - record.baseline[0]) / record.adc_gain[0]  # mV, as the bridge
     judging = judging or {"calibration_beats": CALIBRATE}
-    return run_offline(record.d_signal[:, 0], hello, load_scorer(bundle, threads=1), **judging)
+    return run_offline(signal, FS, load_scorer(bundle, threads=1), **judging)
 
 
 def live_beats(excerpt: Path, bundle: Path, judging: dict):

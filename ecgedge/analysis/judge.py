@@ -1,7 +1,7 @@
 """The per-beat decision of a stream, within its rhythm and signal quality.
 
 One definition for every path that flags beats: the live :class:`~ecgedge.firmware_bridge.hub.Hub`
-and the offline path (:mod:`ecgedge.firmware_bridge.offline`, which ``ecgedge scan`` and
+and the offline path (:mod:`ecgedge.analysis.offline`, which ``ecgedge scan`` and
 ``ecgedge evaluate`` run) both keep one :class:`BeatJudge` per stream and feed it the stream's
 beats and scores in order. Each layer reads only the layers below it:
 

@@ -109,7 +109,7 @@ def load_annotated_beats(
     (:func:`ecgedge.datasets.cut_annotated_beats`; the first beat of a record
     only sizes the next window). With ``positions="bridge"`` the record runs
     through the bridge's own offline path (streaming R peaks included,
-    :func:`ecgedge.firmware_bridge.offline.cut_stream`) and each beat it finds
+    :func:`ecgedge.analysis.offline.cut_stream`) and each beat it finds
     takes the class of the reference beat within 150 ms (ANSI/AAMI EC57,
     :func:`ecgedge.analysis.ec57.nearest_reference`);
     a beat with none is a false detection, class ``"-"``. Records are read one
@@ -181,11 +181,9 @@ def _at_annotations(record, name: str, beat_format, flip: bool) -> AnnotatedBeat
 
 def _bridge_beats(record, name: str, beat_format, flip: bool) -> AnnotatedBeats:
     """A record's beats as the bridge finds and cuts them, each with its matched reference symbol."""
-    from ecgedge.firmware_bridge.offline import cut_stream
-    from ecgedge.firmware_bridge.protocol import Hello
+    from ecgedge.analysis.offline import cut_stream
 
-    hello = Hello(fs=record.fs, adc_bits=16, gain=1.0, baseline=0, leads=(record.lead,))
-    beats = cut_stream(record.signal, hello, beat_format, polarity="negative" if flip else "positive", name=name)
+    beats = cut_stream(record.signal, record.fs, beat_format, polarity="negative" if flip else "positive", name=name)
     samples = np.array([b.sample for b in beats], dtype=np.int64)
     symbols = np.full(len(samples), "-", dtype="<U1")
     nearest = nearest_reference(samples, record.beat_samples, round(MATCH_S * record.fs))
