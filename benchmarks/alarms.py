@@ -40,13 +40,11 @@ import numpy as np
 
 from ecgedge.analysis.alarms import PRIORITY, AlarmLimits, ArrhythmiaAlarms
 from ecgedge.analysis.fibrillation import VFDetector, fibrillating, organised
-from ecgedge.analysis.filters import bandpass_sos
+from ecgedge.analysis.filters import ECG_BAND, bandpass_sos
 from ecgedge.analysis.heart_rate import HeartRateMeter
 from ecgedge.analysis.judge import BeatJudge, BeatView
+from ecgedge.analysis.offline import cut_stream, score_beats
 from ecgedge.datasets import add_noise, load_wfdb_record
-from ecgedge.firmware_bridge.offline import cut_stream, score_beats
-from ecgedge.firmware_bridge.pipeline import ECG_BAND
-from ecgedge.firmware_bridge.protocol import Hello
 from ecgedge.population import POPULATION_FORMAT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -233,12 +231,7 @@ def noisy_false_alarms(directory: Path, records: list[str]) -> dict:
     for name in records:
         record = _read(directory, name)
         signal = add_noise(record.signal, record.fs, 6.0, seed=int(name))
-        beats = cut_stream(
-            signal,
-            Hello(fs=record.fs, adc_bits=16, gain=1.0, baseline=0, leads=(record.lead,)),
-            POPULATION_FORMAT,
-            name=name,
-        )
+        beats = cut_stream(signal, record.fs, POPULATION_FORMAT, name=name)
         scored = score_record(record, beats, score_beats(beats, model), model.offset_, signal)
         totals["hours"] += scored["hours"]
         for kind in KINDS:

@@ -46,10 +46,9 @@ def main() -> None:
     from scipy.signal import sosfilt
 
     from ecgedge import load
-    from ecgedge.analysis.filters import bandpass_sos
+    from ecgedge.analysis.filters import ECG_BAND, bandpass_sos
     from ecgedge.calibration import PatientCalibrator
     from ecgedge.datasets import default_record_path, load_ecg5000, load_wfdb_record
-    from ecgedge.firmware_bridge.pipeline import ECG_BAND
     from ecgedge.models import default_model_path
 
     record = load_wfdb_record(default_record_path())

@@ -36,12 +36,12 @@ from pathlib import Path
 import numpy as np
 
 from ecgedge.analysis import judge as judge_module
+from ecgedge.analysis.ec57 import nearest_reference
 from ecgedge.analysis.judge import BeatJudge
+from ecgedge.analysis.offline import cut_stream, score_beats
 from ecgedge.arrhythmia import Verdicts, arrhythmia_report, judge_records
-from ecgedge.datasets import AnnotatedBeats, block_conduction, change_rate, load_wfdb_record, nearest_reference
+from ecgedge.datasets import AnnotatedBeats, block_conduction, change_rate, load_wfdb_record
 from ecgedge.evaluation import AF_RHYTHMS, af_report
-from ecgedge.firmware_bridge.offline import cut_stream, score_beats
-from ecgedge.firmware_bridge.protocol import Hello
 from ecgedge.population import DS1, POPULATION_FORMAT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -122,7 +122,7 @@ def scenarios(directory: Path) -> list[dict]:
     made = []
 
     def add(name: str, signal: np.ndarray, fs: float, reference: np.ndarray, symbols: np.ndarray, rhythm: np.ndarray):
-        beats = cut_stream(signal, Hello(fs=fs, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",)), POPULATION_FORMAT)
+        beats = cut_stream(signal, fs, POPULATION_FORMAT)
         samples = np.array([b.sample for b in beats])
         nearest = nearest_reference(samples, reference, round(0.15 * fs))
         found = nearest >= 0

@@ -2,7 +2,7 @@
 
 ecgedge's detector runs exactly as the bridge runs it: the lead's ADC counts
 are pushed in 0.1 s chunks into a :class:`~ecgedge.firmware_bridge.pipeline.StreamPipeline`
-(automatic polarity) and filtered by a :class:`~ecgedge.firmware_bridge.pipeline.FilterStage`;
+(automatic polarity) and filtered by a :class:`~ecgedge.analysis.streams.FilterStage`;
 only the R peaks the detector returns are recorded, with the sample index the
 stream had reached when each was returned (its decision delay). The offline
 peers a user would try, :func:`wfdb.processing.xqrs_detect` and
@@ -45,14 +45,15 @@ import wfdb
 import wfdb.processing
 from results_file import write_results
 
+from ecgedge.analysis.ec57 import MATCH_S
 from ecgedge.analysis.rpeaks import StreamingRPeakDetector
+from ecgedge.analysis.streams import FilterStage
 from ecgedge.beatformat import BeatFormat
 from ecgedge.datasets import WfdbRecord, add_noise, load_wfdb_record
-from ecgedge.firmware_bridge.pipeline import FilterStage, StreamPipeline
+from ecgedge.firmware_bridge.pipeline import StreamPipeline
 from ecgedge.firmware_bridge.protocol import Hello
 
 SKIP_S = 5.0
-MATCH_S = 0.150
 CHUNK_S = 0.1
 REPO = Path(__file__).resolve().parents[1]
 

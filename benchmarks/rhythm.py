@@ -34,14 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgedge.analysis.ec57 import nearest_reference
 from ecgedge.analysis.judge import BeatJudge, BeatView
 from ecgedge.analysis.noise import NoiseTracker
+from ecgedge.analysis.offline import cut_stream
 from ecgedge.analysis.rhythm import RhythmAnalyser
 from ecgedge.arrhythmia import format_rhythm_report, judge_records, rhythm_report
-from ecgedge.datasets import AnnotatedBeats, add_noise, load_annotated_beats, load_wfdb_record, nearest_reference
+from ecgedge.datasets import AnnotatedBeats, add_noise, load_annotated_beats, load_wfdb_record
 from ecgedge.evaluation import AF_RHYTHMS, af_report
-from ecgedge.firmware_bridge.offline import cut_stream
-from ecgedge.firmware_bridge.protocol import Hello
 from ecgedge.population import DS1, POPULATION_FORMAT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -181,10 +181,11 @@ def noise_run(models: Path | None) -> list[dict]:
     for name in NOISE_RECORDS:
         record = load_wfdb_record(default_directory() / name, lead="MLII")
         signal = record.signal[: 600 * round(record.fs)]
-        hello = Hello(fs=record.fs, adc_bits=16, gain=1.0, baseline=0, leads=(record.lead,))
         for kind, kinds in NOISE_KINDS.items():
             for snr in SNRS:
-                beats = cut_stream(add_noise(signal, record.fs, snr, kinds, seed=int(name)), hello, POPULATION_FORMAT)
+                beats = cut_stream(
+                    add_noise(signal, record.fs, snr, kinds, seed=int(name)), record.fs, POPULATION_FORMAT
+                )
                 samples = np.array([b.sample for b in beats])
                 nearest = nearest_reference(samples, record.beat_samples, round(0.15 * record.fs))
                 symbol = np.where(nearest >= 0, record.beat_symbols[np.maximum(nearest, 0)], "-")

@@ -33,11 +33,11 @@ import numpy as np
 from scipy.signal import welch
 from scipy.stats import kurtosis
 
+from ecgedge.analysis.ec57 import nearest_reference
 from ecgedge.analysis.judge import BeatJudge
 from ecgedge.analysis.noise import NoiseTracker
-from ecgedge.datasets import add_noise, load_wfdb_record, nearest_reference
-from ecgedge.firmware_bridge.offline import cut_stream, score_beats
-from ecgedge.firmware_bridge.protocol import Hello
+from ecgedge.analysis.offline import cut_stream, score_beats
+from ecgedge.datasets import add_noise, load_wfdb_record
 from ecgedge.population import POPULATION_FORMAT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -83,7 +83,7 @@ def peer_flags(signal: np.ndarray, fs: float, samples: np.ndarray, found: np.nda
 
 def run_case(record, signal: np.ndarray, model) -> dict:
     fs = record.fs
-    beats = cut_stream(signal, Hello(fs=fs, adc_bits=16, gain=1.0, baseline=0, leads=(record.lead,)), POPULATION_FORMAT)
+    beats = cut_stream(signal, fs, POPULATION_FORMAT)
     samples = np.array([b.sample for b in beats])
     scores = score_beats(beats, model).tolist()
     gated = BeatJudge(adapt_s=120.0, beat_format=POPULATION_FORMAT)

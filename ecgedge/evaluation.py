@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ecgedge.analysis.ec57 import episodes
+
 
 def detection_report(is_anomaly: np.ndarray, scores: np.ndarray, offset: float) -> dict:
     """Summarise how well scores separate normal from abnormal beats.
@@ -110,13 +112,6 @@ def aami_report(aami: np.ndarray, flagged: np.ndarray, scores: np.ndarray, hours
 AF_RHYTHMS = ("(AFIB", "(AFL")
 
 
-def _episodes(record: np.ndarray, in_af: np.ndarray) -> list[np.ndarray]:
-    """Row indices of each maximal run of consecutive AF beats within a record."""
-    starts = in_af & ~np.r_[False, in_af[:-1] & (record[1:] == record[:-1])]
-    run = np.cumsum(starts)
-    return [np.flatnonzero(in_af & (run == k)) for k in range(1, run[-1] + 1)] if in_af.size else []
-
-
 def af_report(record: np.ndarray, reference_af: np.ndarray, detected_af: np.ndarray) -> dict:
     """Atrial fibrillation detection against reference rhythm annotations, beat-wise and by episode.
 
@@ -124,7 +119,7 @@ def af_report(record: np.ndarray, reference_af: np.ndarray, detected_af: np.ndar
     the reference puts in AF or flutter against those the detector does). An episode is a run of
     consecutive AF beats of a record; a reference episode is found when a detected episode shares
     a beat with it, and a detected episode is true when it shares a beat with a reference one
-    (the overlap rule of ANSI/AAMI EC57 for episodes).
+    (the overlap rule of ANSI/AAMI EC57 for episodes; :func:`ecgedge.analysis.ec57.episodes`).
 
     Parameters
     ----------
@@ -154,9 +149,9 @@ def af_report(record: np.ndarray, reference_af: np.ndarray, detected_af: np.ndar
             f"records {record.shape}, reference {reference_af.shape} and detections {detected_af.shape} must match"
         )
     both = int(np.sum(reference_af & detected_af))
-    reference, detected = _episodes(record, reference_af), _episodes(record, detected_af)
-    found = sum(bool(detected_af[e].any()) for e in reference)
-    true = sum(bool(reference_af[e].any()) for e in detected)
+    reference, detected = episodes(reference_af, record), episodes(detected_af, record)
+    found = sum(bool(detected_af[a : b + 1].any()) for a, b in reference)
+    true = sum(bool(reference_af[a : b + 1].any()) for a, b in detected)
     return {
         "reference_beats": int(reference_af.sum()),
         "detected_beats": int(detected_af.sum()),

@@ -15,9 +15,8 @@ import pytest
 
 from ecgedge.analysis.alarms import AlarmLimits, ArrhythmiaAlarms
 from ecgedge.analysis.judge import BeatJudge
+from ecgedge.analysis.offline import cut_stream, score_beats
 from ecgedge.datasets import change_rate, insert_run, load_wfdb_record
-from ecgedge.firmware_bridge.offline import cut_stream, score_beats
-from ecgedge.firmware_bridge.protocol import Hello
 from ecgedge.population import POPULATION_FORMAT
 
 MITDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb"
@@ -30,7 +29,7 @@ def _alarms(signal: np.ndarray, fs: float, adapt_s: float = 300.0) -> list:
     from ecgedge.models import population_model_path
 
     model = load(population_model_path())
-    beats = cut_stream(signal, Hello(fs=fs, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",)), POPULATION_FORMAT)
+    beats = cut_stream(signal, fs, POPULATION_FORMAT)
     judge = BeatJudge(adapt_s=adapt_s, beat_format=POPULATION_FORMAT)
     events = []
     for score, beat in zip(score_beats(beats, model).tolist(), beats, strict=True):

@@ -7,7 +7,18 @@ import importlib
 
 import pytest
 
-WITH_EXAMPLES = ("alarms", "atrial", "fibrillation", "filters", "heart_rate", "judge", "noise", "rhythm", "rpeaks")
+WITH_EXAMPLES = (
+    "alarms",
+    "atrial",
+    "ec57",
+    "fibrillation",
+    "filters",
+    "heart_rate",
+    "judge",
+    "noise",
+    "rhythm",
+    "rpeaks",
+)
 
 
 @pytest.mark.parametrize("name", WITH_EXAMPLES)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from ecgedge.analysis.beats import cut_recording
+from ecgedge.analysis.ec57 import aami_class
 from ecgedge.beatformat import BeatFormat
-from ecgedge.datasets import aami_class, default_record_path, load_annotated_beats, load_wfdb_record
+from ecgedge.datasets import default_record_path, load_annotated_beats, load_wfdb_record
 from ecgedge.evaluation import aami_report
 
 BUNDLED = default_record_path().parent  # MIT-BIH record 100, shipped with the package

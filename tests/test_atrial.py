@@ -9,11 +9,11 @@ import pytest
 
 from ecgedge.analysis.atrial import ATRIAL_BEFORE_R_S, ATRIAL_POINTS, AtrialActivity, atrial_segment
 from ecgedge.analysis.beats import cut_recording
+from ecgedge.analysis.ec57 import nearest_reference
+from ecgedge.analysis.offline import cut_stream
 from ecgedge.analysis.rhythm import RhythmAnalyser
-from ecgedge.datasets import load_wfdb_record, nearest_reference
+from ecgedge.datasets import load_wfdb_record
 from ecgedge.evaluation import AF_RHYTHMS
-from ecgedge.firmware_bridge.offline import cut_stream
-from ecgedge.firmware_bridge.protocol import Hello
 from ecgedge.population import POPULATION_FORMAT
 
 MITDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb"
@@ -93,8 +93,7 @@ def test_an_irregular_rhythm_with_p_waves_is_sinus_and_without_them_af():
 def _bridge_rhythm(name: str, **settings) -> tuple[np.ndarray, np.ndarray]:
     """The analyser's rhythm at each bridge beat of a record (normal: not a reference V beat), and the reference AF."""
     record = load_wfdb_record(MITDB / name, lead="MLII")
-    hello = Hello(fs=record.fs, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",))
-    beats = cut_stream(record.signal, hello, POPULATION_FORMAT)
+    beats = cut_stream(record.signal, record.fs, POPULATION_FORMAT)
     samples = np.array([b.sample for b in beats])
     nearest = nearest_reference(samples, record.beat_samples, round(0.15 * record.fs))
     ventricular = (nearest >= 0) & np.isin(record.beat_symbols[np.maximum(nearest, 0)], list("VE"))
@@ -127,11 +126,10 @@ def test_fibrillation_is_still_read_on_a_real_record():
 @needs_mitdb
 def test_the_offline_path_reads_108_as_sinus_beat_by_beat(population_bundle):
     """The whole path, as ``ecgedge scan`` and ``evaluate`` run it: cut, score, judge (5 minutes learnt)."""
-    from ecgedge.firmware_bridge.offline import run_offline
+    from ecgedge.analysis.offline import run_offline
     from ecgedge.runtime import load_scorer
 
     record = load_wfdb_record(MITDB / "108", lead="MLII")
-    hello = Hello(fs=record.fs, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",))
-    scored = run_offline(record.signal, hello, load_scorer(population_bundle, threads=1), adapt_s=300.0)
+    scored = run_offline(record.signal, record.fs, load_scorer(population_bundle, threads=1), adapt_s=300.0)
     rhythm = np.array([s.verdict.rhythm for s in scored])
     assert len(scored) > 1700 and np.mean(rhythm == "af") < 0.01 and np.mean(rhythm == "sinus") > 0.9

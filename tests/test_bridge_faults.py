@@ -22,13 +22,14 @@ import numpy as np
 import pytest
 from fixtures.bridge_support import play, tiny_bundle
 
+from ecgedge.analysis.streams import FilterStage
 from ecgedge.beatformat import BeatFormat
 from ecgedge.datasets import load_wfdb_record
 from ecgedge.firmware_bridge.core import BridgeCore
 from ecgedge.firmware_bridge.decoder import AsciiDecoder, FrameDecoder, LinkStats
 from ecgedge.firmware_bridge.hub import Hub
 from ecgedge.firmware_bridge.links import BoardHello, BoardSamples
-from ecgedge.firmware_bridge.pipeline import WALL_OFFSET, FilterStage, StreamPipeline
+from ecgedge.firmware_bridge.pipeline import WALL_OFFSET, StreamPipeline
 from ecgedge.firmware_bridge.protocol import Hello, Samples, encode_frame
 from ecgedge.firmware_bridge.settings import BoardSpec, BridgeSettings, Judging
 from ecgedge.firmware_bridge.simulator import PtyEndpoint, ScriptedBoard, VirtualBoard, run_boards

@@ -216,7 +216,7 @@ def test_bridge_does_not_import_torch_or_sklearn():
 def feed(pipeline, adc, events, per_frame=10):
     """Push record ADC counts frame by frame through one pipeline; ``events`` maps a frame
     start to "drop" (frame lost) or a Status to deliver before it. Returns the beats."""
-    from ecgedge.firmware_bridge.pipeline import FilterStage
+    from ecgedge.analysis.streams import FilterStage
 
     stage, beats = FilterStage(), []
     for first in range(0, adc.size, per_frame):

@@ -6,9 +6,8 @@ import numpy as np
 
 from ecgedge.analysis.heart_rate import HeartRateMeter
 from ecgedge.analysis.judge import BeatJudge
+from ecgedge.analysis.offline import cut_stream
 from ecgedge.datasets import add_noise, change_rate, load_wfdb_record
-from ecgedge.firmware_bridge.offline import cut_stream
-from ecgedge.firmware_bridge.protocol import Hello
 from ecgedge.population import POPULATION_FORMAT
 
 
@@ -48,7 +47,7 @@ def test_every_beat_of_a_stream_carries_the_rate_and_it_follows_a_slower_stretch
     signal, reference = change_rate(record.signal[:n], fs, record.beat_samples[keep], 240.0, 2.0, stop=360.0)
     burst = slice(round(420 * fs), round(435 * fs))
     signal[burst] = add_noise(signal, fs, -6.0, ["muscle"], seed=1)[burst]
-    beats = cut_stream(signal, Hello(fs=fs, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",)), POPULATION_FORMAT)
+    beats = cut_stream(signal, fs, POPULATION_FORMAT)
     judge = BeatJudge(adapt_s=120.0, beat_format=POPULATION_FORMAT)
     verdicts = [judge.judge(0.0, -1.0, b) for b in beats]
     t = np.array([b.sample for b in beats]) / fs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecgedge.analysis.judge import BeatJudge
+from ecgedge.analysis.judge import MAX_RR_S, BeatJudge, BeatView
 from ecgedge.calibration import BeatContext, PatientMemory
 from ecgedge.datasets import default_record_path, load_annotated_beats
 from ecgedge.population import POPULATION_FORMAT
@@ -131,6 +131,25 @@ def test_judge_learns_for_its_window_then_judges_by_the_patient(record_100):
         BeatJudge(calibration_beats=10, adapt_s=300)
     with pytest.raises(ValueError, match="needs each beat"):
         BeatJudge(adapt_s=300).judge(0.0, -1.0)
+
+
+def test_a_learning_verdict_carries_the_seconds_the_judge_still_learns(record_100):
+    """What the page shows: clean beats count, each for its RR interval (at most MAX_RR_S); noisy ones do not."""
+    beats, _, _ = record_100
+    judge = BeatJudge(adapt_s=60)
+    noise = np.where((np.arange(len(beats)) >= 40) & (np.arange(len(beats)) < 50), 1.0, 0.0)  # a noisy stretch
+    verdicts = [
+        judge.judge(0.0, -1.0, BeatView(x, float(rr), int(sample), noise=float(level)))
+        for x, rr, sample, level in zip(beats.X, beats.rr_before, beats.sample, noise, strict=True)
+    ]
+    learning = [v for v in verdicts if v.mode == "learning"]
+    clean = np.array([v.quality == "ok" for v in learning])
+    rr = np.minimum(np.nan_to_num(beats.rr_before[: len(learning)]), MAX_RR_S)
+    np.testing.assert_allclose(
+        [v.learning_left_s for v in learning], np.maximum(0.0, 60 - np.cumsum(np.where(clean, rr, 0.0)))
+    )
+    assert (~clean).sum() >= 10 and all(v.learning_left_s is None for v in verdicts[len(learning) :])
+    assert BeatJudge(calibration_beats=5).judge(0.0, -1.0).learning_left_s is None
 
 
 def test_a_memory_on_the_qrs_judges_only_its_columns_and_keeps_them_across_a_restart(record_100):

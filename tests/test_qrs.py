@@ -18,10 +18,9 @@ import numpy as np
 import pytest
 from scipy.signal import sosfilt
 
-from ecgedge.analysis.filters import bandpass_sos
+from ecgedge.analysis.filters import ECG_BAND, bandpass_sos
 from ecgedge.analysis.rpeaks import StreamingRPeakDetector, qrs_band_sos
 from ecgedge.datasets import load_wfdb_record
-from ecgedge.firmware_bridge.pipeline import ECG_BAND
 
 REPO = Path(__file__).resolve().parents[1]
 MITDB = REPO.parent / "shared" / "data" / "mitdb"

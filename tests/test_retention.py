@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from ecgedge.analysis.judge import Verdict
+from ecgedge.analysis.offline import cut_stream
+from ecgedge.analysis.scored import ScoredBeat
 from ecgedge.datasets import load_wfdb_record
 from ecgedge.firmware_bridge.events import RhythmChange
 from ecgedge.firmware_bridge.latency import LatencyHistogram
-from ecgedge.firmware_bridge.offline import cut_stream
-from ecgedge.firmware_bridge.protocol import Hello
-from ecgedge.firmware_bridge.sinks import JsonlSink, ScoredBeat, SqliteSink
+from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
 from ecgedge.population import POPULATION_FORMAT
 
 T0 = 1.8e9  # a UNIX time
@@ -29,12 +29,7 @@ T0 = 1.8e9  # a UNIX time
 def beats():
     """Ten minutes of record 100, as the bridge cuts them."""
     record = load_wfdb_record(lead="MLII")
-    return cut_stream(
-        record.signal[: 600 * 360],
-        Hello(fs=360.0, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",)),
-        POPULATION_FORMAT,
-        name="bed1",
-    )
+    return cut_stream(record.signal[: 600 * 360], 360.0, POPULATION_FORMAT, name="bed1")
 
 
 def _plays(beats, n: int, learning: int = 0):

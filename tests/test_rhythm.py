@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from ecgedge.analysis.atrial import ATRIAL_POINTS
+from ecgedge.analysis.ec57 import nearest_reference
 from ecgedge.analysis.judge import BeatJudge
 from ecgedge.analysis.noise import NoiseTracker, beat_noise
+from ecgedge.analysis.offline import cut_stream
 from ecgedge.analysis.rhythm import RhythmAnalyser
-from ecgedge.datasets import add_noise, load_wfdb_record, nearest_reference
+from ecgedge.datasets import add_noise, load_wfdb_record
 from ecgedge.evaluation import AF_RHYTHMS, af_report
-from ecgedge.firmware_bridge.offline import cut_stream
-from ecgedge.firmware_bridge.protocol import Hello
 from ecgedge.population import POPULATION_FORMAT
 
 MITDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb"
@@ -31,8 +31,7 @@ def _record(name: str):
 
 
 def _bridge_beats(signal: np.ndarray, fs: float):
-    hello = Hello(fs=fs, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",))
-    return cut_stream(signal, hello, POPULATION_FORMAT)
+    return cut_stream(signal, fs, POPULATION_FORMAT)
 
 
 def _rhythm_of(record, normal=None) -> np.ndarray:
@@ -98,8 +97,9 @@ def test_a_restarted_analyser_reads_the_beats_after_as_a_new_one_would():
 def test_a_stream_restart_starts_the_rhythm_and_the_heart_rate_afresh():
     """Record 100 through the bridge's pipeline with the electrodes off from 60 s to 65 s: the beats after
     are a new segment, and the judge reads their rhythm and rate from them alone."""
-    from ecgedge.firmware_bridge.pipeline import FilterStage, StreamPipeline
-    from ecgedge.firmware_bridge.protocol import LEAD_OFF_PLUS, Status
+    from ecgedge.analysis.streams import FilterStage
+    from ecgedge.firmware_bridge.pipeline import StreamPipeline
+    from ecgedge.firmware_bridge.protocol import LEAD_OFF_PLUS, Hello, Status
 
     record = _record("100")
     fs, adc = record.fs, record.to_adc()[: 120 * round(record.fs)]

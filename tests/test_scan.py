@@ -17,12 +17,14 @@ pyarrow_dataset = pytest.importorskip("pyarrow.dataset")
 pyedflib = pytest.importorskip("pyedflib")
 wfdb = pytest.importorskip("wfdb")
 
+from ecgedge.analysis.atrial import ATRIAL_POINTS  # noqa: E402
+from ecgedge.analysis.offline import run_offline  # noqa: E402
+from ecgedge.beatformat import BeatFormat  # noqa: E402
 from ecgedge.cli import main  # noqa: E402
 from ecgedge.datasets import add_noise, default_record_path  # noqa: E402
-from ecgedge.firmware_bridge.offline import run_offline  # noqa: E402
-from ecgedge.firmware_bridge.protocol import Hello  # noqa: E402
 from ecgedge.runtime import load_scorer  # noqa: E402
 from ecgedge.scan import RecordingError, Settings, discover, scan  # noqa: E402
+from ecgedge.scan.results import beat_table  # noqa: E402
 from ecgedge.scan.tasks import cached_scorer, plan_segments  # noqa: E402
 
 FS = 360
@@ -113,9 +115,9 @@ def cluster():
 def offline_beats(excerpt: Path, bundle: Path, judging: dict | None = None):
     """The whole excerpt through the offline path in one pass, in this process."""
     record = wfdb.rdrecord(str(excerpt), physical=False)
-    hello = Hello(FS, 16, record.adc_gain[0], record.baseline[0], ("MLII",))
+    signal = (record.d_signal[:, 0].astype(np.float64) - record.baseline[0]) / record.adc_gain[0]  # mV, as the bridge
     judging = judging or {"calibration_beats": CALIBRATE}
-    return run_offline(record.d_signal[:, 0], hello, load_scorer(bundle, threads=1), **judging)
+    return run_offline(signal, FS, load_scorer(bundle, threads=1), **judging)
 
 
 def live_beats(excerpt: Path, bundle: Path, judging: dict):
@@ -355,3 +357,23 @@ def test_what_cannot_be_scanned_is_named(tmp_path, excerpt):
 
     header = read_header(discover([excerpt])[0])
     assert plan_segments(header, Settings(bundle="b", segment_s=60)) == [(0, 21600), (21600, 43200), (43200, 54000)]
+
+
+def test_reference_beats_of_no_aami_class_are_q_and_beats_without_a_reference_have_none():
+    """EC57: an unclassifiable reference beat (``?``) or one outside the five classes (``B``) is Q."""
+    n = 8
+    part = {
+        "sample": 100 + 360 * np.arange(n, dtype=np.int64),
+        "score": np.zeros(n),
+        "rr": np.ones(n),
+        "rr_after": np.ones(n),
+        "own_length": np.zeros(n, dtype=np.int64),
+        "noise": np.zeros(n),
+        "atrial": np.full((n, ATRIAL_POINTS), np.nan, dtype=np.float32),
+        "offset": -1.0,
+        "beat_format": BeatFormat(140).to_dict(),
+    }
+    reference = (100 + 360 * np.arange(5), np.array(["N", "?", "B", "V", "/"]))
+    columns, stats = beat_table([part], 360.0, float(n), None, reference)
+    assert columns["aami"].tolist() == ["N", "Q", "Q", "VEB", "Q", None, None, None]
+    assert (stats["N_beats"], stats["Q_beats"], stats["VEB_beats"]) == (1, 3, 1)

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from ecgedge.analysis.beats import NEXT_BEAT_WAIT_S
+from ecgedge.analysis.ec57 import nearest_reference
 from ecgedge.analysis.judge import RELEARN_BEATS, BeatJudge, BeatView
-from ecgedge.datasets import block_conduction, change_rate, load_wfdb_record, nearest_reference
+from ecgedge.analysis.offline import cut_stream, score_beats
+from ecgedge.datasets import block_conduction, change_rate, load_wfdb_record
 from ecgedge.evaluation import AF_RHYTHMS
-from ecgedge.firmware_bridge.offline import cut_stream, score_beats
-from ecgedge.firmware_bridge.protocol import Hello
 from ecgedge.population import POPULATION_FORMAT
 
 MITDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb"
@@ -76,7 +76,7 @@ def _stream(signal: np.ndarray, fs: float, reference: np.ndarray, symbols: np.nd
     from ecgedge.models import population_model_path
 
     model = load(population_model_path())
-    beats = cut_stream(signal, Hello(fs=fs, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",)), POPULATION_FORMAT)
+    beats = cut_stream(signal, fs, POPULATION_FORMAT)
     judge = BeatJudge(adapt_s=LEARN_S, beat_format=POPULATION_FORMAT)
     verdicts = [
         judge.judge(s, model.offset_, b) for s, b in zip(score_beats(beats, model).tolist(), beats, strict=True)
@@ -153,7 +153,7 @@ def _with_events(signal: np.ndarray, fs: float):
     from ecgedge.models import population_model_path
 
     model = load(population_model_path())
-    beats = cut_stream(signal, Hello(fs=fs, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",)), POPULATION_FORMAT)
+    beats = cut_stream(signal, fs, POPULATION_FORMAT)
     judge = BeatJudge(adapt_s=LEARN_S, beat_format=POPULATION_FORMAT)
     verdicts, events = [], []
     for score, beat in zip(score_beats(beats, model).tolist(), beats, strict=True):
@@ -205,7 +205,7 @@ def test_a_beat_carries_the_interval_to_the_next_one_and_a_pause_is_infinite():
     signal = record.signal[: 60 * 360].copy()
     gap = slice(30 * 360, 33 * 360)  # 3 s of flat line: asystole
     signal[gap] = 0.0
-    beats = cut_stream(signal, Hello(fs=360.0, adc_bits=16, gain=1.0, baseline=0, leads=("MLII",)), POPULATION_FORMAT)
+    beats = cut_stream(signal, 360.0, POPULATION_FORMAT)
     rr_after = np.array([b.rr_after for b in beats])
     rr = np.array([b.rr for b in beats])
     assert np.allclose(rr_after[:-1][np.isfinite(rr_after[:-1])], rr[1:][np.isfinite(rr_after[:-1])])

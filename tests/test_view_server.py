@@ -18,6 +18,9 @@ import pytest
 
 pytest.importorskip("aiohttp")
 
+from ecgedge.analysis.beats import Beat  # noqa: E402
+from ecgedge.analysis.judge import Verdict  # noqa: E402
+from ecgedge.analysis.scored import ScoredBeat  # noqa: E402
 from ecgedge.datasets import load_wfdb_record  # noqa: E402
 from ecgedge.firmware_bridge.events import Cleared, Condition, Raised  # noqa: E402
 from ecgedge.view.feed import DISPLAY_HZ, STRIP_S, BoardState, LiveFeed, Viewer  # noqa: E402
@@ -28,7 +31,7 @@ TOKEN = "a-token-for-tests-0123"
 
 @pytest.fixture
 def served():
-    feed = LiveFeed(adapt_s=300)
+    feed = LiveFeed()
     server = ViewServer(feed, "127.0.0.1", 0, TOKEN, max_viewers=3)
     yield feed, server
     server.close()
@@ -292,3 +295,14 @@ def test_every_condition_raised_is_an_alarm_on_the_page_and_its_end_clears_it(co
     assert (state.heart_rate, state.rhythm) == ((None, "unknown") if lost else (72.0, "sinus"))
     feed.on_event(Cleared("bed1", 12.0, condition, 2.0))
     assert state.alarms == {} and feed.alarms[0]["alarm"] is False and feed.alarms[0]["event"] == condition.cleared_name
+
+
+def test_a_tile_shows_the_judge_s_learning_time_and_heart_rate_as_they_are():
+    feed = LiveFeed()
+    beat = Beat("bed1", 360, 1.0, 0, np.zeros(10, np.float32), np.zeros(10, np.float32), 400)
+    feed.on_beats(
+        [ScoredBeat(beat, 0.0, Verdict("learning", None, None, False, heart_rate=72.0, learning_left_s=41.6))]
+    )
+    assert feed.boards["bed1"].public()["learning_left_s"] == 42 and feed.boards["bed1"].heart_rate == 72.0
+    feed.on_beats([ScoredBeat(beat, 0.0, Verdict("adapted", None, 0.2, False, heart_rate=None))])
+    assert feed.boards["bed1"].learning_left_s is None and feed.boards["bed1"].heart_rate is None

@@ -7,9 +7,15 @@ boards at once):
 
 - :class:`~ecgedge.analysis.finder.BeatFinder`: filtered samples in, beats out;
 - :class:`~ecgedge.analysis.judge.BeatJudge`: a beat and its score in, its verdict out, with the
-  stream's rhythm and signal quality, and the rhythm changes and noisy stretches as events.
+  stream's rhythm and signal quality, and the rhythm changes and noisy stretches as events;
+  a beat, its score and its verdict are a :class:`~ecgedge.analysis.scored.ScoredBeat`.
 
-The modules under them: :mod:`.filters` (causal band-pass filters with state), :mod:`.rpeaks`
+:mod:`.streams` says what a stream's samples must be (sample rates, the gap that is bridged) and
+filters many streams at once; :mod:`.offline` runs a recorded lead in mV through it all as the bridge
+runs a board; :mod:`.ec57` holds the terms a reference is compared in (AAMI classes, the 150 ms
+match, episodes).
+
+The modules under them: :mod:`.filters` (causal band-pass filters with state, the ECG band), :mod:`.rpeaks`
 (streaming R-peak detection), :mod:`.beats` (cutting beats as the model's were cut, up to the next
 beat's onset), :mod:`.noise` (a beat's noise level, noisy stretches), :mod:`.rhythm` (sinus, AF or
 unknown from the RR series), :mod:`.atrial` (whether P waves lead the beats), :mod:`.signal_quality`

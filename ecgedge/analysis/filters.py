@@ -11,6 +11,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
+#: The band (Hz) beats are cut from: baseline wander and mains hum out, QRS shape kept.
+ECG_BAND = (0.5, 40.0)
+
 
 def bandpass_sos(low_hz: float, high_hz: float, fs: float, order: int = 2) -> np.ndarray:
     """Butterworth band-pass in second-order sections.

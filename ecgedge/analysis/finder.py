@@ -14,6 +14,9 @@ from ecgedge.analysis.beats import Beat, BeatCutter
 from ecgedge.analysis.rpeaks import StreamingRPeakDetector
 from ecgedge.beatformat import BeatFormat
 
+#: A lead's R-wave direction by name, as :class:`BeatFinder` takes it (0: decided from the first R peaks).
+POLARITIES = {"positive": 1, "negative": -1, "auto": 0}
+
 
 class BeatFinder:
     """Find and cut one stream's beats, chunk by chunk.
@@ -60,7 +63,8 @@ class BeatFinder:
         peaks : list of int
             The R peaks the chunk confirmed.
         beats : list of Beat
-            The beats it completed (none while the polarity is still being decided).
+            The beats it completed (none while the polarity is still being decided), each marked
+            ``warmup`` when it waited for the R-peak detector to learn its levels.
         """
         self.cutter.add_signal(y, start)
         peaks = self.detector.process(y, qrs, start)
@@ -70,7 +74,10 @@ class BeatFinder:
             self.cutter.add_peak(r)
         if self.detector.polarity == 0:
             return peaks, []
-        return peaks, self.cutter.cut(self.detector.decided_until)
+        beats = self.cutter.cut(self.detector.decided_until)
+        for beat in beats:
+            beat.warmup = beat.last_sample < self.detector.warmup_end
+        return peaks, beats
 
     def _vote(self, amplitude: float) -> None:
         self._votes.append(amplitude)

@@ -1,7 +1,7 @@
 """The per-beat decision of a stream, within its rhythm and signal quality.
 
 One definition for every path that flags beats: the live :class:`~ecgedge.firmware_bridge.hub.Hub`
-and the offline path (:mod:`ecgedge.firmware_bridge.offline`, which ``ecgedge scan`` and
+and the offline path (:mod:`ecgedge.analysis.offline`, which ``ecgedge scan`` and
 ``ecgedge evaluate`` run) both keep one :class:`BeatJudge` per stream and feed it the stream's
 beats and scores in order. Each layer reads only the layers below it:
 
@@ -144,6 +144,10 @@ class Verdict:
     heart_rate : float or None, default=None
         The stream's heart rate (bpm) after this beat
         (:class:`~ecgedge.analysis.heart_rate.HeartRateMeter`); None when lost.
+    learning_left_s : float or None, default=None
+        While an adapting stream learns its patient: the seconds of clean beats it still needs
+        (``adapt_s`` less what it has learnt after this beat; beats in noisy stretches do not
+        count); else None.
     """
 
     mode: str
@@ -154,6 +158,7 @@ class Verdict:
     quality: str = "ok"
     reason: str | None = None
     heart_rate: float | None = None
+    learning_left_s: float | None = None
 
 
 class BeatJudge:
@@ -192,7 +197,7 @@ class BeatJudge:
     --------
     >>> BeatJudge().judge(-0.5, offset=-0.2)  # doctest: +NORMALIZE_WHITESPACE
     Verdict(mode='fixed', threshold=-0.2, distance=None, anomaly=True, rhythm='unknown', quality='ok',
-            reason=None, heart_rate=None)
+            reason=None, heart_rate=None, learning_left_s=None)
     >>> BeatJudge(calibration_beats=2).judge(-0.1, offset=-0.2).mode
     'learning'
     """
@@ -334,6 +339,7 @@ class BeatJudge:
             quality,
             verdict.reason if anomaly else None,
             heart_rate,
+            verdict.learning_left_s,
         )
 
     def _follow(self, memory: PatientMemory, shape: np.ndarray, shape_d: float, beat) -> None:
@@ -429,4 +435,5 @@ class BeatJudge:
             if self.adapt_s is not None and self._learnt_s >= self.adapt_s:
                 with contextlib.suppress(ValueError):  # too few beats yet: keep learning
                     memory.close()
-        return Verdict("learning", None, None, False), looks_normal is not False
+        left = None if self.adapt_s is None else max(0.0, self.adapt_s - self._learnt_s)
+        return Verdict("learning", None, None, False, learning_left_s=left), looks_normal is not False

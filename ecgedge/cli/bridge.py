@@ -448,7 +448,7 @@ def bridge(ports, bundle_dir, precision, backend, all_beats, duration, threads, 
         hub = Hub(scorer, settings)
     hub.on_event = _print_event
     hub.on_beats = _print_beats(all_beats, hub.fs_of, out)
-    view = _serve_page(hub, address, http_token, settings.judging.adapt_s) if address else None
+    view = _serve_page(hub, address, http_token) if address else None
     try:
         for board in _boards(ports, options):
             hub.add_board(board)
@@ -552,11 +552,11 @@ def _print_summary(summary: dict, out) -> None:
     click.echo("summary-json: " + json.dumps(summary), file=out)
 
 
-def _serve_page(hub, address: tuple[str, int], token: str | None, adapt_s: float | None):
+def _serve_page(hub, address: tuple[str, int], token: str | None):
     """Start the page's server and feed it from the hub's callbacks."""
     from ecgedge.view.feed import LiveFeed
 
-    feed = LiveFeed(adapt_s=adapt_s)
+    feed = LiveFeed()
     printer, echo_event = hub.on_beats, hub.on_event
 
     def on_beats(scored) -> None:

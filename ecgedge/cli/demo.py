@@ -15,7 +15,9 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ecgedge.analysis.ec57 import MATCH_S, nearest_reference
 from ecgedge.analysis.judge import DEFAULT_ADAPT_S
+from ecgedge.analysis.scored import ScoredBeat
 from ecgedge.cli.options import FiniteFloat, requires
 
 
@@ -24,7 +26,7 @@ def _stream(bundle: Path, record_path, minutes: float, speed: float, out: Path, 
     from ecgedge.firmware_bridge.hub import Hub
     from ecgedge.firmware_bridge.settings import BridgeSettings, Judging
     from ecgedge.firmware_bridge.simulator import PtyEndpoint, VirtualBoard, run_boards
-    from ecgedge.firmware_bridge.sinks import JsonlSink, ScoredBeat, SqliteSink
+    from ecgedge.firmware_bridge.sinks import JsonlSink, SqliteSink
     from ecgedge.runtime import load_scorer
 
     hub = Hub(load_scorer(bundle, precision="int8", threads=1), BridgeSettings(judging=Judging.adapt(adapt_s)))
@@ -51,20 +53,25 @@ def _stream(bundle: Path, record_path, minutes: float, speed: float, out: Path, 
     return summary, scored
 
 
-def _against_annotations(record, scored) -> dict:
-    """Flag rate of the bridge's beats by the reference label of the nearest annotated beat."""
+def _against_annotations(record, scored: list[ScoredBeat]) -> dict:
+    """Flag rate of the bridge's beats by the label of the reference beat within 150 ms (ANSI/AAMI EC57).
+
+    A beat with no reference beat that near is a false detection, counted apart.
+    """
     samples = np.array([s.beat.sample for s in scored])
-    flags = np.array([s.anomaly for s in scored])
-    idx = np.clip(np.searchsorted(record.beat_samples, samples), 1, len(record.beat_samples) - 1)
-    nearest = np.where(samples - record.beat_samples[idx - 1] < record.beat_samples[idx] - samples, idx - 1, idx)
-    symbols = record.beat_symbols[nearest]
+    flags = np.array([s.anomaly for s in scored], dtype=bool)
+    nearest = nearest_reference(samples, record.beat_samples, round(MATCH_S * record.fs))
+    matched = nearest >= 0
+    symbols, flagged = record.beat_symbols[nearest[matched]], flags[matched]
     normal = symbols == "N"
     return {
         "normal_beats": int(normal.sum()),
-        "normal_flagged": int(flags[normal].sum()),
+        "normal_flagged": int(flagged[normal].sum()),
         "other_beats": int((~normal).sum()),
-        "other_flagged": int(flags[~normal].sum()),
+        "other_flagged": int(flagged[~normal].sum()),
         "other_labels": sorted(set(symbols[~normal].tolist())),
+        "false_detections": int((~matched).sum()),
+        "false_detections_flagged": int(flags[~matched].sum()),
     }
 
 
@@ -188,6 +195,7 @@ def demo(out, record, minutes, speed, adapt_s) -> None:
     progress(
         f"after {adapt_s:g} s learning the patient: flagged {truth['normal_flagged']}/{truth['normal_beats']} "
         f"beats labelled N and {truth['other_flagged']}/{truth['other_beats']} labelled otherwise "
-        f"({', '.join(truth['other_labels'])})"
+        f"({', '.join(truth['other_labels'])}); {truth['false_detections']} beats had no reference beat within "
+        f"{1000 * MATCH_S:.0f} ms ({truth['false_detections_flagged']} flagged)"
     )
     progress(f"report: {out / 'report.png'}, {out / 'summary.json'}, {out / 'beats.jsonl'}, {out / 'beats.db'}")

@@ -1,13 +1,6 @@
 """Bundled ECG data and loaders in the style of :mod:`sklearn.datasets`."""
 
-from ecgedge.datasets._annotated import (
-    AAMI_CLASSES,
-    MATCH_S,
-    AnnotatedBeats,
-    aami_class,
-    load_annotated_beats,
-    nearest_reference,
-)
+from ecgedge.datasets._annotated import AnnotatedBeats, load_annotated_beats
 from ecgedge.datasets._ecg5000 import load_ecg5000
 from ecgedge.datasets._files import LABEL_CONVENTION, load_beats_file
 from ecgedge.datasets._noise import NOISE_KINDS, add_noise
@@ -20,13 +13,10 @@ from ecgedge.datasets._wfdb import (
 )
 
 __all__ = [
-    "AAMI_CLASSES",
     "AnnotatedBeats",
     "LABEL_CONVENTION",
-    "MATCH_S",
     "NOISE_KINDS",
     "WfdbRecord",
-    "aami_class",
     "add_noise",
     "block_conduction",
     "change_rate",
@@ -37,5 +27,4 @@ __all__ = [
     "load_beats_file",
     "load_ecg5000",
     "load_wfdb_record",
-    "nearest_reference",
 ]

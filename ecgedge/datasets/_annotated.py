@@ -8,31 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ecgedge.analysis.atrial import ATRIAL_POINTS
+from ecgedge.analysis.ec57 import MATCH_S, aami_class, nearest_reference
 from ecgedge.datasets._wfdb import annotated_beats, load_wfdb_record
-
-#: ANSI/AAMI EC57 beat classes and the MIT-BIH annotation symbols each one gathers.
-AAMI_CLASSES = {"N": "NLRej", "SVEB": "AaJS", "VEB": "VE", "F": "F", "Q": "/fQ"}
-#: Largest distance of a detected beat from its reference beat (ANSI/AAMI EC57), seconds.
-MATCH_S = 0.15
-_CLASS_OF = {symbol: name for name, symbols in AAMI_CLASSES.items() for symbol in symbols}
-
-
-def aami_class(symbols) -> np.ndarray:
-    """The AAMI EC57 class (``"N"``, ``"SVEB"``, ``"VEB"``, ``"F"``, ``"Q"``) of each beat symbol.
-
-    Beat symbols outside the five classes (``B``, ``r``, ``n``, ``?``) count
-    as ``"Q"`` (unclassifiable).
-
-    Parameters
-    ----------
-    symbols : array-like of str
-
-    Returns
-    -------
-    ndarray of str, same shape
-    """
-    symbols = np.asarray(symbols)
-    return np.array([_CLASS_OF.get(s, "Q") for s in symbols.ravel()], dtype="<U4").reshape(symbols.shape)
 
 
 @dataclass(frozen=True)
@@ -53,7 +30,7 @@ class AnnotatedBeats:
         Annotation symbol; ``"-"`` for a beat the bridge found where the
         reference has none (a false detection).
     aami : ndarray of shape (n_beats,), str
-        AAMI EC57 class (:func:`aami_class`); ``"-"`` for a false detection.
+        AAMI EC57 class (:func:`~ecgedge.analysis.ec57.aami_class`); ``"-"`` for a false detection.
     rr_before, rr_after : ndarray of shape (n_beats,), float64
         RR intervals (s) to the previous and next beat (NaN for the record's
         last beat).
@@ -132,8 +109,9 @@ def load_annotated_beats(
     (:func:`ecgedge.datasets.cut_annotated_beats`; the first beat of a record
     only sizes the next window). With ``positions="bridge"`` the record runs
     through the bridge's own offline path (streaming R peaks included,
-    :func:`ecgedge.firmware_bridge.offline.cut_stream`) and each beat it finds
-    takes the class of the reference beat within 150 ms (ANSI/AAMI EC57);
+    :func:`ecgedge.analysis.offline.cut_stream`) and each beat it finds
+    takes the class of the reference beat within 150 ms (ANSI/AAMI EC57,
+    :func:`ecgedge.analysis.ec57.nearest_reference`);
     a beat with none is a false detection, class ``"-"``. Records are read one
     at a time and beats kept as float32, so the whole MIT-BIH database takes
     tens of megabytes.
@@ -203,11 +181,9 @@ def _at_annotations(record, name: str, beat_format, flip: bool) -> AnnotatedBeat
 
 def _bridge_beats(record, name: str, beat_format, flip: bool) -> AnnotatedBeats:
     """A record's beats as the bridge finds and cuts them, each with its matched reference symbol."""
-    from ecgedge.firmware_bridge.offline import cut_stream
-    from ecgedge.firmware_bridge.protocol import Hello
+    from ecgedge.analysis.offline import cut_stream
 
-    hello = Hello(fs=record.fs, adc_bits=16, gain=1.0, baseline=0, leads=(record.lead,))
-    beats = cut_stream(record.signal, hello, beat_format, polarity="negative" if flip else "positive", name=name)
+    beats = cut_stream(record.signal, record.fs, beat_format, polarity="negative" if flip else "positive", name=name)
     samples = np.array([b.sample for b in beats], dtype=np.int64)
     symbols = np.full(len(samples), "-", dtype="<U1")
     nearest = nearest_reference(samples, record.beat_samples, round(MATCH_S * record.fs))
@@ -233,33 +209,3 @@ def _beats(name, beats, samples, symbols, record, *, rr_before, rr_after) -> Ann
         atrial=np.array([b.atrial for b in beats], dtype=np.float32).reshape(len(beats), ATRIAL_POINTS),
         rhythm=record.rhythm_at(samples).astype("<U8"),
     )
-
-
-def nearest_reference(samples: np.ndarray, reference: np.ndarray, window: int) -> np.ndarray:
-    """Index of the reference beat nearest each detected beat, or -1 when none is within ``window`` samples.
-
-    Parameters
-    ----------
-    samples : ndarray of shape (n,), int
-        Detected R positions (sample indices).
-    reference : ndarray of shape (m,), int, sorted
-        Reference beat positions.
-    window : int
-        Largest distance (samples) of a match; EC57 uses 150 ms.
-
-    Returns
-    -------
-    ndarray of shape (n,), int64
-
-    Examples
-    --------
-    >>> nearest_reference(np.array([10, 100, 205]), np.array([12, 200]), window=10)
-    array([ 0, -1,  1])
-    """
-    samples, reference = np.asarray(samples, dtype=np.int64), np.asarray(reference, dtype=np.int64)
-    if not reference.size:
-        return np.full(samples.size, -1, dtype=np.int64)
-    after = np.clip(np.searchsorted(reference, samples), 0, reference.size - 1)
-    before = np.clip(after - 1, 0, reference.size - 1)
-    nearest = np.where(np.abs(samples - reference[before]) <= np.abs(reference[after] - samples), before, after)
-    return np.where(np.abs(reference[nearest] - samples) <= window, nearest, -1)

@@ -167,8 +167,7 @@ def annotated_beats(record: WfdbRecord, beat_format, *, flip: bool = False) -> l
     from scipy.signal import sosfilt
 
     from ecgedge.analysis.beats import cut_recording
-    from ecgedge.analysis.filters import bandpass_sos
-    from ecgedge.firmware_bridge.pipeline import ECG_BAND
+    from ecgedge.analysis.filters import ECG_BAND, bandpass_sos
 
     signal = sosfilt(bandpass_sos(*ECG_BAND, record.fs), record.signal)
     return cut_recording(signal, record.beat_samples, record.fs, beat_format, flip=flip)

@@ -34,12 +34,13 @@ import numpy as np
 from ecgedge.analysis.beats import Beat
 from ecgedge.analysis.fibrillation import WINDOW_S, VFDetector, fibrillating, organised
 from ecgedge.analysis.judge import BeatJudge
+from ecgedge.analysis.scored import ScoredBeat
+from ecgedge.analysis.streams import FilterStage
 from ecgedge.calibration import PatientMemory
 from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event, Relearned, RhythmChange
 from ecgedge.firmware_bridge.links import BoardHello, BoardSamples, BoardStatus, Message
-from ecgedge.firmware_bridge.pipeline import BoardError, FilterStage, StreamPipeline
+from ecgedge.firmware_bridge.pipeline import BoardError, StreamPipeline
 from ecgedge.firmware_bridge.settings import BoardSpec, BridgeSettings, check_unique
-from ecgedge.firmware_bridge.sinks import ScoredBeat
 from ecgedge.firmware_bridge.strips import StripKeeper
 from ecgedge.firmware_bridge.writer import Commit, CommitWriter, Kept
 

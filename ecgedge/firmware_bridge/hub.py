@@ -35,11 +35,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ecgedge.analysis.scored import ScoredBeat
 from ecgedge.firmware_bridge.core import BridgeCore
 from ecgedge.firmware_bridge.events import Condition, Event
 from ecgedge.firmware_bridge.links import BoardLink, Message
 from ecgedge.firmware_bridge.settings import BoardSpec, BridgeSettings
-from ecgedge.firmware_bridge.sinks import ScoredBeat
 from ecgedge.firmware_bridge.source import PortError
 from ecgedge.firmware_bridge.writer import CommitWriter, Kept, Sink, WritesCommits, kept_of
 

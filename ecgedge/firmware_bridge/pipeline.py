@@ -1,12 +1,11 @@
-"""Per-stream beat extraction, with the filtering of all streams done together.
+"""One board's samples: its format, board indices, gaps, lead-off and clock, on the way to its beats.
 
 A :class:`StreamPipeline` turns one board's sample blocks into beats: what
 the board says is checked (:func:`check_hello`, the block's shape), board
-indices, gaps and lead-off are sorted out in :meth:`StreamPipeline.push`; a
-:class:`FilterStage` band-passes the pending chunks of every stream in as
-few :func:`scipy.signal.sosfilt` calls as possible and hands each stream its
-filtered chunk; the stream's :class:`~ecgedge.analysis.finder.BeatFinder`
-then finds and cuts its beats.
+indices, gaps and lead-off are sorted out in :meth:`StreamPipeline.push`; the
+analysis's :class:`~ecgedge.analysis.streams.FilterStage` band-passes the pending
+chunks of every stream together and hands each stream its filtered chunk; the
+stream's :class:`~ecgedge.analysis.finder.BeatFinder` then finds and cuts its beats.
 
 Times come from the board's sample clock: each stream keeps ``t0``, the
 earliest that sample 0 could have been read (``arrival - index / fs``,
@@ -30,18 +29,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ecgedge.analysis.beats import Beat
-from ecgedge.analysis.filters import FilterBank, bandpass_sos
-from ecgedge.analysis.finder import BeatFinder
-from ecgedge.analysis.rpeaks import qrs_band_sos
+from ecgedge.analysis.finder import POLARITIES, BeatFinder
 from ecgedge.analysis.signal_quality import SignalCheck, adc_rails
+from ecgedge.analysis.streams import FS_RANGE, MAX_FILL_S
 from ecgedge.beatformat import BeatFormat
 from ecgedge.firmware_bridge.protocol import PROTOCOL_VERSION, Hello, Status
 
-#: The band (Hz) beats are cut from: baseline wander and mains hum out, QRS shape kept.
-ECG_BAND = (0.5, 40.0)
-POLARITIES = {"positive": 1, "negative": -1, "auto": 0}
-#: Sample rates (Hz) the bridge accepts: the R-peak detector needs 100 Hz, and beyond 10 kHz is not an ECG board.
-FS_RANGE = (100.0, 10_000.0)
 #: ADC counts per mV the bridge accepts (0.1: +-327 V over int16; 1e6: a count per nanovolt).
 GAIN_RANGE = (0.1, 1e6)
 #: Seconds of samples without a usable HELLO before the stream is in error (boards repeat it every second).
@@ -90,7 +83,7 @@ def check_hello(hello: Hello, lead: str | None = None) -> None:
 
 @dataclass
 class Chunk:
-    """Contiguous samples (mV) of one stream waiting to be filtered.
+    """Contiguous samples (mV) of one stream waiting to be filtered (a :class:`~ecgedge.analysis.streams.SignalChunk`).
 
     ``ends`` are the board indices one past each block it was made of, and
     ``t0`` the stream clock's offset when it was queued.
@@ -156,9 +149,10 @@ class StreamPipeline:
         then (a few seconds) are not emitted.
     lead : str or None, default=None
         Lead to use when the board sends several (default: the first).
-    max_fill_s : float, default=1.0
+    max_fill_s : float, default=MAX_FILL_S
         Gaps up to this long are filled by linear interpolation (beats over
-        them are marked ``gap``); longer ones restart detection.
+        them are marked ``gap``); longer ones restart detection
+        (:data:`~ecgedge.analysis.streams.MAX_FILL_S`).
     auto_beats : int, default=5
 
     Attributes
@@ -177,7 +171,7 @@ class StreamPipeline:
         *,
         polarity: str = "positive",
         lead: str | None = None,
-        max_fill_s: float = 1.0,
+        max_fill_s: float = MAX_FILL_S,
         auto_beats: int = 5,
     ) -> None:
         if polarity not in POLARITIES:
@@ -475,7 +469,7 @@ class StreamPipeline:
         return chunks
 
     def process(self, chunk: Chunk, y: np.ndarray, qrs: np.ndarray) -> list[Beat]:
-        """Detect and cut beats in a filtered chunk (``y`` in ECG_BAND, ``qrs`` by the detector's QRS band-pass)."""
+        """Detect and cut beats in a filtered chunk (``y`` in the ECG band, ``qrs`` by the detector's QRS band-pass)."""
         fs, finder = self.known_fs(), self.finder
         if finder is None:  # configure() makes one with the first HELLO
             raise RuntimeError(f"{self.name}: the board's format is not known yet")
@@ -495,7 +489,6 @@ class StreamPipeline:
             # never earlier than the stream's previous beat, whatever the clock estimate did
             beat.time = max(WALL_OFFSET + self._seg_t0 + beat.sample / fs, self._last_time)
             self._last_time = beat.time
-            beat.warmup = beat.last_sample < finder.detector.warmup_end
             beat.gap = any(lo <= beat.last_sample and beat.window_start < hi for lo, hi in self._gaps)
         self._forget_before(finder.cutter.buffer_start)
         return beats
@@ -511,95 +504,3 @@ class StreamPipeline:
             self._ends.popleft()
         while self._gaps and self._gaps[0][1] <= index:
             self._gaps.popleft()
-
-
-class FilterStage:
-    """Band-pass the queued chunks of many streams together.
-
-    Streams with the same sample rate share a pair of :class:`FilterBank`
-    (ECG band and QRS band); chunks of equal length go through one
-    :func:`scipy.signal.sosfilt` call per band. A stream whose sample rate
-    changes gives its rows back; a bank without rows is dropped, so boards
-    changing format do not make the banks grow.
-    """
-
-    def __init__(self) -> None:
-        self._banks: dict[float, tuple[FilterBank, FilterBank]] = {}
-
-    @property
-    def rows(self) -> dict[float, int]:
-        """Rows in use per sample rate."""
-        return {fs: ecg.size for fs, (ecg, _) in self._banks.items()}
-
-    def _bank(self, fs: float) -> tuple[FilterBank, FilterBank]:
-        if fs not in self._banks:
-            self._banks[fs] = (FilterBank(bandpass_sos(*ECG_BAND, fs)), FilterBank(qrs_band_sos(fs)))
-        return self._banks[fs]
-
-    def release(self, pipeline: StreamPipeline) -> None:
-        """Give back a stream's rows (its sample rate changed, or it is gone)."""
-        if pipeline.slot is None:
-            return
-        fs, row = pipeline.slot
-        pipeline.slot = None
-        ecg, qrs = self._banks[fs]
-        ecg.free(row)
-        qrs.free(row)
-        if ecg.size == 0:
-            del self._banks[fs]
-
-    def _place(self, p: StreamPipeline, chunk: Chunk) -> int:
-        """Give the stream a row in its sample rate's banks, or restart its row; return the row."""
-        fs = p.known_fs()
-        if p.slot is not None and p.slot[0] != fs:
-            self.release(p)
-        ecg, qrs = self._bank(fs)
-        if p.slot is None:
-            p.slot = (fs, ecg.add(chunk.x[0]))
-            qrs.add(0.0)
-        elif chunk.restart:
-            ecg.reset(p.slot[1], chunk.x[0])
-            qrs.reset(p.slot[1], 0.0)
-        return p.slot[1]
-
-    def run(
-        self, pipelines: list[StreamPipeline], on_signal=None
-    ) -> tuple[list[Beat], list[tuple[StreamPipeline, Exception]]]:
-        """Filter every queued chunk and return the beats they complete, stream by stream.
-
-        A stream whose processing fails is reset and left out of the rest of
-        this call, so one stream's failure costs no other stream anything.
-        ``on_signal(stream, fs, start, y)``, when given, gets each filtered chunk.
-
-        Returns
-        -------
-        beats : list of Beat
-        failures : list of (StreamPipeline, Exception)
-        """
-        queued = [(p, p.take()) for p in pipelines]
-        beats: list[Beat] = []
-        failures: list[tuple[StreamPipeline, Exception]] = []
-        depth = 0
-        while True:
-            failed = {id(p) for p, _ in failures}
-            groups: dict[tuple[float, int], list[tuple[StreamPipeline, Chunk]]] = {}
-            for p, chunks in queued:
-                if depth < len(chunks) and id(p) not in failed:
-                    chunk = chunks[depth]
-                    groups.setdefault((p.known_fs(), chunk.x.size), []).append((p, chunk))
-            if not groups:
-                return beats, failures
-            for (fs, _), members in groups.items():
-                rows = np.array([self._place(p, chunk) for p, chunk in members])
-                ecg, qrs = self._bank(fs)
-                y = ecg.filter(rows, np.stack([chunk.x for _, chunk in members]))
-                q = qrs.filter(rows, y)
-                for i, (p, chunk) in enumerate(members):
-                    try:
-                        if on_signal is not None:
-                            on_signal(p.name, fs, chunk.start, y[i])
-                        beats.extend(p.process(chunk, y[i], q[i]))
-                    except Exception as exc:  # noqa: BLE001 - contained to this stream, reported by the hub
-                        p.reset()
-                        failures.append((p, exc))
-            depth += 1

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ecgedge.analysis.alarms import AlarmLimits
+from ecgedge.analysis.finder import POLARITIES
 from ecgedge.analysis.judge import DEFAULT_ADAPT_S
-from ecgedge.firmware_bridge.pipeline import POLARITIES, BoardError, check_hello
+from ecgedge.firmware_bridge.pipeline import BoardError, check_hello
 from ecgedge.firmware_bridge.protocol import Hello
 
 FORMATS = ("binary", "ascii")

@@ -13,7 +13,6 @@ import json
 import logging
 import sqlite3
 import time
-from dataclasses import dataclass
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import IO
@@ -21,63 +20,30 @@ from typing import IO
 import numpy as np
 
 from ecgedge._closing import Closing
-from ecgedge.analysis.beats import Beat
-from ecgedge.analysis.judge import Verdict
+from ecgedge.analysis.scored import ScoredBeat
 from ecgedge.firmware_bridge.events import Event
 
 
-@dataclass
-class ScoredBeat:
-    """A beat with its score and decision.
-
-    Attributes
-    ----------
-    beat : Beat
-    score : float
-        The model's score; higher is more normal.
-    verdict : Verdict
-        How the beat was judged (:class:`~ecgedge.analysis.judge.Verdict`).
-    """
-
-    beat: Beat
-    score: float
-    verdict: Verdict
-
-    @property
-    def threshold(self) -> float | None:
-        """The score threshold the beat was compared with; None while learning or when adapted."""
-        return self.verdict.threshold
-
-    @property
-    def anomaly(self) -> bool:
-        """Whether the beat was flagged (never while learning)."""
-        return self.verdict.anomaly
-
-    @property
-    def learning(self) -> bool:
-        """Whether the beat came while its stream was learning its patient."""
-        return self.verdict.mode == "learning"
-
-    def as_dict(self) -> dict:
-        """The JSON-lines object (no waveforms)."""
-        b, v = self.beat, self.verdict
-        return {
-            "stream": b.stream,
-            "sample": b.sample,
-            "time": round(b.time, 4),
-            "score": self.score,
-            "mode": v.mode,
-            "threshold": v.threshold,
-            "distance": None if v.distance is None else round(v.distance, 4),
-            "learning": self.learning,
-            "anomaly": v.anomaly,
-            "rr": round(b.rr, 4),
-            "gap": b.gap,
-            "rhythm": v.rhythm,
-            "quality": v.quality,
-            "reason": v.reason,
-            "heart_rate": v.heart_rate,
-        }
+def beat_line(scored: ScoredBeat) -> dict:
+    """A beat's JSON-lines object (no waveforms)."""
+    b, v = scored.beat, scored.verdict
+    return {
+        "stream": b.stream,
+        "sample": b.sample,
+        "time": round(b.time, 4),
+        "score": scored.score,
+        "mode": v.mode,
+        "threshold": v.threshold,
+        "distance": None if v.distance is None else round(v.distance, 4),
+        "learning": scored.learning,
+        "anomaly": v.anomaly,
+        "rr": round(b.rr, 4),
+        "gap": b.gap,
+        "rhythm": v.rhythm,
+        "quality": v.quality,
+        "reason": v.reason,
+        "heart_rate": v.heart_rate,
+    }
 
 
 def _stream_of(handler: RotatingFileHandler) -> IO[str]:
@@ -121,7 +87,7 @@ class JsonlSink(Closing):
         self._pending: list[str] = []
 
     def write(self, beats: list[ScoredBeat]) -> None:
-        self._pending += [json.dumps(b.as_dict()) + "\n" for b in beats]
+        self._pending += [json.dumps(beat_line(b)) + "\n" for b in beats]
 
     def write_events(self, events: list[Event]) -> None:
         self._pending += [json.dumps(e.as_dict()) + "\n" for e in events]

@@ -44,10 +44,10 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import cast
 
+from ecgedge.analysis.scored import ScoredBeat
 from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event
 from ecgedge.firmware_bridge.hub import Hub
 from ecgedge.firmware_bridge.settings import BoardSpec, BridgeSettings, check_unique
-from ecgedge.firmware_bridge.sinks import ScoredBeat
 from ecgedge.firmware_bridge.source import PortError
 from ecgedge.firmware_bridge.writer import Commit, CommitWriter, Kept, Sink, WritesCommits, kept_of
 

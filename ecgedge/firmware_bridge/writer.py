@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from ecgedge._closing import Closing
+from ecgedge.analysis.scored import ScoredBeat
 from ecgedge.firmware_bridge.events import Event
 from ecgedge.firmware_bridge.latency import LatencyHistogram
 from ecgedge.firmware_bridge.settings import Judging
-from ecgedge.firmware_bridge.sinks import ScoredBeat
 from ecgedge.firmware_bridge.strips import Strip
 
 Kind = Literal["beats", "events", "patients", "strips"]

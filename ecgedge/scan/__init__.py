@@ -1,7 +1,7 @@
 """Screening archives of recordings (Holter WFDB / EDF files) for abnormal beats, on Dask.
 
-Each recording goes through exactly the bridge's offline path
-(:mod:`ecgedge.firmware_bridge.offline`): the live filters, R-peak detector, beat
+Each recording goes through exactly the offline path
+(:mod:`ecgedge.analysis.offline`): the live filters, R-peak detector, beat
 cutting, scorer and per-stream threshold, so a scanned recording and the same
 recording streamed to ``ecgedge bridge`` give the same beats and flags. Needs the
 ``[scan]`` extra (dask[distributed], pyarrow, pyedflib) and, for WFDB records, wfdb.

@@ -1,8 +1,9 @@
 """Finding recordings and reading one lead of them: WFDB records and EDF/EDF+ files.
 
 WFDB is read with :mod:`wfdb`, EDF/EDF+ (and BDF) with :mod:`pyedflib`. Both give the
-lead as the ADC counts a board would send, with the gain and baseline that turn them
-into mV, so the bridge's own pipeline takes them unchanged. What cannot be used (an
+lead as ADC counts, with the gain and baseline that turn them into mV as the bridge turns a
+board's counts (``(counts - baseline) / gain``), so the offline path gets the very samples
+the live bridge would. What cannot be used (an
 unreadable or truncated file, no wanted lead, a unit that is not a voltage) is a
 :class:`RecordingError` naming the file and the problem.
 """
@@ -16,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from ecgedge.firmware_bridge.protocol import Hello
 
 #: File endings read as EDF (pyedflib reads EDF, EDF+ and BDF).
 EDF_SUFFIXES = (".edf", ".bdf")
@@ -155,13 +154,14 @@ def read_header(recording: Recording) -> Header:
     return Header(float(header.fs), int(header.sig_len or 0), tuple(header.sig_name or ()))
 
 
-def read_lead(recording: Recording, lead: int, start: int, stop: int) -> tuple[np.ndarray, Hello]:
-    """Samples ``start .. stop`` of one lead as ADC counts, and the HELLO a board would send for them.
+def read_lead(recording: Recording, lead: int, start: int, stop: int) -> np.ndarray:
+    """Samples ``start .. stop`` of one lead in mV: the file's ADC counts through its gain and baseline.
 
     Raises
     ------
     RecordingError
-        When the file cannot be read or holds fewer samples than its header says.
+        When the file cannot be read, holds fewer samples than its header says, or gives no
+        positive gain.
     """
     if recording.kind == "edf":
         with _edf(recording) as f:
@@ -170,14 +170,13 @@ def read_lead(recording: Recording, lead: int, start: int, stop: int) -> tuple[n
             unit = f.getPhysicalDimension(lead).strip()
             dmin, dmax = f.getDigitalMinimum(lead), f.getDigitalMaximum(lead)
             pmin, pmax = f.getPhysicalMinimum(lead), f.getPhysicalMaximum(lead)
-            fs = float(f.getSampleFrequency(lead))
         scale = _VOLTS.get(unit.lower())
         if scale is None:
             raise RecordingError(f"{recording.path}: lead {label!r} is in {unit!r}, not a voltage (mV, uV, V)")
         if pmax == pmin or dmax == dmin:
             raise RecordingError(f"{recording.path}: lead {label!r} has an empty physical or digital range")
         gain = (dmax - dmin) / ((pmax - pmin) * scale)  # counts per mV
-        hello = Hello(fs, 16, gain, round(dmin - pmin * scale * gain), (label,))
+        baseline = round(dmin - pmin * scale * gain)  # an integer count, as a board's HELLO gives it
     else:
         import wfdb
 
@@ -187,16 +186,12 @@ def read_lead(recording: Recording, lead: int, start: int, stop: int) -> tuple[n
         except Exception as exc:  # noqa: BLE001 - whatever wfdb raises, the recording is unreadable
             raise RecordingError(f"{recording.path}: cannot read the signal: {type(exc).__name__}: {exc}") from exc
         counts = record.d_signal[:, 0]
-        hello = Hello(
-            float(header.fs),
-            int(header.adc_res[lead] or 0),
-            float(header.adc_gain[lead]),
-            int(header.baseline[lead]),
-            (header.sig_name[lead],),
-        )
+        gain, baseline = float(header.adc_gain[lead]), int(header.baseline[lead])
+    if not (np.isfinite(gain) and gain > 0):
+        raise RecordingError(f"{recording.path}: lead {lead} has a gain of {gain} ADC counts/mV; it must be positive")
     if len(counts) != stop - start:
         raise RecordingError(f"{recording.path}: read {len(counts)} samples of {start}..{stop}; the file is truncated")
-    return np.asarray(counts), hello
+    return (np.asarray(counts).astype(np.float64) - baseline) / gain
 
 
 def read_beat_annotations(recording: Recording) -> tuple[np.ndarray, np.ndarray] | None:

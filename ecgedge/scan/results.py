@@ -28,20 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgedge.analysis.ec57 import AAMI_CLASSES, MATCH_S, aami_class, episodes, nearest_reference
 from ecgedge.analysis.judge import BeatJudge, BeatView, Verdict
 from ecgedge.beatformat import BeatFormat
-from ecgedge.datasets import MATCH_S, nearest_reference
 from ecgedge.scan.recordings import RecordingError
 
-#: ANSI/AAMI EC57 classes of the MIT-BIH beat symbols (paced beats are class Q).
-AAMI = {
-    **dict.fromkeys("NLRej", "N"),
-    **dict.fromkeys("AaJS", "SVEB"),
-    **dict.fromkeys("VE", "VEB"),
-    "F": "F",
-    **dict.fromkeys("/fQ", "Q"),
-}
-AAMI_CLASSES = ("N", "SVEB", "VEB", "F", "Q")
+#: The per-beat arrays of a segment's result (:func:`ecgedge.scan.tasks.scan_segment`).
+_PER_BEAT = ("sample", "score", "rr", "own_length", "noise", "atrial", "rr_after")
 
 
 def beat_table(
@@ -79,55 +72,18 @@ def beat_table(
     RecordingError
         When the recording has too few beats to learn the patient's threshold.
     """
-    sample = np.concatenate([p["sample"] for p in parts])
-    score = np.concatenate([p["score"] for p in parts])
-    rr = np.concatenate([p["rr"] for p in parts])
-    if calibration_beats and sample.size <= calibration_beats:
+    beats = {key: np.concatenate([p[key] for p in parts]) for key in _PER_BEAT + (("inputs",) if adapt_s else ())}
+    n = beats["sample"].size
+    if calibration_beats and n <= calibration_beats:
         raise RecordingError(
-            f"too short: {sample.size} beats found; the learning window needs {calibration_beats} beats "
-            "before any beat is judged"
+            f"too short: {n} beats found; the learning window needs {calibration_beats} beats before any beat is judged"
         )
-    own = np.concatenate([p["own_length"] for p in parts])
-    noise = np.concatenate([p["noise"] for p in parts])
-    atrial = np.concatenate([p["atrial"] for p in parts])
-    rr_after = np.concatenate([p["rr_after"] for p in parts])
     judge = BeatJudge(calibration_beats, adapt_s, beat_format=BeatFormat.from_dict(parts[0]["beat_format"]))
-    inputs = np.concatenate([p["inputs"] for p in parts]) if adapt_s else np.empty((sample.size, 0))
-    # one row per beat in every column (scan_segment): a mismatch is a bug
-    views = zip(
-        inputs, rr.tolist(), sample.tolist(), own.tolist(), noise.tolist(), atrial, rr_after.tolist(), strict=True
-    )
-    verdicts: list[Verdict] = []
-    relearned: list[float] = []
-    alarms: dict[str | None, int] = {}
-    for s, view in zip(score.tolist(), views, strict=True):
-        verdicts.append(judge.judge(s, parts[0]["offset"], BeatView(*view)))
-        for event in judge.take_events():
-            if event.kind == "relearned":
-                relearned.append(event.sample / fs)
-            elif event.kind == "alarm":
-                alarms[event.alarm] = alarms.get(event.alarm, 0) + 1
-    rhythm = np.array([v.rhythm for v in verdicts], dtype=object)
-    quality = np.array([v.quality for v in verdicts], dtype=object)
-    mode = np.array([v.mode for v in verdicts], dtype=object)
-    learning, flag = mode == "learning", np.array([v.anomaly for v in verdicts], dtype=bool)
+    verdicts, events = _judge_all(judge, beats, parts[0]["offset"], fs)
+    columns = _columns(beats, verdicts, fs)
+    learning, flag = columns["learning"], columns["flag"]
     if adapt_s and learning.all():
-        raise RecordingError(f"too short: {sample.size} beats found, all within the {adapt_s:g} s learning window")
-    threshold = np.array([np.nan if v.threshold is None else v.threshold for v in verdicts], dtype=float)
-    columns = {
-        "sample": sample,
-        "time": sample / fs,
-        "rr": rr,
-        "score": score,
-        "threshold": threshold,
-        "flag": flag,
-        "learning": learning,
-        "mode": mode,
-        "distance": np.array([np.nan if v.distance is None else v.distance for v in verdicts], dtype=float),
-        "rhythm": rhythm,
-        "quality": quality,
-        "heart_rate": np.array([np.nan if v.heart_rate is None else v.heart_rate for v in verdicts], dtype=float),
-    }
+        raise RecordingError(f"too short: {n} beats found, all within the {adapt_s:g} s learning window")
     learnt = (
         f"adapted to the patient over the first {adapt_s:g} s"
         if adapt_s
@@ -136,32 +92,94 @@ def beat_table(
         else "off: the bundle's threshold"
     )
     stats = {
-        "beats": int(sample.size),
+        "beats": int(n),
         "learning": learnt,
         "learning_beats": int(learning.sum()),
-        "patient_threshold": float(threshold[~learning][0]) if calibration_beats and (~learning).any() else None,
+        "patient_threshold": float(columns["threshold"][~learning][0])
+        if calibration_beats and (~learning).any()
+        else None,
         "flagged": int(flag.sum()),
         "flags_per_hour": float(flag.sum() / (duration_s / 3600)),
-        "noisy_beats": int(np.sum(quality == "noisy")),
+        "noisy_beats": int(np.sum(columns["quality"] == "noisy")),
+        **events,
+        **rhythm_summary(columns["time"], columns["rr"], columns["rhythm"]),
+    }
+    columns["label"] = columns["aami"] = np.full(n, None, dtype=object)
+    if annotations is not None:
+        stats.update(_against_reference(columns, annotations, fs))
+    return columns, stats
+
+
+def _judge_all(judge: BeatJudge, beats: dict, offset: float, fs: float) -> tuple[list[Verdict], dict]:
+    """Every beat's verdict, in order, and the summary's counts of the judge's events."""
+    sample = beats["sample"]
+    inputs = beats.get("inputs", np.empty((sample.size, 0)))
+    # one row per beat in every column (scan_segment): a mismatch is a bug
+    views = zip(
+        inputs,
+        beats["rr"].tolist(),
+        sample.tolist(),
+        beats["own_length"].tolist(),
+        beats["noise"].tolist(),
+        beats["atrial"],
+        beats["rr_after"].tolist(),
+        strict=True,
+    )
+    verdicts: list[Verdict] = []
+    relearned: list[float] = []
+    alarms: dict[str | None, int] = {}
+    for s, view in zip(beats["score"].tolist(), views, strict=True):
+        verdicts.append(judge.judge(s, offset, BeatView(*view)))
+        for event in judge.take_events():
+            if event.kind == "relearned":
+                relearned.append(event.sample / fs)
+            elif event.kind == "alarm":
+                alarms[event.alarm] = alarms.get(event.alarm, 0) + 1
+    return verdicts, {
         "relearned": len(relearned),
         "relearned_at_s": relearned,
         **{f"{name}_alarms": alarms.get(name, 0) for name in ("vt", "brady", "tachy", "pause")},
         "ventricular_couplets": judge.alarms.counts["couplet"],
         "ventricular_runs": judge.alarms.counts["run"],
-        **rhythm_summary(sample / fs, rr, rhythm),
     }
-    columns["label"] = columns["aami"] = np.full(sample.size, None, dtype=object)
-    if annotations is not None:
-        reference, symbols = annotations
-        label, qrs = _match(sample, reference, symbols, round(MATCH_S * fs))
-        columns["label"] = label
-        columns["aami"] = np.array([AAMI.get(s) for s in label], dtype=object)
-        stats.update(qrs)
-        judged = ~learning
-        for cls in AAMI_CLASSES:
-            mine = judged & (columns["aami"] == cls)
-            stats[f"{cls}_beats"], stats[f"{cls}_flagged"] = int(mine.sum()), int(flag[mine].sum())
-    return columns, stats
+
+
+def _columns(beats: dict, verdicts: list[Verdict], fs: float) -> dict:
+    """The beat table's columns before the reference's."""
+    mode = np.array([v.mode for v in verdicts], dtype=object)
+
+    def number(values) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+    return {
+        "sample": beats["sample"],
+        "time": beats["sample"] / fs,
+        "rr": beats["rr"],
+        "score": beats["score"],
+        "threshold": number(v.threshold for v in verdicts),
+        "flag": np.array([v.anomaly for v in verdicts], dtype=bool),
+        "learning": mode == "learning",
+        "mode": mode,
+        "distance": number(v.distance for v in verdicts),
+        "rhythm": np.array([v.rhythm for v in verdicts], dtype=object),
+        "quality": np.array([v.quality for v in verdicts], dtype=object),
+        "heart_rate": number(v.heart_rate for v in verdicts),
+    }
+
+
+def _against_reference(columns: dict, annotations: tuple[np.ndarray, np.ndarray], fs: float) -> dict:
+    """Fill the ``label`` and ``aami`` columns; return the QRS Se / +P and the judged beats and flags per AAMI class."""
+    reference, symbols = annotations
+    label, stats = _match(columns["sample"], reference, symbols, round(MATCH_S * fs))
+    matched = np.array([s is not None for s in label], dtype=bool)
+    aami = np.full(label.size, None, dtype=object)
+    aami[matched] = aami_class(label[matched].astype(str))
+    columns["label"], columns["aami"] = label, aami
+    judged, flag = ~columns["learning"], columns["flag"]
+    for cls in AAMI_CLASSES:
+        mine = judged & (aami == cls)
+        stats[f"{cls}_beats"], stats[f"{cls}_flagged"] = int(mine.sum()), int(flag[mine].sum())
+    return stats
 
 
 def rhythm_summary(time: np.ndarray, rr: np.ndarray, rhythm: np.ndarray) -> dict:
@@ -180,7 +198,7 @@ def rhythm_summary(time: np.ndarray, rr: np.ndarray, rhythm: np.ndarray) -> dict
     dict
         ``af_burden`` (None when no beat's rhythm is known), ``af_episode_count`` and
         ``af_episodes`` (a list of ``[onset_s, offset_s]``: the first and last beat of each
-        run read as AF).
+        run read as AF, :func:`ecgedge.analysis.ec57.episodes`).
 
     Examples
     --------
@@ -192,10 +210,8 @@ def rhythm_summary(time: np.ndarray, rr: np.ndarray, rhythm: np.ndarray) -> dict
     known = rhythm != "unknown"
     in_af = rhythm == "af"
     burden = float(weight[in_af].sum() / weight[known].sum()) if weight[known].sum() > 0 else None
-    starts = np.flatnonzero(in_af & ~np.r_[False, in_af[:-1]])
-    ends = np.flatnonzero(in_af & ~np.r_[in_af[1:], False])
-    episodes = [[float(time[a]), float(time[b])] for a, b in zip(starts, ends, strict=True)]  # a start and an end a run
-    return {"af_burden": burden, "af_episode_count": len(episodes), "af_episodes": episodes}
+    found = [[float(time[a]), float(time[b])] for a, b in episodes(in_af)]
+    return {"af_burden": burden, "af_episode_count": len(found), "af_episodes": found}
 
 
 def _match(sample: np.ndarray, ref: np.ndarray, symbols: np.ndarray, window: int) -> tuple[np.ndarray, dict]:

@@ -1,4 +1,4 @@
-"""What a Dask worker runs: one segment of one recording through the bridge's offline path.
+"""What a Dask worker runs: one segment of one recording through the offline path (:mod:`ecgedge.analysis.offline`).
 
 A long recording is cut into segments of ``segment_s`` seconds, each a task. A
 segment is streamed from ``overlap_s`` seconds before its start (so the filters and
@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ecgedge.analysis.atrial import ATRIAL_POINTS
-from ecgedge.firmware_bridge.offline import BLOCK_S, cut_stream, score_beats
-from ecgedge.firmware_bridge.pipeline import FS_RANGE
+from ecgedge.analysis.offline import BLOCK_S, cut_stream, score_beats
+from ecgedge.analysis.streams import FS_RANGE
 from ecgedge.scan.recordings import Header, Recording, RecordingError, read_beat_annotations, read_lead
 from ecgedge.scan.results import beat_table, write_beats
 
@@ -122,10 +122,9 @@ def scan_segment(recording: Recording, header: Header, lead: int, start: int, st
     scorer = worker_scorer(settings)
     first = max(0, start - round(settings.overlap_s * header.fs))
     last = min(header.n_samples, stop + round(TAIL_S * header.fs))
-    counts, hello = read_lead(recording, lead, first, last)
     beats = cut_stream(
-        counts,
-        hello,
+        read_lead(recording, lead, first, last),
+        header.fs,
         scorer.beat_format,
         first=first,
         polarity=settings.polarity,

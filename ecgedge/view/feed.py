@@ -108,22 +108,14 @@ class BoardState:
 
 
 class LiveFeed:
-    """The boards' state and the display frames of every viewer.
+    """The boards' state and the display frames of every viewer."""
 
-    Parameters
-    ----------
-    adapt_s : float or None, default=None
-        The hub's learning window, to show the time left while a board learns.
-    """
-
-    def __init__(self, adapt_s: float | None = None) -> None:
-        self.adapt_s = adapt_s
+    def __init__(self) -> None:
         self.boards: dict[str, BoardState] = {}
         self.alarms: deque[dict] = deque(maxlen=ALARMS_KEPT)
         self.viewers: set[Viewer] = set()
         self._dropped_by_gone = 0
         self._lock = threading.Lock()
-        self._learnt: dict[str, float] = {}
 
     # -- viewers (the server's side) --
     def subscribe(self, viewer: Viewer) -> dict:
@@ -189,7 +181,7 @@ class LiveFeed:
             self._wake()
 
     def on_beats(self, scored) -> None:
-        """A committed micro-batch of :class:`~ecgedge.firmware_bridge.sinks.ScoredBeat`."""
+        """A committed micro-batch of :class:`~ecgedge.analysis.scored.ScoredBeat`."""
         with self._lock:
             touched = {}
             for s in scored:
@@ -199,11 +191,7 @@ class LiveFeed:
                 state.flagged += int(v.anomaly)
                 state.mode, state.rhythm, state.quality = v.mode, v.rhythm, v.quality
                 state.heart_rate = v.heart_rate  # the analysis's meter; None (shown as lost) when it is
-                if v.mode == "learning" and self.adapt_s:
-                    self._learnt[b.stream] = self._learnt.get(b.stream, 0.0) + min(max(b.rr, 0.0), 3.0)
-                    state.learning_left_s = max(0.0, round(self.adapt_s - self._learnt[b.stream]))
-                else:
-                    state.learning_left_s = None
+                state.learning_left_s = None if v.learning_left_s is None else round(v.learning_left_s)  # the judge's
                 mark = {
                     "t": round(b.sample / state.fs, 3) if state.fs else None,
                     "flag": v.anomaly,
