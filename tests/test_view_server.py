@@ -23,7 +23,7 @@ from ecgedge.analysis.judge import Verdict  # noqa: E402
 from ecgedge.analysis.scored import ScoredBeat  # noqa: E402
 from ecgedge.datasets import load_wfdb_record  # noqa: E402
 from ecgedge.firmware_bridge.events import Cleared, Condition, Raised  # noqa: E402
-from ecgedge.view.feed import DISPLAY_HZ, STRIP_S, BoardState, LiveFeed, Viewer  # noqa: E402
+from ecgedge.view.feed import DISPLAY_HZ, STRIP_S, TECHNICAL_HOLD_S, BoardState, LiveFeed, Viewer  # noqa: E402
 from ecgedge.view.server import RequestLog, ViewServer  # noqa: E402
 
 TOKEN = "a-token-for-tests-0123"
@@ -279,8 +279,27 @@ def test_the_feed_keeps_the_alarm_list_and_each_board_s_active_alarms():
     assert feed.boards["bed1"].alarms == {"lead-off": "the board reports electrodes off"}
     feed.on_event(Cleared("bed1", 12.0, Condition.LEAD_OFF, 2.0))
     assert feed.boards["bed1"].alarms == {} and feed.boards["bed2"].rhythm == "af"
-    assert [a["event"] for a in feed.alarms] == ["lead-on", "rhythm-change", "lead-off"]  # newest first
-    assert [f["type"] for f in viewer.take()].count("alarm") == 3
+    assert [a["event"] for a in feed.alarms] == ["rhythm-change", "technical"]  # newest first; lead-off's one line
+    technical = feed.alarms[1]
+    assert technical["counts"] == {"lead-off": 1} and (technical["time"], technical["end"]) == (10.0, 12.0)
+    assert technical["alarm"] is False and technical["active"] == {}
+    frames = [f for f in viewer.take() if f["type"] == "alarm"]
+    assert len(frames) == 3 and frames[0]["id"] == frames[2]["id"] and frames[0]["end"] is None  # updated in place
+
+
+def test_technical_flickers_share_one_line_and_an_arrhythmia_alarm_is_one_line_from_start_to_end():
+    feed = LiveFeed()
+    for k in range(5):  # noise comes and goes every few seconds: one line, counted
+        feed.on_event(Raised("bed1", 100.0 + 4 * k, Condition.NOISY, "noisy signal"))
+        feed.on_event(Cleared("bed1", 102.0 + 4 * k, Condition.NOISY, 2.0))
+    feed.on_event(Raised("bed1", 110.0, Condition.VT, "6 ventricular beats at 150 bpm"))
+    feed.on_event(Cleared("bed1", 118.0, Condition.VT, 8.0))
+    feed.on_event(Raised("bed1", 200.0, Condition.NOISY, "noisy signal"))  # 82 s after the last: a new line
+    events = [(a["event"], a["time"], a["end"]) for a in feed.alarms]
+    assert events == [("technical", 200.0, None), ("vt", 110.0, 118.0), ("technical", 100.0, 118.0)]
+    assert feed.alarms[2]["counts"] == {"noisy": 5} and feed.alarms[0]["active"] == {"noisy": 200.0}
+    assert feed.alarms[1]["priority"] == "high" and feed.alarms[1]["detail"] == "6 ventricular beats at 150 bpm"
+    assert feed.snapshot()["technical_hold_s"] == TECHNICAL_HOLD_S
 
 
 @pytest.mark.parametrize("condition", list(Condition), ids=lambda c: c.raised_name)
@@ -289,12 +308,14 @@ def test_every_condition_raised_is_an_alarm_on_the_page_and_its_end_clears_it(co
     feed.boards["bed1"] = BoardState("bed1", rhythm="sinus", heart_rate=72.0)
     feed.on_event(Raised("bed1", 10.0, condition, "seen"))
     state = feed.boards["bed1"]
-    assert state.alarms == {condition.raised_name: "seen"} and feed.alarms[0]["alarm"] is True
+    line = feed.alarms[0]
+    assert state.alarms == {condition.raised_name: "seen"} and line["alarm"] is True and line["end"] is None
+    assert line["event"] == ("technical" if condition.priority == "technical" else condition.raised_name)
     lost = condition in (Condition.LINK_DOWN, Condition.BOARD_ERROR, Condition.NO_DATA, Condition.LEAD_OFF)
     lost |= condition in (Condition.NO_SIGNAL, Condition.NO_BEATS, Condition.WORKER_DOWN)
     assert (state.heart_rate, state.rhythm) == ((None, "unknown") if lost else (72.0, "sinus"))
     feed.on_event(Cleared("bed1", 12.0, condition, 2.0))
-    assert state.alarms == {} and feed.alarms[0]["alarm"] is False and feed.alarms[0]["event"] == condition.cleared_name
+    assert state.alarms == {} and list(feed.alarms) == [line] and line["alarm"] is False and line["end"] == 12.0
 
 
 def test_a_tile_shows_the_judge_s_learning_time_and_heart_rate_as_they_are():

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +40,14 @@ MONITORING_LOST = frozenset(
         Condition.WORKER_DOWN,
     }
 )
-#: Alarms kept for the page's list across boards.
+#: Lines (alarm episodes, technical groups, rhythm changes) kept for the page's list across boards.
 ALARMS_KEPT = 200
+#: Seconds a technical condition lasts before the page announces it; a shorter flicker is only counted on
+#: its board's technical line (IEC 60601-1-8 lets a technical alarm condition wait out a transient).
+TECHNICAL_HOLD_S = 10.0
+#: A board's technical conditions that come again within this many seconds of the last one's end join
+#: the same line.
+TECHNICAL_GROUP_S = 60.0
 
 
 class Viewer:
@@ -112,7 +119,9 @@ class LiveFeed:
 
     def __init__(self) -> None:
         self.boards: dict[str, BoardState] = {}
-        self.alarms: deque[dict] = deque(maxlen=ALARMS_KEPT)
+        self.alarms: deque[dict] = deque(maxlen=ALARMS_KEPT)  # the list's lines, newest first
+        self._open: dict[tuple[str, str], dict] = {}  # (board, alarm or "technical") -> its line
+        self._lines = 0
         self.viewers: set[Viewer] = set()
         self._dropped_by_gone = 0
         self._lock = threading.Lock()
@@ -147,7 +156,13 @@ class LiveFeed:
                     "marks": list(state.marks),
                 }
             )
-        return {"type": "snapshot", "boards": boards, "alarms": list(self.alarms), "time": time.time()}
+        return {
+            "type": "snapshot",
+            "boards": boards,
+            "alarms": [_copy(line) for line in self.alarms],
+            "time": time.time(),
+            "technical_hold_s": TECHNICAL_HOLD_S,
+        }
 
     # -- the hub's side --
     def add_board(self, name: str) -> None:
@@ -222,18 +237,67 @@ class LiveFeed:
                 state.link = "down" if name == "link-down" else "up"
             if name == "rhythm-change":
                 state.rhythm = event.rhythm
-            alarm = {
-                "time": round(event.time, 3),
-                "board": event.stream,
-                "event": name,
-                "detail": event.detail,
-                "alarm": raised or name == "rhythm-change",
-                "priority": condition.priority if condition is not None else "information",
-            }
-            self.alarms.appendleft(alarm)
-            self._publish({"type": "alarm", **alarm})
+            line = self._line(event, condition, raised)
+            self._publish({"type": "alarm", **_copy(line)})
             self._publish({"type": "board", **state.public()})
             self._wake()
+
+    def _line(self, event, condition: Condition | None, raised: bool) -> dict:
+        """The alarm list's line an event opens or updates (the lock is held).
+
+        An arrhythmia alarm is one line from its start to its end; a board's technical conditions
+        share one line while they come and go (counted, the active ones named, with the time each
+        started, so the page announces one only after :data:`TECHNICAL_HOLD_S`); a rhythm change or
+        a relearned complex is a line of its own.
+        """
+        board, time_ = event.stream, round(event.time, 3)
+        if condition is None:
+            return self._new_line(
+                board, event.name, time_, event.detail, "information", alarm=event.name == "rhythm-change"
+            )
+        technical = condition.priority == "technical"
+        key = (board, "technical" if technical else condition.raised_name)
+        line = self._open.get(key)
+        if technical and line is not None and line["end"] is not None and time_ - line["end"] > TECHNICAL_GROUP_S:
+            line = None
+        if line is None:
+            if not raised:  # an end whose start this page never saw (it started before the bridge served it)
+                return self._new_line(board, event.name, time_, event.detail, condition.priority, alarm=False)
+            event_name = "technical" if technical else condition.raised_name
+            line = self._open[key] = self._new_line(board, event_name, time_, event.detail, condition.priority)
+        if technical:
+            active, counts = line["active"], line["counts"]
+            if raised:
+                active[condition.raised_name] = time_
+                counts[condition.raised_name] = counts.get(condition.raised_name, 0) + 1
+                line["detail"] = f"{condition.raised_name}: {event.detail}"
+            else:
+                active.pop(condition.raised_name, None)
+            line["end"] = None if active else time_
+        elif raised:
+            line["detail"] = event.detail
+        else:
+            line["end"] = time_
+            del self._open[key]
+        line["alarm"] = line["end"] is None
+        return line
+
+    def _new_line(self, board: str, name: str, time_: float, detail: str, priority: str, alarm: bool = True) -> dict:
+        self._lines += 1
+        line: dict[str, Any] = {
+            "id": self._lines,
+            "time": time_,
+            "end": None,
+            "board": board,
+            "event": name,
+            "detail": detail,
+            "alarm": alarm,
+            "priority": priority,
+        }
+        if name == "technical":
+            line.update(active={}, counts={})
+        self.alarms.appendleft(line)
+        return line
 
     def _publish(self, frame: dict) -> None:
         """Queue a frame for every viewer (the lock is held); never blocks."""
@@ -251,3 +315,8 @@ class LiveFeed:
         """Display frames dropped for slow viewers, those gone included."""
         with self._lock:
             return self._dropped_by_gone + sum(v.dropped for v in self.viewers)
+
+
+def _copy(line: dict) -> dict:
+    """A line as it is now, for a viewer (the feed changes its own later)."""
+    return {key: dict(value) if isinstance(value, dict) else value for key, value in line.items()}

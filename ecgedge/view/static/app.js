@@ -82,21 +82,57 @@ function draw(t) {
   t.root.dataset.drawnFlags = flags;
 }
 
+const clock = (t) => new Date(t * 1000).toLocaleTimeString();
+let technicalHoldS = 10;
+
+function alarmText(a) {
+  // one line per alarm episode: its start, and its end once it ended; a board's technical conditions on one line
+  let text = clock(a.time) + " " + a.board + " " + a.event;
+  if (a.event === "technical") {
+    const counts = Object.entries(a.counts || {}).map(([name, n]) => name + (n > 1 ? " x" + n : ""));
+    text += " (" + counts.join(", ") + ")";
+  }
+  if (a.detail) text += ": " + a.detail;
+  if (a.end != null) text += " -- ended " + clock(a.end);
+  return text;
+}
+
+function announced(a, now) {
+  // a technical condition is announced once it has lasted technicalHoldS; arrhythmia alarms at once
+  if (a.event !== "technical") return a.alarm;
+  return Object.values(a.active || {}).some((since) => now - since >= technicalHoldS);
+}
+
 function alarm(a, prepend) {
-  const li = el("li", a.alarm ? "alarm" : "info");
+  const list = document.getElementById("alarms");
+  let li = a.id != null ? list.querySelector('li[data-id="' + a.id + '"]') : null;
+  if (!li) {
+    li = el("li");
+    if (a.id != null) li.dataset.id = a.id;
+    if (prepend) list.prepend(li); else list.append(li);
+  }
+  li.className = a.alarm ? "alarm" : "info";
   li.dataset.event = a.event;
   if (a.priority) li.dataset.priority = a.priority;
   li.dataset.board = a.board;
-  if (a.strip != null) {
+  li.dataset.ended = a.end != null;
+  li.line = a;
+  if (a.strip != null && !li.dataset.strip) {
     li.dataset.strip = a.strip;
     li.classList.add("has-strip");
     li.addEventListener("click", () => showStrip(a.strip));
   }
-  li.textContent = new Date(a.time * 1000).toLocaleTimeString() + " " + a.board + " " + a.event + (a.detail ? ": " + a.detail : "");
-  const list = document.getElementById("alarms");
-  if (prepend) list.prepend(li); else list.append(li);
+  li.textContent = alarmText(a);
   while (list.children.length > 200) list.lastChild.remove();
 }
+
+function announce() {
+  const now = Date.now() / 1000;
+  for (const li of document.querySelectorAll("#alarms li[data-event=technical]")) {
+    li.dataset.announced = announced(li.line, now);
+  }
+}
+setInterval(announce, 1000);
 
 async function showStrip(id) {
   const response = await fetch("/api/strips/" + id, { headers: { Authorization: "Bearer " + token } });
@@ -130,6 +166,7 @@ function handle(frame) {
       t.strip = b.strip; t.end = b.strip_end; t.marks = b.marks;
       draw(t);
     }
+    if (frame.technical_hold_s != null) technicalHoldS = frame.technical_hold_s;
     document.getElementById("alarms").replaceChildren();
     for (const a of frame.alarms) alarm(a, false);
   } else if (frame.type === "board") {
