@@ -7,7 +7,18 @@ import importlib
 
 import pytest
 
-WITH_EXAMPLES = ("alarms", "atrial", "fibrillation", "filters", "heart_rate", "judge", "noise", "rhythm", "rpeaks")
+WITH_EXAMPLES = (
+    "alarms",
+    "atrial",
+    "fibrillation",
+    "filters",
+    "heart_rate",
+    "judge",
+    "noise",
+    "rhythm",
+    "rpeaks",
+    "signal_quality",
+)
 
 
 @pytest.mark.parametrize("name", WITH_EXAMPLES)

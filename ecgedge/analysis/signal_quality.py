@@ -18,6 +18,23 @@ FLAT_MV = 0.05
 RAIL_FRACTION = 0.02
 
 
+def asystole_readable(problem: str | None) -> bool:
+    """Whether a stream's signal, with the electrodes on, can show an asystole: the hub's rule for raising it.
+
+    A flat line may be the heart's: with no beat the ECG lies on its baseline. A railed or
+    clipped ADC is no reading of the heart at all: a stream with such a :attr:`SignalCheck.problem`
+    is ``no-signal``, not asystole.
+
+    Examples
+    --------
+    >>> asystole_readable(None), asystole_readable("flat line: 12.0 uV peak to peak over 360 samples")
+    (True, True)
+    >>> asystole_readable("saturated: the signal sits at the ADC rails")
+    False
+    """
+    return problem is None or problem.startswith("flat line")
+
+
 def adc_rails(adc_bits: int, baseline: int) -> np.ndarray:
     """The counts an ADC is pinned at when saturated: the int16 extremes of the wire, and the ADC's own ends.
 
