@@ -355,11 +355,12 @@ def test_a_new_qrs_complex_is_learnt_live_and_said_in_every_sink(population_bund
 
 
 def test_asystole_is_a_high_priority_alarm_in_every_sink_within_5_s(bundle, record, tmp_path):
-    """Record 100 with 7 s of flat line from 150 s (the electrodes on: the board reports no lead-off)."""
+    """Record 100 with 7 s of asystole from 150 s (the electrodes on: the board reports no lead-off): the
+    baseline with 5 uV rms of electrode and amplifier noise, a flat line that is not a still one."""
     signal = record.signal[: 200 * FS].copy()
     last = record.beat_samples[record.beat_samples < 150 * FS][-1]
     flat = slice(last + round(0.4 * FS), last + round(7.4 * FS))
-    signal[flat] = signal[flat.start]
+    signal[flat] = signal[flat.start] + np.random.default_rng(0).normal(0.0, 0.005, flat.stop - flat.start)
     summary, lines = _live_with_sinks(bundle, signal, record, tmp_path)
     events = {e["event"]: e for e in lines if "event" in e}
     assert events["asystole"]["priority"] == "high" and events["asystole-over"]["priority"] == "high"

@@ -69,3 +69,10 @@ def test_a_silence_raises_asystole_once_it_outlasts_the_limit_and_not_where_the_
     railed = counts.copy()
     railed[600:2300] = 2047  # the ADC pinned at its rail over the silence: no signal, not asystole
     assert asystole_alarms(railed, fs, 200.0, adc_rails(12, 0), peaks.astype(int), 4.0) == []
+    still = counts.copy()
+    still[600:2300] = 7  # every sample the same count: nothing reaches the ADC, not asystole
+    assert asystole_alarms(still, fs, 200.0, adc_rails(12, 0), peaks.astype(int), 4.0) == []
+    still[1300:] = counts[1300:]  # 2.8 s without a signal from 2.4 s, then the baseline with its noise
+    later = (np.array([1.0, 2.0, 12.0, 13.0]) * fs).astype(int)
+    (alarm,) = asystole_alarms(still, fs, 200.0, adc_rails(12, 0), later, 4.0)
+    assert 9.9 * fs < alarm[2] <= 10.0 * fs  # 4 s after the check last said no signal (two still seconds, to 6 s)

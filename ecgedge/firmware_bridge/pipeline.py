@@ -33,7 +33,7 @@ from ecgedge.analysis.beats import Beat
 from ecgedge.analysis.filters import FilterBank, bandpass_sos
 from ecgedge.analysis.finder import BeatFinder
 from ecgedge.analysis.rpeaks import qrs_band_sos
-from ecgedge.analysis.signal_quality import SignalCheck, adc_rails
+from ecgedge.analysis.signal_quality import SignalCheck, adc_rails, asystole_readable
 from ecgedge.beatformat import BeatFormat
 from ecgedge.firmware_bridge.protocol import PROTOCOL_VERSION, Hello, Status
 
@@ -223,7 +223,13 @@ class StreamPipeline:
 
     @property
     def seconds_seen_without_peak(self) -> float:
-        """Seconds of signal read and filtered since the last R peak (samples shed by the overload policy left out)."""
+        """Seconds of signal read since the last R peak that could show an asystole.
+
+        Samples shed by the overload policy are left out, and the count starts afresh while the
+        electrodes are off or the signal check finds no reading of the heart
+        (:func:`~ecgedge.analysis.signal_quality.asystole_readable`): an asystole is that many
+        seconds of a readable signal without a beat.
+        """
         return self._seen_since_peak / self.fs if self.hello else 0.0
 
     def configure(self, hello: Hello) -> None:
@@ -322,9 +328,12 @@ class StreamPipeline:
             return True
         if self.lead_off:
             self.counters.lead_off_samples += n
+            self._seen_since_peak = 0
             return False
         raw = values[:, self._lead_index]
         self.check.add(raw)
+        if not asystole_readable(self.check.problem):
+            self._seen_since_peak = 0
         x = (raw.astype(np.float64) - self.hello.baseline) / self.hello.gain
         restart = self.next_index is None
         start = first

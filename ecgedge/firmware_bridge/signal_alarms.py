@@ -71,9 +71,10 @@ def asystole_alarms(
     """The ``asystole`` alarms the hub raises on a lead: ``(start, end, raised)`` samples of each.
 
     The signal is checked second by second as the hub checks it (:class:`SignalCheck` on the raw
-    counts); a silence (no R peak) longer than ``limit_s`` raises the alarm at the end of the first
-    block after the limit in which the signal can show an asystole. It starts at the peak before
-    the silence and ends at the peak after it (the end of a recording is no silence).
+    counts); a silence (no R peak) raises the alarm at the end of the first block in which the
+    signal can show an asystole and has done so for more than ``limit_s`` since the peak before
+    (the stream's ``seconds_seen_without_peak``). It starts at that peak and ends at the peak after
+    the silence (the end of a recording is no silence).
 
     Parameters
     ----------
@@ -96,11 +97,13 @@ def asystole_alarms(
     for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
         check.add(counts[start:end])
         readable[i] = asystole_readable(check.problem)
+    unreadable_until = np.maximum.accumulate(np.where(readable, 0, ends))  # end of the last unreadable block
     found = []
     peaks = np.asarray(peaks, dtype=np.int64)
     for a, b in zip(peaks[:-1].tolist(), peaks[1:].tolist(), strict=True):
         lo, hi = np.searchsorted(ends, a + limit_s * fs, side="right"), np.searchsorted(ends, b, side="right")
-        hits = np.flatnonzero(readable[lo:hi])
+        seen = ends[lo:hi] - np.maximum(a, unreadable_until[lo:hi])
+        hits = np.flatnonzero(readable[lo:hi] & (seen > limit_s * fs))
         if hits.size:
             found.append((a, b, int(ends[lo + hits[0]])))
     return found
