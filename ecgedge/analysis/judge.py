@@ -40,6 +40,7 @@ import numpy as np
 
 from ecgedge.analysis.alarms import AlarmLimits, ArrhythmiaAlarms
 from ecgedge.analysis.atrial import AtrialActivity
+from ecgedge.analysis.fibrillation import RegularRhythm
 from ecgedge.analysis.heart_rate import HeartRateMeter
 from ecgedge.analysis.noise import NoiseTracker
 from ecgedge.analysis.rhythm import RhythmAnalyser
@@ -137,6 +138,10 @@ class Verdict:
     heart_rate : float or None, default=None
         The stream's heart rate (bpm) after this beat
         (:class:`~ecgedge.analysis.heart_rate.HeartRateMeter`); None when lost.
+    organised_rhythm : bool, default=False
+        A clean beat of an organised rhythm, which fibrillation never is: a regular one slower than
+        fibrillation's waves (:class:`~ecgedge.analysis.fibrillation.RegularRhythm`), or a
+        ventricular tachycardia (a ventricular beat while the VT alarm is on).
     """
 
     mode: str
@@ -147,6 +152,7 @@ class Verdict:
     quality: str = "ok"
     reason: str | None = None
     heart_rate: float | None = None
+    organised_rhythm: bool = False
 
 
 class BeatJudge:
@@ -183,8 +189,9 @@ class BeatJudge:
 
     Examples
     --------
-    >>> BeatJudge().judge(-0.5, offset=-0.2)
-    Verdict(mode='fixed', threshold=-0.2, distance=None, anomaly=True, rhythm='unknown', quality='ok', reason=None, heart_rate=None)
+    >>> verdict = BeatJudge().judge(-0.5, offset=-0.2)
+    >>> verdict.mode, verdict.threshold, verdict.anomaly, verdict.rhythm, verdict.heart_rate
+    ('fixed', -0.2, True, 'unknown', None)
     >>> BeatJudge(calibration_beats=2).judge(-0.1, offset=-0.2).mode
     'learning'
     """
@@ -211,6 +218,7 @@ class BeatJudge:
         self.noise = noise if noise is not None else NoiseTracker()
         self.heart_rate = HeartRateMeter()
         self.alarms = ArrhythmiaAlarms(alarm_limits)
+        self.regular = RegularRhythm(IRREGULAR_BEATS, IRREGULAR)
         self._events: list[StreamEvent] = []
         self._new_complex: list[tuple[np.ndarray, float, int, np.ndarray | None]] = []  # (shape, rr, sample, atrial)
         self._last_normal = True  # whether the last adapted beat was normal (its interval ends an NN pair)
@@ -287,6 +295,7 @@ class BeatJudge:
             self._events.append(StreamEvent("rhythm-change", sample, rhythm))
         anomaly = verdict.anomaly and quality == "ok"
         heart_rate = self.heart_rate.add(rr, usable=quality == "ok") if beat is not None else None
+        organised = beat is not None and self.regular.add(rr, usable=quality == "ok")
         if beat is not None and verdict.mode != "learning":
             ventricular = verdict.reason == "shape" if verdict.mode == "adapted" else verdict.anomaly
             for change in self.alarms.add(sample, rr, ventricular, usable=quality == "ok"):
@@ -298,6 +307,7 @@ class BeatJudge:
                         detail=change.detail,
                     )
                 )
+            organised = organised or (ventricular and quality == "ok" and "vt" in self.alarms.active)
         return Verdict(
             verdict.mode,
             verdict.threshold,
@@ -307,6 +317,7 @@ class BeatJudge:
             quality,
             verdict.reason if anomaly else None,
             heart_rate,
+            organised,
         )
 
     def _follow(self, shape: np.ndarray, shape_d: float, beat) -> None:
