@@ -232,7 +232,8 @@ def score_record(
         ``hours`` (judged), ``hours_signal`` (the whole record); ``couplet`` and ``run``
         (``reference``, ``found``, ``detected``, ``true``); ``vt`` and ``vf`` (``reference``,
         ``found``, ``delays_s``, ``alarms``, ``false``, ``false_at_s``: when each false one was
-        raised); each other kind (``reference``, ``alarms``, ``false``, ``false_at_s``); ``heart_rate`` (``beats``, ``abs_error_sum``, ``within_5``).
+        raised); each other kind (``reference``, ``alarms``, ``false``, ``false_at_s``);
+        ``heart_rate`` (``beats``, ``abs_error_sum``, ``within_5``).
     """
     limits, fs = limits or AlarmLimits(), record.fs
     signal = record.signal if signal is None else np.asarray(signal, dtype=float)
