@@ -9,11 +9,13 @@ the learning window, every later beat is judged. The judged beats are counted pe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ecgedge.analysis.judge import BeatJudge, BeatView
+from ecgedge.analysis.alarms import AlarmLimits
+from ecgedge.analysis.judge import BeatJudge, BeatView, StreamEvent, Verdict
 from ecgedge.beatformat import BeatFormat
 from ecgedge.datasets import AnnotatedBeats
 from ecgedge.evaluation import AF_RHYTHMS, aami_report, af_report
@@ -52,6 +54,8 @@ def judge_records(
     adapt_s: float | None = 300.0,
     calibration_beats: int | None = None,
     beat_format: BeatFormat | None = None,
+    alarm_limits: AlarmLimits | None = None,
+    observe: Callable[[int, Verdict, list[StreamEvent]], None] | None = None,
 ) -> Verdicts:
     """Judge each record's beats in order with a new :class:`BeatJudge`, as the bridge judges a stream.
 
@@ -63,9 +67,14 @@ def judge_records(
         The model's scores of ``beats.X`` (higher is more normal).
     offset : float
         The model's threshold.
-    adapt_s, calibration_beats, beat_format
+    adapt_s, calibration_beats, beat_format, alarm_limits
         As :class:`BeatJudge`'s (``adapt_s=None`` and no calibration: every
         beat by ``offset``).
+    observe : callable, optional
+        ``observe(row, verdict, events)`` after each beat: its row in ``beats``, the judge's
+        whole :class:`~ecgedge.analysis.judge.Verdict` and the events the beat gave (rhythm
+        changes, alarms; :meth:`BeatJudge.take_events`), for figures beyond the verdict arrays
+        (:class:`ecgedge.evaluation_alarms.AlarmTrace`).
 
     Returns
     -------
@@ -80,7 +89,7 @@ def judge_records(
     anomaly = np.zeros(len(beats), dtype=bool)
     normality = scores.copy()
     for name in beats.records:
-        judge = BeatJudge(calibration_beats, adapt_s, beat_format=beat_format)
+        judge = BeatJudge(calibration_beats, adapt_s, beat_format=beat_format, alarm_limits=alarm_limits)
         for row in np.flatnonzero(beats.record == name):
             view = BeatView(
                 beats.X[row],
@@ -96,6 +105,9 @@ def judge_records(
             rhythm[row], quality[row] = verdict.rhythm, verdict.quality
             if verdict.distance is not None:
                 normality[row] = -verdict.distance
+            events = judge.take_events()
+            if observe is not None:
+                observe(int(row), verdict, events)
     return Verdicts(mode, anomaly, normality, rhythm, quality)
 
 

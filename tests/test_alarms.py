@@ -54,6 +54,26 @@ def test_the_challenge_2015_definitions_on_rr_series():
         AlarmLimits(brady_bpm=150)
 
 
+def test_a_regular_rhythm_and_a_vt_are_organised_which_fibrillation_never_is():
+    """The judge's evidence against VF (:func:`ecgedge.analysis.fibrillation.organised`): complexes at a regular
+    rate slower than fibrillation's waves, whatever their shape, and the ventricular beats of a VT."""
+    from ecgedge.analysis.fibrillation import organised
+    from ecgedge.analysis.judge import BeatView
+
+    judge, shape = BeatJudge(), np.zeros(3)  # judged by the score alone: under the offset is ventricular
+    paced = [judge.judge(-1.0, 0.0, BeatView(shape, 0.85, 300 * i)) for i in range(1, 12)]  # wide, regular, 70 bpm
+    assert [v.organised_rhythm for v in paced] == [False] * 8 + [True] * 3  # from the 9th regular interval
+    assert organised(paced[-1], -1.0, 0.0) and not organised(paced[0], -1.0, 0.0)
+    judge = BeatJudge()
+    run = [judge.judge(-1.0, 0.0, BeatView(shape, rr, 100 * i)) for i, rr in enumerate([0.8] + [0.3] * 7)]
+    assert [v.organised_rhythm for v in run] == [False] * 4 + [
+        True
+    ] * 4  # the VT alarm on from the 5th ventricular beat
+    erratic = BeatJudge()
+    rr = np.random.default_rng(1).uniform(0.2, 0.6, 20)  # as irregular as fibrillation's waves, not ventricular
+    assert not any(erratic.judge(1.0, 0.0, BeatView(shape, r, 100 * i)).organised_rhythm for i, r in enumerate(rr))
+
+
 @needs_mitdb
 def test_a_sustained_vt_made_of_the_patients_own_ventricular_beat_alarms_within_10_s():
     record = load_wfdb_record(MITDB / "119", lead="MLII")

@@ -18,6 +18,7 @@ WITH_EXAMPLES = (
     "noise",
     "rhythm",
     "rpeaks",
+    "signal_quality",
 )
 
 

@@ -150,6 +150,8 @@ def test_evaluate_on_wfdb_records_prints_the_aami_table_and_strips(population, t
     assert "| record | N beats | VEB Se |" in result.output and "| 100 |" in result.output
     assert "first 120 s of each learnt" in result.output
     assert "| record | beats | AF beats (reference) | AF read | AF duration Se |" in result.output  # the rhythm table
+    assert "| VF / flutter episodes of 4 s or more (`(VF`, `(VFL`) | 0 |" in result.output  # the alarm tables
+    assert "| alarm | priority | reference | alarms | false | false / h |" in result.output
     assert (tmp_path / "report" / "strip-100.png").stat().st_size > 10_000
     assert "record 100" in (tmp_path / "report" / "index.html").read_text()
     as_json = CliRunner().invoke(main, ["evaluate", str(out), "--wfdb", str(wfdb), "--json"])
@@ -159,6 +161,8 @@ def test_evaluate_on_wfdb_records_prints_the_aami_table_and_strips(population, t
     assert report["per_record"]["100"]["n"] == gross["n"]
     rhythm = report["rhythm"]["gross"]  # record 100 is sinus rhythm with no AF annotation
     assert rhythm["reference_beats"] == 0 and rhythm["af_share_detected"] < 0.01 and rhythm["duration_se"] is None
+    alarms = report["alarms"]["gross"]  # record 100: no VT or VF in the reference, the rate followed
+    assert alarms["vt"]["reference"] == alarms["vf"]["reference"] == 0 and alarms["heart_rate"]["mae_bpm"] < 1.0
 
 
 def test_evaluate_names_a_wfdb_directory_without_records(population, tmp_path):

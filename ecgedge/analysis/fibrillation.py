@@ -15,12 +15,20 @@ rate lies in VF's range (:data:`RATE_HZ`: a slow baseline swing is a near sinuso
 VF). The alarm (``vf``, high priority) rises when a whole window reads VF, the PhysioNet/CinC
 Challenge 2015 definition (a fibrillatory or flutter waveform for 4 s), and ends at the first window
 that does not. A wide regular QRS (a paced rhythm, coarse AF waves between normal QRS complexes)
-can read as a near sinusoid too, but a fibrillating heart conducts no beat: the bridge raises the
-alarm only while no beat of the window was judged one of the patient's normal ones
-(:func:`fibrillating`, :func:`organised`).
+can read as a near sinusoid too, but a fibrillating heart conducts no beat and makes no organised
+rhythm: the bridge raises the alarm only while no beat of the window was judged one of the
+patient's normal ones or belongs to an organised rhythm (:func:`fibrillating`, :func:`organised`).
+An organised rhythm is one of two things fibrillation never is (:class:`RegularRhythm`, and the
+judge's VT alarm): complexes at a regular rate slower than fibrillation's slowest waves (a paced
+rhythm, a slow ventricular rhythm: the VF filter's "waves" are then the parts of each wide
+complex), or a ventricular tachycardia, distinct ventricular complexes, 5 or more at over 100 bpm,
+which is reported as ``vt``, not as ``vf``.
 """
 
 from __future__ import annotations
+
+from collections import deque
+from statistics import median
 
 import numpy as np
 
@@ -143,11 +151,68 @@ def fibrillating(detector: VFDetector, last_normal: int | None) -> bool:
 
 
 def organised(verdict, score: float, offset: float) -> bool:
-    """Whether a judged beat is one of the patient's normal beats, which a fibrillating heart never conducts.
+    """Whether a judged beat is one a fibrillating heart never makes: a normal beat, or one of an organised rhythm.
 
     A clean beat not flagged; while the patient is learnt (nothing is flagged then), one the
-    population model accepts (``score >= offset``).
+    population model accepts (``score >= offset``); and a clean beat the judge found in an organised
+    rhythm (``verdict.organised_rhythm``: :class:`RegularRhythm`, or a ventricular tachycardia).
     """
     if verdict.quality != "ok":
         return False
+    if getattr(verdict, "organised_rhythm", False):
+        return True
     return score >= offset if verdict.mode == "learning" else not verdict.anomaly
+
+
+class RegularRhythm:
+    """Whether a stream's complexes come at a regular rate slower than fibrillation's waves.
+
+    Fibrillation has no rhythm: the waves' cycle changes from one to the next, and the R-peak
+    detector, when it finds anything in them, finds it at irregular intervals. Complexes that come
+    as regularly as a sinus rhythm (the last ``differences`` successive RR differences no more
+    irregular than ``irregular``: the judge's limit of AF's irregularity, and the beat's own interval
+    as close to their median, so the first beats of a faster rhythm do not count) at a cycle no
+    shorter than fibrillation's slowest wave (``1 / RATE_HZ[0]``, 333 ms) are an organised rhythm, whatever
+    their shape: a paced rhythm, a ventricular rhythm, a wide QRS whose parts the VF filter reads as
+    waves. A regular rhythm faster than that (ventricular flutter, fast VT) is left to the waveform.
+
+    Parameters
+    ----------
+    differences : int
+        Successive differences read (the judge's ``IRREGULAR_BEATS``).
+    irregular : float
+        Largest median relative successive difference of a regular rhythm (the judge's ``IRREGULAR``).
+
+    Examples
+    --------
+    >>> regular = RegularRhythm(differences=8, irregular=0.14)
+    >>> [regular.add(0.85) for _ in range(9)][-2:]  # paced at 70 bpm: regular from the 9th interval
+    [False, True]
+    >>> [regular.add(0.3) for _ in range(9)][-1]  # as fast as flutter: not this rule's
+    False
+    """
+
+    def __init__(self, differences: int, irregular: float) -> None:
+        self.irregular = float(irregular)
+        self._rr: deque[float] = deque(maxlen=int(differences) + 1)
+
+    def add(self, rr: float, usable: bool = True) -> bool:
+        """Take the next beat's RR interval (s); return whether the stream's rhythm is regular and slow.
+
+        A beat in noise (``usable=False``) is left out and reads as no evidence; an unknown interval
+        (a restart) starts afresh.
+        """
+        if not np.isfinite(rr) or rr <= 0:
+            self._rr.clear()
+            return False
+        if not usable:
+            return False
+        self._rr.append(float(rr))
+        if len(self._rr) < (self._rr.maxlen or 0):
+            return False
+        intervals = list(self._rr)  # a few floats: plain Python is ten times faster than numpy here
+        cycle = median(intervals)
+        if cycle < 1.0 / RATE_HZ[0] or abs(rr - cycle) > self.irregular * cycle:
+            return False  # as fast as fibrillation's waves, or this beat is off the rhythm (the first of another)
+        irregularity = median([abs(b - a) / (0.5 * (a + b)) for a, b in zip(intervals, intervals[1:], strict=False)])
+        return irregularity <= self.irregular

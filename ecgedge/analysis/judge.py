@@ -46,6 +46,7 @@ import numpy as np
 
 from ecgedge.analysis.alarms import AlarmLimits, ArrhythmiaAlarms
 from ecgedge.analysis.atrial import AtrialActivity
+from ecgedge.analysis.fibrillation import RegularRhythm
 from ecgedge.analysis.heart_rate import HeartRateMeter
 from ecgedge.analysis.noise import NoiseTracker
 from ecgedge.analysis.rhythm import RhythmAnalyser
@@ -148,6 +149,10 @@ class Verdict:
         While an adapting stream learns its patient: the seconds of clean beats it still needs
         (``adapt_s`` less what it has learnt after this beat; beats in noisy stretches do not
         count); else None.
+    organised_rhythm : bool, default=False
+        A clean beat of an organised rhythm, which fibrillation never is: a regular one slower than
+        fibrillation's waves (:class:`~ecgedge.analysis.fibrillation.RegularRhythm`), or a
+        ventricular tachycardia (a ventricular beat while the VT alarm is on).
     """
 
     mode: str
@@ -159,6 +164,7 @@ class Verdict:
     reason: str | None = None
     heart_rate: float | None = None
     learning_left_s: float | None = None
+    organised_rhythm: bool = False
 
 
 class BeatJudge:
@@ -195,9 +201,9 @@ class BeatJudge:
 
     Examples
     --------
-    >>> BeatJudge().judge(-0.5, offset=-0.2)  # doctest: +NORMALIZE_WHITESPACE
-    Verdict(mode='fixed', threshold=-0.2, distance=None, anomaly=True, rhythm='unknown', quality='ok',
-            reason=None, heart_rate=None, learning_left_s=None)
+    >>> verdict = BeatJudge().judge(-0.5, offset=-0.2)
+    >>> verdict.mode, verdict.threshold, verdict.anomaly, verdict.rhythm, verdict.heart_rate
+    ('fixed', -0.2, True, 'unknown', None)
     >>> BeatJudge(calibration_beats=2).judge(-0.1, offset=-0.2).mode
     'learning'
     """
@@ -224,6 +230,7 @@ class BeatJudge:
         self.noise = noise if noise is not None else NoiseTracker()
         self.heart_rate = HeartRateMeter()
         self.alarms = ArrhythmiaAlarms(alarm_limits)
+        self.regular = RegularRhythm(IRREGULAR_BEATS, IRREGULAR)
         self._events: list[StreamEvent] = []
         self._new_complex: list[tuple[np.ndarray, float, int, np.ndarray | None]] = []  # (shape, rr, sample, atrial)
         self._last_normal = True  # whether the last adapted beat was normal (its interval ends an NN pair)
@@ -319,6 +326,7 @@ class BeatJudge:
             self._events.append(StreamEvent("rhythm-change", sample, rhythm))
         anomaly = verdict.anomaly and quality == "ok"
         heart_rate = self.heart_rate.add(rr, usable=quality == "ok") if beat is not None else None
+        organised = beat is not None and self.regular.add(rr, usable=quality == "ok")
         if beat is not None and verdict.mode != "learning":
             ventricular = verdict.reason == "shape" if verdict.mode == "adapted" else verdict.anomaly
             for change in self.alarms.add(sample, rr, ventricular, usable=quality == "ok"):
@@ -330,6 +338,7 @@ class BeatJudge:
                         detail=change.detail,
                     )
                 )
+            organised = organised or (ventricular and quality == "ok" and "vt" in self.alarms.active)
         return Verdict(
             verdict.mode,
             verdict.threshold,
@@ -340,6 +349,7 @@ class BeatJudge:
             verdict.reason if anomaly else None,
             heart_rate,
             verdict.learning_left_s,
+            organised,
         )
 
     def _follow(self, memory: PatientMemory, shape: np.ndarray, shape_d: float, beat) -> None:

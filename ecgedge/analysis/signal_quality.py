@@ -6,6 +6,15 @@ one that jumps between the two rails, or isolated samples stuck at a rail
 (for example every 10th sample at -32768). None of them give beats, and
 spikes to a rail can even look like R peaks. :class:`SignalCheck` looks at
 each full second of counts and says what is wrong, or None.
+
+Asystole versus no signal. A heart that stops leaves the lead on its baseline: low amplitude, but
+never still, for an electrode on the skin always carries the electrode's and the amplifier's noise,
+mains pick-up and the baseline's movement with breathing, microvolts to tens of microvolts that an
+ECG converter (a few microvolts a step) sees change from sample to sample. That is a *flat line*
+(under :data:`FLAT_MV`), and may be the heart: :func:`asystole_readable`. A second in which every
+sample is the *same count* has no analogue signal behind it at all (a dropped or zero-filled
+stream, an input cut off before the converter): a technical condition, ``no-signal``, never an
+asystole, as a monitor reports lead-off and not asystole. So is a converter pinned at its rails.
 """
 
 from __future__ import annotations
@@ -16,6 +25,25 @@ import numpy as np
 FLAT_MV = 0.05
 #: A second with at least this fraction of samples at an ADC rail is not an ECG.
 RAIL_FRACTION = 0.02
+#: What a second of identical counts is: no signal reaches the converter (not a flat line, which may be asystole).
+CONSTANT = "no signal: every sample the same count (nothing reaches the ADC)"
+
+
+def asystole_readable(problem: str | None) -> bool:
+    """Whether a stream's signal, with the electrodes on, can show an asystole: the hub's rule for raising it.
+
+    A flat line may be the heart's: with no beat the ECG lies on its baseline. A railed or
+    clipped ADC, or a signal that does not change at all, is no reading of the heart: a stream with
+    such a :attr:`SignalCheck.problem` is ``no-signal``, not asystole.
+
+    Examples
+    --------
+    >>> asystole_readable(None), asystole_readable("flat line: 12.0 uV peak to peak over 360 samples")
+    (True, True)
+    >>> asystole_readable("saturated: the signal sits at the ADC rails"), asystole_readable(CONSTANT)
+    (False, False)
+    """
+    return problem is None or problem.startswith("flat line")
 
 
 def adc_rails(adc_bits: int, baseline: int) -> np.ndarray:
@@ -83,6 +111,8 @@ class SignalCheck:
             return "saturated: the signal sits at the ADC rails"
         if at_rail >= RAIL_FRACTION:
             return f"{100 * at_rail:.0f} % of samples at an ADC rail (stuck or clipped samples)"
+        if x.max() == x.min():
+            return CONSTANT
         ptp = (int(x.max()) - int(x.min())) / self.gain
         if ptp < FLAT_MV:
             return f"flat line: {ptp * 1000:.1f} uV peak to peak over {x.size} samples"

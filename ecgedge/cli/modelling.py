@@ -154,7 +154,10 @@ def evaluate(
     recall and F1; MODEL defaults to the shipped ECG5000 model. With --wfdb:
     annotated records as an arrhythmia analyser is judged (ANSI/AAMI EC57:
     beats the bridge finds, matched within 150 ms, AAMI classes), per record
-    and gross; MODEL defaults to the shipped population model.
+    and gross, and the alarms: ventricular couplets and runs, VT and VF /
+    flutter episodes (Se, +P, time to alarm), false alarms per hour of each
+    kind and the heart rate's error; MODEL defaults to the shipped population
+    model.
     """
     from ecgedge.models import default_model_path, population_model_path
     from ecgedge.persistence import ModelFileError, load
@@ -200,26 +203,37 @@ def _evaluate_records(
     """``evaluate --wfdb``: the bridge's verdicts on annotated records, in AAMI terms."""
     from ecgedge.arrhythmia import arrhythmia_report, format_report, format_rhythm_report, judge_records, rhythm_report
     from ecgedge.beatformat import BeatFormat
+    from ecgedge.datasets import load_wfdb_record
+    from ecgedge.evaluation_alarms import AlarmTrace, alarm_summary, format_alarm_report, score_record
 
     beat_format = (
         BeatFormat.from_dict(detector.beat_format) if detector.beat_format else BeatFormat(detector.n_features_in_)
     )
     beats = read_records(wfdb_dir, records, beat_format)
+    scores = detector.score_samples(beats.X)
+    trace = AlarmTrace(beats.record, beats.sample, scores, detector.offset_)
     verdicts = judge_records(
-        beats, detector.score_samples(beats.X), detector.offset_, adapt_s=adapt_s or None, beat_format=beat_format
+        beats, scores, detector.offset_, adapt_s=adapt_s or None, beat_format=beat_format, observe=trace
     )
-    report = {**arrhythmia_report(beats, verdicts), "rhythm": rhythm_report(beats, verdicts)}
+    read = {name: load_wfdb_record(wfdb_dir / name, lead="MLII") for name in beats.records}
+    alarms = {name: score_record(read[name], trace, name, learning_s=adapt_s) for name in beats.records}
+    report = {
+        **arrhythmia_report(beats, verdicts),
+        "rhythm": rhythm_report(beats, verdicts),
+        "alarms": {"per_record": alarms, "gross": alarm_summary(alarms)},
+    }
     table = (
         f"{format_report(report)}\n\nRhythm (every beat; AF = the reference's (AFIB and (AFL) and signal "
-        f"quality:\n\n{format_rhythm_report(report['rhythm'])}"
+        f"quality:\n\n{format_rhythm_report(report['rhythm'])}\n\nAlarms (ANSI/AAMI EC57: runs against the "
+        f"reference beats, episodes against its rhythm annotations; beat alarms after the first {adapt_s:g} s):"
+        f"\n\n{format_alarm_report(alarms)}"
     )
     if report_dir is not None:
-        from ecgedge.datasets import load_wfdb_record
         from ecgedge.report import write_arrhythmia_report
 
         strips = {}
         for name in beats.records:
-            record, mine = load_wfdb_record(wfdb_dir / name, lead="MLII"), beats.record == name
+            record, mine = read[name], beats.record == name
             strips[name] = (
                 record.signal,
                 record.fs,

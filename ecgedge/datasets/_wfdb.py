@@ -37,6 +37,8 @@ class WfdbRecord:
         Where the reference rhythm changes (rhythm annotations, ``+``).
     rhythms : ndarray of shape (n_changes,), str
         The rhythm entered there, as annotated (``"(N"``, ``"(AFIB"``, ``"(AFL"``, ...).
+    adc_bits : int, default=0
+        The ADC's resolution (bits) from the header; 0 when unknown.
     """
 
     signal: np.ndarray
@@ -48,6 +50,7 @@ class WfdbRecord:
     baseline: int
     rhythm_samples: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     rhythms: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="<U8"))
+    adc_bits: int = 0
 
     def rhythm_at(self, samples) -> np.ndarray:
         """The annotated rhythm at each sample (``""`` before the first rhythm annotation)."""
@@ -118,6 +121,7 @@ def load_wfdb_record(
         baseline=int(record.baseline[channel]),
         rhythm_samples=rhythm_samples,
         rhythms=rhythms,
+        adc_bits=int(record.adc_res[channel] or 0),
     )
 
 

@@ -35,6 +35,7 @@ from ecgedge.analysis.beats import Beat
 from ecgedge.analysis.fibrillation import WINDOW_S, VFDetector, fibrillating, organised
 from ecgedge.analysis.judge import BeatJudge
 from ecgedge.analysis.scored import ScoredBeat
+from ecgedge.analysis.signal_quality import asystole_readable
 from ecgedge.analysis.streams import FilterStage
 from ecgedge.calibration import PatientMemory
 from ecgedge.firmware_bridge.events import Condition, ConditionTracker, Event, Relearned, RhythmChange
@@ -107,7 +108,8 @@ class BridgeCore:
         self._filters = FilterStage()
         self._strips = StripKeeper()
         self._vf: dict[str, VFDetector] = {}
-        self._last_normal: dict[str, int] = {}  # R sample of each stream's last beat judged normal
+        # R sample of each stream's last beat judged normal or of an organised rhythm (VF has neither)
+        self._last_organised: dict[str, int] = {}
         self._events: list[Event] = []  # raised since the last commit
 
     def add_stream(self, spec: BoardSpec) -> StreamPipeline:
@@ -225,9 +227,7 @@ class BridgeCore:
             silent > self.settings.no_beats_s,
             f"no R peak for {silent:.0f} s of signal (asystole or artefact)",
         )
-        # a flat line with the electrodes on may be the heart: only lead-off or a railed ADC rule asystole out
-        problem = pipeline.signal_problem
-        readable = not pipeline.lead_off and (problem is None or problem.startswith("flat line"))
+        readable = not pipeline.lead_off and asystole_readable(pipeline.signal_problem)
         seen = pipeline.seconds_seen_without_peak  # seconds shed under overload are not the heart's
         limit = self.specs[pipeline.name].limits(self.settings).asystole_s
         self.condition(pipeline.name, Condition.ASYSTOLE, readable and seen > limit, f"no beat for {seen:.1f} s")
@@ -272,12 +272,12 @@ class BridgeCore:
         if detector is None or detector.fs != fs:
             detector = self._vf[stream] = VFDetector(fs)
         detector.add(start, y)
-        active = fibrillating(detector, self._last_normal.get(stream)) and not self.pipelines[stream].lead_off
+        active = fibrillating(detector, self._last_organised.get(stream)) and not self.pipelines[stream].lead_off
         detail = ""
         if active:
             detail = (
-                f"a fibrillatory or flutter waveform, no normal beat, for {WINDOW_S:g} s to sample "
-                f"{detector.window_end} (leakage {detector.leakage:.2f})"
+                f"a fibrillatory or flutter waveform, no normal beat and no organised rhythm, for {WINDOW_S:g} s "
+                f"to sample {detector.window_end} (leakage {detector.leakage:.2f})"
             )
         self.condition(stream, Condition.VF, active, detail)
         if self.keep_strips:
@@ -330,7 +330,7 @@ class BridgeCore:
             judge = self.judges[beat.stream]
             scored.append(ScoredBeat(beat, score, judge.judge(score, self.scorer.offset_, beat)))
             if organised(scored[-1].verdict, score, self.scorer.offset_):
-                self._last_normal[beat.stream] = beat.sample
+                self._last_organised[beat.stream] = beat.sample
             for change in judge.take_events():
                 self._judge_event(beat, change)
         for s in scored if self.keep_strips else ():

@@ -30,7 +30,7 @@ import numpy as np
 
 from ecgedge.analysis.beats import Beat
 from ecgedge.analysis.finder import POLARITIES, BeatFinder
-from ecgedge.analysis.signal_quality import SignalCheck, adc_rails
+from ecgedge.analysis.signal_quality import SignalCheck, adc_rails, asystole_readable
 from ecgedge.analysis.streams import FS_RANGE, MAX_FILL_S
 from ecgedge.beatformat import BeatFormat
 from ecgedge.firmware_bridge.protocol import PROTOCOL_VERSION, Hello, Status
@@ -223,7 +223,13 @@ class StreamPipeline:
 
     @property
     def seconds_seen_without_peak(self) -> float:
-        """Seconds of signal read and filtered since the last R peak (samples shed by the overload policy left out)."""
+        """Seconds of signal read since the last R peak that could show an asystole.
+
+        Samples shed by the overload policy are left out, and the count starts afresh while the
+        electrodes are off or the signal check finds no reading of the heart
+        (:func:`~ecgedge.analysis.signal_quality.asystole_readable`): an asystole is that many
+        seconds of a readable signal without a beat.
+        """
         return self._seen_since_peak / self.hello.fs if self.hello else 0.0
 
     def configure(self, hello: Hello) -> None:
@@ -316,9 +322,12 @@ class StreamPipeline:
             return True
         if self.lead_off:
             self.counters.lead_off_samples += n
+            self._seen_since_peak = 0
             return False
         raw = values[:, self._lead_index]
         check.add(raw)
+        if not asystole_readable(check.problem):
+            self._seen_since_peak = 0
         x = (raw.astype(np.float64) - hello.baseline) / hello.gain
         start, x, restart = self._align(first, x, hello.fs)
         if x.size == 0:

@@ -1,0 +1,78 @@
+"""The alarms scored against reference annotations as ``ecgedge evaluate --wfdb`` scores them (ANSI/AAMI EC57 style)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecgedge.analysis.signal_alarms import asystole_alarms
+from ecgedge.analysis.signal_quality import adc_rails
+
+MITDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb"
+needs_mitdb = pytest.mark.skipif(
+    not (MITDB / "207.hea").exists(), reason=f"the shared MIT-BIH records 100 and 207 are not at {MITDB}"
+)
+
+
+@pytest.fixture(scope="module")
+def scored():
+    """Records 100 and 207 of the shared MIT-BIH copy, found, judged (5 minutes of learning) and scored."""
+    from ecgedge import load
+    from ecgedge.arrhythmia import judge_records
+    from ecgedge.datasets import load_annotated_beats, load_wfdb_record
+    from ecgedge.evaluation_alarms import AlarmTrace, score_record
+    from ecgedge.models import population_model_path
+    from ecgedge.population import POPULATION_FORMAT
+
+    model = load(population_model_path())
+    beats = load_annotated_beats(MITDB, POPULATION_FORMAT, records=["100", "207"], positions="bridge")
+    scores = model.score_samples(beats.X)
+    trace = AlarmTrace(beats.record, beats.sample, scores, model.offset_)
+    judge_records(beats, scores, model.offset_, adapt_s=300.0, beat_format=POPULATION_FORMAT, observe=trace)
+    return {
+        name: score_record(load_wfdb_record(MITDB / name, lead="MLII"), trace, name, learning_s=300.0)
+        for name in ("100", "207")
+    }
+
+
+@needs_mitdb
+def test_every_ventricular_flutter_episode_of_207_raises_vf_within_10_s(scored):
+    vf = scored["207"]["vf"]
+    assert vf["reference"] == 6 and vf["found"] == 6  # (VFL at 0:41, 0:55, 4:02, 4:08, 4:30 and 25:41
+    assert max(vf["delays_s"]) < 10.0  # raised at the end of its first 4 s window of flutter, or still on
+    assert vf["false"] == 0 and scored["207"]["asystole"]["reference"] == 0  # flutter is no asystole
+
+
+@needs_mitdb
+def test_record_100_raises_no_high_priority_alarm_and_its_heart_rate_follows_the_reference(scored):
+    from ecgedge.analysis.alarms import PRIORITY
+
+    record = scored["100"]
+    assert {k: record[k]["alarms"] for k in PRIORITY if PRIORITY[k] == "high"} == dict.fromkeys(
+        ("asystole", "vf", "vt", "brady", "tachy"), 0
+    )
+    assert record["couplet"]["reference"] == 0 and record["run"]["reference"] == 0
+    rate = record["heart_rate"]
+    assert (
+        rate["beats"] > 1500 and rate["abs_error_sum"] / rate["beats"] < 1.0 and rate["within_5"] / rate["beats"] > 0.97
+    )
+
+
+def test_a_silence_raises_asystole_once_it_outlasts_the_limit_and_not_where_the_adc_is_railed():
+    fs, rng = 250.0, np.random.default_rng(0)
+    counts = np.round(rng.normal(0.0, 2.0, int(20 * fs))).astype(np.int64)  # baseline noise, 200 counts a mV
+    peaks = np.array([1.0, 2.0, 9.0, 10.0, 11.0]) * fs  # 7 s without a beat from 2 s
+    (alarm,) = asystole_alarms(counts, fs, 200.0, adc_rails(12, 0), peaks.astype(int), 4.0)
+    assert alarm[:2] == (500, 2250) and 6.0 * fs < alarm[2] <= 6.1 * fs
+    railed = counts.copy()
+    railed[600:2300] = 2047  # the ADC pinned at its rail over the silence: no signal, not asystole
+    assert asystole_alarms(railed, fs, 200.0, adc_rails(12, 0), peaks.astype(int), 4.0) == []
+    still = counts.copy()
+    still[600:2300] = 7  # every sample the same count: nothing reaches the ADC, not asystole
+    assert asystole_alarms(still, fs, 200.0, adc_rails(12, 0), peaks.astype(int), 4.0) == []
+    still[1300:] = counts[1300:]  # 2.8 s without a signal from 2.4 s, then the baseline with its noise
+    later = (np.array([1.0, 2.0, 12.0, 13.0]) * fs).astype(int)
+    (alarm,) = asystole_alarms(still, fs, 200.0, adc_rails(12, 0), later, 4.0)
+    assert 9.9 * fs < alarm[2] <= 10.0 * fs  # 4 s after the check last said no signal (two still seconds, to 6 s)
