@@ -194,6 +194,9 @@ def test_bridge_cli_with_two_workers_keeps_stdout_json_and_exits_0(bundle, stop)
     ]
     cmd += ["--duration", "4"] if stop == "duration" else []
     bridge = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    errors: list[str] = []  # stderr drained all along, so the bridge never waits on a full pipe
+    draining = threading.Thread(target=lambda: errors.append(bridge.stderr.read()))
+    draining.start()
     player = threading.Event()
     playing = threading.Thread(
         target=run_boards, args=(played,), kwargs={"speed": 10, "stop": player, "wait_reader": 60}
@@ -209,7 +212,11 @@ def test_bridge_cli_with_two_workers_keeps_stdout_json_and_exits_0(bundle, stop)
             os.killpg(bridge.pid, signal.SIGINT)  # the whole process group, workers included, as a terminal does
         elif stop == "sigterm":
             bridge.terminate()  # the bridge alone, as a service manager does
-        out, err = bridge.communicate(timeout=60)
+        # the rest of stdout through the same reader: lines it has read ahead are not lost (communicate() would)
+        out = bridge.stdout.read()
+        bridge.wait(timeout=60)
+        draining.join(60)
+        err = "".join(errors)
     finally:
         bridge.kill()
         player.set()
