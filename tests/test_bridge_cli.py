@@ -36,7 +36,7 @@ def test_simulate_then_bridge(bundle, tmp_path, fmt, transport):
         where = f"socket://127.0.0.1:{free_port()}"
         sim_args = ["--port", where]
     sim = subprocess.Popen(
-        [*ECGEDGE, "simulate", *sim_args, "--format", fmt, "--speed", "40", "--duration", "90"],
+        [*ECGEDGE, "simulate", *sim_args, "--format", fmt, "--speed", "40", "--duration", "90", "--flow-control"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

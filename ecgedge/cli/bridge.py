@@ -78,6 +78,11 @@ _BOARD = BoardSpec("default")
     help="Seconds of the record to play (default: all).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault injection.")
+@click.option(
+    "--flow-control",
+    is_flag=True,
+    help="Wait (up to 30 s) for a reader that falls behind instead of losing frames, as a UART with RTS/CTS would.",
+)
 def simulate(
     record,
     lead,
@@ -93,6 +98,7 @@ def simulate(
     start_s,
     duration_s,
     seed,
+    flow_control,
 ) -> None:
     """Stream an ECG record like a board would, over a pty or a socket, with faults on request."""
     from ecgedge.firmware_bridge.simulator import VirtualBoard, open_endpoint, run_boards
@@ -124,7 +130,14 @@ def simulate(
     )
     sys.stdout.flush()
     try:
-        run_boards([(board, endpoint)], speed=speed, disconnect_every=disconnect_every, downtime=downtime, stop=stop)
+        run_boards(
+            [(board, endpoint)],
+            speed=speed,
+            disconnect_every=disconnect_every,
+            downtime=downtime,
+            stop=stop,
+            flow_control=flow_control,
+        )
     except TimeoutError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
