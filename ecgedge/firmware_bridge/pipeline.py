@@ -403,10 +403,8 @@ class StreamPipeline:
             self._gaps.append((next_index, next_index + delta))
             self.counters.gap_samples += delta
             return next_index, np.concatenate((fill, x)), False
-        if -len(x) < delta <= 0:  # overlap (a repeated frame): keep the new part
+        if -len(x) < delta <= 0:  # in step (0), or overlapping (a repeated frame): keep the new part
             return next_index, x[-delta:], False
-        if delta == 0:
-            return next_index, x, False
         return first, x, True
 
     def _advance_clock(
