@@ -14,8 +14,6 @@ record (a check of the alarms, not of the beat detection).
 
 from __future__ import annotations
 
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,7 +28,7 @@ from ecgedge.evaluation_alarms import WITHIN_S, AlarmTrace, alarm_summary, forma
 from ecgedge.population import POPULATION_FORMAT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_file import write_results  # noqa: E402
+from results_file import machine, write_results  # noqa: E402
 from rhythm import shared_run  # noqa: E402
 
 LEARNING_S = 300.0
@@ -65,7 +63,6 @@ def _read(directory: Path, name: str):
 
 
 def main() -> None:
-    from ecgedge import __version__
 
     started = time.time()
     args, beats, scores, offsets = shared_run(__doc__)
@@ -79,14 +76,7 @@ def main() -> None:
         print(name, flush=True)
     noise = noisy_records(args.directory, list(beats.records))
     report = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "load_avg": os.getloadavg(),
-            "python": platform.python_version(),
-            "ecgedge": __version__,
-            "numpy": np.__version__,
-        },
+        "machine": machine(numpy=np.__version__),
         "settings": {
             "directory": str(args.directory),
             "models": str(args.models) if args.models else None,

@@ -25,8 +25,6 @@ shows the irregularity limit at the rhythm analyser's AF threshold (0.08) instea
 from __future__ import annotations
 
 import math
-import os
-import platform
 import sys
 import time
 from contextlib import contextmanager
@@ -46,7 +44,7 @@ from ecgedge.population import DS1, POPULATION_FORMAT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mitdb import _pct  # noqa: E402
-from results_file import write_results  # noqa: E402
+from results_file import machine, write_results  # noqa: E402
 from rhythm import AF_RECORDS, shared_run  # noqa: E402
 
 LEARNING_S = 300.0
@@ -189,7 +187,6 @@ def judge_scenario(s: dict, qrs: bool, next_known: bool) -> dict:
 
 
 def main() -> None:
-    from ecgedge import __version__
 
     started = time.time()
     args, beats, scores, offsets = shared_run(__doc__)
@@ -212,14 +209,7 @@ def main() -> None:
             "p99": float(np.percentile(delays, 99)),
             "beats": int(delays.size),
         },
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "load_avg": os.getloadavg(),
-            "python": platform.python_version(),
-            "ecgedge": __version__,
-            "numpy": np.__version__,
-        },
+        "machine": machine(numpy=np.__version__),
         "settings": {
             "directory": str(args.directory),
             "learning_s": LEARNING_S,

@@ -43,7 +43,6 @@ ecgedge: a comparison at one false-alarm rate.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 import time
@@ -66,7 +65,7 @@ from ecgedge.datasets import AnnotatedBeats, load_annotated_beats
 from ecgedge.population import DS1, POPULATION_FORMAT, fit_population
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_file import write_results  # noqa: E402
+from results_file import machine, write_results  # noqa: E402
 
 LEARNING_S = 300.0
 RR_WEIGHT = 3.0
@@ -226,8 +225,6 @@ def main() -> None:
     import sklearn
     import torch
 
-    from ecgedge import __version__
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("directory", nargs="?", type=Path, default=default_directory())
     parser.add_argument("--records", nargs="*", default=list(DS1))
@@ -237,17 +234,9 @@ def main() -> None:
     torch.set_num_threads(1)
     started = time.time()
     results = run(args.directory, args.records, args.models)
-    machine = {
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-        "cpus": os.cpu_count(),
-        "load_avg": os.getloadavg(),
-        "python": platform.python_version(),
-        "ecgedge": __version__,
-        "torch": torch.__version__,
-        "sklearn": sklearn.__version__,
-        "numpy": np.__version__,
-    }
+    ran_on = machine(
+        processor=platform.processor(), torch=torch.__version__, sklearn=sklearn.__version__, numpy=np.__version__
+    )
     settings = {
         "directory": str(args.directory),
         "records": args.records,
@@ -255,7 +244,7 @@ def main() -> None:
         "beat_format": POPULATION_FORMAT.to_dict(),
         "rr_weight_of_peers": RR_WEIGHT,
     }
-    report = {"machine": machine, "settings": settings, **results, "seconds": time.time() - started}
+    report = {"machine": ran_on, "settings": settings, **results, "seconds": time.time() - started}
     text = markdown(report)
     write_results("mitdb", report, text, tag=args.tag)
     print(text)

@@ -4,9 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import platform
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine(**versions: str) -> dict:
+    """The machine a benchmark ran on: platform, CPUs, load average, Python, ecgedge and ``versions``."""
+    from ecgedge import __version__
+
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_avg": os.getloadavg(),
+        "python": platform.python_version(),
+        "ecgedge": __version__,
+        **versions,
+    }
 
 
 def write_results(name: str, report: dict, markdown: str, folder: Path = RESULTS, tag: str = "") -> Path:

@@ -26,8 +26,6 @@ shipped population model, which never saw them.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -46,7 +44,7 @@ from ecgedge.population import DS1, POPULATION_FORMAT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mitdb import _pct, default_directory, population_model  # noqa: E402
-from results_file import write_results  # noqa: E402
+from results_file import machine, write_results  # noqa: E402
 
 LEARNING_S = 300.0
 AF_RECORDS = ("201", "203", "217")
@@ -271,7 +269,6 @@ def shared_run(doc: str) -> tuple[argparse.Namespace, AnnotatedBeats, np.ndarray
 
 
 def main() -> None:
-    from ecgedge import __version__
 
     started = time.time()
     args, beats, scores, offsets = shared_run(__doc__)
@@ -282,14 +279,7 @@ def main() -> None:
     af_gross = af_report(af.record, reference, verdicts.rhythm[np.isin(beats.record, AF_RECORDS)] == "af")
     grid = summarise_grid(af_counts(beats, scores, offsets), beats.records)
     results = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "load_avg": os.getloadavg(),
-            "python": platform.python_version(),
-            "ecgedge": __version__,
-            "numpy": np.__version__,
-        },
+        "machine": machine(numpy=np.__version__),
         "settings": {
             "directory": str(args.directory),
             "learning_s": LEARNING_S,

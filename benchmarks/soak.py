@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import platform
 import sqlite3
 import sys
 import time
@@ -39,7 +38,7 @@ from ecgedge.runtime import load_scorer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mitdb import default_directory  # noqa: E402
-from results_file import write_results  # noqa: E402
+from results_file import machine, write_results  # noqa: E402
 from stream import start_hub  # noqa: E402
 
 PLAY_S = 1800.0  # MIT-BIH records are 30 minutes
@@ -154,7 +153,6 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
 
 
 def main() -> None:
-    from ecgedge import __version__
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, required=True, help="an exported bundle (ecgedge export)")
@@ -179,14 +177,7 @@ def main() -> None:
     for old in work.glob("beats.*"):
         old.unlink()
     report = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "load_avg": os.getloadavg(),
-            "python": platform.python_version(),
-            "ecgedge": __version__,
-            "numpy": np.__version__,
-        },
+        "machine": machine(numpy=np.__version__),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         **soak(args, work),
     }

@@ -17,8 +17,6 @@ import argparse
 import http.client
 import json
 import multiprocessing as mp
-import os
-import platform
 import re
 import socket
 import subprocess
@@ -30,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from process_tree import TreeSampler  # noqa: E402
-from results_file import write_results  # noqa: E402
+from results_file import machine, write_results  # noqa: E402
 from stream import _play, default_bundle, many_boards  # noqa: E402
 
 TOKEN = "benchmark-token-0123456789"
@@ -123,8 +121,6 @@ def main() -> None:
     import numpy as np
     import onnxruntime
 
-    from ecgedge import __version__
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--boards", type=int, default=16)
@@ -141,14 +137,7 @@ def main() -> None:
         ]
     p99 = {v: float(np.median([r["latency_ms"]["p99"] for r in runs if r["viewers"] == v])) for v in (0, 4)}
     report = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "load_avg": os.getloadavg(),
-            "python": platform.python_version(),
-            "ecgedge": __version__,
-            "onnxruntime": onnxruntime.__version__,
-        },
+        "machine": machine(onnxruntime=onnxruntime.__version__),
         "settings": vars(args),
         "runs": runs,
         "p99_ratio_with_over_without": p99[4] / p99[0],
