@@ -93,10 +93,6 @@ class BoardLink:
     def name(self) -> str:
         return self.spec.name
 
-    @property
-    def url(self) -> str:
-        return self.spec.url
-
     def _protocol(self) -> FrameDecoder | AsciiDecoder:
         if self.spec.fmt == "binary":
             return FrameDecoder(self, self.stats)

@@ -68,10 +68,6 @@ class Commit:
         if items:
             self.parts.append((kind, items))
 
-    def extend(self, other: Commit) -> None:
-        """Append every part of ``other``."""
-        self.parts += other.parts
-
     def __bool__(self) -> bool:
         return bool(self.parts)
 
