@@ -5,8 +5,9 @@ N virtual boards (``ecgedge.firmware_bridge.simulator``, in a forked process) ea
 (``socket://``), unplugged and replugged once per play (30 min of signal), into one :class:`Hub` here
 with an SQLite database and a rotating JSON lines file, both with retention. Every ``--every`` hours
 of signal it records the bridge process's resident memory (RSS) and open files, the database and
-write-ahead log sizes, the JSON lines files' total size, the beats the database holds, and the
-latency p50 / p99 of the beats committed since the last record (the bridge's own histogram).
+write-ahead log sizes, the JSON lines files' total size, the beats the database holds, the
+messages waiting in the hub's queue, the machine's load average, and the latency p50 / p99 of
+the beats committed since the last record (the bridge's own histogram).
 
 At S times real time the board's sample clock runs S times faster than the host's, and the bridge
 stamps beats with host time, so ``--keep-hours`` hours of signal are kept as ``--keep-hours / S``
@@ -92,14 +93,14 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
 
     hub.on_beats = seen
     runner, stop, result, escaped = start_hub(hub)
-    rows, mark, next_at, heap = [], hub.latencies.snapshot(), 0.0, None
+    rows, mark, next_at, heap = [], hub.writer.latencies.snapshot(), 0.0, None
     while player.is_alive() or not out.empty():
         time.sleep(0.5)
         if signal_s[0] < next_at:
             if not player.is_alive():
                 break
             continue
-        since, mark = hub.latencies.since(mark), hub.latencies.snapshot()
+        since, mark = hub.writer.latencies.since(mark), hub.writer.latencies.snapshot()
         with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as reader:  # read-only, beside the hub's writer
             held = reader.execute("SELECT COUNT(*) FROM beats").fetchone()[0]
         rows.append(
@@ -112,7 +113,9 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
                 "wal_mb": _size_mb(db.with_name(db.name + "-wal")),
                 "jsonl_mb": _size_mb(*work.glob("beats.jsonl*")),
                 "beats_held": held,
-                "beats": hub.beats,
+                "beats": hub.writer.beats,
+                "queued": hub.queued,
+                "load_1min": os.getloadavg()[0],
                 "latency_ms": since.summary_ms(),
             }
         )
@@ -201,16 +204,17 @@ def markdown(r: dict) -> str:
         f"beats; internal errors {sm['internal_errors']}; exceptions escaped {len(r['escaped'])}; JSON lines files "
         f"{', '.join(r['jsonl_files'])}.",
         "",
-        "| signal (h) | RSS (MB) | open files | database (MB) | WAL (MB) | JSON lines (MB) | beats held | latency p50 "
-        "/ p99 since last row (ms) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| signal (h) | RSS (MB) | open files | database (MB) | WAL (MB) | JSON lines (MB) | beats held "
+        "| messages queued | load (1 min) | latency p50 / p99 since last row (ms) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in r["rows"]:
         lat = row["latency_ms"]
         latency = "-" if lat["p50"] is None else f"{lat['p50']:.0f} / {lat['p99']:.0f}"
         lines.append(
             f"| {row['signal_h']:.1f} | {row['rss_mb']:.0f} | {row['open_files']} | {row['db_mb']:.1f} "
-            f"| {row['wal_mb']:.1f} | {row['jsonl_mb']:.1f} | {row['beats_held']:,} | {latency} |"
+            f"| {row['wal_mb']:.1f} | {row['jsonl_mb']:.1f} | {row['beats_held']:,} "
+            f"| {row.get('queued', '-')} | {row.get('load_1min', float('nan')):.1f} | {latency} |"
         )
     if r.get("heap_growth"):
         lines += [
