@@ -5,9 +5,10 @@ judged by the bridge's own :class:`~ecgedge.analysis.judge.BeatJudge` (LOPO popu
 DS1, fit or read from ``--models DIR``, the shipped one for the others; 5 minutes of learning), and scored as
 ``ecgedge evaluate --wfdb`` scores them (:mod:`ecgedge.evaluation_alarms`, whose docstring says how:
 couplets and runs, ``(VT`` and ``(VF`` / ``(VFL`` episodes, false alarms per hour of each kind, time
-to alarm, the heart rate's error). Added here: the false alarms per hour with the QRS benchmark's
-noise (baseline wander, mains, muscle) at 6 dB, scored by the shipped population model for every
-record (a check of the alarms, not of the beat detection).
+to alarm, the heart rate's error; the record's other lead, sent beside the beat lead as a two-lead
+board sends it, confirms asystole: :mod:`ecgedge.analysis.leads`). Added here: the false alarms per
+hour with the QRS benchmark's noise (baseline wander, mains, muscle) at 6 dB in every lead, scored by
+the shipped population model for every record (a check of the alarms, not of the beat detection).
 
     python benchmarks/alarms.py [WFDB_DIR] [--models DIR] [--tag TAG]
 """
@@ -23,7 +24,7 @@ import numpy as np
 from ecgedge.analysis.alarms import AlarmLimits
 from ecgedge.analysis.offline import cut_stream, score_beats
 from ecgedge.arrhythmia import judge_records
-from ecgedge.datasets import add_noise, load_wfdb_record
+from ecgedge.datasets import add_noise, load_other_leads, load_wfdb_record
 from ecgedge.evaluation_alarms import WITHIN_S, AlarmTrace, alarm_summary, format_alarm_report, score_record
 from ecgedge.population import POPULATION_FORMAT
 
@@ -50,7 +51,11 @@ def noisy_records(directory: Path, records: list[str]) -> dict:
             np.full(len(beats), name), [b.sample for b in beats], score_beats(beats, model), model.offset_
         )
         trace.judge(beats, model.offset_, LEARNING_S, POPULATION_FORMAT)
-        per_record[name] = score_record(record, trace, name, learning_s=LEARNING_S, signal=signal)
+        others = [
+            add_noise(lead, record.fs, NOISE_DB, seed=int(name) + 1000 * (i + 1))
+            for i, lead in enumerate(load_other_leads(directory / name, record.lead))
+        ]
+        per_record[name] = score_record(record, trace, name, learning_s=LEARNING_S, signal=signal, other_leads=others)
         print(f"noise {name}", flush=True)
     return per_record
 
@@ -72,7 +77,9 @@ def main() -> None:
         part, offset = beats[mine], offsets[name]
         trace = AlarmTrace(part.record, part.sample, scores[mine], offset)
         judge_records(part, scores[mine], offset, adapt_s=LEARNING_S, beat_format=POPULATION_FORMAT, observe=trace)
-        per_record[name] = score_record(_read(args.directory, name), trace, name, learning_s=LEARNING_S)
+        record = _read(args.directory, name)
+        others = load_other_leads(args.directory / name, record.lead)
+        per_record[name] = score_record(record, trace, name, learning_s=LEARNING_S, other_leads=others)
         print(name, flush=True)
     noise = noisy_records(args.directory, list(beats.records))
     report = {

@@ -35,6 +35,7 @@ raises, collected by :class:`AlarmTrace`; VF / flutter and asystole replayed fro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,8 @@ from ecgedge.analysis.ec57 import MATCH_S
 from ecgedge.analysis.fibrillation import WINDOW_S, organised
 from ecgedge.analysis.heart_rate import HeartRateMeter
 from ecgedge.analysis.judge import BeatJudge, StreamEvent, Verdict
+from ecgedge.analysis.leads import lead_peaks
+from ecgedge.analysis.offline import BLOCK_S
 from ecgedge.analysis.signal_alarms import Alarm, asystole_alarms, vf_alarms
 from ecgedge.analysis.signal_quality import adc_rails
 from ecgedge.datasets import WfdbRecord
@@ -83,8 +86,9 @@ class AlarmTrace:
     Attributes
     ----------
     ventricular, usable, organised : ndarray of bool
-        Judged, clean and flagged for its shape (the ventricular call of the VT alarm); judged and
-        clean; one of the patient's normal beats (:func:`ecgedge.analysis.fibrillation.organised`).
+        Judged, clean and ventricular (:attr:`~ecgedge.analysis.judge.Verdict.ventricular`, the call of
+        the VT alarm); judged and clean; one of the patient's normal beats
+        (:func:`ecgedge.analysis.fibrillation.organised`).
     heart_rate : ndarray of float
         The meter's rate after each beat (NaN when lost).
     """
@@ -102,7 +106,7 @@ class AlarmTrace:
         """Take one beat's verdict and the events it gave (the ``observe`` of ``judge_records``)."""
         usable = verdict.mode != "learning" and verdict.quality == "ok"
         self.usable[row] = usable
-        self.ventricular[row] = usable and (verdict.reason == "shape" if verdict.mode == "adapted" else verdict.anomaly)
+        self.ventricular[row] = usable and verdict.ventricular
         self.organised[row] = organised(verdict, self.scores[row], self.offset)
         self.heart_rate[row] = np.nan if verdict.heart_rate is None else verdict.heart_rate
         name, here = str(self.record[row]), int(self.sample[row])
@@ -216,6 +220,7 @@ def score_record(
     learning_s: float,
     limits: AlarmLimits | None = None,
     signal: np.ndarray | None = None,
+    other_leads: Sequence[np.ndarray] = (),
 ) -> dict:
     """One record's alarm figures (see the module's docstring).
 
@@ -232,6 +237,10 @@ def score_record(
     limits : AlarmLimits, optional
     signal : ndarray, optional
         The lead the beats were found in (mV), when not ``record.signal`` (noise added).
+    other_leads : sequence of ndarray, optional
+        The record's other leads (mV) as a board would send them beside the beat lead: their R
+        peaks (:func:`~ecgedge.analysis.leads.lead_peaks`) withhold an asystole, as the bridge's
+        :class:`~ecgedge.analysis.leads.LeadWatch` does.
 
     Returns
     -------
@@ -250,8 +259,10 @@ def score_record(
     detected = {k: [a for a in v if a[2] > after] for k, v in trace.beat_alarms(name, signal.size).items()}
     detected["vf"] = vf_alarms(signal, fs, samples[trace.organised[rows]])
     counts = np.round(signal * record.adc_gain + record.baseline).astype(np.int64)
+    block = max(1, round(BLOCK_S * fs))
+    peaks = np.unique(np.concatenate([samples, *(lead_peaks(lead, fs, block) for lead in other_leads)]))
     detected["asystole"] = asystole_alarms(
-        counts, fs, record.adc_gain, adc_rails(record.adc_bits, record.baseline), samples, limits.asystole_s
+        counts, fs, record.adc_gain, adc_rails(record.adc_bits, record.baseline), peaks, limits.asystole_s
     )
     reference = reference_alarms(record, limits)
     reference = {k: [a for a in v if k in SIGNAL_KINDS or a[0] > after] for k, v in reference.items()}

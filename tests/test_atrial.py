@@ -46,12 +46,17 @@ def test_cut_beats_carry_their_segment():
         assert np.allclose(beat.atrial, atrial_segment(y, beat.sample, fs))
 
 
-def test_p_waves_are_organised_and_fibrillatory_waves_are_not():
-    rng = np.random.RandomState(0)
+def _sinus_and_fibrillation(rng: np.random.RandomState) -> tuple[AtrialActivity, AtrialActivity]:
+    """Two windows filled: 16 beats each led by a P wave, and 16 in fibrillatory waves."""
     sinus, fibrillation = AtrialActivity(), AtrialActivity()
     for _ in range(16):
         sinus.add(_p_wave(rng), rr=0.9)
         fibrillation.add(_fibrillation(rng), rr=0.9)
+    return sinus, fibrillation
+
+
+def test_p_waves_are_organised_and_fibrillatory_waves_are_not():
+    sinus, fibrillation = _sinus_and_fibrillation(np.random.RandomState(0))
     assert sinus.correlation > 0.9 and sinus.organised
     assert abs(fibrillation.correlation) < 0.3 and not fibrillation.organised
 
@@ -69,6 +74,18 @@ def test_segments_the_last_t_wave_may_reach_and_nan_segments_are_no_evidence():
     assert activity.organised  # 3 readable left: a quarter of the window, and at least 3, is enough
     activity.add(np.full(ATRIAL_POINTS, np.nan), rr=0.9)
     assert activity.organised is None
+
+
+def test_a_beat_is_led_by_the_patients_p_wave_only_when_its_segment_shows_it_and_the_p_waves_are_plain():
+    rng = np.random.RandomState(1)
+    sinus, fibrillation = _sinus_and_fibrillation(rng)
+    assert sinus.leads(_p_wave(rng), rr=0.9)  # conducted: aberrant or fusion, not ventricular
+    assert not sinus.leads(0.05 * rng.normal(size=T.size), rr=0.9)  # no P wave before it: ventricular
+    assert not sinus.leads(np.exp(-8 * (T - 0.6) ** 2), rr=0.9)  # a P wave too close to the QRS to have led it
+    assert not sinus.leads(_p_wave(rng), rr=0.45)  # premature: its segment lies in the last T wave, no evidence
+    assert not sinus.leads(None, rr=0.9) and not sinus.leads(np.full(ATRIAL_POINTS, np.nan), rr=0.9)
+    assert not fibrillation.leads(_p_wave(rng), rr=0.9)  # no P wave of the patient's to be led by
+    assert not AtrialActivity().leads(_p_wave(rng), rr=0.9)  # nothing learnt yet
 
 
 @pytest.mark.parametrize(("window", "threshold"), [(2, 0.5), (16, 1.0), (16, -1.5)])

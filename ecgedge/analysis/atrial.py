@@ -104,20 +104,23 @@ class AtrialActivity:
         ``QTC_S * sqrt(rr)`` plus the segment's start before R), or one holding NaN, is no
         evidence either way: it takes a place in the window, as unreadable.
         """
-        segment = np.asarray(segment, dtype=np.float64)
-        readable = (
-            segment.ndim == 1
-            and segment.size >= 3
-            and np.isfinite(segment).all()
-            and np.isfinite(rr)
-            and rr - QTC_S * np.sqrt(max(rr, 0.0)) >= ATRIAL_BEFORE_R_S[0]
-        )
-        if not readable:
-            self._segments.append(None)
-            return
-        t = np.arange(segment.size) - (segment.size - 1) / 2
-        centred = segment - segment.mean()
-        self._segments.append(centred - t * (centred @ t) / (t @ t))
+        self._segments.append(_detrended(segment, rr))
+
+    def leads(self, segment: np.ndarray | None, rr: float) -> bool:
+        """Whether a beat is led by the window's P wave: the atria's own impulse came before it.
+
+        True when the window's P waves are plain (:attr:`organised`) and this beat's readable
+        segment correlates with their mean above ``threshold``, the rule that reads one beat's
+        P wave as the same as the others'. An unreadable segment (in the previous T wave, or
+        missing) is no evidence of a P wave: False.
+        """
+        here = None if segment is None else _detrended(segment, rr)
+        readable = [s for s in self._segments if s is not None]
+        if here is None or not self.organised or not readable:
+            return False
+        mean = np.mean(readable, axis=0)
+        norm = np.linalg.norm(here) * np.linalg.norm(mean)
+        return bool(norm > 0 and here @ mean / norm > self.threshold)
 
     def clear(self) -> None:
         """Forget the segments (the stream restarted)."""
@@ -144,3 +147,20 @@ class AtrialActivity:
         """Whether the P waves are plain (correlation above ``threshold``); None while unknown."""
         level = self.correlation
         return None if level is None else level > self.threshold
+
+
+def _detrended(segment: np.ndarray, rr: float) -> np.ndarray | None:
+    """A segment less its mean and straight-line slope; None when unreadable (see :meth:`AtrialActivity.add`)."""
+    segment = np.asarray(segment, dtype=np.float64)
+    readable = (
+        segment.ndim == 1
+        and segment.size >= 3
+        and np.isfinite(segment).all()
+        and np.isfinite(rr)
+        and rr - QTC_S * np.sqrt(max(rr, 0.0)) >= ATRIAL_BEFORE_R_S[0]
+    )
+    if not readable:
+        return None
+    t = np.arange(segment.size) - (segment.size - 1) / 2
+    centred = segment - segment.mean()
+    return centred - t * (centred @ t) / (t @ t)

@@ -153,6 +153,9 @@ class Verdict:
         A clean beat of an organised rhythm, which fibrillation never is: a regular one slower than
         fibrillation's waves (:class:`~ecgedge.analysis.fibrillation.RegularRhythm`), or a
         ventricular tachycardia (a ventricular beat while the VT alarm is on).
+    ventricular : bool, default=False
+        A clean beat whose QRS starts in a ventricle: unlike the patient's and not led by the
+        patient's P wave (:meth:`BeatJudge.judge`); what the VT alarm, couplets and runs count.
     """
 
     mode: str
@@ -165,6 +168,7 @@ class Verdict:
     heart_rate: float | None = None
     learning_left_s: float | None = None
     organised_rhythm: bool = False
+    ventricular: bool = False
 
 
 class BeatJudge:
@@ -327,8 +331,9 @@ class BeatJudge:
         anomaly = verdict.anomaly and quality == "ok"
         heart_rate = self.heart_rate.add(rr, usable=quality == "ok") if beat is not None else None
         organised = beat is not None and self.regular.add(rr, usable=quality == "ok")
+        ventricular = False
         if beat is not None and verdict.mode != "learning":
-            ventricular = verdict.reason == "shape" if verdict.mode == "adapted" else verdict.anomaly
+            ventricular = self._ventricular(verdict, beat)
             for change in self.alarms.add(sample, rr, ventricular, usable=quality == "ok"):
                 self._events.append(
                     StreamEvent(
@@ -350,7 +355,20 @@ class BeatJudge:
             heart_rate,
             verdict.learning_left_s,
             organised,
+            ventricular and quality == "ok",
         )
+
+    def _ventricular(self, verdict: Verdict, beat) -> bool:
+        """Whether a beat's QRS is ventricular: unlike the patient's (its shape, or its score) and not led by a P wave.
+
+        A QRS that starts in a ventricle follows no P wave at the patient's PR interval. One that
+        does, and still looks unlike the patient's, was conducted from the atria: through a bundle
+        branch that has not recovered (aberrant conduction), or meeting a ventricular impulse
+        halfway (a fusion beat, AAMI F). Neither is a ventricular beat, nor makes a run or a VT.
+        """
+        unlike = verdict.reason == "shape" if verdict.mode == "adapted" else verdict.anomaly
+        atrial = self.rhythm.atrial
+        return unlike and not (atrial is not None and atrial.leads(getattr(beat, "atrial", None), float(beat.rr)))
 
     def _follow(self, memory: PatientMemory, shape: np.ndarray, shape_d: float, beat) -> None:
         """Learn a new QRS complex once it is sustained and supraventricular; say so with a ``"relearned"`` event.

@@ -29,7 +29,13 @@ _BOARD = BoardSpec("default")
     default=None,
     help="WFDB record (path without extension). Default: the bundled MIT-BIH record 100.",
 )
-@click.option("--lead", default="MLII", show_default=True, help="Lead to stream.")
+@click.option("--lead", default="MLII", show_default=True, help="Lead to stream (first, the bridge's beat lead).")
+@click.option(
+    "--other-leads/--one-lead",
+    default=True,
+    show_default=True,
+    help="Send the record's other leads after it, as a multi-lead front end does (binary format only).",
+)
 @click.option(
     "--speed", type=FiniteFloat(min=0, min_open=True), default=1.0, show_default=True, help="Times real time."
 )
@@ -86,6 +92,7 @@ _BOARD = BoardSpec("default")
 def simulate(
     record,
     lead,
+    other_leads,
     speed,
     fmt,
     use_pty,
@@ -111,6 +118,7 @@ def simulate(
         board = VirtualBoard.from_record(
             record,
             lead=lead,
+            other_leads=other_leads and fmt == "binary",
             start_s=start_s,
             duration_s=duration_s,
             fmt=fmt,
@@ -125,7 +133,8 @@ def simulate(
     where = getattr(endpoint, "path", None) or getattr(endpoint, "url", port)
     click.echo(f"port: {where}")
     click.echo(
-        f"streaming {board.adc.size / board.fs:.0f} s of lead {lead} at {board.fs:g} Hz, {speed:g}x real time ({fmt})",
+        f"streaming {board.adc.size / board.fs:.0f} s of {', '.join(board.hello.leads)} at {board.fs:g} Hz, "
+        f"{speed:g}x real time ({fmt})",
         err=True,
     )
     sys.stdout.flush()
@@ -343,6 +352,14 @@ def _print_event(event) -> None:
     help="Raise no-beats after S seconds of signal without an R peak.",
 )
 @click.option(
+    "--confirm-leads/--beat-lead-only",
+    "confirm_leads",
+    default=_SETTINGS.confirm_leads,
+    show_default=True,
+    help="Asystole only when no lead of the board shows an R peak (multi-lead confirmation), or from the beat lead "
+    "alone.",
+)
+@click.option(
     "--no-data",
     "no_data_s",
     type=click.FloatRange(min=0, min_open=True),
@@ -497,7 +514,7 @@ def _settings(options: dict) -> BridgeSettings:
     else:
         judging = Judging.adapt(DEFAULT_ADAPT_S if adapt_s is None else adapt_s)
     limits = ("vt_beats", "vt_bpm", "brady_bpm", "tachy_bpm", "pause_s", "asystole_s")
-    watch = ("no_beats_s", "no_data_s", "max_lag_s", "open_timeout")
+    watch = ("no_beats_s", "confirm_leads", "no_data_s", "max_lag_s", "open_timeout")
     try:
         return BridgeSettings(
             judging=judging,

@@ -203,7 +203,7 @@ def _evaluate_records(
     """``evaluate --wfdb``: the bridge's verdicts on annotated records, in AAMI terms."""
     from ecgedge.arrhythmia import arrhythmia_report, format_report, format_rhythm_report, judge_records, rhythm_report
     from ecgedge.beatformat import BeatFormat
-    from ecgedge.datasets import load_wfdb_record
+    from ecgedge.datasets import load_other_leads, load_wfdb_record
     from ecgedge.evaluation_alarms import AlarmTrace, alarm_summary, format_alarm_report, score_record
 
     beat_format = (
@@ -216,7 +216,12 @@ def _evaluate_records(
         beats, scores, detector.offset_, adapt_s=adapt_s or None, beat_format=beat_format, observe=trace
     )
     read = {name: load_wfdb_record(wfdb_dir / name, lead="MLII") for name in beats.records}
-    alarms = {name: score_record(read[name], trace, name, learning_s=adapt_s) for name in beats.records}
+    alarms = {
+        name: score_record(
+            read[name], trace, name, learning_s=adapt_s, other_leads=load_other_leads(wfdb_dir / name, "MLII")
+        )
+        for name in beats.records
+    }
     report = {
         **arrhythmia_report(beats, verdicts),
         "rhythm": rhythm_report(beats, verdicts),

@@ -9,6 +9,7 @@ from ecgedge.datasets._wfdb import (
     WfdbRecord,
     cut_annotated_beats,
     default_record_path,
+    load_other_leads,
     load_wfdb_record,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "load_annotated_beats",
     "load_beats_file",
     "load_ecg5000",
+    "load_other_leads",
     "load_wfdb_record",
 ]

@@ -125,6 +125,22 @@ def load_wfdb_record(
     )
 
 
+def load_other_leads(path: str | Path, lead: str) -> list[np.ndarray]:
+    """The leads of a WFDB record other than ``lead`` (mV), in the record's order: what a board sends beside it.
+
+    Examples
+    --------
+    >>> [signal.shape for signal in load_other_leads(default_record_path(), "MLII")]
+    [(650000,)]
+    """
+    import wfdb
+
+    path = Path(path)
+    path = path.with_suffix("") if path.suffix in {".hea", ".dat", ".atr"} else path
+    names = wfdb.rdheader(str(path)).sig_name
+    return [load_wfdb_record(path, lead=i, annotator=None).signal for i, name in enumerate(names) if name != lead]
+
+
 def cut_annotated_beats(
     record: WfdbRecord | str | Path, beat_format, *, lead: str | int = 0, flip: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -121,7 +121,13 @@ class BridgeCore:
             Two boards with one name or one port.
         """
         check_unique(self.specs.values(), spec)
-        pipeline = StreamPipeline(spec.name, self.scorer.beat_format, polarity=spec.polarity, lead=spec.lead)
+        pipeline = StreamPipeline(
+            spec.name,
+            self.scorer.beat_format,
+            polarity=spec.polarity,
+            lead=spec.lead,
+            confirm_leads=self.settings.confirm_leads,
+        )
         if spec.fmt == "ascii":
             pipeline.configure(spec.ascii_hello())
         judging = self.settings.judging

@@ -30,6 +30,7 @@ import numpy as np
 
 from ecgedge.analysis.beats import Beat
 from ecgedge.analysis.finder import POLARITIES, BeatFinder
+from ecgedge.analysis.leads import LeadWatch
 from ecgedge.analysis.signal_quality import SignalCheck, adc_rails, asystole_readable
 from ecgedge.analysis.streams import FS_RANGE, MAX_FILL_S
 from ecgedge.beatformat import BeatFormat
@@ -154,6 +155,10 @@ class StreamPipeline:
         them are marked ``gap``); longer ones restart detection
         (:data:`~ecgedge.analysis.streams.MAX_FILL_S`).
     auto_beats : int, default=5
+    confirm_leads : bool, default=True
+        Watch the board's other leads for R peaks (:class:`~ecgedge.analysis.leads.LeadWatch`): an
+        asystole is counted from the newest R peak in any lead, so one lead's electrode or amplifier
+        cannot raise it alone (:attr:`seconds_seen_without_peak`).
 
     Attributes
     ----------
@@ -173,6 +178,7 @@ class StreamPipeline:
         lead: str | None = None,
         max_fill_s: float = MAX_FILL_S,
         auto_beats: int = 5,
+        confirm_leads: bool = True,
     ) -> None:
         if polarity not in POLARITIES:
             raise ValueError(f"polarity must be one of {sorted(POLARITIES)}, got {polarity!r}")
@@ -182,6 +188,8 @@ class StreamPipeline:
         self.lead = lead
         self.max_fill_s = max_fill_s
         self.auto_beats = auto_beats
+        self.confirm_leads = confirm_leads
+        self.watches: dict[int, LeadWatch] = {}  # the other leads' columns -> their watches
         self.counters = StreamCounters()
         self.hello: Hello | None = None
         self.slot: tuple[float, int] | None = None  # (fs, row) in the FilterStage's banks
@@ -228,7 +236,8 @@ class StreamPipeline:
         Samples shed by the overload policy are left out, and the count starts afresh while the
         electrodes are off or the signal check finds no reading of the heart
         (:func:`~ecgedge.analysis.signal_quality.asystole_readable`): an asystole is that many
-        seconds of a readable signal without a beat.
+        seconds of a readable signal without a beat. An R peak in another lead of the board
+        (``confirm_leads``) counts as a beat here.
         """
         return self._seen_since_peak / self.hello.fs if self.hello else 0.0
 
@@ -259,6 +268,8 @@ class StreamPipeline:
         self.hello = hello
         self._unformatted_since = None
         self._lead_index = hello.leads.index(self.lead) if self.lead else 0
+        others = range(len(hello.leads)) if self.confirm_leads else range(0)
+        self.watches = {j: LeadWatch(hello.fs) for j in others if j != self._lead_index}
         self.finder = BeatFinder(
             self.name, hello.fs, self.beat_format, polarity=self.polarity, auto_beats=self.auto_beats
         )
@@ -328,6 +339,9 @@ class StreamPipeline:
         check.add(raw)
         if not asystole_readable(check.problem):
             self._seen_since_peak = 0
+        for column, watch in self.watches.items():
+            for r in watch.add(first, (values[:, column] - hello.baseline) / hello.gain):
+                self._seen_since_peak = min(self._seen_since_peak, max(0, first + n - r))
         x = (raw.astype(np.float64) - hello.baseline) / hello.gain
         start, x, restart = self._align(first, x, hello.fs)
         if x.size == 0:

@@ -96,6 +96,9 @@ class BridgeSettings:
         The arrhythmia alarms' limits for every board that has none of its own (:class:`BoardSpec`).
     no_beats_s : float, default=10.0
         Seconds of signal without an R peak that raise ``no-beats``.
+    confirm_leads : bool, default=True
+        Call asystole only when no lead of the board shows an R peak
+        (:class:`~ecgedge.analysis.leads.LeadWatch`); False: the beat lead alone.
     no_data_s : float, default=5.0
         Seconds connected without a valid frame that raise ``no-data``.
     max_lag_s : float, default=5.0
@@ -113,6 +116,7 @@ class BridgeSettings:
     judging: Judging = field(default_factory=Judging)
     alarm_limits: AlarmLimits = field(default_factory=AlarmLimits)
     no_beats_s: float = 10.0
+    confirm_leads: bool = True
     no_data_s: float = 5.0
     max_lag_s: float = 5.0
     beat_deadline_s: float = 10.0

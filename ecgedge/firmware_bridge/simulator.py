@@ -106,6 +106,10 @@ class VirtualBoard:
     baseline : int
         ADC count of 0 mV.
     lead : str, default="MLII"
+    others : array-like of int, shape (n_samples, n_others), optional
+        More leads sent beside ``lead`` in each SAMPLES frame (binary only), in the same counts.
+    other_leads : tuple of str, default=()
+        Their names.
     fmt : {"binary", "ascii"}, default="binary"
     per_frame : int, default=10
         Samples per SAMPLES frame (binary) or per write (ASCII).
@@ -129,6 +133,8 @@ class VirtualBoard:
         baseline: int,
         *,
         lead: str = "MLII",
+        others=None,
+        other_leads: tuple[str, ...] = (),
         fmt: str = "binary",
         per_frame: int = 10,
         adc_bits: int = 11,
@@ -145,8 +151,13 @@ class VirtualBoard:
             if not 0 <= rate < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {rate}")
         self.adc = np.asarray(adc, dtype=np.int16)
+        self.others = np.empty((self.adc.size, 0), np.int16) if others is None else np.asarray(others, np.int16)
+        if self.others.shape != (self.adc.size, len(other_leads)):
+            raise ValueError(f"others of shape {self.others.shape} for {self.adc.size} samples of {other_leads}")
+        if other_leads and fmt == "ascii":
+            raise ValueError("an ASCII board sends one lead")
         self.fs = float(fs)
-        self.hello = Hello(self.fs, adc_bits, float(gain), int(baseline), (lead,), (1, 0, 0))
+        self.hello = Hello(self.fs, adc_bits, float(gain), int(baseline), (lead, *other_leads), (1, 0, 0))
         self.fmt = fmt
         self.per_frame = per_frame
         self.corrupt_rate = corrupt_rate
@@ -161,34 +172,33 @@ class VirtualBoard:
         path: str | Path | None = None,
         *,
         lead: str = "MLII",
+        other_leads: bool = False,
         start_s: float = 0.0,
         duration_s: float | None = None,
         **kwargs,
     ) -> VirtualBoard:
-        """A board playing one lead of a WFDB record (MIT-BIH 100 by default).
+        """A board playing a lead of a WFDB record (MIT-BIH 100 by default), and with ``other_leads`` the rest.
 
+        The other leads follow ``lead`` in each frame, rescaled to its gain and baseline.
         Records in format 212 (MIT-BIH's, the bundled one among them) are read with numpy
         alone, so the base install plays them; others need the ``records`` extra (wfdb).
         """
-        from ecgedge.datasets._format212 import NotFormat212, read_format212
-        from ecgedge.datasets._wfdb import default_record_path
-
-        try:
-            where = Path(path) if path is not None else default_record_path()
-            record = read_format212(where.with_suffix("") if where.suffix in {".hea", ".dat", ".atr"} else where, lead)
-            adc, fs, gain, baseline, name = record.adc, record.fs, record.gain, record.baseline, record.lead
-        except NotFormat212:
-            from ecgedge.datasets import load_wfdb_record  # other formats: wfdb, a host-side extra
-
-            wfdb_record = load_wfdb_record(path, lead=lead)
-            adc, fs, gain, baseline = wfdb_record.to_adc(), wfdb_record.fs, wfdb_record.adc_gain, wfdb_record.baseline
-            name = wfdb_record.lead
+        where = Path(path) if path is not None else None
+        adc, fs, gain, baseline, name, n_leads = _read_lead(where, lead)
+        others, names = [], []
+        for index in range(n_leads) if other_leads else ():
+            counts, _, other_gain, other_baseline, other_name, _ = _read_lead(where, index)
+            if other_name != name:
+                rescaled = np.round((counts - other_baseline) * (gain / other_gain) + baseline)
+                others.append(np.clip(rescaled, -(2**15), 2**15 - 1))
+                names.append(other_name)
         first = int(start_s * fs)
         last = None if duration_s is None else first + int(duration_s * fs)
         adc = adc[first:last]
         if adc.size == 0:
             raise ValueError(f"no samples in [{start_s}, {start_s + (duration_s or 0)}] s of the record")
-        return cls(adc, fs, gain, baseline, lead=name, **kwargs)
+        more = np.column_stack(others)[first:last] if others else None
+        return cls(adc, fs, gain, baseline, lead=name, others=more, other_leads=tuple(names), **kwargs)
 
     def chunks(self) -> Iterator[tuple[int, bytes]]:
         """Yield ``(samples taken so far, bytes to send now)``, frame by frame."""
@@ -206,7 +216,8 @@ class VirtualBoard:
                 frames.append(encode_frame(self.hello, seq))
                 seq += 1
                 next_hello = first + round(self.fs)
-            frames.append(encode_frame(Samples(first, block[:, None]), seq))
+            columns = self.others.take(np.arange(first, end), axis=0, mode="wrap")
+            frames.append(encode_frame(Samples(first, np.column_stack((block, columns))), seq))
             seq += 1
             yield end, b"".join(self._damage(bytearray(f[:-1])) + f[-1:] for f in frames if not self._drop())
 
@@ -225,6 +236,28 @@ class VirtualBoard:
                 body[pos] ^= 1 << int(self._rng.integers(8))
                 self.stats.splits += body[pos] == 0
         return bytes(body)
+
+
+def _read_lead(path: Path | None, lead: str | int) -> tuple[np.ndarray, float, float, int, str, int]:
+    """A record's lead: ADC counts, sample rate, gain, baseline, its name, and the record's number of leads."""
+    from ecgedge.datasets._format212 import NotFormat212, read_format212
+    from ecgedge.datasets._wfdb import default_record_path
+
+    where = path if path is not None else default_record_path()
+    where = where.with_suffix("") if where.suffix in {".hea", ".dat", ".atr"} else where
+    try:
+        record = read_format212(where, lead)
+        header = where.with_suffix(".hea").read_text().splitlines()
+        n_leads = int(next(line for line in header if line.strip() and not line.startswith("#")).split()[1])
+        return record.adc, record.fs, record.gain, record.baseline, record.lead, n_leads
+    except NotFormat212:
+        import wfdb  # other formats: wfdb, a host-side extra
+
+        from ecgedge.datasets import load_wfdb_record
+
+        other = load_wfdb_record(where, lead=lead, annotator=None)
+        n_leads = wfdb.rdheader(str(where)).n_sig
+        return other.to_adc(), other.fs, other.adc_gain, other.baseline, other.lead, n_leads
 
 
 class ScriptedBoard:
