@@ -65,13 +65,15 @@ class LeadWatch:
     def add(self, first: int, x: np.ndarray) -> list[int]:
         """Take the lead's samples (mV) from board index ``first``; return the R peaks found so far.
 
-        Samples already taken are skipped; any other break in the indices (a gap, a restarted
-        board) restarts the filters and the detector, which keeps its levels.
+        Samples already taken (a block repeated within the last second) are skipped; any other
+        break in the indices (a gap, a board that restarted its count) restarts the filters and the
+        detector, which keeps its levels.
         """
         x = np.asarray(x, dtype=np.float64)
-        if self._end is not None and first < self._end < first + x.size:  # a repeated block: its new part
+        if self._end is not None and first < self._end < first + x.size:  # overlapping: its new part
             x, first = x[self._end - first :], self._end
-        if x.size == 0 or (self._end is not None and first + x.size <= self._end):
+        repeated = self._end is not None and 0 <= self._end - (first + x.size) < self.fs
+        if x.size == 0 or repeated:
             return []
         peaks = self._search() if self._pending and first != self._end else []
         if not self._pending:
