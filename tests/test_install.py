@@ -183,7 +183,7 @@ def test_simulate_plays_the_bundled_record_on_the_base_install():
     finally:
         sim.kill()
     assert sim.returncode == 0, stderr
-    assert "streaming 2 s of lead MLII at 360 Hz" in stderr and len(received) > 1000
+    assert "streaming 2 s of MLII, V5 at 360 Hz" in stderr and len(received) > 1000
     assert json.loads(stdout.split("simulate: ")[1])["frames"] > 50
 
 
