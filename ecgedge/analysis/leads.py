@@ -37,11 +37,6 @@ class LeadWatch:
     every_s : float, default=1.0
         Seconds of samples gathered before they are searched.
 
-    Attributes
-    ----------
-    last_peak : int or None
-        Board index of the newest R peak found.
-
     Examples
     --------
     >>> fs = 360.0
@@ -63,7 +58,6 @@ class LeadWatch:
         self._pending_first = 0
         self._end: int | None = None  # board index after the last sample taken
         self.detector = StreamingRPeakDetector(fs)  # polarity 0: the larger of the two directions
-        self.last_peak: int | None = None
 
     def add(self, first: int, x: np.ndarray) -> list[int]:
         """Take the lead's samples (mV) from board index ``first``; return the R peaks found so far.
@@ -101,10 +95,7 @@ class LeadWatch:
             self.detector.restart(first)
         self._searched = first + x.size
         y = self._ecg.filter(self._row, x[None])
-        peaks = self.detector.process(y[0], self._qrs.filter(self._row, y)[0], first)
-        if peaks:
-            self.last_peak = peaks[-1]
-        return peaks
+        return self.detector.process(y[0], self._qrs.filter(self._row, y)[0], first)
 
 
 def lead_peaks(signal: np.ndarray, fs: float, block: int) -> np.ndarray:

@@ -31,6 +31,8 @@ class Format212Lead:
     baseline : int
         ADC count of 0 mV.
     lead : str
+    leads : tuple of str
+        Every lead of the record, in its order.
     """
 
     adc: np.ndarray
@@ -38,6 +40,7 @@ class Format212Lead:
     gain: float
     baseline: int
     lead: str
+    leads: tuple[str, ...]
 
 
 def read_format212(path: str | Path, lead: str | int = 0) -> Format212Lead:
@@ -93,4 +96,4 @@ def read_format212(path: str | Path, lead: str | int = 0) -> Format212Lead:
     gain_field = signals[index][2]
     gain = float(gain_field.split("(")[0].split("/")[0])
     baseline = int(gain_field.split("(")[1].split(")")[0]) if "(" in gain_field else int(signals[index][4])
-    return Format212Lead(frames[:, index].copy(), fs, gain or 200.0, baseline, names[index])
+    return Format212Lead(frames[:, index].copy(), fs, gain or 200.0, baseline, names[index], tuple(names))

@@ -268,8 +268,9 @@ class StreamPipeline:
         self.hello = hello
         self._unformatted_since = None
         self._lead_index = hello.leads.index(self.lead) if self.lead else 0
-        others = range(len(hello.leads)) if self.confirm_leads else range(0)
-        self.watches = {j: LeadWatch(hello.fs) for j in others if j != self._lead_index}
+        self.watches = {
+            j: LeadWatch(hello.fs) for j in range(len(hello.leads)) if self.confirm_leads and j != self._lead_index
+        }
         self.finder = BeatFinder(
             self.name, hello.fs, self.beat_format, polarity=self.polarity, auto_beats=self.auto_beats
         )

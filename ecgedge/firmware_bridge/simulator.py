@@ -184,21 +184,20 @@ class VirtualBoard:
         alone, so the base install plays them; others need the ``records`` extra (wfdb).
         """
         where = Path(path) if path is not None else None
-        adc, fs, gain, baseline, name, n_leads = _read_lead(where, lead)
-        others, names = [], []
-        for index in range(n_leads) if other_leads else ():
-            counts, _, other_gain, other_baseline, other_name, _ = _read_lead(where, index)
-            if other_name != name:
-                rescaled = np.round((counts - other_baseline) * (gain / other_gain) + baseline)
-                others.append(np.clip(rescaled, -(2**15), 2**15 - 1))
-                names.append(other_name)
+        adc, fs, gain, baseline, name, leads = _read_lead(where, lead)
+        names = tuple(other for other in leads if other != name) if other_leads else ()
+        others = []
+        for other in names:
+            counts, _, other_gain, other_baseline, _, _ = _read_lead(where, other)
+            rescaled = np.round((counts - other_baseline) * (gain / other_gain) + baseline)
+            others.append(np.clip(rescaled, -(2**15), 2**15 - 1))
         first = int(start_s * fs)
         last = None if duration_s is None else first + int(duration_s * fs)
         adc = adc[first:last]
         if adc.size == 0:
             raise ValueError(f"no samples in [{start_s}, {start_s + (duration_s or 0)}] s of the record")
         more = np.column_stack(others)[first:last] if others else None
-        return cls(adc, fs, gain, baseline, lead=name, others=more, other_leads=tuple(names), **kwargs)
+        return cls(adc, fs, gain, baseline, lead=name, others=more, other_leads=names, **kwargs)
 
     def chunks(self) -> Iterator[tuple[int, bytes]]:
         """Yield ``(samples taken so far, bytes to send now)``, frame by frame."""
@@ -238,8 +237,8 @@ class VirtualBoard:
         return bytes(body)
 
 
-def _read_lead(path: Path | None, lead: str | int) -> tuple[np.ndarray, float, float, int, str, int]:
-    """A record's lead: ADC counts, sample rate, gain, baseline, its name, and the record's number of leads."""
+def _read_lead(path: Path | None, lead: str | int) -> tuple[np.ndarray, float, float, int, str, tuple[str, ...]]:
+    """A record's lead: ADC counts, sample rate, gain, baseline, its name, and the names of the record's leads."""
     from ecgedge.datasets._format212 import NotFormat212, read_format212
     from ecgedge.datasets._wfdb import default_record_path
 
@@ -247,17 +246,15 @@ def _read_lead(path: Path | None, lead: str | int) -> tuple[np.ndarray, float, f
     where = where.with_suffix("") if where.suffix in {".hea", ".dat", ".atr"} else where
     try:
         record = read_format212(where, lead)
-        header = where.with_suffix(".hea").read_text().splitlines()
-        n_leads = int(next(line for line in header if line.strip() and not line.startswith("#")).split()[1])
-        return record.adc, record.fs, record.gain, record.baseline, record.lead, n_leads
+        return record.adc, record.fs, record.gain, record.baseline, record.lead, record.leads
     except NotFormat212:
         import wfdb  # other formats: wfdb, a host-side extra
 
         from ecgedge.datasets import load_wfdb_record
 
         other = load_wfdb_record(where, lead=lead, annotator=None)
-        n_leads = wfdb.rdheader(str(where)).n_sig
-        return other.to_adc(), other.fs, other.adc_gain, other.baseline, other.lead, n_leads
+        leads = tuple(wfdb.rdheader(str(where)).sig_name)
+        return other.to_adc(), other.fs, other.adc_gain, other.baseline, other.lead, leads
 
 
 class ScriptedBoard:
