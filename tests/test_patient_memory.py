@@ -134,7 +134,7 @@ def test_judge_learns_for_its_window_then_judges_by_the_patient(record_100):
 
 
 def test_a_learning_verdict_carries_the_seconds_the_judge_still_learns(record_100):
-    """What the page shows: clean beats count, each for its RR interval (at most MAX_RR_S); noisy ones do not."""
+    """What the page shows: every beat counts for its RR interval (at most MAX_RR_S), noisy ones too (not learnt)."""
     beats, _, _ = record_100
     judge = BeatJudge(adapt_s=60)
     noise = np.where((np.arange(len(beats)) >= 40) & (np.arange(len(beats)) < 50), 1.0, 0.0)  # a noisy stretch
@@ -145,10 +145,9 @@ def test_a_learning_verdict_carries_the_seconds_the_judge_still_learns(record_10
     learning = [v for v in verdicts if v.mode == "learning"]
     clean = np.array([v.quality == "ok" for v in learning])
     rr = np.minimum(np.nan_to_num(beats.rr_before[: len(learning)]), MAX_RR_S)
-    np.testing.assert_allclose(
-        [v.learning_left_s for v in learning], np.maximum(0.0, 60 - np.cumsum(np.where(clean, rr, 0.0)))
-    )
+    np.testing.assert_allclose([v.learning_left_s for v in learning], np.maximum(0.0, 60 - np.cumsum(rr)))
     assert (~clean).sum() >= 10 and all(v.learning_left_s is None for v in verdicts[len(learning) :])
+    assert len(learning) == np.searchsorted(np.cumsum(rr), 60) + 1  # the first 60 s of signal, noise and all
     assert BeatJudge(calibration_beats=5).judge(0.0, -1.0).learning_left_s is None
 
 

@@ -146,9 +146,8 @@ class Verdict:
         The stream's heart rate (bpm) after this beat
         (:class:`~ecgedge.analysis.heart_rate.HeartRateMeter`); None when lost.
     learning_left_s : float or None, default=None
-        While an adapting stream learns its patient: the seconds of clean beats it still needs
-        (``adapt_s`` less what it has learnt after this beat; beats in noisy stretches do not
-        count); else None.
+        While an adapting stream learns its patient: the seconds of signal it still needs
+        (``adapt_s`` less the beats' time so far); else None.
     organised_rhythm : bool, default=False
         A clean beat of an organised rhythm, which fibrillation never is: a regular one slower than
         fibrillation's waves (:class:`~ecgedge.analysis.fibrillation.RegularRhythm`), or a
@@ -181,11 +180,15 @@ class BeatJudge:
         (:class:`ecgedge.calibration.PatientCalibrator`), then judge by it.
     adapt_s : float or None, default=None
         Adapt to the patient: learn from the stream's first this many
-        seconds of beats (signal time, the sum of their RR intervals, so a
-        recording played faster than real time learns as much); the beats
-        the model accepts become the patient's memory
-        (:class:`ecgedge.calibration.PatientMemory`), which judges every
-        later beat. Not with ``calibration_beats``.
+        seconds of beats (signal time, the sum of their RR intervals, each
+        counted up to :data:`MAX_RR_S`, so a recording played faster than
+        real time learns as much); the clean beats the model accepts become
+        the patient's memory (:class:`ecgedge.calibration.PatientMemory`),
+        which judges every later beat. Noisy beats are not learnt but their
+        time counts: the learning period is the stream's first ``adapt_s``
+        seconds, as ANSI/AAMI EC57 scores an analyser from the fifth minute
+        of a record on, whatever its noise (it needs ``min_beats`` clean
+        beats, and learns on until it has them). Not with ``calibration_beats``.
     memory : PatientMemory, optional
         A memory to start from (a restarted bridge resumes the patient's);
         default: a new one with default settings.
@@ -458,10 +461,10 @@ class BeatJudge:
         looks_normal = memory.looks_normal(shape)
         if quality == "ok":
             memory.learn(shape[None], np.array([ratio]), np.array([score >= offset]), np.array([score]))
-            if np.isfinite(beat.rr) and beat.rr > 0:
-                self._learnt_s += min(beat.rr, MAX_RR_S)
-            if self.adapt_s is not None and self._learnt_s >= self.adapt_s:
-                with contextlib.suppress(ValueError):  # too few beats yet: keep learning
-                    memory.close()
+        if np.isfinite(beat.rr) and beat.rr > 0:
+            self._learnt_s += min(beat.rr, MAX_RR_S)
+        if self.adapt_s is not None and self._learnt_s >= self.adapt_s:
+            with contextlib.suppress(ValueError):  # too few clean beats yet: keep learning
+                memory.close()
         left = None if self.adapt_s is None else max(0.0, self.adapt_s - self._learnt_s)
         return Verdict("learning", None, None, False, learning_left_s=left), looks_normal is not False
