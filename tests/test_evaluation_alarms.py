@@ -76,3 +76,31 @@ def test_a_silence_raises_asystole_once_it_outlasts_the_limit_and_not_where_the_
     later = (np.array([1.0, 2.0, 12.0, 13.0]) * fs).astype(int)
     (alarm,) = asystole_alarms(still, fs, 200.0, adc_rails(12, 0), later, 4.0)
     assert 9.9 * fs < alarm[2] <= 10.0 * fs  # 4 s after the check last said no signal (two still seconds, to 6 s)
+
+
+def test_parts_read_from_a_little_before_give_the_one_pass_vf_windows_and_asystole_blocks():
+    """What ``scan`` relies on: its segments, each read from 40 s before, give the windows and blocks of one pass."""
+    import wfdb
+
+    from ecgedge.analysis.signal_alarms import asystole_blocks, vf_windows
+    from ecgedge.datasets import default_record_path
+
+    record = wfdb.rdrecord(str(default_record_path()), channels=[0], physical=False, sampto=150 * 360)
+    counts, fs = record.d_signal[:, 0].astype(np.int64), 360.0
+    gain, baseline = float(record.adc_gain[0]), int(record.baseline[0])
+    t = np.arange(12 * 360) / fs
+    counts[60 * 360 : 72 * 360] = np.round(baseline + gain * np.sin(2 * np.pi * 4.5 * t))  # 12 s of flutter waves
+    counts[100 * 360 : 107 * 360] = baseline + np.random.RandomState(0).randint(-2, 3, 7 * 360)  # a flat line
+    mv, rails = (counts - baseline) / gain, adc_rails(int(record.adc_res[0]), baseline)
+    whole = (*vf_windows(mv, fs), *asystole_blocks(counts, fs, gain, rails))
+    parts = []
+    for start, stop in ((0, 18000), (18000, 36000), (36000, 54000)):
+        first = max(0, start - 40 * 360)
+        ends, waves = vf_windows(mv[first:stop], fs, first)
+        blocks, readable = asystole_blocks(counts[first:stop], fs, gain, rails, first)
+        vf_mine, block_mine = (ends > start) & (ends <= stop), (blocks > start) & (blocks <= stop)
+        parts.append((ends[vf_mine], waves[vf_mine], blocks[block_mine], readable[block_mine]))
+    for one_pass, joined in zip(whole, zip(*parts, strict=True), strict=True):
+        np.testing.assert_array_equal(one_pass, np.concatenate(joined))
+    assert whole[1][(whole[0] > 64 * 360) & (whole[0] <= 72 * 360)].all() and not whole[1][whole[0] < 60 * 360].any()
+    assert whole[3].all()  # a flat line, never still, can show an asystole

@@ -75,6 +75,33 @@ def write_wfdb(
     return folder / name
 
 
+def write_stopped_heart(folder: Path, name: str, *, flat: tuple[int, ...], flutter: bool) -> Path:
+    """Both leads of the bundled record 100's first 150 s: the ``flat`` leads a flat line from 100 s to 107 s (a stopped
+    heart in both leads, or one electrode lifted), and with ``flutter`` 12 s of 4.5 Hz waves from 60 s in both."""
+    record = wfdb.rdrecord(str(default_record_path()), physical=False, sampto=SECONDS * FS)
+    rng = np.random.RandomState(0)
+    for lead in range(record.n_sig):
+        gain, baseline = record.adc_gain[lead], record.baseline[lead]
+        if flutter:
+            t = np.arange(12 * FS) / FS
+            record.d_signal[60 * FS : 72 * FS, lead] = np.round(baseline + gain * np.sin(2 * np.pi * 4.5 * t))
+        if lead in flat:  # never still: a flat line of a few counts, as an amplifier's noise gives
+            record.d_signal[100 * FS : 107 * FS, lead] = baseline + rng.randint(-2, 3, 7 * FS)
+    folder.mkdir(parents=True, exist_ok=True)
+    wfdb.wrsamp(
+        name,
+        fs=FS,
+        units=record.units,
+        sig_name=record.sig_name,
+        d_signal=record.d_signal,
+        fmt=["16"] * record.n_sig,
+        adc_gain=record.adc_gain,
+        baseline=record.baseline,
+        write_dir=str(folder),
+    )
+    return folder / name
+
+
 def write_edf(path: Path, seconds: float) -> Path:
     """The same excerpt, in mV, as an EDF file written by pyedflib."""
     record = wfdb.rdrecord(str(default_record_path()), channels=[0], sampto=int(seconds * FS))
@@ -275,6 +302,37 @@ def test_a_scan_says_when_the_patient_memory_learnt_a_new_complex(population_bun
     assert len(after) > 20 and sum(after) <= 1
 
 
+def test_a_scan_counts_the_alarms_the_hub_raises_from_the_signal(bundle, cluster, tmp_path):
+    """VF / flutter and asystole, across segment boundaries; the second lead withholds a one-lead silence."""
+    local, _ = cluster
+    write_stopped_heart(tmp_path / "records", "stopped", flat=(0, 1), flutter=True)
+    write_stopped_heart(tmp_path / "records", "lifted", flat=(0,), flutter=False)
+
+    def rows(confirm_leads: bool, out: str) -> dict:
+        settings = Settings(
+            bundle=str(bundle),
+            calibration_beats=None,
+            adapt_s=40.0,
+            segment_s=50,
+            overlap_s=40,
+            confirm_leads=confirm_leads,
+        )
+        report = scan(
+            [tmp_path / "records"],
+            tmp_path / out,
+            settings,
+            scheduler=local.scheduler_address,
+            progress=False,
+            echo=lambda s: None,
+        )
+        return {row["recording"]: row for row in report.rows}
+
+    confirmed = rows(True, "confirmed")
+    assert (confirmed["stopped"]["vf_alarms"], confirmed["stopped"]["asystole_alarms"]) == (1, 1)
+    assert (confirmed["lifted"]["vf_alarms"], confirmed["lifted"]["asystole_alarms"]) == (0, 0)
+    assert rows(False, "one-lead")["lifted"]["asystole_alarms"] == 1  # the beat lead alone cannot tell
+
+
 def test_bad_recordings_fail_alone_and_a_rerun_resumes(excerpt, bundle, cluster, tmp_path):
     archive = tmp_path / "archive"
     shutil.copytree(excerpt.parent, archive / "ward1")
@@ -311,6 +369,8 @@ def test_bad_recordings_fail_alone_and_a_rerun_resumes(excerpt, bundle, cluster,
     result = CliRunner().invoke(main, [*args, "--workers", "2"])  # a LocalCluster of its own
     assert result.exit_code == 1, result.output
     assert "dashboard: http" in result.output and "6 recording(s) failed" in result.output
+    done = [line for line in result.output.splitlines() if "\tdone\t" in line]
+    assert len(done) == 2 and all(line.endswith(" alarms: none") for line in done)  # record 100 raises none
     rows = rows_of(out)
     assert {name: row["status"] for name, row in rows.items()} == {
         "ward1__r100": "done",
@@ -372,6 +432,8 @@ def test_reference_beats_of_no_aami_class_are_q_and_beats_without_a_reference_ha
         "atrial": np.full((n, ATRIAL_POINTS), np.nan, dtype=np.float32),
         "offset": -1.0,
         "beat_format": BeatFormat(140).to_dict(),
+        **{key: np.empty(0, dtype=np.int64) for key in ("vf_end", "block_end", "other_peaks")},
+        **{key: np.empty(0, dtype=bool) for key in ("vf_waves", "readable")},
     }
     reference = (100 + 360 * np.arange(5), np.array(["N", "?", "B", "V", "/"]))
     columns, stats = beat_table([part], 360.0, float(n), None, reference)

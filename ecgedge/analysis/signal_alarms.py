@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecgedge.analysis.fibrillation import VFDetector, fibrillating
+from ecgedge.analysis.fibrillation import WINDOW_S, VFDetector
 from ecgedge.analysis.filters import ECG_BAND, bandpass_sos
 from ecgedge.analysis.offline import BLOCK_S
 from ecgedge.analysis.signal_quality import SignalCheck, asystole_readable
@@ -40,25 +40,68 @@ def vf_alarms(signal: np.ndarray, fs: float, normal_samples: np.ndarray) -> list
         The alarm starts (and is raised) at the end of its first window read as VF and ends at
         the end of the first window that is not (or the recording's end).
     """
+    ends, waves = vf_windows(signal, fs)
+    return vf_episodes(ends, waves, round(WINDOW_S * fs), normal_samples, len(signal))
+
+
+def vf_windows(signal: np.ndarray, fs: float, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of the VF filter's windows on a lead ends, and whether it reads as fibrillation or flutter.
+
+    The first half of the hub's rule (:class:`~ecgedge.analysis.fibrillation.VFDetector`), which
+    needs the signal only; :func:`vf_episodes` adds the beats. Parts of a long recording, each
+    read from a little before it (the filter settles within seconds), give the windows of one pass.
+
+    Parameters
+    ----------
+    signal : ndarray of shape (n_samples,)
+        The lead (mV), unfiltered.
+    fs : float
+    first : int, default=0
+        The sample index of ``signal[0]`` in its recording.
+
+    Returns
+    -------
+    ends : ndarray of int64
+        Each window's end (exclusive), in the recording's samples.
+    waves : ndarray of bool
+        Whether it reads as fibrillation or flutter (leakage under the limit).
+    """
     from scipy.signal import sosfilt
 
     y, detector = sosfilt(bandpass_sos(*ECG_BAND, fs), signal), VFDetector(fs)
-    found: list[Alarm] = []
-    since: int | None = None
-    normal_samples = np.asarray(normal_samples, dtype=np.int64)
+    ends: list[int] = []
+    waves: list[bool] = []
     step = max(1, round(BLOCK_S * fs))
     for start in range(0, y.size, step):
-        detector.add(start, y[start : start + step])
-        before = np.searchsorted(normal_samples, detector.window_end or 0)
-        active = fibrillating(detector, int(normal_samples[before - 1]) if before else None)
-        end = detector.window_end or 0
-        if active and since is None:
+        detector.add(first + start, y[start : start + step])
+        if detector.window_end is not None and (not ends or detector.window_end != ends[-1]):
+            ends.append(detector.window_end)
+            waves.append(detector.active)
+    return np.array(ends, dtype=np.int64), np.array(waves, dtype=bool)
+
+
+def vf_episodes(ends: np.ndarray, waves: np.ndarray, window: int, normal_samples: np.ndarray, stop: int) -> list[Alarm]:
+    """The ``vf`` alarms from the VF filter's windows (:func:`vf_windows`) and the beats judged normal.
+
+    A window raises (or keeps) the alarm when it reads as fibrillation or flutter and holds no beat
+    judged normal (:func:`~ecgedge.analysis.fibrillation.fibrillating`); the alarm ends at the end of
+    the first window that does not, or at ``stop`` (the recording's end).
+    """
+    normal_samples = np.asarray(normal_samples, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    before = np.searchsorted(normal_samples, ends)  # normal beats before each window's end
+    in_window = before - np.searchsorted(normal_samples, ends - window)
+    active = np.asarray(waves, dtype=bool) & (in_window == 0)
+    found: list[Alarm] = []
+    since: int | None = None
+    for end, on in zip(ends.tolist(), active.tolist(), strict=True):
+        if on and since is None:
             since = end
-        elif not active and since is not None:
+        elif not on and since is not None:
             found.append((since, end, since))
             since = None
     if since is not None:
-        found.append((since, y.size, since))
+        found.append((since, stop, since))
     return found
 
 
@@ -72,11 +115,11 @@ def asystole_alarms(
 ) -> list[Alarm]:
     """The ``asystole`` alarms the hub raises on a lead: ``(start, end, raised)`` samples of each.
 
-    The signal is checked second by second as the hub checks it (:class:`SignalCheck` on the raw
-    counts); a silence (no R peak) raises the alarm at the end of the first block in which the
-    signal can show an asystole and has done so for more than ``limit_s`` since the peak before
-    (the stream's ``seconds_seen_without_peak``). It starts at that peak and ends at the peak after
-    the silence (the end of a recording is no silence).
+    The signal is checked second by second as the hub checks it (:func:`asystole_blocks`); a
+    silence (no R peak) raises the alarm at the end of the first block in which the signal can show
+    an asystole and has done so for more than ``limit_s`` since the peak before (the stream's
+    ``seconds_seen_without_peak``). It starts at that peak and ends at the peak after the silence
+    (the end of a recording is no silence).
 
     Parameters
     ----------
@@ -91,6 +134,32 @@ def asystole_alarms(
     limit_s : float
         Seconds without a beat that make an asystole (:attr:`~ecgedge.analysis.alarms.AlarmLimits.asystole_s`).
     """
+    return asystole_episodes(*asystole_blocks(counts, fs, gain, rails), peaks, fs, limit_s)
+
+
+def asystole_blocks(
+    counts: np.ndarray, fs: float, gain: float, rails: np.ndarray, first: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of the hub's blocks on a lead ends, and whether the signal there can show an asystole.
+
+    The signal's half of the hub's rule: :class:`SignalCheck` on the raw counts, one block of
+    :data:`~ecgedge.analysis.offline.BLOCK_S` at a time (:func:`asystole_readable`);
+    :func:`asystole_episodes` adds the R peaks.
+
+    Parameters
+    ----------
+    counts : ndarray of shape (n_samples,), int
+    fs, gain : float
+    rails : ndarray of int
+    first : int, default=0
+        The sample index of ``counts[0]`` in its recording.
+
+    Returns
+    -------
+    ends : ndarray of int64
+        Each block's end (exclusive), in the recording's samples.
+    readable : ndarray of bool
+    """
     counts = np.asarray(counts)
     check, step = SignalCheck(round(fs), gain, rails), max(1, round(BLOCK_S * fs))
     starts = np.arange(0, counts.size, step)
@@ -99,6 +168,17 @@ def asystole_alarms(
     for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
         check.add(counts[start:end])
         readable[i] = asystole_readable(check.problem)
+    return (first + ends).astype(np.int64), readable
+
+
+def asystole_episodes(
+    ends: np.ndarray, readable: np.ndarray, peaks: np.ndarray, fs: float, limit_s: float
+) -> list[Alarm]:
+    """The ``asystole`` alarms from the blocks' readability (:func:`asystole_blocks`) and the R peaks.
+
+    ``peaks`` are every R peak found (in any lead the board sends, sorted); see :func:`asystole_alarms`.
+    """
+    ends, readable = np.asarray(ends, dtype=np.int64), np.asarray(readable, dtype=bool)
     unreadable_until = np.maximum.accumulate(np.where(readable, 0, ends))  # end of the last unreadable block
     found = []
     peaks = np.asarray(peaks, dtype=np.int64)

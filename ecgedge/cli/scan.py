@@ -95,6 +95,13 @@ from ecgedge.cli.options import requires
         "a backlog (same beats, several times faster)."
     ),
 )
+@click.option(
+    "--confirm-leads/--beat-lead-only",
+    default=True,
+    show_default=True,
+    help="Asystole only when no lead of the recording shows an R peak, as 'ecgedge bridge --confirm-leads', or from "
+    "the beat lead alone.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @requires("scan")
 def scan(
@@ -112,6 +119,7 @@ def scan(
     segment_minutes,
     overlap_s,
     block_s,
+    confirm_leads,
     no_progress,
 ) -> None:
     """Scan WFDB records and EDF/EDF+ files under PATHS through the bridge's offline path, on Dask.
@@ -123,6 +131,7 @@ def scan(
     """
     from pathlib import Path
 
+    from ecgedge.analysis.alarms import PRIORITY
     from ecgedge.scan import RecordingError, Settings, discover
     from ecgedge.scan import scan as run_scan
 
@@ -143,6 +152,7 @@ def scan(
         segment_s=segment_minutes * 60,
         overlap_s=overlap_s,
         block_s=block_s,
+        confirm_leads=confirm_leads,
     )
     try:
         report = run_scan(
@@ -162,6 +172,8 @@ def scan(
             detail = f"beats={row['beats']} flagged={row['flagged']} flags/h={fph:.1f}"
             if row.get("qrs_se") is not None:
                 detail += f" QRS Se={row['qrs_se']:.4f} +P={row['qrs_ppv']:.4f}"
+            raised = [f"{kind}={row[f'{kind}_alarms']}" for kind in PRIORITY if row.get(f"{kind}_alarms")]
+            detail += f" alarms: {' '.join(raised) or 'none'}"
         else:
             detail = row["error"]
         click.echo(f"{row['recording']}\t{row['status']}\t{detail}")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgedge.analysis.signal_quality import adc_rails
+
 #: File endings read as EDF (pyedflib reads EDF, EDF+ and BDF).
 EDF_SUFFIXES = (".edf", ".bdf")
 #: Bytes per sample of the WFDB signal formats whose file size is checked.
@@ -154,8 +156,46 @@ def read_header(recording: Recording) -> Header:
     return Header(float(header.fs), int(header.sig_len or 0), tuple(header.sig_name or ()))
 
 
+@dataclass(frozen=True)
+class LeadCounts:
+    """Samples of one lead as its ADC gave them, and how they become mV.
+
+    Attributes
+    ----------
+    counts : ndarray of int64
+    gain : float
+        ADC counts per mV.
+    baseline : int
+        The count of 0 mV.
+    rails : ndarray of int64
+        Counts at which the ADC is saturated (:func:`~ecgedge.analysis.signal_quality.adc_rails`;
+        an EDF file's digital minimum and maximum).
+    """
+
+    counts: np.ndarray
+    gain: float
+    baseline: int
+    rails: np.ndarray
+
+    @property
+    def millivolts(self) -> np.ndarray:
+        """The samples in mV, ``(counts - baseline) / gain``, as the bridge turns a board's counts."""
+        return (self.counts.astype(np.float64) - self.baseline) / self.gain
+
+
 def read_lead(recording: Recording, lead: int, start: int, stop: int) -> np.ndarray:
     """Samples ``start .. stop`` of one lead in mV: the file's ADC counts through its gain and baseline.
+
+    Raises
+    ------
+    RecordingError
+        As :func:`read_counts`.
+    """
+    return read_counts(recording, lead, start, stop).millivolts
+
+
+def read_counts(recording: Recording, lead: int, start: int, stop: int) -> LeadCounts:
+    """Samples ``start .. stop`` of one lead as ADC counts, with their gain, baseline and rails.
 
     Raises
     ------
@@ -177,6 +217,7 @@ def read_lead(recording: Recording, lead: int, start: int, stop: int) -> np.ndar
             raise RecordingError(f"{recording.path}: lead {label!r} has an empty physical or digital range")
         gain = (dmax - dmin) / ((pmax - pmin) * scale)  # counts per mV
         baseline = round(dmin - pmin * scale * gain)  # an integer count, as a board's HELLO gives it
+        rails = np.union1d(adc_rails(0, baseline), [dmin, dmax])
     else:
         import wfdb
 
@@ -187,11 +228,12 @@ def read_lead(recording: Recording, lead: int, start: int, stop: int) -> np.ndar
             raise RecordingError(f"{recording.path}: cannot read the signal: {type(exc).__name__}: {exc}") from exc
         counts = record.d_signal[:, 0]
         gain, baseline = float(header.adc_gain[lead]), int(header.baseline[lead])
+        rails = adc_rails(int(header.adc_res[lead] or 0), baseline)
     if not (np.isfinite(gain) and gain > 0):
         raise RecordingError(f"{recording.path}: lead {lead} has a gain of {gain} ADC counts/mV; it must be positive")
     if len(counts) != stop - start:
         raise RecordingError(f"{recording.path}: read {len(counts)} samples of {start}..{stop}; the file is truncated")
-    return (np.asarray(counts).astype(np.float64) - baseline) / gain
+    return LeadCounts(np.asarray(counts).astype(np.int64), gain, int(baseline), rails.astype(np.int64))
 
 
 def read_beat_annotations(recording: Recording) -> tuple[np.ndarray, np.ndarray] | None:

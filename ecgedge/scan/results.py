@@ -11,7 +11,9 @@
 ``OUT/summary/NAME.json``
     The recording's summary row, written after its beats: status ``done`` or ``failed``
     with the error, the content hash and settings it was scanned with (what resuming
-    compares), beats, flags per hour, learning status, noisy beats, AF burden and AF
+    compares), beats, flags per hour, learning status, noisy beats, the arrhythmia alarms raised
+    (``vf_alarms``, ``asystole_alarms``, ``vt_alarms``, ``brady_alarms``, ``tachy_alarms``,
+    ``pause_alarms``; ``ventricular_couplets``, ``ventricular_runs`` counted), AF burden and AF
     episodes (:func:`rhythm_summary`), and against annotations the QRS
     detection sensitivity / positive predictivity (150 ms, :func:`wfdb.processing.compare_annotations`)
     and beats and flags per AAMI class.
@@ -28,8 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgedge.analysis.alarms import AlarmLimits
 from ecgedge.analysis.ec57 import AAMI_CLASSES, MATCH_S, aami_class, episodes, nearest_reference
+from ecgedge.analysis.fibrillation import WINDOW_S, organised
 from ecgedge.analysis.judge import BeatJudge, BeatView, Verdict
+from ecgedge.analysis.signal_alarms import asystole_episodes, vf_episodes
 from ecgedge.beatformat import BeatFormat
 from ecgedge.scan.recordings import RecordingError
 
@@ -80,6 +85,7 @@ def beat_table(
         )
     judge = BeatJudge(calibration_beats, adapt_s, beat_format=BeatFormat.from_dict(parts[0]["beat_format"]))
     verdicts, events = _judge_all(judge, beats, parts[0]["offset"], fs)
+    events |= _signal_alarms(parts, verdicts, beats, fs, round(duration_s * fs))
     columns = _columns(beats, verdicts, fs)
     learning, flag = columns["learning"], columns["flag"]
     if adapt_s and learning.all():
@@ -142,6 +148,26 @@ def _judge_all(judge: BeatJudge, beats: dict, offset: float, fs: float) -> tuple
         "ventricular_couplets": judge.alarms.counts["couplet"],
         "ventricular_runs": judge.alarms.counts["run"],
     }
+
+
+def _signal_alarms(parts: list[dict], verdicts: list[Verdict], beats: dict, fs: float, n_samples: int) -> dict:
+    """The summary's counts of the alarms the hub raises from the signal: ``vf_alarms``, ``asystole_alarms``.
+
+    The segments' VF windows and readable blocks (:func:`ecgedge.scan.tasks.scan_segment`) joined
+    with the beats as the hub joins them (:func:`~ecgedge.analysis.signal_alarms.vf_episodes`,
+    :func:`~ecgedge.analysis.signal_alarms.asystole_episodes`): a VF window holding a beat judged normal
+    is no VF, and an R peak in any lead ends a silence.
+    """
+
+    def joined(key: str) -> np.ndarray:
+        return np.concatenate([p[key] for p in parts])
+
+    offset = parts[0]["offset"]
+    normal = np.array([organised(v, s, offset) for v, s in zip(verdicts, beats["score"].tolist(), strict=True)], bool)
+    vf = vf_episodes(joined("vf_end"), joined("vf_waves"), round(WINDOW_S * fs), beats["sample"][normal], n_samples)
+    peaks = np.union1d(beats["sample"], joined("other_peaks"))
+    asystole = asystole_episodes(joined("block_end"), joined("readable"), peaks, fs, AlarmLimits().asystole_s)
+    return {"vf_alarms": len(vf), "asystole_alarms": len(asystole)}
 
 
 def _columns(beats: dict, verdicts: list[Verdict], fs: float) -> dict:

@@ -24,9 +24,18 @@ from pathlib import Path
 import numpy as np
 
 from ecgedge.analysis.atrial import ATRIAL_POINTS
+from ecgedge.analysis.leads import lead_peaks
 from ecgedge.analysis.offline import BLOCK_S, cut_stream, score_beats
+from ecgedge.analysis.signal_alarms import asystole_blocks, vf_windows
 from ecgedge.analysis.streams import FS_RANGE
-from ecgedge.scan.recordings import Header, Recording, RecordingError, read_beat_annotations, read_lead
+from ecgedge.scan.recordings import (
+    Header,
+    Recording,
+    RecordingError,
+    read_beat_annotations,
+    read_counts,
+    read_lead,
+)
 from ecgedge.scan.results import beat_table, write_beats
 
 #: Seconds streamed past a segment's end: a beat's window and the R-peak detector's look-ahead.
@@ -71,6 +80,7 @@ class Settings:
     segment_s: float = 3600.0
     overlap_s: float = 300.0
     block_s: float = BLOCK_S
+    confirm_leads: bool = True
 
 
 def worker_scorer(settings: Settings):
@@ -117,13 +127,19 @@ def scan_segment(recording: Recording, header: Header, lead: int, start: int, st
         ``sample`` (int64), ``rr`` and ``rr_after`` (s), ``own_length``, ``noise``, ``atrial``
         (the beats' atrial segments), ``score`` (float64) arrays of the beats whose R peak is in
         the segment, in order, the scorer's ``offset`` (the model's threshold) and its
-        ``beat_format`` (as a dict).
+        ``beat_format`` (as a dict); for the alarms the hub raises from the signal, the VF filter's
+        windows that end in the segment (``vf_end``, ``vf_waves``: :func:`~ecgedge.analysis.signal_alarms.vf_windows`),
+        the blocks that end in it (``block_end``, ``readable``:
+        :func:`~ecgedge.analysis.signal_alarms.asystole_blocks`) and the R peaks of the other leads in it
+        (``other_peaks``; none without ``confirm_leads``).
     """
     scorer = worker_scorer(settings)
     first = max(0, start - round(settings.overlap_s * header.fs))
     last = min(header.n_samples, stop + round(TAIL_S * header.fs))
+    lead_counts = read_counts(recording, lead, first, last)
+    signal = lead_counts.millivolts
     beats = cut_stream(
-        read_lead(recording, lead, first, last),
+        signal,
         header.fs,
         scorer.beat_format,
         first=first,
@@ -132,6 +148,8 @@ def scan_segment(recording: Recording, header: Header, lead: int, start: int, st
         block_s=settings.block_s,
     )
     beats = [b for b in beats if start <= b.sample < stop]
+    vf_end, vf_waves = vf_windows(signal, header.fs, first)
+    block_end, readable = asystole_blocks(lead_counts.counts, header.fs, lead_counts.gain, lead_counts.rails, first)
     return {
         "sample": np.array([b.sample for b in beats], dtype=np.int64),
         "rr": np.array([b.rr for b in beats], dtype=float),
@@ -143,7 +161,33 @@ def scan_segment(recording: Recording, header: Header, lead: int, start: int, st
         "offset": float(scorer.offset_),
         "beat_format": scorer.beat_format.to_dict(),
         **({"inputs": np.array([b.model_input for b in beats], dtype=np.float32)} if settings.adapt_s else {}),
+        **_ending_in(start, stop, vf_end=vf_end, vf_waves=vf_waves),
+        **_ending_in(start, stop, block_end=block_end, readable=readable),
+        "other_peaks": _other_peaks(recording, header, lead, first, last, start, stop)
+        if settings.confirm_leads
+        else np.empty(0, dtype=np.int64),
     }
+
+
+def _ending_in(start: int, stop: int, **arrays: np.ndarray) -> dict:
+    """The rows of ``arrays`` whose first array (window or block ends, exclusive) lies in ``start + 1 .. stop``."""
+    ends = next(iter(arrays.values()))
+    keep = (ends > start) & (ends <= stop)
+    return {name: values[keep] for name, values in arrays.items()}
+
+
+def _other_peaks(
+    recording: Recording, header: Header, lead: int, first: int, last: int, start: int, stop: int
+) -> np.ndarray:
+    """The R peaks in ``start .. stop`` of every lead but ``lead`` (:func:`~ecgedge.analysis.leads.lead_peaks`)."""
+    block = max(1, round(BLOCK_S * header.fs))
+    peaks = [
+        first + lead_peaks(read_lead(recording, other, first, last), header.fs, block)
+        for other in range(len(header.leads))
+        if other != lead
+    ]
+    found = np.unique(np.concatenate([np.empty(0, dtype=np.int64), *peaks]))
+    return found[(found >= start) & (found < stop)]
 
 
 def finish_recording(recording: Recording, header: Header, settings: Settings, out: str, *parts: dict) -> dict:
