@@ -136,3 +136,21 @@ def test_bridge_names_a_bad_setting_before_it_streams(bundle, args, message):
 def test_simulate_refuses_a_speed_that_is_not_finite():
     result = CliRunner().invoke(main, ["simulate", "--pty", "--speed", "nan"])
     assert result.exit_code == 2 and "--speed" in result.output and "finite" in result.output
+
+
+def test_every_alarm_limit_has_an_option():
+    """Each field of AlarmLimits reaches the bridge's settings from its own option; a count under 1 is named."""
+    from dataclasses import fields
+
+    from ecgedge.analysis.alarms import AlarmLimits
+    from ecgedge.cli.bridge import _settings, bridge
+
+    given = {"vt_beats": 6, "vt_bpm": 120.0, "brady_bpm": 35.0, "brady_beats": 8, "tachy_bpm": 150.0}
+    given |= {"tachy_beats": 12, "pause_s": 2.5, "asystole_s": 5.0}
+    assert set(given) == {f.name for f in fields(AlarmLimits)}
+    options = {"vt_beats": "--vt-beats", "vt_bpm": "--vt-bpm", "pause_s": "--pause", "asystole_s": "--asystole"}
+    args = [a for name, value in given.items() for a in (options.get(name, f"--{name.replace('_', '-')}"), str(value))]
+    with bridge.make_context("bridge", ["--port", "loop://", "--bundle", ".", *args]) as context:
+        assert _settings(context.params).alarm_limits == AlarmLimits(**given)
+    result = CliRunner().invoke(main, ["bridge", "--port", "loop://", "--bundle", ".", "--tachy-beats", "0"])
+    assert result.exit_code == 2 and "--tachy-beats" in result.output

@@ -402,14 +402,28 @@ def _print_event(event) -> None:
     type=FiniteFloat(min=0, min_open=True),
     default=_LIMITS.brady_bpm,
     show_default=True,
-    help="Alarm (high): heart rate under this for 5 beats.",
+    help="Alarm (high): heart rate under this ...",
+)
+@click.option(
+    "--brady-beats",
+    type=click.IntRange(min=1),
+    default=_LIMITS.brady_beats,
+    show_default=True,
+    help="... for this many beats in a row: extreme bradycardia.",
 )
 @click.option(
     "--tachy-bpm",
     type=FiniteFloat(min=0, min_open=True),
     default=_LIMITS.tachy_bpm,
     show_default=True,
-    help="Alarm (high): heart rate over this for 17 beats.",
+    help="Alarm (high): heart rate over this ...",
+)
+@click.option(
+    "--tachy-beats",
+    type=click.IntRange(min=1),
+    default=_LIMITS.tachy_beats,
+    show_default=True,
+    help="... for this many beats in a row: extreme tachycardia.",
 )
 @click.option(
     "--pause",
@@ -513,7 +527,7 @@ def _settings(options: dict) -> BridgeSettings:
         judging = Judging.fixed()
     else:
         judging = Judging.adapt(DEFAULT_ADAPT_S if adapt_s is None else adapt_s)
-    limits = ("vt_beats", "vt_bpm", "brady_bpm", "tachy_bpm", "pause_s", "asystole_s")
+    limits = ("vt_beats", "vt_bpm", "brady_bpm", "brady_beats", "tachy_bpm", "tachy_beats", "pause_s", "asystole_s")
     watch = ("no_beats_s", "confirm_leads", "no_data_s", "max_lag_s", "open_timeout")
     try:
         return BridgeSettings(
