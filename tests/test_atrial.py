@@ -83,6 +83,11 @@ def test_a_beat_is_led_by_the_patients_p_wave_only_when_its_segment_shows_it_and
     assert not sinus.leads(0.05 * rng.normal(size=T.size), rr=0.9)  # no P wave before it: ventricular
     assert not sinus.leads(np.exp(-8 * (T - 0.6) ** 2), rr=0.9)  # a P wave too close to the QRS to have led it
     assert not sinus.leads(_p_wave(rng), rr=0.45)  # premature: its segment lies in the last T wave, no evidence
+    t_wave_end = np.where(T < -0.6, 3.0 * (-0.6 - T), 0.0)  # the last T wave's end in the segment's first 40 ms
+    assert sinus.leads(_p_wave(rng) + t_wave_end, rr=0.6, on_time=True)  # 100 bpm, due: read after the T wave
+    assert not sinus.leads(_p_wave(rng) + t_wave_end, rr=0.6)  # premature: its whole segment must be readable
+    assert not sinus.leads(0.05 * rng.normal(size=T.size) + t_wave_end, rr=0.6, on_time=True)  # no P wave after it
+    assert not sinus.leads(_p_wave(rng), rr=0.45, on_time=True)  # 55 ms after the T wave: shorter than a P wave
     assert not sinus.leads(None, rr=0.9) and not sinus.leads(np.full(ATRIAL_POINTS, np.nan), rr=0.9)
     assert not fibrillation.leads(_p_wave(rng), rr=0.9)  # no P wave of the patient's to be led by
     assert not AtrialActivity().leads(_p_wave(rng), rr=0.9)  # nothing learnt yet

@@ -28,6 +28,9 @@ ATRIAL_POINTS = 21
 #: Upper limit of the normal rate-corrected QT interval (s; Bazett): the previous beat's T wave ends by
 #: ``QTC_S * sqrt(RR)``.
 QTC_S = 0.44
+#: The longest normal P wave (s; over 120 ms is an enlarged atrium): a segment's readable part (after the
+#: previous T wave) must span at least this for one beat's P wave to be compared (:meth:`AtrialActivity.leads`).
+P_WAVE_S = 0.12
 
 
 def atrial_segment(y: np.ndarray, r: int, fs: float) -> np.ndarray:
@@ -96,6 +99,7 @@ class AtrialActivity:
         self.window = window
         self.threshold = threshold
         self._segments: deque[np.ndarray | None] = deque(maxlen=window)
+        self._raw: deque[np.ndarray | None] = deque(maxlen=window)  # the same segments, not detrended
 
     def add(self, segment: np.ndarray, rr: float) -> None:
         """Take the next normal beat's segment (:func:`atrial_segment`) and RR interval (s).
@@ -104,27 +108,45 @@ class AtrialActivity:
         ``QTC_S * sqrt(rr)`` plus the segment's start before R), or one holding NaN, is no
         evidence either way: it takes a place in the window, as unreadable.
         """
-        self._segments.append(_detrended(segment, rr))
+        detrended = _detrended(segment, rr)
+        self._segments.append(detrended)
+        self._raw.append(None if detrended is None else np.asarray(segment, dtype=np.float64))
 
-    def leads(self, segment: np.ndarray | None, rr: float) -> bool:
+    def leads(self, segment: np.ndarray | None, rr: float, on_time: bool = False) -> bool:
         """Whether a beat is led by the window's P wave: the atria's own impulse came before it.
 
-        True when the window's P waves are plain (:attr:`organised`) and this beat's readable
-        segment correlates with their mean above ``threshold``, the rule that reads one beat's
-        P wave as the same as the others'. An unreadable segment (in the previous T wave, or
-        missing) is no evidence of a P wave: False.
+        True when the window's P waves are plain (:attr:`organised`) and the readable part of this
+        beat's segment correlates with the same part of their mean above ``threshold`` (both
+        detrended), the rule that reads one beat's P wave as the same as the others'. Readable is
+        what lies after the previous beat's T wave (``QTC_S * sqrt(rr)`` after its R). A premature
+        beat needs its whole segment readable. A beat ``on_time`` (not premature for the patient's
+        rhythm: the sinus impulse was due) needs only the segment's last :data:`P_WAVE_S`: at a fast
+        rate the T wave reaches into the segment's start, but the sinus P wave of a beat on time
+        lies near its end (a PR interval of 120-200 ms puts it 60-250 ms before R). A shorter
+        readable part, or a missing segment, is no evidence of a P wave: False.
         """
-        here = None if segment is None else _detrended(segment, rr)
-        readable = [s for s in self._segments if s is not None]
-        if here is None or not self.organised or not readable:
+        readable = [s for s in self._raw if s is not None]
+        if segment is None or not np.isfinite(rr) or not readable or not self.organised:
             return False
-        mean = np.mean(readable, axis=0)
+        segment = np.asarray(segment, dtype=np.float64)
+        before_r = np.linspace(*ATRIAL_BEFORE_R_S, ATRIAL_POINTS)
+        start = int(np.searchsorted(-before_r, -(rr - QTC_S * np.sqrt(max(rr, 0.0)))))
+        needed = P_WAVE_S if on_time else ATRIAL_BEFORE_R_S[0] - ATRIAL_BEFORE_R_S[1]
+        if (
+            segment.shape != before_r.shape
+            or not np.isfinite(segment).all()
+            or start >= before_r.size
+            or before_r[start] - before_r[-1] < needed - 1e-9
+        ):
+            return False
+        here, mean = _detrend(segment[start:]), _detrend(np.mean(readable, axis=0)[start:])
         norm = np.linalg.norm(here) * np.linalg.norm(mean)
         return bool(norm > 0 and here @ mean / norm > self.threshold)
 
     def clear(self) -> None:
         """Forget the segments (the stream restarted)."""
         self._segments.clear()
+        self._raw.clear()
 
     @property
     def correlation(self) -> float | None:
@@ -159,8 +181,11 @@ def _detrended(segment: np.ndarray, rr: float) -> np.ndarray | None:
         and np.isfinite(rr)
         and rr - QTC_S * np.sqrt(max(rr, 0.0)) >= ATRIAL_BEFORE_R_S[0]
     )
-    if not readable:
-        return None
+    return _detrend(segment) if readable else None
+
+
+def _detrend(segment: np.ndarray) -> np.ndarray:
+    """A segment less its mean and straight-line slope."""
     t = np.arange(segment.size) - (segment.size - 1) / 2
     centred = segment - segment.mean()
     return centred - t * (centred @ t) / (t @ t)

@@ -245,6 +245,7 @@ class BeatJudge:
         self._unsaved = 0
         self._saved = False
         self._segment = 0  # the last beat's (0: none yet, or unknown)
+        self._on_time = False  # whether the last adapted beat came when the sinus beat was due (not premature)
 
     @property
     def learning(self) -> bool:
@@ -368,10 +369,14 @@ class BeatJudge:
         does, and still looks unlike the patient's, was conducted from the atria: through a bundle
         branch that has not recovered (aberrant conduction), or meeting a ventricular impulse
         halfway (a fusion beat, AAMI F). Neither is a ventricular beat, nor makes a run or a VT.
+        A fusion beat comes when the sinus beat is due (not premature for the patient's rhythm), so
+        its P wave is looked for in the part of the segment after the last T wave, which at a fast
+        rate is all that can be read (:meth:`~ecgedge.analysis.atrial.AtrialActivity.leads`).
         """
         unlike = verdict.reason == "shape" if verdict.mode == "adapted" else verdict.anomaly
         atrial = self.rhythm.atrial
-        return unlike and not (atrial is not None and atrial.leads(getattr(beat, "atrial", None), float(beat.rr)))
+        segment = getattr(beat, "atrial", None)
+        return unlike and not (atrial is not None and atrial.leads(segment, float(beat.rr), on_time=self._on_time))
 
     def _follow(self, memory: PatientMemory, shape: np.ndarray, shape_d: float, beat) -> None:
         """Learn a new QRS complex once it is sustained and supraventricular; say so with a ``"relearned"`` event.
@@ -446,6 +451,7 @@ class BeatJudge:
         own = int(getattr(beat, "own_length", 0)) or shape.size
         if memory.ready:
             shape_d, timing_d = (float(d[0]) for d in memory.distances(shape[None], np.array([ratio]), [own]))
+            self._on_time = timing_d <= 1
             if timing_d > 1 and not self._premature(memory, ratio, beat):
                 timing_d = 0.0  # early, but not premature: its timing does not count
             normal = shape_d <= 1 and timing_d <= 1
