@@ -61,6 +61,7 @@ def test_a_watch_finds_the_r_peaks_of_a_lead_whatever_its_blocks_and_restarts_af
     assert near[outside & (reference > 3 * FS)].mean() > 0.99 and len(found) <= len(reference)
     offline = lead_peaks(signal[: 59 * FS], FS, 36)  # the same detector, blocks of 0.1 s: the same peaks
     assert len(offline) > 60 and np.array_equal(found[: len(offline)], offline)
+    assert np.array_equal(lead_peaks(signal[: 59 * FS], FS, 10 * FS), offline)  # as a scan in 10 s blocks reads them
 
 
 @needs_mitdb
