@@ -131,3 +131,44 @@ def test_ventricular_flutter_is_a_high_priority_alarm_from_the_waveform(populati
     assert vf and vf[0].condition.priority == "high" and vf[0].as_dict()["priority"] == "high"
     reached = int(vf[0].detail.split("to sample ")[1].split()[0]) / record.fs
     assert onset + 4 <= reached < onset + 10  # 4 s of flutter with no normal beat in them, within 10 s of its onset
+
+
+def test_a_flagged_beat_on_time_at_100_bpm_led_by_the_p_wave_is_not_ventricular():
+    """A fusion beat comes when the sinus beat is due: its P wave, after the last T wave, makes it conducted."""
+    from ecgedge.analysis.atrial import ATRIAL_POINTS
+    from ecgedge.analysis.judge import QRS_SPAN_S, BeatView
+    from ecgedge.calibration import PatientMemory
+
+    rng, n = np.random.RandomState(0), POPULATION_FORMAT.length
+    start, stop = POPULATION_FORMAT.columns(*QRS_SPAN_S)
+    t, u = np.arange(n), np.linspace(-1, 1, ATRIAL_POINTS)
+    normal = np.exp(-0.5 * ((t - 22) / 1.5) ** 2)  # a narrow QRS, median 0, peak to peak 1
+    memory = PatientMemory(columns=(start, stop))
+    memory.learn(normal + rng.normal(0, 0.01, (200, n)), np.ones(200), np.ones(200, bool), np.zeros(200))
+    memory.close()
+    wide = np.where((t >= start) & (t < stop), -np.exp(-0.5 * ((t - 26) / 4.0) ** 2), 0.0)
+    unlike = normal + wide * 3 * memory.shape_limit / np.linalg.norm(wide)  # 3 shape limits away
+
+    def p_wave() -> np.ndarray:
+        return np.exp(-8 * u**2) + 0.05 * rng.normal(size=u.size)
+
+    t_wave_end = np.where(u < -0.6, 3.0 * (-0.6 - u), 0.0)  # the last T wave in the segment's first 40 ms
+    judge = BeatJudge(adapt_s=300, beat_format=POPULATION_FORMAT)
+    judge.resume(memory)
+    sample = 0
+
+    def beat(window: np.ndarray, rr: float, atrial: np.ndarray):
+        nonlocal sample
+        sample += round(rr * 360)
+        return judge.judge(0.0, -1.0, BeatView(window, rr, sample, atrial=atrial, rr_after=0.75))
+
+    for _ in range(30):  # 80 bpm, every P wave readable
+        beat(normal, 0.75, p_wave())
+    on_time = beat(unlike, 0.65, p_wave() + t_wave_end)  # 92 bpm, due (ratio 0.87): read after the T wave
+    assert on_time.anomaly and on_time.reason == "shape" and not on_time.ventricular
+    beat(normal, 0.85, p_wave())
+    no_p = beat(unlike, 0.65, 0.05 * rng.normal(size=u.size) + t_wave_end)
+    assert no_p.anomaly and no_p.ventricular  # due, but no P wave before it
+    beat(normal, 0.85, p_wave())
+    early = beat(unlike, 0.55, p_wave() + t_wave_end)  # premature: the whole segment must be readable
+    assert early.anomaly and early.ventricular
