@@ -31,6 +31,8 @@ QTC_S = 0.44
 #: The longest normal P wave (s; over 120 ms is an enlarged atrium): a segment's readable part (after the
 #: previous T wave) must span at least this for one beat's P wave to be compared (:meth:`AtrialActivity.leads`).
 P_WAVE_S = 0.12
+#: Seconds before R of each point of a segment.
+_BEFORE_R = np.linspace(*ATRIAL_BEFORE_R_S, ATRIAL_POINTS)
 
 
 def atrial_segment(y: np.ndarray, r: int, fs: float) -> np.ndarray:
@@ -100,6 +102,8 @@ class AtrialActivity:
         self.threshold = threshold
         self._segments: deque[np.ndarray | None] = deque(maxlen=window)
         self._raw: deque[np.ndarray | None] = deque(maxlen=window)  # the same segments, not detrended
+        self._correlation: float | None = None  # of the segments held; computed when first asked after a change
+        self._changed = True
 
     def add(self, segment: np.ndarray, rr: float) -> None:
         """Take the next normal beat's segment (:func:`atrial_segment`) and RR interval (s).
@@ -111,6 +115,7 @@ class AtrialActivity:
         detrended = _detrended(segment, rr)
         self._segments.append(detrended)
         self._raw.append(None if detrended is None else np.asarray(segment, dtype=np.float64))
+        self._changed = True
 
     def leads(self, segment: np.ndarray | None, rr: float, on_time: bool = False) -> bool:
         """Whether a beat is led by the window's P wave: the atria's own impulse came before it.
@@ -125,19 +130,20 @@ class AtrialActivity:
         lies near its end (a PR interval of 120-200 ms puts it 60-250 ms before R). A shorter
         readable part, or a missing segment, is no evidence of a P wave: False.
         """
-        readable = [s for s in self._raw if s is not None]
-        if segment is None or not np.isfinite(rr) or not readable or not self.organised:
+        if segment is None or not np.isfinite(rr):
             return False
         segment = np.asarray(segment, dtype=np.float64)
-        before_r = np.linspace(*ATRIAL_BEFORE_R_S, ATRIAL_POINTS)
-        start = int(np.searchsorted(-before_r, -(rr - QTC_S * np.sqrt(max(rr, 0.0)))))
+        start = int(np.searchsorted(-_BEFORE_R, -(rr - QTC_S * np.sqrt(max(rr, 0.0)))))
         needed = P_WAVE_S if on_time else ATRIAL_BEFORE_R_S[0] - ATRIAL_BEFORE_R_S[1]
         if (
-            segment.shape != before_r.shape
+            segment.shape != _BEFORE_R.shape
+            or start >= _BEFORE_R.size
+            or _BEFORE_R[start] - _BEFORE_R[-1] < needed - 1e-9
             or not np.isfinite(segment).all()
-            or start >= before_r.size
-            or before_r[start] - before_r[-1] < needed - 1e-9
         ):
+            return False  # checked first: the P waves' correlation costs more
+        readable = [s for s in self._raw if s is not None]
+        if not readable or not self.organised:
             return False
         here, mean = _detrend(segment[start:]), _detrend(np.mean(readable, axis=0)[start:])
         norm = np.linalg.norm(here) * np.linalg.norm(mean)
@@ -146,6 +152,7 @@ class AtrialActivity:
     def clear(self) -> None:
         """Forget the segments (the stream restarted)."""
         self._segments.clear()
+        self._changed = True
         self._raw.clear()
 
     @property
@@ -154,6 +161,11 @@ class AtrialActivity:
 
         None with under a quarter of a window.
         """
+        if self._changed:
+            self._correlation, self._changed = self._median_correlation(), False
+        return self._correlation
+
+    def _median_correlation(self) -> float | None:
         readable = [s for s in self._segments if s is not None]
         if len(readable) < max(3, self.window // 4):
             return None
