@@ -152,8 +152,8 @@ class AtrialActivity:
     def clear(self) -> None:
         """Forget the segments (the stream restarted)."""
         self._segments.clear()
-        self._changed = True
         self._raw.clear()
+        self._changed = True
 
     @property
     def correlation(self) -> float | None:
