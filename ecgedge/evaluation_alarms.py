@@ -45,7 +45,7 @@ from ecgedge.analysis.ec57 import MATCH_S
 from ecgedge.analysis.fibrillation import WINDOW_S, organised
 from ecgedge.analysis.heart_rate import HeartRateMeter
 from ecgedge.analysis.judge import BeatJudge, StreamEvent, Verdict
-from ecgedge.analysis.leads import lead_peaks
+from ecgedge.analysis.leads import lead_peaks, longest_silence_s
 from ecgedge.analysis.offline import BLOCK_S
 from ecgedge.analysis.signal_alarms import Alarm, asystole_alarms, vf_alarms
 from ecgedge.analysis.signal_quality import adc_rails
@@ -239,7 +239,8 @@ def score_record(
         The lead the beats were found in (mV), when not ``record.signal`` (noise added).
     other_leads : sequence of ndarray, optional
         The record's other leads (mV) as a board would send them beside the beat lead: their R
-        peaks (:func:`~ecgedge.analysis.leads.lead_peaks`) withhold an asystole, as the bridge's
+        peaks (:func:`~ecgedge.analysis.leads.lead_peaks`) withhold an asystole, and a pause they
+        split (:func:`~ecgedge.analysis.leads.longest_silence_s`), as the bridge's
         :class:`~ecgedge.analysis.leads.LeadWatch` does.
 
     Returns
@@ -261,6 +262,9 @@ def score_record(
     counts = np.round(signal * record.adc_gain + record.baseline).astype(np.int64)
     block = max(1, round(BLOCK_S * fs))
     peaks = np.unique(np.concatenate([samples, *(lead_peaks(lead, fs, block) for lead in other_leads)]))
+    detected["pause"] = [
+        a for a in detected.get("pause", []) if longest_silence_s(a[0], a[1], peaks, fs) > limits.pause_s
+    ]
     detected["asystole"] = asystole_alarms(
         counts, fs, record.adc_gain, adc_rails(record.adc_bits, record.baseline), peaks, limits.asystole_s
     )

@@ -116,3 +116,25 @@ def test_the_bridge_pipeline_counts_an_asystole_from_the_newest_peak_of_any_lead
         assert longest.max() < 4.0 and longest[5 * FS // 10 :].max() < 2.0
     else:
         assert longest.max() > 4.0 and 40 < np.argmax(longest > 4.0) * 10 / FS < 46
+
+
+@needs_mitdb
+@pytest.mark.parametrize("confirm", [True, False])
+def test_a_pause_that_another_lead_beats_through_is_withheld_by_the_hub(confirm, population_bundle):
+    """Record 116's MLII step, live over a pty as a two-lead board: the 4-7 s without a QRS in MLII is a pause of
+    the beat lead only; V1 beats through it, so the hub withholds the pause (from MLII alone it raises one)."""
+    from fixtures.bridge_support import play
+
+    from ecgedge.firmware_bridge.hub import Hub
+    from ecgedge.firmware_bridge.settings import BridgeSettings, Judging
+    from ecgedge.firmware_bridge.simulator import PtyEndpoint, VirtualBoard
+    from ecgedge.runtime import load_scorer
+
+    board = VirtualBoard.from_record(MITDB / "116", other_leads=True, start_s=STEPS["116"] - 40, duration_s=70)
+    settings = BridgeSettings(judging=Judging.fixed(), confirm_leads=confirm)  # alarms from the first beat
+    hub = Hub(load_scorer(population_bundle, threads=1), settings)
+    endpoint = PtyEndpoint()
+    hub.add_board(endpoint.path, name="bed1")
+    summary = play(hub, [(board, endpoint)], speed=20)
+    assert summary["events"].get("pause", 0) == (0 if confirm else 1)
+    assert summary["events"].get("asystole", 0) == (0 if confirm else 1)

@@ -302,15 +302,18 @@ def test_a_scan_says_when_the_patient_memory_learnt_a_new_complex(population_bun
     assert len(after) > 20 and sum(after) <= 1
 
 
-def test_a_scan_counts_the_alarms_the_hub_raises_from_the_signal(bundle, cluster, tmp_path):
-    """VF / flutter and asystole, across segment boundaries; the second lead withholds a one-lead silence."""
+def test_a_scan_counts_the_alarms_the_hub_raises_from_the_signal(population_bundle, cluster, tmp_path):
+    """VF / flutter, asystole and pauses, across segment boundaries; the second lead withholds a one-lead silence.
+
+    The population model's window is fixed in time: an RR-scaled one (the tiny bundle's) cannot cut the beat
+    that ends an 8 s silence, and a pause is read from that beat."""
     local, _ = cluster
     write_stopped_heart(tmp_path / "records", "stopped", flat=(0, 1), flutter=True)
     write_stopped_heart(tmp_path / "records", "lifted", flat=(0,), flutter=False)
 
     def rows(confirm_leads: bool, out: str) -> dict:
         settings = Settings(
-            bundle=str(bundle),
+            bundle=str(population_bundle),
             calibration_beats=None,
             adapt_s=40.0,
             segment_s=50,
@@ -328,9 +331,11 @@ def test_a_scan_counts_the_alarms_the_hub_raises_from_the_signal(bundle, cluster
         return {row["recording"]: row for row in report.rows}
 
     confirmed = rows(True, "confirmed")
-    assert (confirmed["stopped"]["vf_alarms"], confirmed["stopped"]["asystole_alarms"]) == (1, 1)
-    assert (confirmed["lifted"]["vf_alarms"], confirmed["lifted"]["asystole_alarms"]) == (0, 0)
-    assert rows(False, "one-lead")["lifted"]["asystole_alarms"] == 1  # the beat lead alone cannot tell
+    kinds = ("vf_alarms", "asystole_alarms", "pause_alarms")
+    assert [confirmed["stopped"][k] for k in kinds] == [1, 1, 1]
+    assert [confirmed["lifted"][k] for k in kinds] == [0, 0, 0]  # V5 beats on: no asystole, no pause
+    one_lead = rows(False, "one-lead")["lifted"]
+    assert (one_lead["asystole_alarms"], one_lead["pause_alarms"]) == (1, 1)  # the beat lead alone cannot tell
 
 
 def test_bad_recordings_fail_alone_and_a_rerun_resumes(excerpt, bundle, cluster, tmp_path):

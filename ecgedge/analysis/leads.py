@@ -10,7 +10,9 @@ shows a beat (multi-lead confirmation).
 :class:`LeadWatch` finds the R peaks of one more lead with the beat lead's own filters and R-peak
 detector, and nothing else (no beats are cut or judged). The bridge counts an asystole's seconds
 from the newest R peak in any lead, so a watch can only delay or withhold an asystole that the beat
-lead alone would call, never call one. :func:`lead_peaks` runs a watch over a recorded lead.
+lead alone would call, never call one. A pause (an RR interval of the beat lead over the limit) is
+the same silence, shorter: it stands only when no other lead's R peak splits it
+(:func:`longest_silence_s`). :func:`lead_peaks` runs a watch over a recorded lead.
 """
 
 from __future__ import annotations
@@ -104,3 +106,19 @@ def lead_peaks(signal: np.ndarray, fs: float, block: int) -> np.ndarray:
     signal = np.asarray(signal, dtype=np.float64)
     found = [r for first in range(0, signal.size, block) for r in watch.add(first, signal[first : first + block])]
     return np.asarray(found, dtype=np.int64)
+
+
+def longest_silence_s(start: int, end: int, peaks: np.ndarray, fs: float) -> float:
+    """The longest stretch from ``start`` to ``end`` (samples) without an R peak of ``peaks``, in seconds.
+
+    A pause of the beat lead from ``start`` to ``end`` is the heart's when this is still over the
+    limit: another lead's R peaks inside it (an electrode artefact silencing one lead) split it.
+
+    Examples
+    --------
+    >>> longest_silence_s(0, 1800, np.array([900]), 360.0), longest_silence_s(0, 1800, np.array([]), 360.0)
+    (2.5, 5.0)
+    """
+    peaks = np.asarray(peaks, dtype=np.int64)
+    inner = np.sort(peaks[(peaks > start) & (peaks < end)])
+    return float(np.diff(np.concatenate(([start], inner, [end]))).max()) / fs

@@ -34,6 +34,7 @@ import numpy as np
 from ecgedge.analysis.beats import Beat
 from ecgedge.analysis.fibrillation import WINDOW_S, VFDetector, fibrillating, organised
 from ecgedge.analysis.judge import BeatJudge
+from ecgedge.analysis.leads import longest_silence_s
 from ecgedge.analysis.scored import ScoredBeat
 from ecgedge.analysis.signal_quality import asystole_readable
 from ecgedge.analysis.streams import FilterStage
@@ -337,7 +338,7 @@ class BridgeCore:
             scored.append(ScoredBeat(beat, score, judge.judge(score, self.scorer.offset_, beat)))
             if organised(scored[-1].verdict, score, self.scorer.offset_):
                 self._last_organised[beat.stream] = beat.sample
-            for change in judge.take_events():
+            for change in self._confirmed(beat, judge.take_events(), judge.alarms.limits.pause_s):
                 self._judge_event(beat, change)
         for s in scored if self.keep_strips else ():
             if s.anomaly:
@@ -349,6 +350,22 @@ class BridgeCore:
         commit.add("patients", self._patients({b.stream for b in beats}))
         commit.add("events", self._take_events())
         self.writer.write(commit)
+
+    def _confirmed(self, beat: Beat, changes: list, pause_s: float) -> list:
+        """The judge's events less a pause that the board's other leads show beating through.
+
+        A pause (no beat in the beat lead for ``pause_s``) ending at ``beat`` is withheld, its end
+        too, when another lead's R peaks split it into shorter silences
+        (:func:`~ecgedge.analysis.leads.longest_silence_s`): an electrode artefact, not the heart.
+        """
+        pipeline = self.pipelines[beat.stream]
+        started = [c.sample for c in changes if c.alarm == "pause" and c.kind == "alarm"]
+        if not started or not pipeline.other_peaks or pipeline.fs is None:
+            return changes
+        peaks = np.fromiter(pipeline.other_peaks, np.int64)
+        if longest_silence_s(started[0], beat.sample, peaks, pipeline.fs) > pause_s:
+            return changes
+        return [c for c in changes if c.alarm != "pause"]
 
     def _judge_event(self, beat: Beat, change) -> None:
         """An alarm, a rhythm change, a relearned complex or a noisy stretch the judge found, as an event."""

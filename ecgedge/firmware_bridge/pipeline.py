@@ -42,6 +42,8 @@ GAIN_RANGE = (0.1, 1e6)
 HELLO_WAIT_S = 3.0
 #: How fast a stream's clock offset may rise (s per s): a board crystal 500 ppm slow.
 CLOCK_DRIFT = 5e-4
+#: The other leads' latest R peaks kept to split a pause of the beat lead (minutes of them at any rate).
+OTHER_PEAKS_KEPT = 1024
 #: Seconds to add to :func:`time.perf_counter` for UNIX time.
 WALL_OFFSET = time.time() - time.perf_counter()
 
@@ -190,6 +192,7 @@ class StreamPipeline:
         self.auto_beats = auto_beats
         self.confirm_leads = confirm_leads
         self.watches: dict[int, LeadWatch] = {}  # the other leads' columns -> their watches
+        self.other_peaks: deque[int] = deque(maxlen=OTHER_PEAKS_KEPT)  # their latest R peaks, in order
         self.counters = StreamCounters()
         self.hello: Hello | None = None
         self.slot: tuple[float, int] | None = None  # (fs, row) in the FilterStage's banks
@@ -271,6 +274,7 @@ class StreamPipeline:
         self.watches = {
             j: LeadWatch(hello.fs) for j in range(len(hello.leads)) if self.confirm_leads and j != self._lead_index
         }
+        self.other_peaks.clear()
         self.finder = BeatFinder(
             self.name, hello.fs, self.beat_format, polarity=self.polarity, auto_beats=self.auto_beats
         )
@@ -343,6 +347,9 @@ class StreamPipeline:
         for column, watch in self.watches.items():
             for r in watch.add(first, (values[:, column] - hello.baseline) / hello.gain):
                 self._seen_since_peak = min(self._seen_since_peak, max(0, first + n - r))
+                if self.other_peaks and r < self.other_peaks[-1] - 10 * hello.fs:
+                    self.other_peaks.clear()  # the board restarted its count: older peaks are another time
+                self.other_peaks.append(r)
         x = (raw.astype(np.float64) - hello.baseline) / hello.gain
         start, x, restart = self._align(first, x, hello.fs)
         if x.size == 0:

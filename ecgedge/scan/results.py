@@ -34,6 +34,7 @@ from ecgedge.analysis.alarms import AlarmLimits
 from ecgedge.analysis.ec57 import AAMI_CLASSES, MATCH_S, aami_class, episodes, nearest_reference
 from ecgedge.analysis.fibrillation import WINDOW_S, organised
 from ecgedge.analysis.judge import BeatJudge, BeatView, Verdict
+from ecgedge.analysis.leads import longest_silence_s
 from ecgedge.analysis.signal_alarms import asystole_episodes, vf_episodes
 from ecgedge.beatformat import BeatFormat
 from ecgedge.scan.recordings import RecordingError
@@ -84,7 +85,8 @@ def beat_table(
             f"too short: {n} beats found; the learning window needs {calibration_beats} beats before any beat is judged"
         )
     judge = BeatJudge(calibration_beats, adapt_s, beat_format=BeatFormat.from_dict(parts[0]["beat_format"]))
-    verdicts, events = _judge_all(judge, beats, parts[0]["offset"], fs)
+    other_peaks = np.concatenate([p["other_peaks"] for p in parts])
+    verdicts, events = _judge_all(judge, beats, parts[0]["offset"], fs, other_peaks)
     events |= _signal_alarms(parts, verdicts, beats, fs, round(duration_s * fs))
     columns = _columns(beats, verdicts, fs)
     learning, flag = columns["learning"], columns["flag"]
@@ -116,8 +118,14 @@ def beat_table(
     return columns, stats
 
 
-def _judge_all(judge: BeatJudge, beats: dict, offset: float, fs: float) -> tuple[list[Verdict], dict]:
-    """Every beat's verdict, in order, and the summary's counts of the judge's events."""
+def _judge_all(
+    judge: BeatJudge, beats: dict, offset: float, fs: float, other_peaks: np.ndarray
+) -> tuple[list[Verdict], dict]:
+    """Every beat's verdict, in order, and the summary's counts of the judge's events.
+
+    A pause that the other leads' R peaks split is not counted, as the hub withholds it
+    (:func:`~ecgedge.analysis.leads.longest_silence_s`).
+    """
     sample = beats["sample"]
     inputs = beats.get("inputs", np.empty((sample.size, 0)))
     # one row per beat in every column (scan_segment): a mismatch is a bug
@@ -134,12 +142,15 @@ def _judge_all(judge: BeatJudge, beats: dict, offset: float, fs: float) -> tuple
     verdicts: list[Verdict] = []
     relearned: list[float] = []
     alarms: dict[str | None, int] = {}
+    pause_s = judge.alarms.limits.pause_s
     for s, view in zip(beats["score"].tolist(), views, strict=True):
         verdicts.append(judge.judge(s, offset, BeatView(*view)))
         for event in judge.take_events():
             if event.kind == "relearned":
                 relearned.append(event.sample / fs)
-            elif event.kind == "alarm":
+            elif event.kind == "alarm" and not (
+                event.alarm == "pause" and longest_silence_s(event.sample, view[2], other_peaks, fs) <= pause_s
+            ):
                 alarms[event.alarm] = alarms.get(event.alarm, 0) + 1
     return verdicts, {
         "relearned": len(relearned),
@@ -165,7 +176,7 @@ def _signal_alarms(parts: list[dict], verdicts: list[Verdict], beats: dict, fs: 
     offset = parts[0]["offset"]
     normal = np.array([organised(v, s, offset) for v, s in zip(verdicts, beats["score"].tolist(), strict=True)], bool)
     vf = vf_episodes(joined("vf_end"), joined("vf_waves"), round(WINDOW_S * fs), beats["sample"][normal], n_samples)
-    peaks = np.union1d(beats["sample"], joined("other_peaks"))
+    peaks = np.union1d(beats["sample"], joined("other_peaks"))  # an R peak in any lead ends a silence
     asystole = asystole_episodes(joined("block_end"), joined("readable"), peaks, fs, AlarmLimits().asystole_s)
     return {"vf_alarms": len(vf), "asystole_alarms": len(asystole)}
 
