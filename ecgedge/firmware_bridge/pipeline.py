@@ -192,7 +192,7 @@ class StreamPipeline:
         self.auto_beats = auto_beats
         self.confirm_leads = confirm_leads
         self.watches: dict[int, LeadWatch] = {}  # the other leads' columns -> their watches
-        self.other_peaks: deque[int] = deque(maxlen=OTHER_PEAKS_KEPT)  # their latest R peaks, in order
+        self.other_peaks: deque[int] = deque(maxlen=OTHER_PEAKS_KEPT)  # their latest R peaks, lead after lead
         self.counters = StreamCounters()
         self.hello: Hello | None = None
         self.slot: tuple[float, int] | None = None  # (fs, row) in the FilterStage's banks

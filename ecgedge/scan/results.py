@@ -87,7 +87,7 @@ def beat_table(
     judge = BeatJudge(calibration_beats, adapt_s, beat_format=BeatFormat.from_dict(parts[0]["beat_format"]))
     other_peaks = np.concatenate([p["other_peaks"] for p in parts])
     verdicts, events = _judge_all(judge, beats, parts[0]["offset"], fs, other_peaks)
-    events |= _signal_alarms(parts, verdicts, beats, fs, round(duration_s * fs))
+    events |= _signal_alarms(parts, verdicts, beats, other_peaks, fs, round(duration_s * fs), judge.alarms.limits)
     columns = _columns(beats, verdicts, fs)
     learning, flag = columns["learning"], columns["flag"]
     if adapt_s and learning.all():
@@ -143,13 +143,13 @@ def _judge_all(
     relearned: list[float] = []
     alarms: dict[str | None, int] = {}
     pause_s = judge.alarms.limits.pause_s
-    for s, view in zip(beats["score"].tolist(), views, strict=True):
-        verdicts.append(judge.judge(s, offset, BeatView(*view)))
+    for s, beat in zip(beats["score"].tolist(), (BeatView(*view) for view in views), strict=True):
+        verdicts.append(judge.judge(s, offset, beat))
         for event in judge.take_events():
             if event.kind == "relearned":
                 relearned.append(event.sample / fs)
             elif event.kind == "alarm" and not (
-                event.alarm == "pause" and longest_silence_s(event.sample, view[2], other_peaks, fs) <= pause_s
+                event.alarm == "pause" and longest_silence_s(event.sample, beat.sample, other_peaks, fs) <= pause_s
             ):
                 alarms[event.alarm] = alarms.get(event.alarm, 0) + 1
     return verdicts, {
@@ -161,7 +161,15 @@ def _judge_all(
     }
 
 
-def _signal_alarms(parts: list[dict], verdicts: list[Verdict], beats: dict, fs: float, n_samples: int) -> dict:
+def _signal_alarms(
+    parts: list[dict],
+    verdicts: list[Verdict],
+    beats: dict,
+    other_peaks: np.ndarray,
+    fs: float,
+    n_samples: int,
+    limits: AlarmLimits,
+) -> dict:
     """The summary's counts of the alarms the hub raises from the signal: ``vf_alarms``, ``asystole_alarms``.
 
     The segments' VF windows and readable blocks (:func:`ecgedge.scan.tasks.scan_segment`) joined
@@ -176,8 +184,8 @@ def _signal_alarms(parts: list[dict], verdicts: list[Verdict], beats: dict, fs: 
     offset = parts[0]["offset"]
     normal = np.array([organised(v, s, offset) for v, s in zip(verdicts, beats["score"].tolist(), strict=True)], bool)
     vf = vf_episodes(joined("vf_end"), joined("vf_waves"), round(WINDOW_S * fs), beats["sample"][normal], n_samples)
-    peaks = np.union1d(beats["sample"], joined("other_peaks"))  # an R peak in any lead ends a silence
-    asystole = asystole_episodes(joined("block_end"), joined("readable"), peaks, fs, AlarmLimits().asystole_s)
+    peaks = np.union1d(beats["sample"], other_peaks)  # an R peak in any lead ends a silence
+    asystole = asystole_episodes(joined("block_end"), joined("readable"), peaks, fs, limits.asystole_s)
     return {"vf_alarms": len(vf), "asystole_alarms": len(asystole)}
 
 
