@@ -92,7 +92,7 @@ from ecgedge.cli.options import requires
     show_default=True,
     help=(
         "Seconds of signal per block fed to the bridge's pipeline: 0.1 as a board sends; 10 as a bridge catching up on "
-        "a backlog (same beats, several times faster)."
+        "a backlog (same beats, faster)."
     ),
 )
 @click.option(
