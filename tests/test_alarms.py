@@ -16,7 +16,7 @@ import pytest
 from ecgedge.analysis.alarms import AlarmLimits, ArrhythmiaAlarms
 from ecgedge.analysis.judge import BeatJudge
 from ecgedge.analysis.offline import cut_stream, score_beats
-from ecgedge.datasets import change_rate, insert_run, load_wfdb_record
+from ecgedge.datasets import change_rate, fuse_beats, insert_run, load_wfdb_record
 from ecgedge.population import POPULATION_FORMAT
 
 MITDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb"
@@ -90,6 +90,38 @@ def test_a_sustained_vt_made_of_the_patients_own_ventricular_beat_alarms_within_
     raised_at = min(t for k, a, t in events if a == "tachy" and k == "alarm")
     assert raised_at < onset + 10
     assert len([1 for k, a, _ in events if a == "vt" and k == "alarm"]) == 1  # 119's own bigeminy is not VT
+
+
+@needs_mitdb
+@pytest.mark.parametrize(("weight", "fusion"), [(0.3, True), (0.8, False)])
+def test_fusion_beats_make_no_couplets_and_late_ventricular_beats_do(weight, fusion):
+    """119's sinus beats between a sinus beat and a ventricular one, blended with the patient's
+    ventricular complex (:func:`~ecgedge.datasets.fuse_beats`): 30 % ventricular, they are fusion
+    beats and make no couplet with the ventricular beat after them (one in 42 may still be read as
+    ventricular); 80 %, they are late ventricular beats whenever no P wave is read before them."""
+    from ecgedge import load
+    from ecgedge.models import population_model_path
+
+    record = load_wfdb_record(MITDB / "119", lead="MLII")
+    fs, r, symbols = record.fs, record.beat_samples, record.beat_symbols
+    between = (symbols[:-2] == "N") & (symbols[1:-1] == "N") & (symbols[2:] == "V")
+    fused_r = r[1:-1][between & (r[1:-1] > 420 * fs) & (r[1:-1] < 700 * fs)]
+    template = r[(symbols == "V") & (r > 320 * fs)][0]
+    signal = fuse_beats(record.signal[: round(720 * fs)], fs, fused_r, template, weight)
+    model = load(population_model_path())
+    beats = cut_stream(signal, fs, POPULATION_FORMAT)
+    judge = BeatJudge(adapt_s=300.0, beat_format=POPULATION_FORMAT)
+    fused = []
+    for score, beat in zip(score_beats(beats, model).tolist(), beats, strict=True):
+        verdict = judge.judge(score, model.offset_, beat)
+        if np.min(np.abs(fused_r - beat.sample)) < 0.05 * fs:
+            fused.append(verdict)
+    assert len(fused) == len(fused_r) == 42 and all(v.anomaly for v in fused)  # every blend is unlike the patient's
+    ventricular = sum(v.ventricular for v in fused)
+    if fusion:
+        assert ventricular <= 1 and judge.alarms.counts["couplet"] == 0  # before this rule: 7 and 5
+    else:
+        assert ventricular >= 5 and judge.alarms.counts["couplet"] >= 1
 
 
 def test_an_extreme_bradycardia_and_a_pause_alarm_within_10_s():

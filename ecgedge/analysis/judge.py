@@ -39,6 +39,7 @@ Rhythm changes, relearning, noisy stretches and alarms are reported as :class:`S
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -78,6 +79,16 @@ SINUS_MAX_RR_S = 0.6
 #: it: a minute at 60 bpm, long enough to be a sustained change (a bundle branch block that appears,
 #: a moved electrode), not a run or a burst of aberrant beats.
 RELEARN_BEATS = 60
+#: The patient's ectopic complex is the median QRS of the latest this many premature ventricular
+#: beats: robust to a few beats of another focus or a noisy one, and it follows a new dominant focus
+#: within as many beats.
+ECTOPIC_BEATS = 16
+#: ... once there are this many (the fewest whose median rejects one odd beat).
+MIN_ECTOPIC = 3
+#: A flagged beat on time whose QRS lies less than this share of the way from the patient's normal
+#: complex to the ectopic one (its projection on the line between them) is a fusion beat: most of
+#: its ventricles were depolarised through the conduction system. Half-way, not fit to any record.
+FUSION_BLEND = 0.5
 
 
 class BeatView(NamedTuple):
@@ -153,8 +164,9 @@ class Verdict:
         fibrillation's waves (:class:`~ecgedge.analysis.fibrillation.RegularRhythm`), or a
         ventricular tachycardia (a ventricular beat while the VT alarm is on).
     ventricular : bool, default=False
-        A clean beat whose QRS starts in a ventricle: unlike the patient's and not led by the
-        patient's P wave (:meth:`BeatJudge.judge`); what the VT alarm, couplets and runs count.
+        A clean beat whose QRS starts in a ventricle: unlike the patient's, not led by the patient's
+        P wave and not a fusion beat (:meth:`BeatJudge.judge`); what the VT alarm, couplets and runs
+        count.
     """
 
     mode: str
@@ -246,6 +258,9 @@ class BeatJudge:
         self._saved = False
         self._segment = 0  # the last beat's (0: none yet, or unknown)
         self._on_time = False  # whether the last adapted beat came when the sinus beat was due (not premature)
+        self._shape: np.ndarray | None = None  # the last adapted beat's shape
+        self._ectopic: deque[np.ndarray] = deque(maxlen=ECTOPIC_BEATS)
+        self._last_ventricular = False  # whether the last judged beat was ventricular
 
     @property
     def learning(self) -> bool:
@@ -338,6 +353,10 @@ class BeatJudge:
         ventricular = False
         if beat is not None and verdict.mode != "learning":
             ventricular = self._ventricular(verdict, beat)
+            if ventricular and not self._on_time and self._shape is not None and self.memory is not None:
+                start, stop = self.memory.columns or (0, self._shape.size)
+                self._ectopic.append(self._shape[start:stop])  # a premature ventricular complex
+            self._last_ventricular = ventricular
             for change in self.alarms.add(sample, rr, ventricular, usable=quality == "ok"):
                 self._events.append(
                     StreamEvent(
@@ -376,7 +395,32 @@ class BeatJudge:
         unlike = verdict.reason == "shape" if verdict.mode == "adapted" else verdict.anomaly
         atrial = self.rhythm.atrial
         segment = getattr(beat, "atrial", None)
-        return unlike and not (atrial is not None and atrial.leads(segment, float(beat.rr), on_time=self._on_time))
+        if not unlike or (atrial is not None and atrial.leads(segment, float(beat.rr), on_time=self._on_time)):
+            return False
+        return not self._fusion(verdict, beat)
+
+    def _fusion(self, verdict: Verdict, beat) -> bool:
+        """Whether a flagged beat that no P wave leads is a fusion beat, not a ventricular one.
+
+        A fusion beat is the sinus beat meeting a ventricular impulse: it comes when the sinus beat
+        is due (not premature), and its ventricles are depolarised partly through the conduction
+        system and partly from the focus, so its QRS lies between the patient's normal complex (the
+        mean of the memory's beats) and the patient's ectopic one (the median of the latest
+        :data:`ECTOPIC_BEATS` premature ventricular complexes). Under :data:`FUSION_BLEND` of the way
+        from the normal to the ectopic complex, most of it was conducted. Never in AF (no beat is
+        due), nor right after a ventricular beat: the sinus impulse that meets the refractory
+        ventricles is blocked and the next one conducts only after the pause, so a wide complex
+        right after a ventricular beat is taken as the focus again (a run).
+        """
+        memory, shape = self.memory, self._shape
+        if verdict.mode != "adapted" or not self._on_time or memory is None or memory.beats_ is None or shape is None:
+            return False
+        if self.rhythm.rhythm == "af" or self._last_ventricular or len(self._ectopic) < MIN_ECTOPIC:
+            return False
+        start, stop = memory.columns or (0, shape.size)
+        normal = memory.beats_[:, start:stop].mean(axis=0)
+        line = np.median(np.array(self._ectopic), axis=0) - normal
+        return float(np.dot(shape[start:stop] - normal, line)) < FUSION_BLEND * float(np.dot(line, line))
 
     def _follow(self, memory: PatientMemory, shape: np.ndarray, shape_d: float, beat) -> None:
         """Learn a new QRS complex once it is sustained and supraventricular; say so with a ``"relearned"`` event.
@@ -452,6 +496,7 @@ class BeatJudge:
         if memory.ready:
             shape_d, timing_d = (float(d[0]) for d in memory.distances(shape[None], np.array([ratio]), [own]))
             self._on_time = timing_d <= 1
+            self._shape = shape
             if timing_d > 1 and not self._premature(memory, ratio, beat):
                 timing_d = 0.0  # early, but not premature: its timing does not count
             normal = shape_d <= 1 and timing_d <= 1

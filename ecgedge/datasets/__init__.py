@@ -4,7 +4,7 @@ from ecgedge.datasets._annotated import AnnotatedBeats, load_annotated_beats
 from ecgedge.datasets._ecg5000 import load_ecg5000
 from ecgedge.datasets._files import LABEL_CONVENTION, load_beats_file
 from ecgedge.datasets._noise import NOISE_KINDS, add_noise
-from ecgedge.datasets._scenarios import block_conduction, change_rate, insert_run
+from ecgedge.datasets._scenarios import block_conduction, change_rate, fuse_beats, insert_run
 from ecgedge.datasets._wfdb import (
     WfdbRecord,
     cut_annotated_beats,
@@ -21,6 +21,7 @@ __all__ = [
     "add_noise",
     "block_conduction",
     "change_rate",
+    "fuse_beats",
     "insert_run",
     "cut_annotated_beats",
     "default_record_path",

@@ -1,10 +1,10 @@
-"""What a record lacks, made from it: an AV block and a rate step, by documented edits of a real signal.
+"""What a record lacks, made from it: an AV block, a rate step, a VT, fusion beats, by documented edits.
 
 A monitor must hold when the rhythm changes after it learnt the patient. The shared MIT-BIH records
 show few such changes, so these functions make them from a record's own sinus beats, as the heart
 would: the atria keep their pace and the conduction or the diastole changes, while every QRS-T
-complex that remains is the patient's own. Both return the edited signal and where the reference
-beats now lie, so what a detector finds can still be matched.
+complex that remains is the patient's own. Edits that move beats return the edited signal and
+where the reference beats now lie, so what a detector finds can still be matched.
 """
 
 from __future__ import annotations
@@ -145,3 +145,42 @@ def insert_run(
     complex_ = complex_ - np.linspace(complex_[0], complex_[-1], complex_.size) + signal[at]  # ends on the baseline
     run = np.tile(complex_, beats)
     return (np.concatenate([signal[:at], run, signal[at:]]).astype(float), at + half + np.arange(beats) * complex_.size)
+
+
+def fuse_beats(signal: np.ndarray, fs: float, beat_r: np.ndarray, template_r: int, weight: float) -> np.ndarray:
+    """Fusion beats: each beat's QRS-T complex blended with the patient's ventricular one.
+
+    A fusion beat is a sinus beat whose ventricles are depolarised partly through the conduction
+    system and partly from a ventricular focus that fired as the sinus impulse arrived: its complex
+    lies between the patient's normal and ventricular ones. Here each beat at ``beat_r`` keeps its
+    P wave and timing, and from its QRS onset (:data:`QRS_ONSET_S` before R) to the end of its T wave
+    (:data:`T_END_S` after R) becomes ``(1 - weight)`` times itself plus ``weight`` times the complex of
+    the ventricular beat at ``template_r``, aligned at R, with the difference tapered to zero at
+    both ends so that the baseline stays continuous.
+
+    Parameters
+    ----------
+    signal : ndarray of shape (n_samples,)
+    fs : float
+    beat_r : ndarray of int
+        R samples of the sinus beats to fuse.
+    template_r : int
+        R sample of the patient's ventricular beat.
+    weight : float
+        The ventricular share, in [0, 1] (0: the beat unchanged; 1: the ventricular complex on time).
+
+    Returns
+    -------
+    ndarray
+        The edited signal, as long as ``signal``.
+    """
+    if not 0 <= weight <= 1:
+        raise ValueError(f"weight must be in [0, 1], got {weight}")
+    before, after = round(QRS_ONSET_S * fs), round(T_END_S * fs)
+    taper = np.minimum(1.0, np.minimum(np.arange(before + after), np.arange(before + after)[::-1]) / before)
+    out = np.asarray(signal, dtype=float).copy()
+    ventricular = out[template_r - before : template_r + after].copy()
+    for r in np.asarray(beat_r, dtype=int):
+        own = out[r - before : r + after]
+        out[r - before : r + after] = own + weight * taper * (ventricular - ventricular[0] - (own - own[0]))
+    return out
