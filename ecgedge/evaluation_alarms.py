@@ -36,7 +36,7 @@ raises, collected by :class:`AlarmTrace`; VF / flutter and asystole replayed fro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -64,6 +64,27 @@ KINDS = ("vf", "vt", "brady", "tachy", "pause", "asystole")
 SIGNAL_KINDS = ("vf", "asystole")
 #: A heart rate this close to the reference's (bpm) counts as right.
 RATE_WITHIN_BPM = 5.0
+
+
+class Reference(NamedTuple):
+    """What the alarm figures read of a record: its reference annotations, sample rate and length.
+
+    ``Reference(*annotations, fs, n_samples)`` from :func:`ecgedge.datasets.read_annotations`;
+    :meth:`of` from a loaded record.
+    """
+
+    beat_samples: np.ndarray
+    beat_symbols: np.ndarray
+    rhythm_samples: np.ndarray
+    rhythms: np.ndarray
+    fs: float
+    n_samples: int
+
+    @classmethod
+    def of(cls, record: WfdbRecord) -> Reference:
+        """A loaded record's reference."""
+        annotations = (record.beat_samples, record.beat_symbols, record.rhythm_samples, record.rhythms)
+        return cls(*annotations, fs=record.fs, n_samples=record.signal.size)
 
 
 class AlarmTrace:
@@ -154,7 +175,7 @@ def overlaps(a: tuple, others: list[tuple], slack: int) -> bool:
     return any(a[0] <= b[1] + slack and b[0] <= a[1] + slack for b in others)
 
 
-def reference_alarms(record: WfdbRecord, limits: AlarmLimits) -> dict[str, list[Alarm]]:
+def reference_alarms(record: Reference, limits: AlarmLimits) -> dict[str, list[Alarm]]:
     """The alarms the definitions give on the reference beats: kind -> ``[(start, end, raised)]``.
 
     VT, extreme rates and pauses from :class:`~ecgedge.analysis.alarms.ArrhythmiaAlarms` on the
@@ -184,9 +205,9 @@ def reference_alarms(record: WfdbRecord, limits: AlarmLimits) -> dict[str, list[
     return found
 
 
-def rhythm_episodes(record: WfdbRecord, rhythms: tuple[str, ...]) -> list[tuple[int, int, int]]:
+def rhythm_episodes(record: Reference, rhythms: tuple[str, ...]) -> list[tuple[int, int, int]]:
     """``(first sample, end sample, reference beats)`` of each episode of the reference rhythms named."""
-    bounds = np.append(record.rhythm_samples, record.signal.size)
+    bounds = np.append(record.rhythm_samples, record.n_samples)
     return [
         (int(a), int(b), int(np.sum((record.beat_samples >= a) & (record.beat_samples < b))))
         for a, b, rhythm in zip(bounds[:-1], bounds[1:], record.rhythms, strict=True)
@@ -194,7 +215,7 @@ def rhythm_episodes(record: WfdbRecord, rhythms: tuple[str, ...]) -> list[tuple[
     ]
 
 
-def vt_episodes(record: WfdbRecord, limits: AlarmLimits) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+def vt_episodes(record: Reference, limits: AlarmLimits) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """The reference's ``(VT`` episodes: all of them, and those that meet the VT alarm's definition."""
     every, meeting = [], []
     for a, b, n in rhythm_episodes(record, (VT_RHYTHM,)):
@@ -254,26 +275,71 @@ def score_record(
     """
     limits, fs = limits or AlarmLimits(), record.fs
     signal = record.signal if signal is None else np.asarray(signal, dtype=float)
-    rows = trace.record == name
-    samples = trace.sample[rows]
-    after = learning_s * fs
-    detected = {k: [a for a in v if a[2] > after] for k, v in trace.beat_alarms(name, signal.size).items()}
-    detected["vf"] = vf_alarms(signal, fs, samples[trace.organised[rows]])
+    samples = trace.sample[trace.record == name]
     counts = np.round(signal * record.adc_gain + record.baseline).astype(np.int64)
     block = max(1, round(BLOCK_S * fs))
     peaks = np.unique(np.concatenate([samples, *(lead_peaks(lead, fs, block) for lead in other_leads)]))
+    return score_alarms(
+        Reference.of(record),
+        trace,
+        name,
+        learning_s=learning_s,
+        limits=limits,
+        vf=vf_alarms(signal, fs, samples[trace.organised[trace.record == name]]),
+        asystole=asystole_alarms(
+            counts, fs, record.adc_gain, adc_rails(record.adc_bits, record.baseline), peaks, limits.asystole_s
+        ),
+        peaks=peaks,
+    )
+
+
+def score_alarms(
+    record: Reference,
+    trace: AlarmTrace,
+    name: str,
+    *,
+    learning_s: float,
+    limits: AlarmLimits,
+    vf: list[Alarm],
+    asystole: list[Alarm],
+    peaks: np.ndarray,
+) -> dict:
+    """One recording's alarm figures from the alarms raised on it (:func:`score_record` for a loaded record).
+
+    Parameters
+    ----------
+    record : Reference
+    trace : AlarmTrace
+        The judge's verdicts and beat alarms.
+    name : str
+        The recording's name in ``trace``.
+    learning_s : float
+    limits : AlarmLimits
+    vf, asystole : list of (start, end, raised)
+        The alarms raised from the signal (:mod:`ecgedge.analysis.signal_alarms`).
+    peaks : ndarray of int
+        Every R peak found in any lead, sorted: a pause they split is withheld.
+
+    Returns
+    -------
+    dict
+        As :func:`score_record`.
+    """
+    fs = record.fs
+    rows = trace.record == name
+    samples = trace.sample[rows]
+    after = learning_s * fs
+    detected = {k: [a for a in v if a[2] > after] for k, v in trace.beat_alarms(name, record.n_samples).items()}
+    detected["vf"], detected["asystole"] = vf, asystole
     detected["pause"] = [
         a for a in detected.get("pause", []) if longest_silence_s(a[0], a[1], peaks, fs) > limits.pause_s
     ]
-    detected["asystole"] = asystole_alarms(
-        counts, fs, record.adc_gain, adc_rails(record.adc_bits, record.baseline), peaks, limits.asystole_s
-    )
     reference = reference_alarms(record, limits)
     reference = {k: [a for a in v if k in SIGNAL_KINDS or a[0] > after] for k, v in reference.items()}
     slack, within = round(MATCH_S * fs), round(WITHIN_S * fs)
     out: dict[str, Any] = {
-        "hours": max(0.0, record.signal.size - after) / fs / 3600,
-        "hours_signal": record.signal.size / fs / 3600,
+        "hours": max(0.0, record.n_samples - after) / fs / 3600,
+        "hours_signal": record.n_samples / fs / 3600,
     }
     out.update(_runs(record, trace, rows, after, slack))
     vt_any, vt_ref = vt_episodes(record, limits)
@@ -311,7 +377,7 @@ def _false(alarms: list[Alarm], reference: list[tuple], slack: int, fs: float) -
     return {"false": len(false), "false_at_s": [round(a[2] / fs, 1) for a in false]}
 
 
-def _runs(record: WfdbRecord, trace: AlarmTrace, rows: np.ndarray, after: float, slack: int) -> dict:
+def _runs(record: Reference, trace: AlarmTrace, rows: np.ndarray, after: float, slack: int) -> dict:
     """Couplets and runs of ventricular beats against the reference's, after learning."""
     ref = [r for r in runs_of(np.isin(record.beat_symbols, ["V", "E"]), record.beat_samples) if r[0] > after]
     clean = trace.usable[rows]  # beats in noise are left out of the sequence, as the alarms leave them out
@@ -343,7 +409,7 @@ def _onsets(episodes: list[tuple[int, int]], alarms: list[Alarm], fs: float, sla
     return {"found": len(delays), "delays_s": delays}
 
 
-def _rate_error(record: WfdbRecord, rate: np.ndarray, samples: np.ndarray, after: float) -> dict:
+def _rate_error(record: Reference, rate: np.ndarray, samples: np.ndarray, after: float) -> dict:
     reference = reference_rate(record.beat_samples, record.fs)
     if not record.beat_samples.size:
         return {"beats": 0, "abs_error_sum": 0.0, "within_5": 0}

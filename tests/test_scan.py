@@ -21,12 +21,13 @@ from ecgedge.analysis.atrial import ATRIAL_POINTS  # noqa: E402
 from ecgedge.analysis.offline import run_offline  # noqa: E402
 from ecgedge.beatformat import BeatFormat  # noqa: E402
 from ecgedge.cli import main  # noqa: E402
-from ecgedge.datasets import add_noise, default_record_path  # noqa: E402
+from ecgedge.datasets import Annotations, add_noise, default_record_path  # noqa: E402
 from ecgedge.runtime import load_scorer  # noqa: E402
 from ecgedge.scan import RecordingError, Settings, discover, scan  # noqa: E402
 from ecgedge.scan.results import beat_table  # noqa: E402
-from ecgedge.scan.tasks import cached_scorer, plan_segments  # noqa: E402
+from ecgedge.scan.tasks import cached_scorer, plan_segments, worker_scorer  # noqa: E402
 
+MITDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb"
 FS = 360
 SECONDS = 150  # 2.5 minutes of MIT-BIH 100: about 190 beats
 CALIBRATE = 40
@@ -338,6 +339,40 @@ def test_a_scan_counts_the_alarms_the_hub_raises_from_the_signal(population_bund
     assert (one_lead["asystole_alarms"], one_lead["pause_alarms"]) == (1, 1)  # the beat lead alone cannot tell
 
 
+@pytest.mark.skipif(not (MITDB / "207.hea").exists(), reason=f"MIT-BIH records not found at {MITDB}")
+def test_a_scan_scores_its_alarms_as_ecgedge_evaluate_does(population_bundle, cluster, tmp_path):
+    """Two annotated records (207: flutter, an idioventricular rhythm; 223: VT, runs, couplets) scanned as an
+    archive: their alarm figures are those of the evaluation path on the same beats and scores, to the digit."""
+    from ecgedge.analysis.offline import cut_stream, score_beats
+    from ecgedge.datasets import load_other_leads, load_wfdb_record
+    from ecgedge.evaluation_alarms import AlarmTrace, score_record
+
+    local, _ = cluster
+    settings = Settings(bundle=str(population_bundle), calibration_beats=None, adapt_s=300.0)
+    report = scan(
+        [MITDB / "207.hea", MITDB / "223.hea"],
+        tmp_path / "out",
+        settings,
+        scheduler=local.scheduler_address,
+        progress=False,
+        echo=lambda s: None,
+    )
+    scorer = worker_scorer(settings)
+    for row in report.rows:
+        name = row["recording"]
+        record = load_wfdb_record(MITDB / name, lead="MLII")
+        beats = cut_stream(record.signal, record.fs, scorer.beat_format, name=name)
+        trace = AlarmTrace(
+            np.full(len(beats), name), [b.sample for b in beats], score_beats(beats, scorer), scorer.offset_
+        )
+        trace.judge(beats, scorer.offset_, 300.0, scorer.beat_format)
+        others = load_other_leads(MITDB / name, "MLII")
+        expected = score_record(record, trace, name, learning_s=300.0, other_leads=others)
+        assert row["alarm_scores"] == json.loads(json.dumps(expected, default=float)), name
+    scores = {row["recording"]: row["alarm_scores"] for row in report.rows}
+    assert scores["207"]["vf"]["found"] >= 1 and scores["223"]["run"]["found"] >= 1  # figures with something in them
+
+
 def test_bad_recordings_fail_alone_and_a_rerun_resumes(excerpt, bundle, cluster, tmp_path):
     archive = tmp_path / "archive"
     shutil.copytree(excerpt.parent, archive / "ward1")
@@ -376,7 +411,11 @@ def test_bad_recordings_fail_alone_and_a_rerun_resumes(excerpt, bundle, cluster,
     assert "dashboard: http" in result.output and "6 recording(s) failed" in result.output
     done = [line for line in result.output.splitlines() if "\tdone\t" in line]
     assert len(done) == 2 and all(line.endswith(" alarms: none") for line in done)  # record 100 raises none
+    # the annotated record's alarms scored as `ecgedge evaluate --wfdb` prints them; the EDF export has no reference
+    assert "alarms against the reference annotations of 1 recording(s):" in result.output
+    assert "| ventricular couplets | 0 | - | 0 | - |" in result.output
     rows = rows_of(out)
+    assert rows["ward1__r100"]["alarm_scores"]["vt"]["alarms"] == 0 and "alarm_scores" not in rows["ward1__r100-export"]
     assert {name: row["status"] for name, row in rows.items()} == {
         "ward1__r100": "done",
         "ward1__r100-export": "done",
@@ -399,7 +438,7 @@ def test_bad_recordings_fail_alone_and_a_rerun_resumes(excerpt, bundle, cluster,
     assert edf_beats["sample"] == wfdb_beats["sample"] and set(edf_beats["label"]) == {None}
     np.testing.assert_allclose(edf_beats["score"], wfdb_beats["score"], rtol=0.05)
     summary = pyarrow_dataset.dataset(out / "summary.parquet").to_table().to_pydict()
-    assert len(summary["recording"]) == 8 and "flags_per_hour" in summary
+    assert len(summary["recording"]) == 8 and "flags_per_hour" in summary and "alarm_scores" not in summary
 
     # a re-run skips what is done and unchanged (a touched file is re-hashed, same content), retries the rest
     written = (out / "beats" / "recording=ward1__r100" / "part-0.parquet").stat().st_mtime_ns
@@ -440,7 +479,8 @@ def test_reference_beats_of_no_aami_class_are_q_and_beats_without_a_reference_ha
         **{key: np.empty(0, dtype=np.int64) for key in ("vf_end", "block_end", "other_peaks")},
         **{key: np.empty(0, dtype=bool) for key in ("vf_waves", "readable")},
     }
-    reference = (100 + 360 * np.arange(5), np.array(["N", "?", "B", "V", "/"]))
+    no_rhythms = (np.empty(0, dtype=np.int64), np.empty(0, dtype="<U8"))
+    reference = Annotations(100 + 360 * np.arange(5), np.array(["N", "?", "B", "V", "/"]), *no_rhythms)
     columns, stats = beat_table([part], 360.0, float(n), None, reference)
     assert columns["aami"].tolist() == ["N", "Q", "Q", "VEB", "Q", None, None, None]
     assert (stats["N_beats"], stats["Q_beats"], stats["VEB_beats"]) == (1, 3, 1)

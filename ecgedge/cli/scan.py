@@ -132,6 +132,7 @@ def scan(
     from pathlib import Path
 
     from ecgedge.analysis.alarms import PRIORITY
+    from ecgedge.evaluation_alarms import format_alarm_report
     from ecgedge.scan import RecordingError, Settings, discover
     from ecgedge.scan import scan as run_scan
 
@@ -177,6 +178,10 @@ def scan(
         else:
             detail = row["error"]
         click.echo(f"{row['recording']}\t{row['status']}\t{detail}")
+    scored = {row["recording"]: row["alarm_scores"] for row in report.rows if row.get("alarm_scores")}
+    if scored:
+        click.echo(f"alarms against the reference annotations of {len(scored)} recording(s):")
+        click.echo(format_alarm_report(scored))
     failed = len(report.failed)
     click.echo(
         f"summary: {len(report.rows)} recording(s), {report.scanned} scanned, {failed} failed, {report.beats} beats; "

@@ -6,15 +6,18 @@ from ecgedge.datasets._files import LABEL_CONVENTION, load_beats_file
 from ecgedge.datasets._noise import NOISE_KINDS, add_noise
 from ecgedge.datasets._scenarios import block_conduction, change_rate, fuse_beats, insert_run
 from ecgedge.datasets._wfdb import (
+    Annotations,
     WfdbRecord,
     cut_annotated_beats,
     default_record_path,
     load_other_leads,
     load_wfdb_record,
+    read_annotations,
 )
 
 __all__ = [
     "AnnotatedBeats",
+    "Annotations",
     "LABEL_CONVENTION",
     "NOISE_KINDS",
     "WfdbRecord",
@@ -30,4 +33,5 @@ __all__ = [
     "load_ecg5000",
     "load_other_leads",
     "load_wfdb_record",
+    "read_annotations",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -101,28 +102,57 @@ def load_wfdb_record(
         if not 0 <= lead < record.n_sig:
             raise ValueError(f"lead index {lead} out of range 0..{record.n_sig - 1}")
         channel = lead
-    samples = rhythm_samples = np.empty(0, dtype=np.int64)
-    symbols, rhythms = np.empty(0, dtype="<U1"), np.empty(0, dtype="<U8")
-    if annotator and path.with_suffix(f".{annotator}").exists():
-        ann = wfdb.rdann(str(path), annotator)
-        is_beat = np.array([s in BEAT_SYMBOLS for s in ann.symbol], dtype=bool)
-        samples = np.asarray(ann.sample, dtype=np.int64)[is_beat]
-        symbols = np.asarray(ann.symbol)[is_beat]
-        notes = np.array([(note or "").strip("\x00 ") for note in ann.aux_note])
-        is_rhythm = (np.asarray(ann.symbol) == "+") & np.char.startswith(notes, "(")
-        rhythm_samples, rhythms = np.asarray(ann.sample, dtype=np.int64)[is_rhythm], notes[is_rhythm]
+    annotations = read_annotations(path, annotator) if annotator else None
+    if annotations is None:
+        annotations = Annotations(np.empty(0, np.int64), np.empty(0, "<U1"), np.empty(0, np.int64), np.empty(0, "<U8"))
     return WfdbRecord(
         signal=np.asarray(record.p_signal[:, channel], dtype=np.float64),
         fs=float(record.fs),
         lead=record.sig_name[channel],
-        beat_samples=samples,
-        beat_symbols=symbols,
+        beat_samples=annotations.beat_samples,
+        beat_symbols=annotations.beat_symbols,
         adc_gain=float(record.adc_gain[channel]),
         baseline=int(record.baseline[channel]),
-        rhythm_samples=rhythm_samples,
-        rhythms=rhythms,
+        rhythm_samples=annotations.rhythm_samples,
+        rhythms=annotations.rhythms,
         adc_bits=int(record.adc_res[channel] or 0),
     )
+
+
+class Annotations(NamedTuple):
+    """A WFDB record's reference annotations: its beats and its rhythm changes."""
+
+    beat_samples: np.ndarray
+    beat_symbols: np.ndarray
+    rhythm_samples: np.ndarray
+    rhythms: np.ndarray
+
+
+def read_annotations(path: str | Path, annotator: str = "atr") -> Annotations | None:
+    """The reference beats (beat symbols only) and rhythm changes (``+`` with a ``(`` note) of a record.
+
+    Parameters
+    ----------
+    path : str or Path
+        Record path without extension.
+    annotator : str, default="atr"
+
+    Returns
+    -------
+    Annotations or None
+        None when the record has no such annotation file.
+    """
+    import wfdb
+
+    path = Path(path)
+    if not path.with_suffix(f".{annotator}").exists():
+        return None
+    ann = wfdb.rdann(str(path), annotator)
+    symbols, samples = np.asarray(ann.symbol), np.asarray(ann.sample, dtype=np.int64)
+    is_beat = np.isin(symbols, sorted(BEAT_SYMBOLS))
+    notes = np.array([(note or "").strip("\x00 ") for note in ann.aux_note])
+    is_rhythm = (symbols == "+") & np.char.startswith(notes, "(")
+    return Annotations(samples[is_beat], symbols[is_beat], samples[is_rhythm], notes[is_rhythm])
 
 
 def load_other_leads(path: str | Path, lead: str) -> list[np.ndarray]:

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ecgedge.analysis.signal_quality import adc_rails
+from ecgedge.datasets import Annotations
+from ecgedge.datasets import read_annotations as read_wfdb_annotations
 
 #: File endings read as EDF (pyedflib reads EDF, EDF+ and BDF).
 EDF_SUFFIXES = (".edf", ".bdf")
@@ -236,18 +238,11 @@ def read_counts(recording: Recording, lead: int, start: int, stop: int) -> LeadC
     return LeadCounts(np.asarray(counts).astype(np.int64), gain, int(baseline), rails.astype(np.int64))
 
 
-def read_beat_annotations(recording: Recording) -> tuple[np.ndarray, np.ndarray] | None:
-    """Reference beats (sample, symbol) of a WFDB record's ``.atr`` file; None without one."""
-    if recording.kind != "wfdb" or not recording.path.with_suffix(".atr").exists():
+def read_annotations(recording: Recording) -> Annotations | None:
+    """A WFDB record's reference beats and rhythm changes (its ``.atr`` file); None without one."""
+    if recording.kind != "wfdb":
         return None
-    import wfdb
-
-    from ecgedge.datasets._wfdb import BEAT_SYMBOLS
-
-    ann = wfdb.rdann(str(recording.path), "atr")
-    symbols = np.asarray(ann.symbol)
-    is_beat = np.isin(symbols, sorted(BEAT_SYMBOLS))
-    return np.asarray(ann.sample, dtype=np.int64)[is_beat], symbols[is_beat]
+    return read_wfdb_annotations(recording.path)
 
 
 def _wfdb_header(recording: Recording):

@@ -15,8 +15,10 @@
     (``vf_alarms``, ``asystole_alarms``, ``vt_alarms``, ``brady_alarms``, ``tachy_alarms``,
     ``pause_alarms``; ``ventricular_couplets``, ``ventricular_runs`` counted), AF burden and AF
     episodes (:func:`rhythm_summary`), and against annotations the QRS
-    detection sensitivity / positive predictivity (150 ms, :func:`wfdb.processing.compare_annotations`)
-    and beats and flags per AAMI class.
+    detection sensitivity / positive predictivity (150 ms, :func:`wfdb.processing.compare_annotations`),
+    beats and flags per AAMI class, and ``alarm_scores``: the alarms scored as ``ecgedge evaluate
+    --wfdb`` scores them (:func:`ecgedge.evaluation_alarms.score_alarms`: couplets, runs, VT and VF
+    episodes, false alarms of each kind, the heart rate's error; JSON only).
 ``OUT/summary.parquet``, ``OUT/summary.csv``
     The rows of every recording of the last run, one table.
 """
@@ -32,11 +34,13 @@ import numpy as np
 
 from ecgedge.analysis.alarms import AlarmLimits
 from ecgedge.analysis.ec57 import AAMI_CLASSES, MATCH_S, aami_class, episodes, nearest_reference
-from ecgedge.analysis.fibrillation import WINDOW_S, organised
+from ecgedge.analysis.fibrillation import WINDOW_S
 from ecgedge.analysis.judge import BeatJudge, BeatView, Verdict
 from ecgedge.analysis.leads import longest_silence_s
-from ecgedge.analysis.signal_alarms import asystole_episodes, vf_episodes
+from ecgedge.analysis.signal_alarms import Alarm, asystole_episodes, vf_episodes
 from ecgedge.beatformat import BeatFormat
+from ecgedge.datasets import Annotations
+from ecgedge.evaluation_alarms import AlarmTrace, Reference, score_alarms
 from ecgedge.scan.recordings import RecordingError
 
 #: The per-beat arrays of a segment's result (:func:`ecgedge.scan.tasks.scan_segment`).
@@ -48,7 +52,7 @@ def beat_table(
     fs: float,
     duration_s: float,
     calibration_beats: int | None,
-    annotations: tuple[np.ndarray, np.ndarray] | None,
+    annotations: Annotations | None,
     adapt_s: float | None = None,
 ) -> tuple[dict, dict]:
     """Join a recording's segment results and decide its flags in one pass.
@@ -61,8 +65,8 @@ def beat_table(
     duration_s : float
         The recording's length (for flags per hour).
     calibration_beats : int or None
-    annotations : (ndarray, ndarray) or None
-        Reference beats (sample, symbol).
+    annotations : Annotations or None
+        The recording's reference beats and rhythms (:func:`ecgedge.datasets.read_annotations`).
     adapt_s : float or None, default=None
         Adapt to the patient (the parts then carry ``inputs``).
 
@@ -86,8 +90,12 @@ def beat_table(
         )
     judge = BeatJudge(calibration_beats, adapt_s, beat_format=BeatFormat.from_dict(parts[0]["beat_format"]))
     other_peaks = np.concatenate([p["other_peaks"] for p in parts])
-    verdicts, events = _judge_all(judge, beats, parts[0]["offset"], fs, other_peaks)
-    events |= _signal_alarms(parts, verdicts, beats, other_peaks, fs, round(duration_s * fs), judge.alarms.limits)
+    trace = AlarmTrace(np.full(n, ""), beats["sample"], beats["score"], parts[0]["offset"])
+    verdicts, events = _judge_all(judge, beats, parts[0]["offset"], fs, other_peaks, trace)
+    n_samples = round(duration_s * fs)
+    peaks = np.union1d(beats["sample"], other_peaks)  # an R peak in any lead ends a silence
+    vf, asystole = _signal_alarms(parts, trace, peaks, fs, n_samples, judge.alarms.limits)
+    events |= {"vf_alarms": len(vf), "asystole_alarms": len(asystole)}
     columns = _columns(beats, verdicts, fs)
     learning, flag = columns["learning"], columns["flag"]
     if adapt_s and learning.all():
@@ -115,13 +123,24 @@ def beat_table(
     columns["label"] = columns["aami"] = np.full(n, None, dtype=object)
     if annotations is not None:
         stats.update(_against_reference(columns, annotations, fs))
+        judged = columns["time"][~learning]
+        stats["alarm_scores"] = score_alarms(
+            Reference(*annotations, fs=fs, n_samples=n_samples),
+            trace,
+            "",
+            learning_s=adapt_s or (float(judged[0]) if learning.any() else 0.0),
+            limits=judge.alarms.limits,
+            vf=vf,
+            asystole=asystole,
+            peaks=peaks,
+        )
     return columns, stats
 
 
 def _judge_all(
-    judge: BeatJudge, beats: dict, offset: float, fs: float, other_peaks: np.ndarray
+    judge: BeatJudge, beats: dict, offset: float, fs: float, other_peaks: np.ndarray, trace: AlarmTrace
 ) -> tuple[list[Verdict], dict]:
-    """Every beat's verdict, in order, and the summary's counts of the judge's events.
+    """Every beat's verdict, in order, and the summary's counts of the judge's events; ``trace`` takes both.
 
     A pause that the other leads' R peaks split is not counted, as the hub withholds it
     (:func:`~ecgedge.analysis.leads.longest_silence_s`).
@@ -143,9 +162,11 @@ def _judge_all(
     relearned: list[float] = []
     alarms: dict[str | None, int] = {}
     pause_s = judge.alarms.limits.pause_s
-    for s, beat in zip(beats["score"].tolist(), (BeatView(*view) for view in views), strict=True):
+    for row, (s, beat) in enumerate(zip(beats["score"].tolist(), (BeatView(*view) for view in views), strict=True)):
         verdicts.append(judge.judge(s, offset, beat))
-        for event in judge.take_events():
+        events = judge.take_events()
+        trace(row, verdicts[-1], events)
+        for event in events:
             if event.kind == "relearned":
                 relearned.append(event.sample / fs)
             elif event.kind == "alarm" and not (
@@ -162,31 +183,23 @@ def _judge_all(
 
 
 def _signal_alarms(
-    parts: list[dict],
-    verdicts: list[Verdict],
-    beats: dict,
-    other_peaks: np.ndarray,
-    fs: float,
-    n_samples: int,
-    limits: AlarmLimits,
-) -> dict:
-    """The summary's counts of the alarms the hub raises from the signal: ``vf_alarms``, ``asystole_alarms``.
+    parts: list[dict], trace: AlarmTrace, peaks: np.ndarray, fs: float, n_samples: int, limits: AlarmLimits
+) -> tuple[list[Alarm], list[Alarm]]:
+    """The ``vf`` and ``asystole`` alarms the hub raises from the signal.
 
     The segments' VF windows and readable blocks (:func:`ecgedge.scan.tasks.scan_segment`) joined
     with the beats as the hub joins them (:func:`~ecgedge.analysis.signal_alarms.vf_episodes`,
     :func:`~ecgedge.analysis.signal_alarms.asystole_episodes`): a VF window holding a beat judged normal
-    is no VF, and an R peak in any lead ends a silence.
+    (``trace.organised``) is no VF, and an R peak in any lead (``peaks``) ends a silence.
     """
 
     def joined(key: str) -> np.ndarray:
         return np.concatenate([p[key] for p in parts])
 
-    offset = parts[0]["offset"]
-    normal = np.array([organised(v, s, offset) for v, s in zip(verdicts, beats["score"].tolist(), strict=True)], bool)
-    vf = vf_episodes(joined("vf_end"), joined("vf_waves"), round(WINDOW_S * fs), beats["sample"][normal], n_samples)
-    peaks = np.union1d(beats["sample"], other_peaks)  # an R peak in any lead ends a silence
+    normal = trace.sample[trace.organised]
+    vf = vf_episodes(joined("vf_end"), joined("vf_waves"), round(WINDOW_S * fs), normal, n_samples)
     asystole = asystole_episodes(joined("block_end"), joined("readable"), peaks, fs, limits.asystole_s)
-    return {"vf_alarms": len(vf), "asystole_alarms": len(asystole)}
+    return vf, asystole
 
 
 def _columns(beats: dict, verdicts: list[Verdict], fs: float) -> dict:
@@ -212,9 +225,9 @@ def _columns(beats: dict, verdicts: list[Verdict], fs: float) -> dict:
     }
 
 
-def _against_reference(columns: dict, annotations: tuple[np.ndarray, np.ndarray], fs: float) -> dict:
+def _against_reference(columns: dict, annotations: Annotations, fs: float) -> dict:
     """Fill the ``label`` and ``aami`` columns; return the QRS Se / +P and the judged beats and flags per AAMI class."""
-    reference, symbols = annotations
+    reference, symbols = annotations.beat_samples, annotations.beat_symbols
     label, stats = _match(columns["sample"], reference, symbols, round(MATCH_S * fs))
     matched = np.array([s is not None for s in label], dtype=bool)
     aami = np.full(label.size, None, dtype=object)
@@ -344,15 +357,14 @@ def read_row(out: Path, name: str) -> dict | None:
 def write_summary(out: Path, rows: list[dict]) -> Path:
     """``summary.parquet`` and ``summary.csv`` of this run's recordings.
 
-    The settings and the lists (AF episodes, relearning times) stay in the JSON rows only.
+    The settings, the lists (AF episodes, relearning times) and the alarm scores stay in the JSON rows only.
     """
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
-    keys = list(
-        dict.fromkeys(k for row in rows for k in row if k not in ("settings", "stamp", "af_episodes", "relearned_at_s"))
-    )
+    json_only = ("settings", "stamp", "af_episodes", "relearned_at_s", "alarm_scores")
+    keys = list(dict.fromkeys(k for row in rows for k in row if k not in json_only))
     table = pa.table({k: [row.get(k) for row in rows] for k in keys}) if rows else pa.table({})
     pq.write_table(table, out / "summary.parquet")
     pcsv.write_csv(table, out / "summary.csv")

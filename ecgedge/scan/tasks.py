@@ -32,7 +32,7 @@ from ecgedge.scan.recordings import (
     Header,
     Recording,
     RecordingError,
-    read_beat_annotations,
+    read_annotations,
     read_counts,
     read_lead,
 )
@@ -205,7 +205,7 @@ def finish_recording(recording: Recording, header: Header, settings: Settings, o
         header.fs,
         header.n_samples / header.fs,
         settings.calibration_beats,
-        read_beat_annotations(recording),
+        read_annotations(recording),
         adapt_s=settings.adapt_s,
     )
     write_beats(Path(out), recording.name, columns)
