@@ -133,6 +133,44 @@ def test_bridge_names_a_bad_setting_before_it_streams(bundle, args, message):
     assert "Traceback" not in result.output
 
 
+def test_a_bed_has_its_own_alarm_limits_over_the_bridges(bundle):
+    """``--bed-limit BED:LIMIT=VALUE`` reaches that board's judge; the other boards keep the bridge's limits."""
+    from ecgedge.analysis.alarms import AlarmLimits
+    from ecgedge.cli.bridge import _boards, _settings, bridge
+    from ecgedge.firmware_bridge.hub import Hub
+    from ecgedge.runtime import load_scorer
+
+    args = ["--port", "adult=loop://", "--port", "child=socket://localhost:7", "--bundle", str(bundle)]
+    args += ["--tachy-bpm", "150"]
+    args += ["--bed-limit", "child:tachy-bpm=200", "--bed-limit", "child:brady-bpm=60", "--bed-limit", "child:pause=2"]
+    with bridge.make_context("bridge", args) as context:
+        settings = _settings(context.params)
+        boards = _boards(context.params["ports"], context.params, settings.alarm_limits)
+    hub = Hub(load_scorer(bundle), settings)
+    for board in boards:
+        hub.add_board(board)
+    assert hub.core.judges["child"].alarms.limits == AlarmLimits(tachy_bpm=200, brady_bpm=60, pause_s=2.0)
+    assert hub.core.judges["adult"].alarms.limits == AlarmLimits(tachy_bpm=150)
+
+
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [
+        ("ward:tachy-bpm=200", "no board named 'ward'; the boards: adult"),
+        ("adult:tachy=200", "'tachy' is not one of asystole, vt-beats"),
+        ("adult:vt-beats=4.5", "'4.5' is not a whole number"),
+        ("adult:brady-bpm=fast", "'fast' is not a number"),
+        ("adult:brady-bpm=150", "brady below tachy"),
+        ("adult:pause=nan", "finite positive"),
+    ],
+)
+def test_a_bed_limit_that_cannot_be_used_is_named(bundle, limit, message):
+    args = ["bridge", "--port", "adult=loop://", "--bundle", str(bundle), "--bed-limit", limit]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and message in result.output and "--bed-limit" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
 def test_simulate_refuses_a_speed_that_is_not_finite():
     result = CliRunner().invoke(main, ["simulate", "--pty", "--speed", "nan"])
     assert result.exit_code == 2 and "--speed" in result.output and "finite" in result.output

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import sys
 import threading
+from dataclasses import replace
 
 import click
 
@@ -20,6 +21,17 @@ from ecgedge.firmware_bridge.settings import BoardSpec, BridgeSettings, Judging
 _SETTINGS = BridgeSettings()  # the option defaults are the settings' own
 _LIMITS = AlarmLimits()
 _BOARD = BoardSpec("default")
+#: The alarm-limit options by the name ``--bed-limit`` knows them (the option without its dashes) -> AlarmLimits field.
+BED_LIMITS = {
+    "asystole": "asystole_s",
+    "vt-beats": "vt_beats",
+    "vt-bpm": "vt_bpm",
+    "brady-bpm": "brady_bpm",
+    "brady-beats": "brady_beats",
+    "tachy-bpm": "tachy_bpm",
+    "tachy-beats": "tachy_beats",
+    "pause": "pause_s",
+}
 
 
 @click.command()
@@ -434,6 +446,16 @@ def _print_event(event) -> None:
     help="Alarm (medium): an RR interval longer than S seconds.",
 )
 @click.option(
+    "--bed-limit",
+    "bed_limits",
+    multiple=True,
+    metavar="BED:LIMIT=VALUE",
+    help=(
+        "One named board's alarm limit over the bridge's, e.g. bed12:tachy-bpm=180 (a child's rates are not an "
+        "adult's); LIMIT is an alarm option above without its dashes. Repeatable."
+    ),
+)
+@click.option(
     "--open-timeout",
     type=click.FloatRange(min=0),
     default=_SETTINGS.open_timeout,
@@ -485,6 +507,10 @@ def bridge(ports, bundle_dir, precision, backend, all_beats, duration, threads, 
     except (BundleError, ImportError, ValueError) as exc:
         raise click.ClickException(f"cannot load bundle {bundle_dir}: {exc}") from None
     settings = _settings(options)
+    try:
+        boards = _boards(ports, options, settings.alarm_limits)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     if workers > 1:
         scorer_options = {"backend": backend, "precision": precision, "threads": threads}
         hub: Hub | WorkerPool = WorkerPool(bundle_dir, settings, workers=workers, scorer_options=scorer_options)
@@ -494,7 +520,7 @@ def bridge(ports, bundle_dir, precision, backend, all_beats, duration, threads, 
     hub.on_beats = _print_beats(all_beats, hub.fs_of, out)
     view = _serve_page(hub, address, http_token) if address else None
     try:
-        for board in _boards(ports, options):
+        for board in boards:
             hub.add_board(board)
             if view is not None:
                 view.feed.add_board(board.name)
@@ -539,15 +565,56 @@ def _settings(options: dict) -> BridgeSettings:
         raise click.BadParameter(str(exc), param_hint="--brady-bpm / --tachy-bpm") from None
 
 
-def _boards(ports: tuple[str, ...], options: dict) -> list[BoardSpec]:
-    """Each ``--port [BED=]URL`` as a board (unnamed ones of several are board0, board1, ...)."""
+def _boards(ports: tuple[str, ...], options: dict, limits: AlarmLimits) -> list[BoardSpec]:
+    """Each ``--port [BED=]URL`` as a board (unnamed ones of several are board0, board1, ...), its ``--bed-limit``."""
     fields = ("fmt", "fs", "gain", "baseline", "lead", "polarity")
-    boards = []
+    named = []
     for i, port in enumerate(ports):
         label, url = bed_and_url(port)
-        name = label or (url if len(ports) == 1 else f"board{i}")
-        boards.append(BoardSpec(url, name, **{field: options[field] for field in fields}))
-    return boards
+        named.append((label or (url if len(ports) == 1 else f"board{i}"), url))
+    own = bed_limits(options["bed_limits"], [name for name, _ in named], limits)
+    return [
+        BoardSpec(url, name, alarm_limits=own.get(name), **{field: options[field] for field in fields})
+        for name, url in named
+    ]
+
+
+def bed_limits(given: tuple[str, ...], beds: list[str], limits: AlarmLimits) -> dict[str, AlarmLimits]:
+    """Each ``BED:LIMIT=VALUE`` applied over ``limits``: bed -> its own limits (beds without any left out).
+
+    Raises
+    ------
+    click.BadParameter
+        A bed that is not one of ``beds``, a limit that is not one of :data:`BED_LIMITS`, a value that
+        is not a number of the limit's kind, or limits that cannot stand together (brady over tachy).
+    """
+    changes: dict[str, dict] = {}
+    for item in given:
+        bed, _, setting = item.partition(":")
+        name, _, value = setting.partition("=")
+        if bed not in beds:
+            raise click.BadParameter(
+                f"{item!r}: no board named {bed!r}; the boards: {', '.join(beds)}", param_hint="--bed-limit"
+            )
+        if name not in BED_LIMITS:
+            raise click.BadParameter(
+                f"{item!r}: {name!r} is not one of {', '.join(BED_LIMITS)}", param_hint="--bed-limit"
+            )
+        kind = type(getattr(limits, BED_LIMITS[name]))
+        try:
+            changes.setdefault(bed, {})[BED_LIMITS[name]] = kind(value)
+        except ValueError:
+            raise click.BadParameter(
+                f"{item!r}: {value!r} is not {'a whole number' if kind is int else 'a number'}",
+                param_hint="--bed-limit",
+            ) from None
+    own = {}
+    for bed, fields in changes.items():
+        try:
+            own[bed] = replace(limits, **fields)
+        except ValueError as exc:
+            raise click.BadParameter(f"{bed}: {exc}", param_hint="--bed-limit") from None
+    return own
 
 
 def _sinks(fs_of, options: dict) -> list:
