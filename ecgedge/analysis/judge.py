@@ -354,8 +354,7 @@ class BeatJudge:
         if beat is not None and verdict.mode != "learning":
             ventricular = self._ventricular(verdict, beat)
             if ventricular and not self._on_time and self._shape is not None and self.memory is not None:
-                start, stop = self.memory.columns or (0, self._shape.size)
-                self._ectopic.append(self._shape[start:stop])  # a premature ventricular complex
+                self._ectopic.append(self._shape[_qrs(self.memory)])  # a premature ventricular complex
             self._last_ventricular = ventricular
             for change in self.alarms.add(sample, rr, ventricular, usable=quality == "ok"):
                 self._events.append(
@@ -417,10 +416,10 @@ class BeatJudge:
             return False
         if self.rhythm.rhythm == "af" or self._last_ventricular or len(self._ectopic) < MIN_ECTOPIC:
             return False
-        start, stop = memory.columns or (0, shape.size)
-        normal = memory.beats_[:, start:stop].mean(axis=0)
+        qrs = _qrs(memory)
+        normal = memory.beats_[:, qrs].mean(axis=0)
         line = np.median(np.array(self._ectopic), axis=0) - normal
-        return float(np.dot(shape[start:stop] - normal, line)) < FUSION_BLEND * float(np.dot(line, line))
+        return float(np.dot(shape[qrs] - normal, line)) < FUSION_BLEND * float(np.dot(line, line))
 
     def _follow(self, memory: PatientMemory, shape: np.ndarray, shape_d: float, beat) -> None:
         """Learn a new QRS complex once it is sustained and supraventricular; say so with a ``"relearned"`` event.
@@ -519,3 +518,8 @@ class BeatJudge:
                 memory.close()
         left = None if self.adapt_s is None else max(0.0, self.adapt_s - self._learnt_s)
         return Verdict("learning", None, None, False, learning_left_s=left), looks_normal is not False
+
+
+def _qrs(memory: PatientMemory) -> slice:
+    """The columns of a shape the memory compares (the QRS span), all of them when it compares the whole window."""
+    return slice(*(memory.columns or (0, None)))
