@@ -183,7 +183,7 @@ def reference_alarms(record: Reference, limits: AlarmLimits) -> dict[str, list[A
     the limit that lies outside the VF / flutter episodes (which have no beats either).
     """
     samples, fs = record.beat_samples, record.fs
-    rr = np.append(np.nan, np.diff(samples) / fs)
+    rr = np.diff(samples, prepend=np.nan) / fs
     alarms = ArrhythmiaAlarms(limits)
     found: dict[str, list] = {k: [] for k in KINDS}
     open_: dict[str, tuple[int, int]] = {}
@@ -229,7 +229,7 @@ def vt_episodes(record: Reference, limits: AlarmLimits) -> tuple[list[tuple[int,
 def reference_rate(samples: np.ndarray, fs: float) -> np.ndarray:
     """The heart-rate meter's reading after each reference beat (NaN where lost)."""
     meter = HeartRateMeter()
-    rr = np.append(np.nan, np.diff(samples) / fs)
+    rr = np.diff(samples, prepend=np.nan) / fs
     return np.array([np.nan if (h := meter.add(r)) is None else h for r in rr.tolist()])
 
 

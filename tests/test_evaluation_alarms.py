@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ecgedge.analysis.alarms import AlarmLimits
 from ecgedge.analysis.signal_alarms import asystole_alarms
 from ecgedge.analysis.signal_quality import adc_rails
 
@@ -104,3 +105,26 @@ def test_parts_read_from_a_little_before_give_the_one_pass_vf_windows_and_asysto
         np.testing.assert_array_equal(one_pass, np.concatenate(joined))
     assert whole[1][(whole[0] > 64 * 360) & (whole[0] <= 72 * 360)].all() and not whole[1][whole[0] < 60 * 360].any()
     assert whole[3].all()  # a flat line, never still, can show an asystole
+
+
+def test_annotations_of_rhythm_changes_only_are_read_and_score_nothing(tmp_path):
+    """A record annotated with a rhythm change and no beat: no reference beat, one rhythm, empty figures."""
+    import wfdb
+
+    from ecgedge.datasets import read_annotations
+    from ecgedge.evaluation_alarms import AlarmTrace, Reference, reference_alarms, score_alarms
+
+    wfdb.wrann("quiet", "atr", np.array([10]), symbol=["+"], aux_note=["(N"], write_dir=str(tmp_path))
+    annotations = read_annotations(tmp_path / "quiet")
+    assert annotations is not None and annotations.beat_samples.size == 0
+    assert annotations.rhythm_samples.tolist() == [10] and annotations.rhythms.tolist() == ["(N"]
+    assert read_annotations(tmp_path / "absent") is None
+    reference = Reference(*annotations, fs=360.0, n_samples=3600)
+    assert all(found == [] for found in reference_alarms(reference, AlarmLimits()).values())
+    trace = AlarmTrace(np.empty(0, str), np.empty(0, np.int64), np.empty(0), 0.0)
+    scores = score_alarms(
+        reference, trace, "quiet", learning_s=0.0, limits=AlarmLimits(), vf=[], asystole=[], peaks=np.empty(0)
+    )
+    assert (
+        scores["run"] == {"reference": 0, "found": 0, "detected": 0, "true": 0} and scores["heart_rate"]["beats"] == 0
+    )

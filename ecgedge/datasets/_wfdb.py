@@ -148,9 +148,9 @@ def read_annotations(path: str | Path, annotator: str = "atr") -> Annotations | 
     if not path.with_suffix(f".{annotator}").exists():
         return None
     ann = wfdb.rdann(str(path), annotator)
-    symbols, samples = np.asarray(ann.symbol), np.asarray(ann.sample, dtype=np.int64)
+    symbols, samples = np.asarray(ann.symbol, dtype=str), np.asarray(ann.sample, dtype=np.int64)
     is_beat = np.isin(symbols, sorted(BEAT_SYMBOLS))
-    notes = np.array([(note or "").strip("\x00 ") for note in ann.aux_note])
+    notes = np.array([(note or "").strip("\x00 ") for note in ann.aux_note], dtype=str)
     is_rhythm = (symbols == "+") & np.char.startswith(notes, "(")
     return Annotations(samples[is_beat], symbols[is_beat], samples[is_rhythm], notes[is_rhythm])
 
