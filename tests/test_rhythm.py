@@ -169,6 +169,19 @@ def test_noise_marks_more_beats_noisy_as_the_snr_falls_and_false_beats_most(kind
     assert false_noisy[-1] > shares[0] + 0.2  # at 0 dB the false beats lie in noisy stretches
 
 
+@needs_mitdb
+def test_a_run_of_wide_complexes_is_not_noise_as_it_repeats():
+    """203's close-coupled ventricular runs leave no slow stretch in a beat's window, but each complex repeats
+    the one before: no beat of a reference run (a V after a V) reads noisy (14 of 121 did on the window alone)."""
+    record = _record("203")
+    beats = _bridge_beats(record.signal, record.fs)
+    ventricular = record.beat_symbols == "V"
+    in_run = set((np.flatnonzero(ventricular[1:] & ventricular[:-1]) + 1).tolist())
+    nearest = nearest_reference(np.array([b.sample for b in beats]), record.beat_samples, 54)
+    levels = np.array([b.noise for b, k in zip(beats, nearest, strict=True) if k in in_run])
+    assert levels.size > 100 and np.all(levels <= NoiseTracker().threshold)
+
+
 def test_baseline_wander_alone_is_not_noise():
     record = _record("100")
     beats = _bridge_beats(add_noise(record.signal[: 300 * 360], record.fs, 0.0, ["wander"], seed=3), record.fs)

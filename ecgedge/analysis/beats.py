@@ -7,8 +7,8 @@ the next R peak is known, or once the R-peak detector has decided every R peak u
 :data:`NEXT_BEAT_WAIT_S` after it (:attr:`~ecgedge.analysis.rpeaks.StreamingRPeakDetector.decided_until`),
 and it carries the interval to the next beat (``rr_after``) and how much of its window is its own
 (``own_length``). Its noise level (:func:`ecgedge.analysis.noise.beat_noise`) is
-measured over that part, and the stretch where its P wave lies is kept for the rhythm analyser
-(:func:`ecgedge.analysis.atrial.atrial_segment`).
+measured over that part (and over its difference from the previous beat's), and the stretch where
+its P wave lies is kept for the rhythm analyser (:func:`ecgedge.analysis.atrial.atrial_segment`).
 
 Each beat also carries its ``segment``: the number of the continuous stretch of signal it was cut
 from, new each time cutting (re)starts (the stream's start, a gap too long to fill, the electrodes
@@ -154,6 +154,7 @@ class BeatCutter:
         self._onset = round(ONSET_BEFORE_R_S * fs)
         self._wait = round(NEXT_BEAT_WAIT_S * fs)
         self._pending: list[list] = []  # [R, last sample, start, end, RR, next R or None]
+        self._previous: tuple[np.ndarray, int] | None = None  # the last beat's own window and its R index
         self.segment = next(_SEGMENTS)
 
     def restart(self, start: int) -> None:
@@ -162,6 +163,7 @@ class BeatCutter:
         self._start = start
         self._last_r = None
         self._pending = []
+        self._previous = None
         self.segment = next(_SEGMENTS)
 
     def add_signal(self, y: np.ndarray, start: int) -> None:
@@ -226,7 +228,9 @@ class BeatCutter:
             own_end = hi if next_r is None else min(hi, next_r - self._onset)
             resampled = np.interp(positions - first, np.arange(window.size), window)
             model_input = (-resampled if self.flip else resampled).astype(np.float32)
-            own = window[: max(1, math.floor(own_end) - first + 1)]
+            own = window[: max(1, math.floor(own_end) - first + 1)].copy()
+            noise = beat_noise(own, r - first, self.fs, previous=self._previous)
+            self._previous = (own, r - first)
             beats.append(
                 Beat(
                     self.stream,
@@ -237,7 +241,7 @@ class BeatCutter:
                     model_input,
                     last,
                     own_length=max(1, int(np.sum(positions <= own_end))),
-                    noise=beat_noise(own, r - first, self.fs),
+                    noise=noise,
                     atrial=atrial_segment(self._y, r - self._start, self.fs),
                     rr_after=math.inf if next_r is None else (next_r - r) / self.fs,
                     decided_sample=end - 1,

@@ -40,6 +40,9 @@ STEP_S = 1.0
 LEAKAGE = 0.625
 #: The frequencies (Hz) of fibrillation and flutter waves, 180-600 a minute.
 RATE_HZ = (3.0, 10.0)
+#: Ventricular flutter runs at 150-300 a minute: a regular rhythm whose cycle is shorter than this
+#: (s) may be flutter, so its regularity is no evidence against the VF alarm (:class:`RegularRhythm`).
+FLUTTER_LONGEST_CYCLE_S = 0.4
 
 
 def vf_leakage(x: np.ndarray, fs: float) -> float:
@@ -172,9 +175,10 @@ class RegularRhythm:
     as regularly as a sinus rhythm (the last ``differences`` successive RR differences no more
     irregular than ``irregular``: the judge's limit of AF's irregularity, and the beat's own interval
     as close to their median, so the first beats of a faster rhythm do not count) at a cycle no
-    shorter than fibrillation's slowest wave (``1 / RATE_HZ[0]``, 333 ms) are an organised rhythm, whatever
-    their shape: a paced rhythm, a ventricular rhythm, a wide QRS whose parts the VF filter reads as
-    waves. A regular rhythm faster than that (ventricular flutter, fast VT) is left to the waveform.
+    shorter than ventricular flutter's longest (:data:`FLUTTER_LONGEST_CYCLE_S`, 400 ms: flutter is
+    regular too) are an organised rhythm, whatever their shape: a paced rhythm, a ventricular rhythm,
+    a wide QRS whose parts the VF filter reads as waves. A regular rhythm faster than that (ventricular
+    flutter, a fast VT) is left to the waveform.
 
     Parameters
     ----------
@@ -212,7 +216,7 @@ class RegularRhythm:
             return False
         intervals = list(self._rr)  # a few floats: plain Python is ten times faster than numpy here
         cycle = median(intervals)
-        if cycle < 1.0 / RATE_HZ[0] or abs(rr - cycle) > self.irregular * cycle:
-            return False  # as fast as fibrillation's waves, or this beat is off the rhythm (the first of another)
+        if cycle < FLUTTER_LONGEST_CYCLE_S or abs(rr - cycle) > self.irregular * cycle:
+            return False  # as fast as flutter's waves, or this beat is off the rhythm (the first of another)
         irregularity = median([abs(b - a) / (0.5 * (a + b)) for a, b in zip(intervals, intervals[1:], strict=False)])
         return irregularity <= self.irregular
