@@ -155,6 +155,15 @@ class AlarmTrace:
                 found.setdefault(kind, []).append((start, end, raised))
         return found
 
+    def confirmed_alarms(self, name: str, end: int, peaks: np.ndarray, fs: float, pause_s: float) -> dict:
+        """:meth:`beat_alarms` less each pause that R peaks of any lead (``peaks``) split, as the hub withholds it.
+
+        See :func:`~ecgedge.analysis.leads.longest_silence_s`.
+        """
+        found = self.beat_alarms(name, end)
+        found["pause"] = [a for a in found.get("pause", []) if longest_silence_s(a[0], a[1], peaks, fs) > pause_s]
+        return found
+
 
 def runs_of(flags: np.ndarray, samples: np.ndarray) -> list[tuple[int, int, int]]:
     """(first sample, last sample, length) of every run of consecutive True.
@@ -275,7 +284,8 @@ def score_record(
     """
     limits, fs = limits or AlarmLimits(), record.fs
     signal = record.signal if signal is None else np.asarray(signal, dtype=float)
-    samples = trace.sample[trace.record == name]
+    rows = trace.record == name
+    samples = trace.sample[rows]
     counts = np.round(signal * record.adc_gain + record.baseline).astype(np.int64)
     block = max(1, round(BLOCK_S * fs))
     peaks = np.unique(np.concatenate([samples, *(lead_peaks(lead, fs, block) for lead in other_leads)]))
@@ -285,7 +295,7 @@ def score_record(
         name,
         learning_s=learning_s,
         limits=limits,
-        vf=vf_alarms(signal, fs, samples[trace.organised[trace.record == name]]),
+        vf=vf_alarms(signal, fs, samples[trace.organised[rows]]),
         asystole=asystole_alarms(
             counts, fs, record.adc_gain, adc_rails(record.adc_bits, record.baseline), peaks, limits.asystole_s
         ),
@@ -329,11 +339,9 @@ def score_alarms(
     rows = trace.record == name
     samples = trace.sample[rows]
     after = learning_s * fs
-    detected = {k: [a for a in v if a[2] > after] for k, v in trace.beat_alarms(name, record.n_samples).items()}
+    raised = trace.confirmed_alarms(name, record.n_samples, peaks, fs, limits.pause_s)
+    detected = {k: [a for a in v if a[2] > after] for k, v in raised.items()}
     detected["vf"], detected["asystole"] = vf, asystole
-    detected["pause"] = [
-        a for a in detected.get("pause", []) if longest_silence_s(a[0], a[1], peaks, fs) > limits.pause_s
-    ]
     reference = reference_alarms(record, limits)
     reference = {k: [a for a in v if k in SIGNAL_KINDS or a[0] > after] for k, v in reference.items()}
     slack, within = round(MATCH_S * fs), round(WITHIN_S * fs)

@@ -36,7 +36,6 @@ from ecgedge.analysis.alarms import AlarmLimits
 from ecgedge.analysis.ec57 import AAMI_CLASSES, MATCH_S, aami_class, episodes, nearest_reference
 from ecgedge.analysis.fibrillation import WINDOW_S
 from ecgedge.analysis.judge import BeatJudge, BeatView, Verdict
-from ecgedge.analysis.leads import longest_silence_s
 from ecgedge.analysis.signal_alarms import Alarm, asystole_episodes, vf_episodes
 from ecgedge.beatformat import BeatFormat
 from ecgedge.datasets import Annotations
@@ -91,10 +90,12 @@ def beat_table(
     judge = BeatJudge(calibration_beats, adapt_s, beat_format=BeatFormat.from_dict(parts[0]["beat_format"]))
     other_peaks = np.concatenate([p["other_peaks"] for p in parts])
     trace = AlarmTrace(np.full(n, ""), beats["sample"], beats["score"], parts[0]["offset"])
-    verdicts, events = _judge_all(judge, beats, parts[0]["offset"], fs, other_peaks, trace)
+    verdicts, events = _judge_all(judge, beats, parts[0]["offset"], fs, trace)
     n_samples = round(duration_s * fs)
-    peaks = np.union1d(beats["sample"], other_peaks)  # an R peak in any lead ends a silence
+    peaks = np.union1d(beats["sample"], other_peaks)  # an R peak in any lead ends a silence (or splits a pause)
     vf, asystole = _signal_alarms(parts, trace, peaks, fs, n_samples, judge.alarms.limits)
+    raised = trace.confirmed_alarms("", n_samples, peaks, fs, judge.alarms.limits.pause_s)
+    events |= {f"{kind}_alarms": len(raised.get(kind, [])) for kind in ("vt", "brady", "tachy", "pause")}
     events |= {"vf_alarms": len(vf), "asystole_alarms": len(asystole)}
     columns = _columns(beats, verdicts, fs)
     learning, flag = columns["learning"], columns["flag"]
@@ -138,12 +139,11 @@ def beat_table(
 
 
 def _judge_all(
-    judge: BeatJudge, beats: dict, offset: float, fs: float, other_peaks: np.ndarray, trace: AlarmTrace
+    judge: BeatJudge, beats: dict, offset: float, fs: float, trace: AlarmTrace
 ) -> tuple[list[Verdict], dict]:
-    """Every beat's verdict, in order, and the summary's counts of the judge's events; ``trace`` takes both.
+    """Every beat's verdict, in order, and the summary's relearning and ventricular-run counts.
 
-    A pause that the other leads' R peaks split is not counted, as the hub withholds it
-    (:func:`~ecgedge.analysis.leads.longest_silence_s`).
+    ``trace`` takes each verdict and the judge's events, its alarms among them.
     """
     sample = beats["sample"]
     inputs = beats.get("inputs", np.empty((sample.size, 0)))
@@ -160,23 +160,14 @@ def _judge_all(
     )
     verdicts: list[Verdict] = []
     relearned: list[float] = []
-    alarms: dict[str | None, int] = {}
-    pause_s = judge.alarms.limits.pause_s
     for row, (s, beat) in enumerate(zip(beats["score"].tolist(), (BeatView(*view) for view in views), strict=True)):
         verdicts.append(judge.judge(s, offset, beat))
         events = judge.take_events()
         trace(row, verdicts[-1], events)
-        for event in events:
-            if event.kind == "relearned":
-                relearned.append(event.sample / fs)
-            elif event.kind == "alarm" and not (
-                event.alarm == "pause" and longest_silence_s(event.sample, beat.sample, other_peaks, fs) <= pause_s
-            ):
-                alarms[event.alarm] = alarms.get(event.alarm, 0) + 1
+        relearned += [event.sample / fs for event in events if event.kind == "relearned"]
     return verdicts, {
         "relearned": len(relearned),
         "relearned_at_s": relearned,
-        **{f"{name}_alarms": alarms.get(name, 0) for name in ("vt", "brady", "tachy", "pause")},
         "ventricular_couplets": judge.alarms.counts["couplet"],
         "ventricular_runs": judge.alarms.counts["run"],
     }
