@@ -93,12 +93,13 @@ def test_a_sustained_vt_made_of_the_patients_own_ventricular_beat_alarms_within_
 
 
 @needs_mitdb
-@pytest.mark.parametrize(("weight", "fusion"), [(0.3, True), (0.8, False)])
+@pytest.mark.parametrize(("weight", "fusion"), [(0.3, True), (0.8, False), (-0.8, False)])
 def test_fusion_beats_make_no_couplets_and_late_ventricular_beats_do(weight, fusion):
     """119's sinus beats between a sinus beat and a ventricular one, blended with the patient's
     ventricular complex (:func:`~ecgedge.datasets.fuse_beats`): 30 % ventricular, they are fusion
     beats and make no couplet with the ventricular beat after them (one in 42 may still be read as
-    ventricular); 80 %, they are late ventricular beats whenever no P wave is read before them."""
+    ventricular); 80 %, they are late ventricular beats whenever no P wave is read before them; and
+    so are complexes that deviate as far the other way (-80 %: another focus, no blend of the two)."""
     from ecgedge import load
     from ecgedge.models import population_model_path
 

@@ -406,10 +406,12 @@ class BeatJudge:
         system and partly from the focus, so its QRS lies between the patient's normal complex (the
         mean of the memory's beats) and the patient's ectopic one (the median of the latest
         :data:`ECTOPIC_BEATS` premature ventricular complexes). Under :data:`FUSION_BLEND` of the way
-        from the normal to the ectopic complex, most of it was conducted. Never in AF (no beat is
-        due), nor right after a ventricular beat: the sinus impulse that meets the refractory
-        ventricles is blocked and the next one conducts only after the pause, so a wide complex
-        right after a ventricular beat is taken as the focus again (a run).
+        from the normal to the ectopic complex, most of it was conducted; at the normal complex or
+        beyond it, away from the ectopic one, none of the ectopic complex is in it (another focus, as
+        in multiform ectopy): no blend of the two. Never in AF (no beat is due), nor right after a
+        ventricular beat: the sinus impulse that meets the refractory ventricles is blocked and the
+        next one conducts only after the pause, so a wide complex right after a ventricular beat is
+        taken as the focus again (a run).
         """
         memory, shape = self.memory, self._shape
         if verdict.mode != "adapted" or not self._on_time or memory is None or memory.beats_ is None or shape is None:
@@ -419,7 +421,8 @@ class BeatJudge:
         qrs = _qrs(memory)
         normal = memory.beats_[:, qrs].mean(axis=0)
         line = np.median(np.array(self._ectopic), axis=0) - normal
-        return float(np.dot(shape[qrs] - normal, line)) < FUSION_BLEND * float(np.dot(line, line))
+        along = float(np.dot(shape[qrs] - normal, line))
+        return 0.0 < along < FUSION_BLEND * float(np.dot(line, line))
 
     def _follow(self, memory: PatientMemory, shape: np.ndarray, shape_d: float, beat) -> None:
         """Learn a new QRS complex once it is sustained and supraventricular; say so with a ``"relearned"`` event.

@@ -167,15 +167,18 @@ def fuse_beats(signal: np.ndarray, fs: float, beat_r: np.ndarray, template_r: in
     template_r : int
         R sample of the patient's ventricular beat.
     weight : float
-        The ventricular share, in [0, 1] (0: the beat unchanged; 1: the ventricular complex on time).
+        The ventricular share, in [-1, 1] (0: the beat unchanged; 1: the ventricular complex on time).
+        Below 0 the complex deviates from the beat's own as far the other way: no fusion beat, but
+        the QRS of another focus, one that depolarises the ventricles in about the opposite direction
+        (multiform ectopy).
 
     Returns
     -------
     ndarray
         The edited signal, as long as ``signal``.
     """
-    if not 0 <= weight <= 1:
-        raise ValueError(f"weight must be in [0, 1], got {weight}")
+    if not -1 <= weight <= 1:
+        raise ValueError(f"weight must be in [-1, 1], got {weight}")
     before, after = round(QRS_ONSET_S * fs), round(T_END_S * fs)
     taper = np.minimum(1.0, np.minimum(np.arange(before + after), np.arange(before + after)[::-1]) / before)
     out = np.asarray(signal, dtype=float).copy()
