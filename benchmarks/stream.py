@@ -13,6 +13,9 @@ Runs:
 - ``capacity-N``: N boards (``--boards``, default 60 100 200) at 360 Hz in
   real time over ptys, one bridge process, SQLite commits per micro-batch;
   every frame must arrive and latency must stay low for N to be sustained.
+  Judged by the model's threshold, or (``--adapt SECONDS``) as the bridge judges
+  by default: each board learns its patient, then its memory, rhythm, fusion and
+  alarm layers judge every beat (the beats of each mode are counted).
 - ``faults``: the full record with bit errors (1e-4 per byte) and 0.1 % frame drops.
 - ``replug``: a socket board unplugged every 5 s for 0.5 s.
 - ``overload-Kx`` (``--holds N``): K = 1, 2 and 5 times the N boards one process
@@ -47,6 +50,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -143,7 +147,7 @@ def run(
     player = ctx.Process(target=_play, args=(make_boards, kwargs, out, play_s))
     player.start()
     _reset_peak_rss()
-    hub = Hub(scorer, BridgeSettings(judging=Judging.fixed(), **(hub_options or {})))
+    hub = Hub(scorer, BridgeSettings(**{"judging": Judging.fixed(), **(hub_options or {})}))
     for i, (url, fmt) in enumerate(out.get()):
         ascii_format = {"fs": 360.0, "gain": 200.0, "baseline": 1024} if fmt == "ascii" else {}
         hub.add_board(url, name=f"board{i}", fmt=fmt, **ascii_format)
@@ -158,6 +162,8 @@ def run(
     runner.join()
     result = result or hub.summary()
     result["peak_rss_mb"] = _peak_rss_mb()
+    with contextlib.closing(sqlite3.connect(db)) as rows:
+        result["modes"] = dict(rows.execute("SELECT mode, COUNT(*) FROM beats GROUP BY mode").fetchall())
     result["escaped"] = escaped
     return result, board_stats, samples
 
@@ -285,6 +291,7 @@ def brief(summary: dict) -> dict:
         "events",
         "peak_rss_mb",
         "escaped",
+        "modes",
     )
     return {k: summary.get(k) for k in keep}
 
@@ -324,6 +331,7 @@ def environment(args, bundle: Path) -> dict:
             "runs": args.runs,
             "boards": args.boards,
             "seconds": args.seconds,
+            "adapt_s": args.adapt,
             "holds": args.holds,
             "overload_seconds": args.overload_seconds,
             "max_lag_s": args.max_lag,
@@ -440,12 +448,13 @@ def _note(name: str, run_: dict) -> str:
             f"Se {acc['sensitivity']:.4f}, +P {acc['positive_predictivity']:.4f} "
             f"({acc['tp']} TP, {acc['fn']} FN, {acc['fp']} FP)"
         )
+    modes = ", ".join(f"{k} {v}" for k, v in sorted((run_["summary"].get("modes") or {}).items()))
     if name == "latency":
-        return "one board, real time"
+        return f"one board, real time; beats by mode: {modes}"
     if name.startswith("capacity"):
         return (
             f"real time; frames sent {sum(b['frames'] for b in run_['boards'])}, "
-            f"simulator overruns {sum(b['overruns'] for b in run_['boards'])}"
+            f"simulator overruns {sum(b['overruns'] for b in run_['boards'])}; beats by mode: {modes}"
         )
     if name == "faults":
         return (
@@ -495,6 +504,14 @@ def main() -> None:
     )
     parser.add_argument("--speed", type=float, default=100.0, help="speed of the accuracy and fault runs")
     parser.add_argument(
+        "--adapt",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="the latency and capacity runs adapt each board to its patient over its first SECONDS (the bridge's "
+        "default judging, with its memory, rhythm, fusion and alarm layers); default: the model's threshold",
+    )
+    parser.add_argument(
         "--holds",
         type=int,
         default=100,
@@ -537,15 +554,21 @@ def main() -> None:
         runs["accuracy"] = {"summary": brief(summary), "boards": stats, "detection": accuracy(record, samples)}
         print("accuracy", runs["accuracy"]["detection"], flush=True)
 
+    judged = {"judging": Judging.adapt(args.adapt) if args.adapt else Judging.fixed()}
     if "latency" in args.runs:
         summary, stats, _ = run(
-            scorer, lambda: [(VirtualBoard.from_record(duration_s=args.seconds), PtyEndpoint())], work / "latency.db"
+            scorer,
+            lambda: [(VirtualBoard.from_record(duration_s=args.seconds), PtyEndpoint())],
+            work / "latency.db",
+            hub_options=judged,
         )
         runs["latency"] = {"summary": brief(summary), "boards": stats}
         print("latency", brief(summary), flush=True)
 
     for n in args.boards if "capacity" in args.runs else []:
-        summary, stats, _ = run(scorer, lambda n=n: many_boards(n, args.seconds), work / f"capacity-{n}.db")
+        summary, stats, _ = run(
+            scorer, lambda n=n: many_boards(n, args.seconds), work / f"capacity-{n}.db", hub_options=judged
+        )
         runs[f"capacity-{n}"] = {"summary": brief(summary), "boards": stats}
         print(f"capacity {n}", brief(summary), flush=True)
 
