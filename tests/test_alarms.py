@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from ecgedge.analysis.alarms import AlarmLimits, ArrhythmiaAlarms
+from ecgedge.analysis.atrial import ATRIAL_BEFORE_R_S
 from ecgedge.analysis.judge import BeatJudge
 from ecgedge.analysis.offline import cut_stream, score_beats
 from ecgedge.datasets import change_rate, fuse_beats, insert_run, load_wfdb_record
@@ -98,8 +99,10 @@ def test_fusion_beats_make_no_couplets_and_late_ventricular_beats_do(weight, fus
     """119's sinus beats between a sinus beat and a ventricular one, blended with the patient's
     ventricular complex (:func:`~ecgedge.datasets.fuse_beats`): 30 % ventricular, they are fusion
     beats and make no couplet with the ventricular beat after them (one in 42 may still be read as
-    ventricular); 80 %, they are late ventricular beats whenever no P wave is read before them; and
-    so are complexes that deviate as far the other way (-80 %: another focus, no blend of the two)."""
+    ventricular); 80 %, they are late ventricular beats; and
+    so are complexes that deviate as far the other way (-80 %: another focus, no blend of the two). Their P waves
+    are hidden (a straight line over the stretch the judge reads them in, as the T wave hides them at a fast rate),
+    so their shape alone decides."""
     from ecgedge import load
     from ecgedge.models import population_model_path
 
@@ -109,6 +112,9 @@ def test_fusion_beats_make_no_couplets_and_late_ventricular_beats_do(weight, fus
     fused_r = r[1:-1][between & (r[1:-1] > 420 * fs) & (r[1:-1] < 700 * fs)]
     template = r[(symbols == "V") & (r > 320 * fs)][0]
     signal = fuse_beats(record.signal[: round(720 * fs)], fs, fused_r, template, weight)
+    for r in fused_r:
+        a, b = r - round(ATRIAL_BEFORE_R_S[0] * fs), r - round(ATRIAL_BEFORE_R_S[1] * fs)
+        signal[a:b] = np.linspace(signal[a], signal[b], b - a)
     model = load(population_model_path())
     beats = cut_stream(signal, fs, POPULATION_FORMAT)
     judge = BeatJudge(adapt_s=300.0, beat_format=POPULATION_FORMAT)
@@ -120,9 +126,9 @@ def test_fusion_beats_make_no_couplets_and_late_ventricular_beats_do(weight, fus
     assert len(fused) == len(fused_r) == 42 and all(v.anomaly for v in fused)  # every blend is unlike the patient's
     ventricular = sum(v.ventricular for v in fused)
     if fusion:
-        assert ventricular <= 1 and judge.alarms.counts["couplet"] == 0  # before this rule: 7 and 5
+        assert ventricular <= 1 and judge.alarms.counts["couplet"] == 0  # 0 and 0
     else:
-        assert ventricular >= 5 and judge.alarms.counts["couplet"] >= 1
+        assert ventricular >= 15 and judge.alarms.counts["couplet"] >= 10  # 80 %: 25 and 22; -80 %: 33 and 29
 
 
 def test_an_extreme_bradycardia_and_a_pause_alarm_within_10_s():

@@ -112,6 +112,21 @@ def test_an_irregular_rhythm_with_p_waves_is_sinus_and_without_them_af():
     assert (with_p.rhythm, without_p.rhythm, rr_only.rhythm) == ("sinus", "af", "af")
 
 
+def test_the_p_waves_of_bigeminy_stay_while_its_intervals_are_no_rhythm():
+    """Ventricular bigeminy has no normal-to-normal interval, so the rhythm goes unknown, but its normal beats'
+    P waves are current: a beat is still read as led by them. A window of beats with no normal one forgets them."""
+    rng = np.random.RandomState(2)
+    analyser = RhythmAnalyser(window=8)
+    for _ in range(40):  # normal beat (its P wave, after a compensatory pause), then a premature ventricular one
+        analyser.add(1.1, atrial=_p_wave(rng))
+        analyser.add(0.5, normal=False, atrial=_fibrillation(rng))
+    assert analyser.rhythm == "unknown" and analyser.atrial.organised
+    assert analyser.atrial.leads(_p_wave(rng), rr=1.1, on_time=True)
+    for _ in range(9):  # a ventricular rhythm: no normal beat for more than a window
+        analyser.add(0.5, normal=False, atrial=_fibrillation(rng))
+    assert analyser.atrial.organised is None and not analyser.atrial.leads(_p_wave(rng), rr=1.1, on_time=True)
+
+
 def _bridge_rhythm(name: str, **settings) -> tuple[np.ndarray, np.ndarray]:
     """The analyser's rhythm at each bridge beat of a record (normal: not a reference V beat), and the reference AF."""
     record = load_wfdb_record(MITDB / name, lead="MLII")

@@ -25,7 +25,10 @@ Five rules keep ectopy and noise from being read as AF:
   only keep AF from being read, and only where the rate leaves the P waves readable.
 - The rhythm changes only when ``window`` beats in a row read the other rhythm (a burst of
   atrial ectopy is not an AF episode), and beats in noise are left out: after more than
-  ``window`` beats in a row without a usable interval the rhythm is ``"unknown"`` again.
+  ``window`` beats in a row without a usable interval the rhythm is ``"unknown"`` again, and
+  after as many without a normal beat the P waves are forgotten too. Bigeminy has no
+  normal-to-normal interval, but the P waves of its normal beats are current: they stay, so a
+  beat can still be read as led by them.
 
 The two RR constants: ``window=16`` doubles Petrenas et al.'s 8 beats, for episodes that hold about
 ten seconds, not one burst; ``threshold=0.08`` lies between sinus rhythm's beat-to-beat change
@@ -95,6 +98,7 @@ class RhythmAnalyser:
         self._last_nn: float | None = None
         self._last_normal = False
         self._missed = 0
+        self._since_normal = 0  # beats since the last clean beat of normal shape
         self._agree = 0
         self._added = False
         self._previous_rr: float | None = None
@@ -153,11 +157,12 @@ class RhythmAnalyser:
         if self._previous_rr is not None:
             (self._recent_nn if nn else self._recent).append(self._previous_rr)
         self._missed = 0 if nn else self._missed + 1
-        if self._missed > self.window:  # long without a usable interval: what was seen is stale
+        self._since_normal = 0 if normal else self._since_normal + 1
+        if self._missed > self.window:  # long without a usable interval: the intervals seen are stale
             self._differences.clear()
-            if self.atrial is not None:
-                self.atrial.clear()
             self.rhythm, self._agree = "unknown", 0
+        if self._since_normal > self.window and self.atrial is not None:  # and the P waves, without a normal beat
+            self.atrial.clear()
         level = self.irregularity
         if level is not None:
             reading = (
@@ -191,7 +196,7 @@ class RhythmAnalyser:
         self._differences.clear()
         self._last_nn = self._previous_rr = None
         self._last_normal = self._added = False
-        self._missed = self._agree = 0
+        self._missed = self._since_normal = self._agree = 0
         self._recent.clear()
         self._recent_nn.clear()
         if self.atrial is not None:
