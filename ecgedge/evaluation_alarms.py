@@ -503,6 +503,9 @@ def format_alarm_report(per_record: dict[str, dict], noise: dict | None = None) 
         f"| {_pct(s['vf']['se'])} | {s['vf']['alarms']} | {_pct(s['vf']['p'])} |",
         "",
         f"Time from onset to alarm: VT {_delays(s['vt_delays_s'])}; VF / flutter {_delays(s['vf_delays_s'])}.",
+        f"False detections: {s['couplet']['detected'] - s['couplet']['true']} couplets and "
+        f"{s['run']['detected'] - s['run']['true']} runs overlap no reference couplet or run. As EC57 counts, each "
+        "piece of a reference run detected in pieces is a true detection: +P rises as runs break up.",
         "",
         "| alarm | priority | reference | alarms | false | false / h |" + (" false / h, noise |" if noise else ""),
         "|---|---|---:|---:|---:|---:|" + ("---:|" if noise else ""),

@@ -128,3 +128,13 @@ def test_annotations_of_rhythm_changes_only_are_read_and_score_nothing(tmp_path)
     assert (
         scores["run"] == {"reference": 0, "found": 0, "detected": 0, "true": 0} and scores["heart_rate"]["beats"] == 0
     )
+
+
+@needs_mitdb
+def test_the_report_counts_the_false_couplets_and_runs_beside_the_ec57_figures(scored):
+    from ecgedge.evaluation_alarms import format_alarm_report
+
+    false = [sum(p[k]["detected"] - p[k]["true"] for p in scored.values()) for k in ("couplet", "run")]
+    assert f"False detections: {false[0]} couplets and {false[1]} runs overlap no reference" in format_alarm_report(
+        scored
+    )
