@@ -15,7 +15,7 @@ import pytest
 
 from ecgedge.analysis.alarms import AlarmLimits, ArrhythmiaAlarms
 from ecgedge.analysis.atrial import ATRIAL_BEFORE_R_S
-from ecgedge.analysis.judge import BeatJudge
+from ecgedge.analysis.judge import BeatJudge, BeatView
 from ecgedge.analysis.offline import cut_stream, score_beats
 from ecgedge.datasets import change_rate, fuse_beats, insert_run, load_wfdb_record
 from ecgedge.population import POPULATION_FORMAT
@@ -172,42 +172,84 @@ def test_ventricular_flutter_is_a_high_priority_alarm_from_the_waveform(populati
     assert onset + 4 <= reached < onset + 10  # 4 s of flutter with no normal beat in them, within 10 s of its onset
 
 
+class _SyntheticPatient:
+    """A judge resumed on a memory of a narrow QRS, fed beats of that QRS or of a wide one 3 shape limits away,
+    with a P wave before them or none; ``accepted_share`` of the learning window the population model accepted."""
+
+    def __init__(self, accepted_share: float = 1.0) -> None:
+        from ecgedge.analysis.atrial import ATRIAL_POINTS
+        from ecgedge.analysis.judge import QRS_SPAN_S
+        from ecgedge.calibration import PatientMemory
+
+        self.rng, n = np.random.RandomState(0), POPULATION_FORMAT.length
+        start, stop = POPULATION_FORMAT.columns(*QRS_SPAN_S)
+        t, self.u = np.arange(n), np.linspace(-1, 1, ATRIAL_POINTS)
+        self.normal = np.exp(-0.5 * ((t - 22) / 1.5) ** 2)  # a narrow QRS, median 0, peak to peak 1
+        memory = PatientMemory(columns=(start, stop))
+        accepted = np.arange(200) < 200 * accepted_share
+        memory.learn(self.normal + self.rng.normal(0, 0.01, (200, n)), np.ones(200), accepted, np.zeros(200))
+        memory.close()
+        wide = np.where((t >= start) & (t < stop), -np.exp(-0.5 * ((t - 26) / 4.0) ** 2), 0.0)
+        self.unlike = self.normal + wide * 3 * memory.shape_limit / np.linalg.norm(wide)
+        self.marginal = self.normal + wide * 0.8 * memory.shape_limit / np.linalg.norm(wide)  # passed, not learnt
+        self.judge = BeatJudge(adapt_s=300, beat_format=POPULATION_FORMAT)
+        self.judge.resume(memory)
+        self.sample = 0
+
+    def p_wave(self) -> np.ndarray:
+        return np.exp(-8 * self.u**2) + 0.05 * self.rng.normal(size=self.u.size)
+
+    def no_p_wave(self) -> np.ndarray:
+        return 0.05 * self.rng.normal(size=self.u.size)
+
+    def beat(self, window: np.ndarray, rr: float, atrial: np.ndarray, score: float = 0.0):
+        """Judge one beat; the population model's offset is -1 (a score of -2 is rejected)."""
+        self.sample += round(rr * 360)
+        return self.judge.judge(score, -1.0, BeatView(window, rr, self.sample, atrial=atrial, rr_after=0.75))
+
+
 def test_a_flagged_beat_on_time_at_100_bpm_led_by_the_p_wave_is_not_ventricular():
     """A fusion beat comes when the sinus beat is due: its P wave, after the last T wave, makes it conducted."""
-    from ecgedge.analysis.atrial import ATRIAL_POINTS
-    from ecgedge.analysis.judge import QRS_SPAN_S, BeatView
-    from ecgedge.calibration import PatientMemory
-
-    rng, n = np.random.RandomState(0), POPULATION_FORMAT.length
-    start, stop = POPULATION_FORMAT.columns(*QRS_SPAN_S)
-    t, u = np.arange(n), np.linspace(-1, 1, ATRIAL_POINTS)
-    normal = np.exp(-0.5 * ((t - 22) / 1.5) ** 2)  # a narrow QRS, median 0, peak to peak 1
-    memory = PatientMemory(columns=(start, stop))
-    memory.learn(normal + rng.normal(0, 0.01, (200, n)), np.ones(200), np.ones(200, bool), np.zeros(200))
-    memory.close()
-    wide = np.where((t >= start) & (t < stop), -np.exp(-0.5 * ((t - 26) / 4.0) ** 2), 0.0)
-    unlike = normal + wide * 3 * memory.shape_limit / np.linalg.norm(wide)  # 3 shape limits away
-
-    def p_wave() -> np.ndarray:
-        return np.exp(-8 * u**2) + 0.05 * rng.normal(size=u.size)
-
-    t_wave_end = np.where(u < -0.6, 3.0 * (-0.6 - u), 0.0)  # the last T wave in the segment's first 40 ms
-    judge = BeatJudge(adapt_s=300, beat_format=POPULATION_FORMAT)
-    judge.resume(memory)
-    sample = 0
-
-    def beat(window: np.ndarray, rr: float, atrial: np.ndarray):
-        nonlocal sample
-        sample += round(rr * 360)
-        return judge.judge(0.0, -1.0, BeatView(window, rr, sample, atrial=atrial, rr_after=0.75))
-
+    patient = _SyntheticPatient()
+    t_wave_end = np.where(patient.u < -0.6, 3.0 * (-0.6 - patient.u), 0.0)  # the last T wave in the first 40 ms
     for _ in range(30):  # 80 bpm, every P wave readable
-        beat(normal, 0.75, p_wave())
-    on_time = beat(unlike, 0.65, p_wave() + t_wave_end)  # 92 bpm, due (ratio 0.87): read after the T wave
+        patient.beat(patient.normal, 0.75, patient.p_wave())
+    on_time = patient.beat(patient.unlike, 0.65, patient.p_wave() + t_wave_end)  # 92 bpm, due (ratio 0.87)
     assert on_time.anomaly and on_time.reason == "shape" and not on_time.ventricular
-    beat(normal, 0.85, p_wave())
-    no_p = beat(unlike, 0.65, 0.05 * rng.normal(size=u.size) + t_wave_end)
+    patient.beat(patient.normal, 0.85, patient.p_wave())
+    no_p = patient.beat(patient.unlike, 0.65, patient.no_p_wave() + t_wave_end)
     assert no_p.anomaly and no_p.ventricular  # due, but no P wave before it
-    beat(normal, 0.85, p_wave())
-    early = beat(unlike, 0.55, p_wave() + t_wave_end)  # premature: the whole segment must be readable
+    patient.beat(patient.normal, 0.85, patient.p_wave())
+    early = patient.beat(patient.unlike, 0.55, patient.p_wave() + t_wave_end)  # premature: the whole segment is read
     assert early.anomaly and early.ventricular
+
+
+@pytest.mark.parametrize(
+    ("accepted_share", "before", "qrs", "p_wave", "score", "goes_on"),
+    [
+        (1.0, 2, "marginal", False, -2.0, True),  # a couplet, then a QRS the memory passes, the model rejects
+        (1.0, 1, "marginal", False, -2.0, False),  # after a single ventricular beat: the model never makes a couplet
+        (1.0, 2, "marginal", False, 0.0, False),  # the model accepts it: the run has ended
+        (1.0, 2, "normal", False, -2.0, False),  # the patient's own QRS (one the memory would learn): conducted
+        (1.0, 2, "marginal", True, -2.0, False),  # a P wave leads it: conducted
+        (0.4, 2, "marginal", False, -2.0, False),  # a patient whose learning window the model mostly rejected
+    ],
+)
+def test_a_run_goes_on_through_a_qrs_the_memory_passes_only_where_the_population_model_rejects_it(
+    accepted_share, before, qrs, p_wave, score, goes_on
+):
+    """A multiform run's QRS can fall inside a memory widened by the odd beats it learnt; the population model's
+    rejection then keeps the run going (:data:`~ecgedge.analysis.judge.RUN_UNDER_WAY`), and only then."""
+    patient = _SyntheticPatient(accepted_share)
+    for _ in range(30):
+        patient.beat(patient.normal, 0.75, patient.p_wave())
+    run = [patient.beat(patient.unlike, 0.45, patient.no_p_wave(), score=-2.0) for _ in range(before)]
+    assert all(v.ventricular for v in run)
+    atrial = patient.p_wave() if p_wave else patient.no_p_wave()
+    verdict = patient.beat(getattr(patient, qrs), 0.75, atrial, score=score)  # on time: as 223's at 25:52.6
+    assert verdict.ventricular == goes_on
+    if goes_on:
+        assert verdict.anomaly and verdict.reason == "shape" and 0.5 < verdict.distance < 1  # within the limit
+        assert patient.judge.alarms.counts == {"couplet": 0, "run": 0}  # counted when the run ends
+        patient.beat(patient.normal, 0.75, patient.p_wave())
+        assert patient.judge.alarms.counts["run"] == 1

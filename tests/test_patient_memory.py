@@ -61,6 +61,7 @@ def test_beats_the_population_rejects_are_never_learnt():
     memory = _memory(shapes, np.ones(300), accepted)
     assert memory.distance(ectopic[:5], np.ones(5)).min() > 1
     assert memory.distance(normal[:5], np.ones(5)).max() < 1
+    assert memory.accepted_share == 0.5  # how far the population model's verdict holds for this patient
 
 
 def test_a_window_the_population_rejects_keeps_its_more_normal_half():
@@ -70,7 +71,7 @@ def test_a_window_the_population_rejects_keeps_its_more_normal_half():
     memory = PatientMemory()
     memory.learn(shapes, np.ones(100), accepted=np.zeros(100, bool), scores=scores)
     memory.close()
-    assert len(memory.beats_) == 50
+    assert len(memory.beats_) == 50 and memory.accepted_share == 0.0
     np.testing.assert_array_equal(memory.beats_, shapes[50:].astype(np.float32))
 
 
@@ -167,8 +168,8 @@ def test_a_memory_on_the_qrs_judges_only_its_columns_and_keeps_them_across_a_res
     np.savez(buffer, **{k: np.asarray(v) for k, v in memory.state().items()})
     with np.load(io.BytesIO(buffer.getvalue()), allow_pickle=False) as archive:
         resumed = PatientMemory.from_state({k: archive[k] for k in archive.files})
-    assert resumed.columns == columns
-    old = {k: v for k, v in memory.state().items() if k != "columns"}  # saved before columns existed
-    assert PatientMemory.from_state(old).columns is None
+    assert resumed.columns == columns and resumed.accepted_share == memory.accepted_share == 1.0
+    old = {k: v for k, v in memory.state().items() if k not in ("columns", "accepted_share")}  # saved before them
+    assert PatientMemory.from_state(old).columns is None and np.isnan(PatientMemory.from_state(old).accepted_share)
     with pytest.raises(ValueError, match="columns"):
         PatientMemory(columns=(30, 10))

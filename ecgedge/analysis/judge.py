@@ -9,7 +9,8 @@ beats and scores in order. Each layer reads only the layers below it:
    is never flagged and never learnt;
 2. the ventricular complex: is this QRS unlike the patient's normal ones (the shape distance to
    the patient's memory over :data:`QRS_SPAN_S` around R only, blind to the P and T waves,
-   which change with the rate and the atrial rhythm, and to timing);
+   which change with the rate and the atrial rhythm, and to timing); within a ventricular run,
+   the population model's reading of the beat is heard too (:data:`RUN_UNDER_WAY`);
 3. the rhythm (:class:`~ecgedge.analysis.rhythm.RhythmAnalyser`), fed with every beat of
    supraventricular shape, whatever its timing: a rhythm that changes after learning reaches it;
 4. timing within that rhythm: a supraventricular beat is premature only when it comes early
@@ -40,7 +41,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -89,6 +90,12 @@ MIN_ECTOPIC = 3
 #: complex to the ectopic one (its projection on the line between them) is a fusion beat: most of
 #: its ventricles were depolarised through the conduction system. Half-way, not fit to any record.
 FUSION_BLEND = 0.5
+#: A ventricular run is under way after this many ventricular beats in a row (a couplet: the focus
+#: fired again before any conducted beat). Within a run, a beat that no P wave leads, whose QRS the
+#: memory passes but would not learn, and that the population model rejects, is the focus again
+#: (:meth:`BeatJudge._run_goes_on`). Two, so the model's verdict can lengthen a run but never make a
+#: couplet of a single ventricular beat.
+RUN_UNDER_WAY = 2
 
 
 class BeatView(NamedTuple):
@@ -152,7 +159,9 @@ class Verdict:
         The stream's rhythm at this beat.
     quality : {"ok", "noisy"}, default="ok"
     reason : {"shape", "timing"} or None, default=None
-        Why an adapted beat was flagged: its shape, or its prematurity alone.
+        Why an adapted beat was flagged: its shape, or its prematurity alone. A beat that goes on with
+        a ventricular run is flagged for its shape even within the memory's limit (its ``distance``
+        under 1: see :data:`RUN_UNDER_WAY`).
     heart_rate : float or None, default=None
         The stream's heart rate (bpm) after this beat
         (:class:`~ecgedge.analysis.heart_rate.HeartRateMeter`); None when lost.
@@ -164,9 +173,9 @@ class Verdict:
         fibrillation's waves (:class:`~ecgedge.analysis.fibrillation.RegularRhythm`), or a
         ventricular tachycardia (a ventricular beat while the VT alarm is on).
     ventricular : bool, default=False
-        A clean beat whose QRS starts in a ventricle: unlike the patient's, not led by the patient's
-        P wave and not a fusion beat (:meth:`BeatJudge.judge`); what the VT alarm, couplets and runs
-        count.
+        A clean beat whose QRS starts in a ventricle: unlike the patient's (or, within a run, rejected
+        by the population model: :data:`RUN_UNDER_WAY`), not led by the patient's P wave and not a
+        fusion beat (:meth:`BeatJudge.judge`); what the VT alarm, couplets and runs count.
     """
 
     mode: str
@@ -259,8 +268,9 @@ class BeatJudge:
         self._segment = 0  # the last beat's (0: none yet, or unknown)
         self._on_time = False  # whether the last adapted beat came when the sinus beat was due (not premature)
         self._shape: np.ndarray | None = None  # the last adapted beat's shape
+        self._shape_d = 0.0  # ... and its shape distance, in shape limits
         self._ectopic: deque[np.ndarray] = deque(maxlen=ECTOPIC_BEATS)
-        self._last_ventricular = False  # whether the last judged beat was ventricular
+        self._in_row = 0  # ventricular beats in a row up to the last judged one
 
     @property
     def learning(self) -> bool:
@@ -352,10 +362,13 @@ class BeatJudge:
         organised = beat is not None and self.regular.add(rr, usable=quality == "ok")
         ventricular = False
         if beat is not None and verdict.mode != "learning":
-            ventricular = self._ventricular(verdict, beat)
+            ventricular = self._ventricular(verdict, beat, score >= offset)
+            if ventricular and verdict.reason != "shape":  # a run going on through a QRS the memory passes
+                verdict = replace(verdict, anomaly=True, reason="shape")
+                anomaly = quality == "ok"
             if ventricular and not self._on_time and self._shape is not None and self.memory is not None:
                 self._ectopic.append(self._shape[_qrs(self.memory)])  # a premature ventricular complex
-            self._last_ventricular = ventricular
+            self._in_row = self._in_row + 1 if ventricular else 0
             for change in self.alarms.add(sample, rr, ventricular, usable=quality == "ok"):
                 self._events.append(
                     StreamEvent(
@@ -380,7 +393,7 @@ class BeatJudge:
             ventricular and quality == "ok",
         )
 
-    def _ventricular(self, verdict: Verdict, beat) -> bool:
+    def _ventricular(self, verdict: Verdict, beat, accepted: bool) -> bool:
         """Whether a beat's QRS is ventricular: unlike the patient's (its shape, or its score) and not led by a P wave.
 
         A QRS that starts in a ventricle follows no P wave at the patient's PR interval. One that
@@ -390,13 +403,38 @@ class BeatJudge:
         A fusion beat comes when the sinus beat is due (not premature for the patient's rhythm), so
         its P wave is looked for in the part of the segment after the last T wave, which at a fast
         rate is all that can be read (:meth:`~ecgedge.analysis.atrial.AtrialActivity.leads`).
+        ``accepted``: whether the population model accepted the beat (:meth:`_run_goes_on`).
         """
         unlike = verdict.reason == "shape" if verdict.mode == "adapted" else verdict.anomaly
+        unlike = unlike or (not accepted and self._run_goes_on(verdict))
         atrial = self.rhythm.atrial
         segment = getattr(beat, "atrial", None)
         if not unlike or (atrial is not None and atrial.leads(segment, float(beat.rr), on_time=self._on_time)):
             return False
         return not self._fusion(verdict, beat)
+
+    def _run_goes_on(self, verdict: Verdict) -> bool:
+        """Whether a run under way takes a beat the memory passes, and the population model rejects, as the focus again.
+
+        A run ends with a beat conducted from the atria: a P wave leads it (checked by the caller)
+        and its QRS is the patient's own. The memory's shape limit is set by what it learnt, and a few
+        odd beats learnt (fusion beats, aberrant atrial premature ones) widen it, so a QRS of a
+        multiform run can fall inside it. Such a QRS is no clearly normal one: the memory would not
+        learn it (its shape distance is ``absorb_below`` or more). Then the population model's
+        reading of the whole beat (QRS and the T wave after it, which a ventricular beat turns
+        against its QRS) decides, after :data:`RUN_UNDER_WAY` ventricular beats in a row, for a
+        patient whose learning window it mostly accepted (``accepted_share`` over a half: then its
+        rejection means something for this patient; one whose every beat it rejects, a bundle branch
+        block, gets no such reading).
+        """
+        memory = self.memory
+        return (
+            verdict.mode == "adapted"
+            and memory is not None
+            and self._in_row >= RUN_UNDER_WAY
+            and memory.accepted_share > 0.5
+            and self._shape_d >= memory.absorb_below
+        )
 
     def _fusion(self, verdict: Verdict, beat) -> bool:
         """Whether a flagged beat that no P wave leads is a fusion beat, not a ventricular one.
@@ -416,7 +454,7 @@ class BeatJudge:
         memory, shape = self.memory, self._shape
         if verdict.mode != "adapted" or not self._on_time or memory is None or memory.beats_ is None or shape is None:
             return False
-        if self.rhythm.rhythm == "af" or self._last_ventricular or len(self._ectopic) < MIN_ECTOPIC:
+        if self.rhythm.rhythm == "af" or self._in_row or len(self._ectopic) < MIN_ECTOPIC:
             return False
         qrs = _qrs(memory)
         normal = memory.beats_[:, qrs].mean(axis=0)
@@ -498,7 +536,7 @@ class BeatJudge:
         if memory.ready:
             shape_d, timing_d = (float(d[0]) for d in memory.distances(shape[None], np.array([ratio]), [own]))
             self._on_time = timing_d <= 1
-            self._shape = shape
+            self._shape, self._shape_d = shape, shape_d
             if timing_d > 1 and not self._premature(memory, ratio, beat):
                 timing_d = 0.0  # early, but not premature: its timing does not count
             normal = shape_d <= 1 and timing_d <= 1

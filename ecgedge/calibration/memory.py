@@ -124,6 +124,14 @@ class PatientMemory:
         the rate and the atrial rhythm (:data:`ecgedge.analysis.judge.QRS_SPAN_S`). None: the
         whole window.
 
+    Attributes
+    ----------
+    shape_limit, rhythm_limit : float or None
+        The limits :meth:`close` set (None while learning).
+    accepted_share : float
+        The share of the learning window's beats the population model accepted: how far its verdict
+        can be trusted for this patient (nan until :meth:`close`, and for memories saved before it).
+
     Examples
     --------
     >>> rng = np.random.RandomState(0)
@@ -174,6 +182,7 @@ class PatientMemory:
         self._provisional: tuple[float, int] | None = None  # (shape limit, accepted beats) while learning
         self.shape_limit: float | None = None
         self.rhythm_limit: float | None = None
+        self.accepted_share = float("nan")  # of the learning window, by the population model (nan: unknown)
 
     @property
     def ready(self) -> bool:
@@ -239,6 +248,7 @@ class PatientMemory:
         if n_offered < self.min_beats:
             raise ValueError(f"a patient memory needs at least {self.min_beats} beats, got {n_offered}")
         shapes, ratios, accepted, scores = (np.concatenate(part) for part in zip(*self._offered, strict=True))
+        self.accepted_share = float(accepted.mean())
         if accepted.sum() < max(self.min_beats, len(accepted) / 4):
             accepted = scores >= np.median(scores)
         self._keep(shapes[accepted])
@@ -363,6 +373,7 @@ class PatientMemory:
             "beats": self.beats_,
             "shape_limit": self.shape_limit,
             "rhythm_limit": self.rhythm_limit,
+            "accepted_share": self.accepted_share,
             **self._settings(),
             "columns": np.asarray(self.columns or (), dtype=np.int64),
         }
@@ -388,4 +399,5 @@ class PatientMemory:
         memory._keep(np.atleast_2d(np.asarray(state["beats"], dtype=np.float32)))
         memory.shape_limit = float(state["shape_limit"])
         memory.rhythm_limit = float(state["rhythm_limit"])
+        memory.accepted_share = float(state.get("accepted_share", np.nan))  # absent from memories saved before it
         return memory
