@@ -76,6 +76,29 @@ def test_segments_the_last_t_wave_may_reach_and_nan_segments_are_no_evidence():
     assert activity.organised is None
 
 
+def test_at_a_fast_rate_the_p_waves_are_read_after_the_last_t_wave():
+    """At 105 bpm the last T wave reaches into the segment's first 70 ms; its last 130 ms, where the P wave of a
+    beat on time lies, still show it: the window reads the P waves there, and fibrillatory waves stay none."""
+    rng = np.random.RandomState(2)
+    t_wave_end = np.where(T < -0.35, 3.0 * (-0.35 - T), 0.0)  # the points 300-240 ms before R
+
+    def t_wave() -> np.ndarray:
+        return rng.uniform(0.5, 1.5) * t_wave_end  # its height varies: read with it, no two segments would agree
+
+    sinus, fibrillation = AtrialActivity(), AtrialActivity()
+    for _ in range(16):
+        sinus.add(_p_wave(rng) + t_wave(), rr=0.57)
+        fibrillation.add(_fibrillation(rng) + t_wave(), rr=0.57)
+    assert sinus.organised and not fibrillation.organised
+    after_ectopy = AtrialActivity()  # a ventricular beat's T wave ends later than the QTc of a conducted one says
+    for _ in range(16):
+        after_ectopy.add(_p_wave(rng) + t_wave(), rr=0.57, after_normal=False)
+    assert after_ectopy.organised is None  # only segments readable whole count after an ectopic beat
+    assert sinus.leads(_p_wave(rng) + t_wave(), rr=0.57, on_time=True)
+    assert not sinus.leads(0.05 * rng.normal(size=T.size) + t_wave(), rr=0.57, on_time=True)  # no P wave
+    assert not sinus.leads(_p_wave(rng) + t_wave(), rr=0.57)  # premature: its whole segment must be readable
+
+
 def test_a_beat_is_led_by_the_patients_p_wave_only_when_its_segment_shows_it_and_the_p_waves_are_plain():
     rng = np.random.RandomState(1)
     sinus, fibrillation = _sinus_and_fibrillation(rng)

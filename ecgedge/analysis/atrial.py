@@ -63,9 +63,12 @@ def atrial_segment(y: np.ndarray, r: int, fs: float) -> np.ndarray:
 class AtrialActivity:
     """Whether the last normal beats share their atrial activity (P waves), causally.
 
-    Each segment is detrended (a straight line through it removed: baseline and the slope
-    into the QRS are not atrial activity). Its correlation with the mean of the window's other
-    segments is near 1 when every beat has the same P wave, and near 0 for fibrillatory waves.
+    Each segment is read from the end of the previous beat's T wave on, over the part every
+    segment held shows (the whole segment at a rate under about 90 bpm, its last
+    :data:`P_WAVE_S` or more up to about 110 bpm), and detrended (a straight line through it
+    removed: baseline and the slope into the QRS are not atrial activity). Its correlation with
+    the mean of the window's other segments is near 1 when every beat has the same P wave, and
+    near 0 for fibrillatory waves.
 
     ``threshold=0.5``: the mean of the others explains at least a quarter of a segment's
     variance (r² = 0.25). Noise lowers the correlation of P waves, so the rule only ever keeps
@@ -100,21 +103,28 @@ class AtrialActivity:
             raise ValueError(f"threshold must be in (-1, 1), got {threshold}")
         self.window = window
         self.threshold = threshold
-        self._segments: deque[np.ndarray | None] = deque(maxlen=window)
-        self._raw: deque[np.ndarray | None] = deque(maxlen=window)  # the same segments, not detrended
+        # (segment, index of its first point after the previous T wave, its detrended parts by start); None: unreadable
+        self._segments: deque[tuple[np.ndarray, int, dict[int, np.ndarray]] | None] = deque(maxlen=window)
         self._correlation: float | None = None  # of the segments held; computed when first asked after a change
         self._changed = True
 
-    def add(self, segment: np.ndarray, rr: float) -> None:
+    def add(self, segment: np.ndarray, rr: float, after_normal: bool = True) -> None:
         """Take the next normal beat's segment (:func:`atrial_segment`) and RR interval (s).
 
-        A segment that the previous beat's T wave may reach into (``rr`` under
-        ``QTC_S * sqrt(rr)`` plus the segment's start before R), or one holding NaN, is no
-        evidence either way: it takes a place in the window, as unreadable.
+        Its readable part is what lies after the previous beat's T wave (``QTC_S * sqrt(rr)`` after
+        that beat's R). A segment whose readable part is shorter than :data:`P_WAVE_S` (the last T
+        wave may reach where the P wave lies), or one holding NaN, is no evidence either way: it
+        takes a place in the window, as unreadable. At a fast rate only the segment's end is read,
+        where the P wave of a beat on time lies (:meth:`leads`). Not ``after_normal`` (the beat
+        before was ectopic, and a ventricular beat repolarises later than the QTc of a conducted one
+        says), only a segment readable whole counts, as for a premature beat in :meth:`leads`.
         """
-        detrended = _detrended(segment, rr)
-        self._segments.append(detrended)
-        self._raw.append(None if detrended is None else np.asarray(segment, dtype=np.float64))
+        segment = np.asarray(segment, dtype=np.float64)
+        start = _readable_from(rr, P_WAVE_S if after_normal else ATRIAL_BEFORE_R_S[0] - ATRIAL_BEFORE_R_S[1])
+        if start is None or segment.shape != _BEFORE_R.shape or not np.isfinite(segment).all():
+            self._segments.append(None)
+        else:
+            self._segments.append((segment, start, {}))
         self._changed = True
 
     def leads(self, segment: np.ndarray | None, rr: float, on_time: bool = False) -> bool:
@@ -130,29 +140,26 @@ class AtrialActivity:
         lies near its end (a PR interval of 120-200 ms puts it 60-250 ms before R). A shorter
         readable part, or a missing segment, is no evidence of a P wave: False.
         """
-        if segment is None or not np.isfinite(rr):
+        if segment is None:
             return False
         segment = np.asarray(segment, dtype=np.float64)
-        start = int(np.searchsorted(-_BEFORE_R, -(rr - QTC_S * np.sqrt(max(rr, 0.0)))))
         needed = P_WAVE_S if on_time else ATRIAL_BEFORE_R_S[0] - ATRIAL_BEFORE_R_S[1]
-        if (
-            segment.shape != _BEFORE_R.shape
-            or start >= _BEFORE_R.size
-            or _BEFORE_R[start] - _BEFORE_R[-1] < needed - 1e-9
-            or not np.isfinite(segment).all()
-        ):
+        start = _readable_from(rr, needed)
+        if start is None or segment.shape != _BEFORE_R.shape or not np.isfinite(segment).all():
             return False  # checked first: the P waves' correlation costs more
-        readable = [s for s in self._raw if s is not None]
-        if not readable or not self.organised:
+        held = [s for s in self._segments if s is not None]
+        if not held or not self.organised:
             return False
-        here, mean = _detrend(segment[start:]), _detrend(np.mean(readable, axis=0)[start:])
+        start = max(start, max(first for _, first, _ in held))  # the part the window's segments show too
+        if _BEFORE_R[start] - _BEFORE_R[-1] < needed - 1e-9:
+            return False
+        here, mean = _detrend(segment[start:]), _detrend(np.mean([s for s, _, _ in held], axis=0)[start:])
         norm = np.linalg.norm(here) * np.linalg.norm(mean)
         return bool(norm > 0 and here @ mean / norm > self.threshold)
 
     def clear(self) -> None:
         """Forget the segments (the stream restarted)."""
         self._segments.clear()
-        self._raw.clear()
         self._changed = True
 
     @property
@@ -166,10 +173,11 @@ class AtrialActivity:
         return self._correlation
 
     def _median_correlation(self) -> float | None:
-        readable = [s for s in self._segments if s is not None]
-        if len(readable) < max(3, self.window // 4):
+        held = [s for s in self._segments if s is not None]
+        if len(held) < max(3, self.window // 4):
             return None
-        segments = np.array(readable)
+        start = max(first for _, first, _ in held)  # the part every segment held shows
+        segments = np.array([_detrended(entry, start) for entry in held])
         others = (segments.sum(axis=0) - segments) / (len(segments) - 1)
         norms = np.linalg.norm(segments, axis=1) * np.linalg.norm(others, axis=1)
         products = np.einsum("ij,ij->i", segments, others)
@@ -183,17 +191,22 @@ class AtrialActivity:
         return None if level is None else level > self.threshold
 
 
-def _detrended(segment: np.ndarray, rr: float) -> np.ndarray | None:
-    """A segment less its mean and straight-line slope; None when unreadable (see :meth:`AtrialActivity.add`)."""
-    segment = np.asarray(segment, dtype=np.float64)
-    readable = (
-        segment.ndim == 1
-        and segment.size >= 3
-        and np.isfinite(segment).all()
-        and np.isfinite(rr)
-        and rr - QTC_S * np.sqrt(max(rr, 0.0)) >= ATRIAL_BEFORE_R_S[0]
-    )
-    return _detrend(segment) if readable else None
+def _detrended(entry: tuple[np.ndarray, int, dict[int, np.ndarray]], start: int) -> np.ndarray:
+    """A held segment from ``start`` on, detrended (kept: the window's common start seldom moves)."""
+    segment, _, parts = entry
+    if start not in parts:
+        parts[start] = _detrend(segment[start:])
+    return parts[start]
+
+
+def _readable_from(rr: float, needed: float = P_WAVE_S) -> int | None:
+    """Index of a segment's first point after the previous beat's T wave; None with under ``needed`` s after it."""
+    if not np.isfinite(rr):
+        return None
+    start = int(np.searchsorted(-_BEFORE_R, -(rr - QTC_S * np.sqrt(max(rr, 0.0)))))
+    if start >= _BEFORE_R.size or _BEFORE_R[start] - _BEFORE_R[-1] < needed - 1e-9:
+        return None
+    return start
 
 
 def _detrend(segment: np.ndarray) -> np.ndarray:

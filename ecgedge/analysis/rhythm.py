@@ -137,6 +137,7 @@ class RhythmAnalyser:
             ``"sinus"``, ``"af"`` or ``"unknown"``.
         """
         plausible = bool(np.isfinite(rr) and RR_RANGE[0] <= rr <= RR_RANGE[1])
+        after_normal = self._last_normal  # the previous T wave is a conducted beat's
         if self._compensates(rr, plausible):  # the last beat was ectopic: take back what it added
             if self._added:
                 self._differences.pop()
@@ -145,7 +146,7 @@ class RhythmAnalyser:
             self._last_normal = False
         normal = normal and usable
         if normal and atrial is not None and self.atrial is not None:
-            self.atrial.add(atrial, rr)
+            self.atrial.add(atrial, rr, after_normal=after_normal)
         nn = normal and self._last_normal and plausible
         last_nn = self._last_nn
         self._added = nn and last_nn is not None
