@@ -70,6 +70,7 @@ def test_a_regular_rhythm_and_a_vt_are_organised_which_fibrillation_never_is():
     assert [v.organised_rhythm for v in run] == [False] * 4 + [
         True
     ] * 4  # the VT alarm on from the 5th ventricular beat
+    assert all(v.ventricular and v.reason is None for v in run[1:])  # a reason only where a memory judged
     erratic = BeatJudge()
     rr = np.random.default_rng(1).uniform(0.2, 0.6, 20)  # as irregular as fibrillation's waves, not ventricular
     assert not any(erratic.judge(1.0, 0.0, BeatView(shape, r, 100 * i)).organised_rhythm for i, r in enumerate(rr))

@@ -33,6 +33,8 @@ QTC_S = 0.44
 P_WAVE_S = 0.12
 #: Seconds before R of each point of a segment.
 _BEFORE_R = np.linspace(*ATRIAL_BEFORE_R_S, ATRIAL_POINTS)
+#: A whole segment's span (s): what a premature beat, or one after an ectopic beat, needs readable.
+_SEGMENT_S = ATRIAL_BEFORE_R_S[0] - ATRIAL_BEFORE_R_S[1]
 
 
 def atrial_segment(y: np.ndarray, r: int, fs: float) -> np.ndarray:
@@ -120,7 +122,7 @@ class AtrialActivity:
         says), only a segment readable whole counts, as for a premature beat in :meth:`leads`.
         """
         segment = np.asarray(segment, dtype=np.float64)
-        start = _readable_from(rr, P_WAVE_S if after_normal else ATRIAL_BEFORE_R_S[0] - ATRIAL_BEFORE_R_S[1])
+        start = _readable_from(rr, P_WAVE_S if after_normal else _SEGMENT_S)
         if start is None or segment.shape != _BEFORE_R.shape or not np.isfinite(segment).all():
             self._segments.append(None)
         else:
@@ -143,7 +145,7 @@ class AtrialActivity:
         if segment is None:
             return False
         segment = np.asarray(segment, dtype=np.float64)
-        needed = P_WAVE_S if on_time else ATRIAL_BEFORE_R_S[0] - ATRIAL_BEFORE_R_S[1]
+        needed = P_WAVE_S if on_time else _SEGMENT_S
         start = _readable_from(rr, needed)
         if start is None or segment.shape != _BEFORE_R.shape or not np.isfinite(segment).all():
             return False  # checked first: the P waves' correlation costs more

@@ -363,7 +363,7 @@ class BeatJudge:
         ventricular = False
         if beat is not None and verdict.mode != "learning":
             ventricular = self._ventricular(verdict, beat, score >= offset)
-            if ventricular and verdict.reason != "shape":  # a run going on through a QRS the memory passes
+            if ventricular and verdict.mode == "adapted" and verdict.reason != "shape":  # a run going on
                 verdict = replace(verdict, anomaly=True, reason="shape")
                 anomaly = quality == "ok"
             if ventricular and not self._on_time and self._shape is not None and self.memory is not None:
